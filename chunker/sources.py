@@ -1,0 +1,183 @@
+"""Finding and reading one day's raw recordings in S3.
+
+Objects are read whole (a raw object is at most ``MAX_COMPRESSED_BYTES``) and inflated
+incrementally with a cap on the inflated size, so a corrupt or hostile gzip file is a
+clear error naming the object and never exhausts memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from chunker.chunk_format import FORMAT_VERSION, ChunkerConfig, InputObject
+from chunker.keys import DayKeys, RawFile, classify_raw_key
+from chunker.records import Reference
+from chunker.validate import MAX_LINE_BYTES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_COMPRESSED_BYTES = 2 * 1024**3
+MAX_INFLATED_BYTES = 8 * 1024**3
+_PIECE = 8 * 1024 * 1024
+
+
+class InputError(Exception):
+    """The day's input cannot be chunked; the message names the object and the cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawDay:
+    """One (airport, service day)'s raw objects, as listed at planning time."""
+
+    keys: DayKeys
+    reference_etag: str
+    files: tuple[RawFile, ...]
+    inputs: tuple[InputObject, ...]
+
+    def files_of(self, kind: str) -> list[RawFile]:
+        """Files of one kind, day files first, then hourly files by hour."""
+        return sorted(
+            (f for f in self.files if f.kind == kind),
+            key=lambda f: (-1 if f.hour is None else f.hour, f.key),
+        )
+
+    def version(self, config: ChunkerConfig) -> str:
+        """Content-derived version: same inputs and config -> same version."""
+        digest = hashlib.sha256()
+        digest.update(f"format={FORMAT_VERSION};".encode())
+        digest.update(orjson.dumps(config.model_dump(), option=orjson.OPT_SORT_KEYS))
+        for obj in self.inputs:
+            digest.update(f"\n{obj.key}\t{obj.etag}\t{obj.size}".encode())
+        return digest.hexdigest()[:16]
+
+
+def discover(s3: S3Client, bucket: str, keys: DayKeys) -> RawDay:
+    """List the day's raw objects; fails clearly when there is nothing to chunk."""
+    files: list[RawFile] = []
+    inputs: list[InputObject] = []
+    reference_etag = ""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=keys.raw_prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key == keys.reference:
+                reference_etag = obj["ETag"]
+            else:
+                raw_file = classify_raw_key(keys, key)
+                if raw_file is None:
+                    continue
+                files.append(raw_file)
+            inputs.append(InputObject(key=key, etag=obj["ETag"].strip('"'), size=obj["Size"]))
+    if not reference_etag:
+        raise InputError(f"s3://{bucket}/{keys.reference} is missing (reference data)")
+    if not files:
+        raise InputError(f"no raw recordings under s3://{bucket}/{keys.raw_prefix}")
+    for kind in {f.kind for f in files}:
+        layouts = {f.hour is None for f in files if f.kind == kind}
+        if len(layouts) > 1:
+            raise InputError(
+                f"{kind}: both a day file and hourly files under {keys.raw_prefix}; use one layout"
+            )
+    inputs.sort(key=lambda o: o.key)
+    files.sort(key=lambda f: f.key)
+    return RawDay(keys, reference_etag, tuple(files), tuple(inputs))
+
+
+def get_bytes(s3: S3Client, bucket: str, key: str, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
+    """Whole object body; InputError naming the object if it is missing or too large."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404"):
+            raise InputError(f"s3://{bucket}/{key} is missing") from exc
+        raise InputError(f"s3://{bucket}/{key}: {code or exc}") from exc
+    if response["ContentLength"] > limit:
+        raise InputError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes (> {limit})")
+    body: bytes = response["Body"].read()
+    return body
+
+
+def load_reference(s3: S3Client, bucket: str, keys: DayKeys) -> Reference:
+    """The day's reference data, validated."""
+    data = get_bytes(s3, bucket, keys.reference, limit=64 * 1024 * 1024)
+    try:
+        return Reference.model_validate_json(data)
+    except ValidationError as exc:
+        raise InputError(
+            f"s3://{bucket}/{keys.reference} is not valid reference data: {exc}"
+        ) from exc
+
+
+def iter_lines(data: bytes, name: str, gzip: bool) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of every non-blank line, inflating gzip incrementally.
+
+    A line longer than ``MAX_LINE_BYTES`` is cut to ``MAX_LINE_BYTES + 1`` bytes (enough
+    for the validator to reject it as too long) so memory stays bounded.
+    """
+    pieces = _inflate(data, name) if gzip else _slices(data)
+    number = 0
+    for block in _line_blocks(pieces):
+        for line in block.split(b"\n"):
+            number += 1
+            if line.strip():
+                yield number, line
+
+
+def _slices(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), _PIECE):
+        yield data[start : start + _PIECE]
+
+
+def _inflate(data: bytes, name: str) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(wbits=31)
+    inflated = 0
+    rest = data
+    while True:
+        try:
+            piece = inflater.decompress(rest, _PIECE)
+        except zlib.error as exc:
+            raise InputError(f"{name}: not a readable gzip stream ({exc})") from exc
+        rest = inflater.unconsumed_tail
+        inflated += len(piece)
+        if inflated > MAX_INFLATED_BYTES:
+            raise InputError(f"{name}: inflates beyond {MAX_INFLATED_BYTES} bytes")
+        if piece:
+            yield piece
+        if inflater.eof:
+            if not inflater.unused_data:
+                return
+            # Concatenated gzip members are valid gzip; go on with the next member.
+            rest = inflater.unused_data
+            inflater = zlib.decompressobj(wbits=31)
+        elif not rest and not piece:
+            raise InputError(f"{name}: truncated gzip stream")
+
+
+def _line_blocks(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Re-cut pieces of text into blocks that end at line boundaries.
+
+    Only the carried-over tail can grow across pieces; it is capped, so no line held in
+    memory is longer than one piece plus ``MAX_LINE_BYTES``.
+    """
+    cap = MAX_LINE_BYTES + 1
+    tail = b""
+    for piece in pieces:
+        cut = piece.rfind(b"\n")
+        if cut < 0:
+            if len(tail) < cap:
+                tail = (tail + piece)[:cap]
+            continue
+        head = tail + piece[:cut]
+        tail = piece[cut + 1 :][:cap]
+        yield head
+    yield tail

@@ -1,0 +1,1 @@
+"""The Lambda-facing code: the FastAPI app (control + stream), handlers, streaming bridge."""

@@ -1,0 +1,119 @@
+"""RFC 9457 problem details: every 4xx/5xx of the HTTP API is ``application/problem+json``.
+
+Domain code raises ``Problem`` (or domain exceptions mapped in ``install``); handlers here
+translate once, at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://dispatch-replay.example/problems/"
+
+
+class Problem(Exception):
+    """An HTTP error with a stable ``type`` slug, a title and a human-readable detail."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem+json document."""
+        document: dict[str, Any] = {
+            "type": TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            document["detail"] = self.detail
+        if instance:
+            document["instance"] = instance
+        document.update(self.extra)
+        return document
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    """A JSONResponse for ``problem``."""
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+_TITLES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Invalid request"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of ``app`` a problem+json response."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ][:20]
+        json_error = any(e.get("type") == "json_invalid" for e in exc.errors())
+        problem = Problem(
+            400 if json_error else 422,
+            "malformed-json" if json_error else "validation-error",
+            "Malformed JSON body" if json_error else "Invalid request",
+            errors[0]["message"] if errors else "",
+            errors=errors,
+        )
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _TITLES.get(exc.status_code, ("error", "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else ""
+        problem = Problem(exc.status_code, slug, title, detail, headers=dict(exc.headers or {}))
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Details stay in the logs (the caller's middleware logs them with the request id).
+        problem = Problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "The request failed unexpectedly; it has been logged.",
+        )
+        return problem_response(problem, request.url.path)

@@ -1,0 +1,255 @@
+"""Replay sessions: the model and its DynamoDB store (shared by control API and stream).
+
+One item per session, key ``session_id``. Every control change is a conditional write on
+``version`` (optimistic concurrency), so two controllers can never overwrite each other
+silently. Presence renewals do not touch ``version``: viewers heartbeating must not make
+controllers' writes conflict.
+
+Item attributes::
+
+    session_id S, owner S, airport S, members SS (optional),
+    state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
+    filters S (JSON), timeline N, version N, last_command_id S (optional),
+    created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from chunker.records import EntityId, TaskStatus, TaskType, VehicleType
+from functions.playback import PlaybackClock
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SESSION_ID_PATTERN = r"^s-[A-Za-z0-9_-]{20,40}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+MAX_FILTER_VALUES = 500
+
+
+class VersionConflict(Exception):
+    """The item changed since it was read; carries the current session (None if gone)."""
+
+    def __init__(self, current: Session | None) -> None:
+        super().__init__("session version conflict")
+        self.current = current
+
+
+class SessionNotFound(LookupError):
+    """No such session (or it expired)."""
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable session id."""
+    return "s-" + secrets.token_urlsafe(18)
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a session id."""
+    return isinstance(value, str) and _SESSION_ID.match(value) is not None
+
+
+class Filters(BaseModel):
+    """Server-side filters. A missing (null) list means "no filter on that dimension".
+
+    Vehicles pass by ``vehicle_types`` and ``vehicle_ids``; tasks by ``task_types``,
+    ``task_statuses``, ``flights`` and ``stands``; flights by ``flights`` and ``stands``;
+    notifications by ``flights`` (notifications about no flight always pass).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vehicle_types: list[VehicleType] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    vehicle_ids: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    task_types: list[TaskType] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    task_statuses: list[TaskStatus] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    flights: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    stands: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+
+    def is_empty(self) -> bool:
+        """Whether nothing is filtered."""
+        return all(value is None for value in self.model_dump().values())
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A replay session as stored."""
+
+    session_id: str
+    owner: str
+    airport: str
+    clock: PlaybackClock
+    filters: Filters
+    version: int
+    timeline: int  # bumped by discontinuities (seek, step, range, filters): streams re-sync
+    created_at: int
+    updated_at: int
+    presence_until: int
+    expires_at: int
+    members: frozenset[str] = field(default_factory=frozenset)
+    last_command_id: str | None = None
+
+    def can_access(self, subject: str) -> bool:
+        """The owner and members (holders of a redeemed share token) may view and control."""
+        return subject == self.owner or subject in self.members
+
+    def changed(self, **changes: Any) -> Session:
+        """A copy with changes and the next version."""
+        return replace(self, version=self.version + 1, **changes)
+
+    # --- item mapping ------------------------------------------------------------------
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (low-level attribute values)."""
+        clock = self.clock
+        item: dict[str, Any] = {
+            "session_id": {"S": self.session_id},
+            "owner": {"S": self.owner},
+            "airport": {"S": self.airport},
+            "state": {"S": clock.state},
+            "speed": {"N": repr(clock.speed)},
+            "anchor_position": {"N": str(clock.anchor_position)},
+            "anchor_wall": {"N": str(clock.anchor_wall)},
+            "range_start": {"N": str(clock.range_start)},
+            "range_end": {"N": str(clock.range_end)},
+            "loop": {"BOOL": clock.loop},
+            "filters": {"S": self.filters.model_dump_json(exclude_none=True)},
+            "version": {"N": str(self.version)},
+            "timeline": {"N": str(self.timeline)},
+            "created_at": {"N": str(self.created_at)},
+            "updated_at": {"N": str(self.updated_at)},
+            "presence_until": {"N": str(self.presence_until)},
+            "expires_at": {"N": str(self.expires_at)},
+        }
+        if self.members:
+            item["members"] = {"SS": sorted(self.members)}
+        if self.last_command_id:
+            item["last_command_id"] = {"S": self.last_command_id}
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Session:
+        """Parse a DynamoDB item."""
+        number = lambda name: int(item[name]["N"])  # noqa: E731
+        return cls(
+            session_id=item["session_id"]["S"],
+            owner=item["owner"]["S"],
+            airport=item["airport"]["S"],
+            clock=PlaybackClock(
+                state=item["state"]["S"],
+                speed=float(item["speed"]["N"]),
+                anchor_position=number("anchor_position"),
+                anchor_wall=number("anchor_wall"),
+                range_start=number("range_start"),
+                range_end=number("range_end"),
+                loop=item["loop"]["BOOL"],
+            ),
+            filters=Filters.model_validate(orjson.loads(item["filters"]["S"])),
+            version=number("version"),
+            timeline=number("timeline"),
+            created_at=number("created_at"),
+            updated_at=number("updated_at"),
+            presence_until=number("presence_until"),
+            expires_at=number("expires_at"),
+            members=frozenset(item.get("members", {}).get("SS", [])),
+            last_command_id=item.get("last_command_id", {}).get("S"),
+        )
+
+
+class SessionStore:
+    """Sessions in DynamoDB, with conditional writes on ``version``."""
+
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+
+    def get(self, session_id: str, consistent: bool = True) -> Session | None:
+        """The session, or None if it does not exist (or has an invalid id)."""
+        if not is_session_id(session_id):
+            return None
+        response = self.dynamodb.get_item(
+            TableName=self.table, Key={"session_id": {"S": session_id}}, ConsistentRead=consistent
+        )
+        item = response.get("Item")
+        return None if item is None else Session.from_item(item)
+
+    def create(self, session: Session) -> None:
+        """Store a new session (fails if the id exists)."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item=session.to_item(),
+            ConditionExpression="attribute_not_exists(session_id)",
+        )
+
+    def replace(self, session: Session, expected_version: int) -> None:
+        """Store ``session`` if the stored version is still ``expected_version``."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=session.to_item(),
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise VersionConflict(self.get(session.session_id)) from exc
+            raise
+
+    def delete(self, session_id: str) -> bool:
+        """Delete a session; False if it did not exist."""
+        if not is_session_id(session_id):
+            return False
+        response = self.dynamodb.delete_item(
+            TableName=self.table, Key={"session_id": {"S": session_id}}, ReturnValues="ALL_OLD"
+        )
+        return "Attributes" in response
+
+    def renew_presence(self, session_id: str, presence_until: int, expires_at: int) -> bool:
+        """Extend viewer presence and the TTL without touching ``version``; False if gone."""
+        if not is_session_id(session_id):
+            return False
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"session_id": {"S": session_id}},
+                UpdateExpression="SET presence_until = :p, expires_at = :e",
+                ConditionExpression="attribute_exists(session_id) AND presence_until < :p",
+                ExpressionAttributeValues={
+                    ":p": {"N": str(presence_until)},
+                    ":e": {"N": str(expires_at)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return self.get(session_id, consistent=False) is not None
+            raise
+        return True
+
+
+def ensure_table(dynamodb: DynamoDBClient, table: str) -> None:
+    """Create the sessions table (on-demand, TTL on ``expires_at``) if it does not exist.
+
+    For the local stack and tests; in the cloud template.yaml creates the same table.
+    """
+    try:
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "session_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+        return
+    dynamodb.get_waiter("table_exists").wait(TableName=table)
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )

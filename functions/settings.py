@@ -1,0 +1,54 @@
+"""The app's configuration: environment variables read once into one settings object.
+
+Local and cloud differ only in these values (e.g. ``AUTH_MODE=local`` on a laptop,
+``jwt`` behind API Gateway), never in code paths.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AppSettings(BaseSettings):
+    """Every knob of the control API and the stream."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    replay_bucket: str = Field(min_length=3, max_length=63, description="Chunks bucket.")
+    replay_table: str = Field(default="dispatch-replay-sessions", description="Sessions table.")
+
+    # Identity: 'jwt' reads the API Gateway JWT authorizer's claims; 'local' trusts
+    # LOCAL_IDENTITY (or the X-Replay-User header) and is for a laptop only.
+    auth_mode: Literal["jwt", "local"] = "jwt"
+    local_identity: str = "local-user"
+    stream_token_secret: SecretStr = Field(min_length=32, description="HMAC key of stream tokens.")
+    stream_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    share_token_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Sessions.
+    session_ttl_s: int = Field(default=86_400, ge=300)
+    presence_lease_s: int = Field(default=120, ge=10)
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+
+    # Where clients open streams (the Function URL in the cloud; empty = same origin).
+    stream_base_url: str = ""
+
+    # The stream.
+    stream_poll_ms: int = Field(default=150, ge=20, le=5_000)
+    stream_max_fps: float = Field(default=10.0, gt=0, le=60)
+    stream_heartbeat_s: float = Field(default=15.0, gt=0, le=25)
+    stream_max_seconds: float = Field(default=840.0, gt=0)
+    stream_max_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    stream_resume_max_gap_ms: int = Field(default=300_000, ge=0)
+    chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> AppSettings:
+    """The process's settings, read from the environment once."""
+    return AppSettings()  # type: ignore[call-arg]  # values come from the environment

@@ -1,0 +1,355 @@
+"""One stream: paces frames against a session's playback clock and follows its control.
+
+Pacing: the wall clock is read once at the start and mapped onto ``time.monotonic()``, so
+wall-clock steps cannot jitter the stream. Each frame's target time is computed from the
+session's anchor (never by adding sleeps), so errors do not accumulate: a frame is due when
+the playback position reaches the next tick, or ``1/max_fps`` after the previous frame at
+high speed, in which case the frame merges every tick in between.
+
+Every write is one or more complete SSE events. Position ``P`` only advances after a write
+was handed over, so whatever ends the stream, the last event id tells a reconnecting client
+exactly where to resume (see ``cursor``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from chunker.chunk_format import Manifest
+from chunker.prepared import PreparedTick
+from chunker.state import floor_tick
+from functions.sessions import Session
+from functions.settings import AppSettings
+from functions.stream import sse
+from functions.stream.cursor import Cursor
+from functions.stream.frames import FilterPlan, frame_events, snapshot_data
+from functions.stream.source import ChunkSource
+from functions.stream.watcher import SessionWatch, SessionWatchers
+
+RETRY_MS = 3000
+END_RESERVE_BYTES = 1024  # room kept for the final event under the byte limit
+DEADLINE_MARGIN_MS = 3000  # stop this long before the invocation deadline
+
+
+@dataclass
+class StreamStats:
+    """Process-wide stream counters (for operations and benchmarks)."""
+
+    open_streams: int = 0
+    frames: int = 0
+    bytes: int = 0
+    snapshots: int = 0
+    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "open_streams": self.open_streams,
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "snapshots": self.snapshots,
+            "lateness_samples": len(self.lateness_ms),
+        }
+
+
+@dataclass
+class StreamRuntime:
+    """What all streams of a process share."""
+
+    settings: AppSettings
+    source: ChunkSource
+    watchers: SessionWatchers
+    now_ms: Callable[[], int]
+    stats: StreamStats = field(default_factory=StreamStats)
+
+
+class StreamClosed(Exception):
+    """Raised inside the player to end the stream after a final event was queued."""
+
+
+class Player:
+    """The state of one open stream."""
+
+    def __init__(
+        self,
+        runtime: StreamRuntime,
+        session: Session,
+        last_event_id: str | None,
+        deadline_wall_ms: int | None = None,
+        prelude: list[bytes] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.session = session
+        self.resume_requested = bool(last_event_id)
+        self.cursor_in = Cursor.parse(last_event_id)
+        self.prelude = prelude or []
+        # One reading of the wall clock, mapped onto the monotonic clock.
+        self._mono0 = time.monotonic()
+        self._wall0 = runtime.now_ms()
+        limit = self._wall0 + self.settings.stream_max_seconds * 1000
+        if deadline_wall_ms is not None:
+            limit = min(limit, deadline_wall_ms - DEADLINE_MARGIN_MS)
+        self.deadline_wall = limit
+        self.position = 0  # P: every tick <= P has been delivered (tick-aligned)
+        self.timeline = session.timeline
+        self.tick_ms = 1000
+        self.last_target = -1e18
+        self.ended_sent = False
+        self.bytes_sent = 0
+        self.last_write_wall = float(self._wall0)
+        self._plans: dict[str, FilterPlan] = {}
+
+    # --- clocks ------------------------------------------------------------------------
+
+    def wall_now(self) -> float:
+        """Wall time (ms) by the monotonic clock."""
+        return self._wall0 + (time.monotonic() - self._mono0) * 1000
+
+    def mono_of(self, wall_ms: float) -> float:
+        """Monotonic time (s) of a wall time (ms)."""
+        return self._mono0 + (wall_ms - self._wall0) / 1000
+
+    # --- building blocks ---------------------------------------------------------------
+
+    @property
+    def airport(self) -> str:
+        return self.session.airport
+
+    def plan(self, manifest: Manifest) -> FilterPlan:
+        plan = self._plans.get(manifest.version)
+        if plan is None:
+            types = {v.vehicle_id: v.vehicle_type.value for v in manifest.catalogue.vehicles}
+            plan = self._plans[manifest.version] = FilterPlan(self.session.filters, types)
+        return plan
+
+    def cursor(self) -> Cursor:
+        """Where the client is after everything written so far."""
+        return Cursor(self.timeline, self.position, self.position, 0)
+
+    def event(self, name: str, payload: object) -> bytes:
+        return sse.event(name, orjson.dumps(payload), str(self.cursor()))
+
+    async def aligned(self, t: int) -> tuple[int, Manifest]:
+        """``t`` floored to its tick, and the manifest of its day."""
+        manifest, chunk = await self.runtime.source.chunk_at(self.airport, t)
+        self.tick_ms = chunk.tick_ms
+        return floor_tick(t, chunk.start, chunk.tick_ms), manifest
+
+    async def ticks(self, after: int, until: int) -> tuple[list[PreparedTick], Manifest]:
+        """Every delta tick with ``after < t <= until`` (``after < until``), across chunks
+        and days; and the manifest of the last day touched."""
+        ticks: list[PreparedTick] = []
+        t = after + 1
+        while True:
+            manifest, chunk = await self.runtime.source.chunk_at(self.airport, t)
+            ticks.extend(chunk.ticks_between(after, until))
+            if chunk.end > until:
+                return ticks, manifest
+            t = chunk.end
+
+    def playback_payload(self, now: float) -> dict[str, object]:
+        clock = self.session.clock
+        return {
+            "state": clock.status_at(now),
+            "speed": clock.speed,
+            "position": clock.position_at(now),
+            "range": {"start": clock.range_start, "end": clock.range_end},
+            "loop": clock.loop,
+            "version": self.session.version,
+            "timeline": self.session.timeline,
+            "server_time": int(now),
+        }
+
+    async def snapshot(self, at: int, reason: str) -> bytes:
+        """A snapshot event at tick-aligned ``at``; moves ``P`` there."""
+        manifest, chunk = await self.runtime.source.chunk_at(self.airport, at)
+        state = chunk.state_at(at)
+        data = snapshot_data(state, at, self.plan(manifest), reason, self.session.timeline)
+        self.timeline = self.session.timeline
+        self.position = at
+        self.runtime.stats.snapshots += 1
+        return sse.event("snapshot", data, str(self.cursor()))
+
+    async def frame(self, after: int, until: int, skip: int = 0) -> bytes:
+        """Events of frame ``(after, until]`` (minus the first ``skip``), ids included."""
+        if until <= after:
+            self.position = until
+            return b""
+        ticks, manifest = await self.ticks(after, until)
+        events = frame_events(ticks, until, self.plan(manifest))
+        parts = []
+        for index, (name, data) in enumerate(events, start=1):
+            if index > skip:
+                cursor = Cursor(self.timeline, after, until, index)
+                parts.append(sse.event(name, data, str(cursor)))
+        self.position = until
+        return b"".join(parts)
+
+    # --- opening -----------------------------------------------------------------------
+
+    async def opening(self) -> bytes:
+        """The first write: retry, prelude, playback state, then resume or a snapshot.
+
+        Called before the response starts, so a failure here becomes an HTTP error.
+        """
+        now = self.wall_now()
+        clock = self.session.clock
+        current, _ = await self.aligned(clock.position_at(now))
+        parts = [sse.retry(RETRY_MS), *self.prelude]
+        cursor = self.cursor_in
+        resumable = (
+            cursor is not None
+            and cursor.timeline == self.session.timeline
+            and clock.range_start <= cursor.until <= current
+            and current - cursor.until <= self.settings.stream_resume_max_gap_ms
+        )
+        if resumable:
+            assert cursor is not None
+            self.position = cursor.after
+            parts.append(await self.frame(cursor.after, cursor.until, skip=cursor.delivered))
+            self.position = cursor.until
+            if current > cursor.until:
+                parts.append(await self.frame(cursor.until, current))
+        else:
+            reason = "resync" if self.resume_requested else "start"
+            parts.append(await self.snapshot(current, reason))
+        parts.append(self.event("playback", self.playback_payload(now)))
+        if clock.status_at(now) == "ended":
+            parts.append(self.end_event())
+        return b"".join(parts)
+
+    def end_event(self) -> bytes:
+        self.ended_sent = True
+        return self.event("end", {"reason": "end_of_range", "position": self.position})
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def next_frame_wall(self) -> float | None:
+        """Wall time of the next frame, or None while nothing will advance."""
+        clock = self.session.clock
+        if clock.state == "paused":
+            return None
+        next_tick = self.position + self.tick_ms
+        if next_tick > clock.last_position and not clock.loop:
+            if self.ended_sent:
+                return None
+            next_tick = clock.last_position  # nothing left to show but the end itself
+        due = clock.wall_time_of(next_tick)
+        if due is None:  # re-anchored ahead of P (e.g. a speed change mid-tick): due now
+            due = float(clock.anchor_wall)
+        return max(due, self.last_target + 1000 / self.settings.stream_max_fps)
+
+    async def advance(self, target: float) -> bytes:
+        """The frame due at wall time ``target`` (empty if the position did not move)."""
+        clock = self.session.clock
+        self.last_target = target
+        current, _ = await self.aligned(clock.position_at(target))
+        if current < self.position:  # looped back to the start of the range
+            return await self.snapshot(current, "loop")
+        out = b""
+        if current > self.position:
+            out = await self.frame(self.position, current)
+            self.runtime.stats.frames += 1
+            self.runtime.stats.lateness_ms.append(self.wall_now() - target)
+        if not self.ended_sent and clock.status_at(target) == "ended":
+            out += self.end_event()
+        return out
+
+    async def control_changed(self, new: Session) -> bytes:
+        """Writes caused by a control change (the session's version moved)."""
+        old = self.session
+        self.session = new
+        if new.filters != old.filters:
+            self._plans.clear()
+        now = self.wall_now()
+        current, _ = await self.aligned(new.clock.position_at(now))
+        out = b""
+        if new.timeline != self.timeline or current < self.position:
+            out += await self.snapshot(current, "control")
+            self.ended_sent = False
+            self.last_target = -1e18
+        elif new.clock != old.clock:
+            self.last_target = -1e18
+            if new.clock.status_at(now) != "ended":
+                self.ended_sent = False
+        out += self.event("playback", self.playback_payload(now))
+        return out
+
+    def final(self, name: str, reason: str, **extra: object) -> bytes:
+        return self.event(name, {"reason": reason, "retry_ms": RETRY_MS, **extra})
+
+    async def run(self, first: bytes) -> AsyncIterator[bytes]:
+        """The stream's writes, starting with ``first`` (from ``opening``)."""
+        runtime = self.runtime
+        stats = runtime.stats
+        stats.open_streams += 1
+        try:
+            async with runtime.watchers.watching(self.session) as watch:
+                async for chunk in self._loop(watch, first):
+                    self.bytes_sent += len(chunk)
+                    stats.bytes += len(chunk)
+                    self.last_write_wall = self.wall_now()
+                    yield chunk
+        finally:
+            stats.open_streams -= 1
+
+    async def _loop(self, watch: SessionWatch, first: bytes) -> AsyncIterator[bytes]:
+        settings = self.settings
+        heartbeat_ms = settings.stream_heartbeat_s * 1000
+        yield first
+        while True:
+            current = watch.session
+            if current is None:
+                yield self.final(
+                    "error",
+                    "session_gone",
+                    code="session_gone",
+                    message="the session was deleted or expired",
+                )
+                return
+            if current.version != self.session.version:
+                out = await self.control_changed(current)
+                if out:
+                    yield out
+                continue
+            now = self.wall_now()
+            if current.presence_until < now:
+                self.session = current
+                yield self.final("reconnect", "idle")
+                return
+            if now >= self.deadline_wall:
+                yield self.final("reconnect", "duration_limit")
+                return
+            target = self.next_frame_wall()
+            if target is not None and target <= now:
+                saved = (self.position, self.timeline, self.ended_sent, self.last_target)
+                try:
+                    out = await self.advance(target)
+                except Exception as exc:  # noqa: BLE001 - reported to the client, then resumable
+                    yield self.final(
+                        "error",
+                        "chunk_unavailable",
+                        code="chunk_unavailable",
+                        message=str(exc)[:200],
+                    )
+                    return
+                if out:
+                    if self.bytes_sent + len(out) > settings.stream_max_bytes - END_RESERVE_BYTES:
+                        # Not sent: the client resumes from before this frame.
+                        self.position, self.timeline, self.ended_sent, self.last_target = saved
+                        yield self.final("reconnect", "byte_limit")
+                        return
+                    yield out
+                continue
+            if now - self.last_write_wall >= heartbeat_ms:
+                yield sse.comment("hb")
+                continue
+            wake = min(self.last_write_wall + heartbeat_ms, self.deadline_wall)
+            if target is not None:
+                wake = min(wake, target)
+            await watch.wait_until(self.mono_of(wake))

@@ -1,0 +1,142 @@
+"""HTTP endpoints of the stream.
+
+``GET /api/replay/sessions/{session_id}/stream?token=...`` is EventSource-compatible: the
+short-lived stream token (from the control API) authenticates it, since EventSource cannot
+send headers. Everything that can fail is checked before the 200 is sent — a browser's
+EventSource gives up for good on any other status — and the first write (snapshot or
+resume) is built before the response starts, so it goes out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from chunker.chunk_format import CorruptChunk
+from chunker.reader import NotPublished
+from functions.problems import Problem
+from functions.services import Services, get_services
+from functions.sessions import Session, is_session_id
+from functions.stream.player import Player, StreamRuntime
+from functions.stream.source import ChunkSource
+from functions.stream.watcher import SessionWatchers
+from functions.tokens import InvalidToken, verify
+
+router = APIRouter(tags=["stream"])
+logger = Logger(service="dispatch-replay-stream")
+
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # no proxy buffering
+    # Deliberately no "Connection: keep-alive": forbidden in HTTP/2 (Safari drops the stream).
+}
+
+
+def stream_runtime(request: Request) -> StreamRuntime:
+    """The process's shared stream machinery, created on first use."""
+    state = request.app.state
+    runtime: StreamRuntime | None = getattr(state, "stream_runtime", None)
+    if runtime is None:
+        services: Services = state.services
+        settings = services.settings
+        runtime = StreamRuntime(
+            settings=settings,
+            source=ChunkSource(services.chunks),
+            watchers=SessionWatchers(services.sessions, settings.stream_poll_ms / 1000),
+            now_ms=services.now_ms,
+        )
+        state.stream_runtime = runtime
+    return runtime
+
+
+def invocation_deadline_ms(request: Request, now_ms: int) -> int | None:
+    """The Lambda invocation's deadline when served by Lambda (Mangum puts the context in
+    the ASGI scope), else None."""
+    context: Any = request.scope.get("aws.context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else now_ms + int(remaining())
+
+
+async def open_stream(
+    request: Request,
+    services: Services,
+    runtime: StreamRuntime,
+    session: Session,
+    last_event_id: str | None,
+    prelude: list[bytes] | None = None,
+) -> StreamingResponse:
+    """Renew presence, build the first write, and start the response."""
+    now = services.now_ms()
+    settings = services.settings
+    await asyncio.to_thread(
+        services.sessions.renew_presence,
+        session.session_id,
+        now + settings.presence_lease_s * 1000,
+        now // 1000 + settings.session_ttl_s,
+    )
+    # The watcher should see the renewed presence, not the item read before it.
+    renewed = await asyncio.to_thread(services.sessions.get, session.session_id, True)
+    session = renewed or session
+    player = Player(runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude)
+    try:
+        first = await player.opening()
+    except NotPublished as exc:
+        raise Problem(
+            404, "not-published", "Nothing published for this session's range", str(exc)
+        ) from exc
+    except (ClientError, BotoCoreError, CorruptChunk) as exc:
+        logger.warning("chunks unavailable at stream start", extra={"error": str(exc)})
+        raise Problem(
+            503,
+            "chunks-unavailable",
+            "Replay data temporarily unavailable",
+            "Chunks could not be read; retry shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
+    return StreamingResponse(
+        player.run(first), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
+    )
+
+
+@router.get(
+    "/api/replay/sessions/{session_id}/stream",
+    summary="Stream a session as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        401: {"description": "Missing, invalid or expired stream token (problem+json)."},
+        404: {"description": "No such session, or nothing published (problem+json)."},
+        503: {"description": "Chunks temporarily unreadable (problem+json, Retry-After)."},
+    },
+)
+async def stream_session(
+    request: Request,
+    session_id: str,
+    token: Annotated[str, Query(max_length=2048, description="Stream token from the control API.")],
+    services: Annotated[Services, Depends(get_services)],
+    runtime: Annotated[StreamRuntime, Depends(stream_runtime)],
+    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
+    resume_from: Annotated[
+        str | None,
+        Query(
+            max_length=256, description="Resume point for clients that cannot set Last-Event-ID."
+        ),
+    ] = None,
+) -> StreamingResponse:
+    """Open (or resume) the event stream of a session."""
+    if not is_session_id(session_id):
+        raise Problem(404, "session-not-found", "Session not found")
+    secret = services.settings.stream_token_secret.get_secret_value().encode()
+    try:
+        claims = verify(secret, token, "stream", session_id)
+    except InvalidToken as exc:
+        raise Problem(401, "invalid-stream-token", "Invalid stream token", str(exc)) from exc
+    session = await asyncio.to_thread(services.sessions.get, session_id, True)
+    if session is None or not session.can_access(str(claims.get("sub", ""))):
+        raise Problem(404, "session-not-found", "Session not found")
+    return await open_stream(request, services, runtime, session, last_event_id or resume_from)

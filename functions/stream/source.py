@@ -1,0 +1,116 @@
+"""Prepared chunks for streams: resolved across service days, loaded off the event loop.
+
+One ``ChunkSource`` per process. Loads are single-flight (many streams asking for the same
+chunk cause one GET), run in a worker thread, and land in the reader's byte-bounded cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from chunker.chunk_format import Manifest
+from chunker.day import ServiceDay
+from chunker.prepared import PreparedChunk
+from chunker.reader import ChunkReader, NotPublished
+
+DAYS_TTL_S = 30.0
+MAX_PREFETCHES = 32
+
+
+@dataclass
+class _AirportDays:
+    """An airport's published days and their manifests, refreshed at most every DAYS_TTL_S."""
+
+    days: list[str] = field(default_factory=list)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    timezone: str | None = None
+    fetched_at: float = -1e9
+
+
+class ChunkSource:
+    """Chunks and manifests of any airport for any instant, shared by all streams."""
+
+    def __init__(self, reader: ChunkReader) -> None:
+        self.reader = reader
+        self._airports: dict[str, _AirportDays] = {}
+        self._loads: dict[str, asyncio.Task[PreparedChunk]] = {}
+        self._prefetches: set[asyncio.Task[object]] = set()
+        self.loads_started = 0
+
+    # --- days --------------------------------------------------------------------------
+
+    async def _refresh(self, airport: str, days: _AirportDays) -> None:
+        days.days = await asyncio.to_thread(self.reader.published_days, airport)
+        days.fetched_at = time.monotonic()
+        days.manifests.clear()  # pointers may have moved to new versions
+
+    async def manifest_for(self, airport: str, t: int) -> Manifest:
+        """The published manifest whose day contains ``t``."""
+        days = self._airports.setdefault(airport, _AirportDays())
+        for attempt in range(2):
+            stale = time.monotonic() - days.fetched_at > DAYS_TTL_S
+            if stale or attempt:
+                await self._refresh(airport, days)
+            if not days.days:
+                raise NotPublished(f"{airport} has no published days")
+            if days.timezone is None:
+                newest = await self._manifest(airport, days, days.days[-1])
+                days.timezone = newest.airport.timezone
+            date = ServiceDay.local_date_of(t, days.timezone)
+            if date in days.days:
+                manifest = await self._manifest(airport, days, date)
+                if manifest.start <= t < manifest.end:
+                    return manifest
+            if stale or days.fetched_at > time.monotonic() - 1:
+                break  # already fresh: it is genuinely not published
+        raise NotPublished(f"{airport}: nothing published at t={t}")
+
+    async def _manifest(self, airport: str, days: _AirportDays, date: str) -> Manifest:
+        manifest = days.manifests.get(date)
+        if manifest is None:
+            published = await asyncio.to_thread(self.reader.published, airport, date)
+            manifest = days.manifests[date] = published.manifest
+        return manifest
+
+    # --- chunks ------------------------------------------------------------------------
+
+    async def chunk(self, key: str) -> PreparedChunk:
+        """The prepared chunk ``key`` (one load however many streams ask at once)."""
+        cached = self.reader.chunks.get(key)
+        if cached is not None:
+            return cached
+        task = self._loads.get(key)
+        if task is None:
+            self.loads_started += 1
+            task = asyncio.create_task(asyncio.to_thread(self.reader.chunk, key))
+            self._loads[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # Shielded: a viewer that leaves mid-load must not cancel the others' load.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: str, task: asyncio.Task[PreparedChunk]) -> None:
+        self._loads.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an unawaited failure is not logged as lost
+
+    async def chunk_at(self, airport: str, t: int) -> tuple[Manifest, PreparedChunk]:
+        """The manifest and prepared chunk containing ``t``."""
+        manifest = await self.manifest_for(airport, t)
+        return manifest, await self.chunk(manifest.chunk_at(t).key)
+
+    def prefetch(self, airport: str, t: int) -> None:
+        """Load the chunk containing ``t`` in the background (bounded; errors ignored)."""
+        if len(self._prefetches) >= MAX_PREFETCHES:
+            return
+
+        async def load() -> object:
+            try:
+                return await self.chunk_at(airport, t)
+            except Exception:  # noqa: BLE001 - a prefetch failure shows up when it is needed
+                return None
+
+        task = asyncio.create_task(load())
+        self._prefetches.add(task)
+        task.add_done_callback(self._prefetches.discard)

@@ -1,0 +1,72 @@
+"""Signed, expiring tokens: stream tokens (EventSource cannot send headers) and share tokens.
+
+Format: ``base64url(claims JSON) "." base64url(HMAC-SHA256(key, claims JSON))``. A token is
+bound to its purpose (``typ``) and session (``sid``) and expires (``exp``, epoch seconds).
+Tokens are credentials: never log them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import orjson
+
+MAX_TOKEN_CHARS = 2048
+
+
+class InvalidToken(Exception):
+    """Malformed, forged, expired, or for another purpose or session."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue(
+    secret: bytes, typ: str, session_id: str, ttl_s: int, now: float | None = None, **claims: Any
+) -> str:
+    """A token of purpose ``typ`` for ``session_id``, valid ``ttl_s`` seconds."""
+    issued = int(time.time() if now is None else now)
+    payload = orjson.dumps(
+        {"typ": typ, "sid": session_id, "exp": issued + ttl_s, **claims},
+        option=orjson.OPT_SORT_KEYS,
+    )
+    signature = hmac.new(secret, payload, hashlib.sha256).digest()
+    return f"{_b64(payload)}.{_b64(signature)}"
+
+
+def verify(
+    secret: bytes, token: str, typ: str, session_id: str | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """The claims of a valid token of purpose ``typ`` (and session, if given)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        raise InvalidToken("malformed token")
+    encoded_payload, encoded_signature = token.split(".")
+    try:
+        payload = _unb64(encoded_payload)
+        signature = _unb64(encoded_signature)
+    except (ValueError, TypeError) as exc:
+        raise InvalidToken("malformed token") from exc
+    expected = hmac.new(secret, payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
+        raise InvalidToken("bad signature")
+    try:
+        claims = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidToken("malformed claims") from exc
+    if not isinstance(claims, dict) or claims.get("typ") != typ:
+        raise InvalidToken(f"not a {typ} token")
+    if session_id is not None and claims.get("sid") != session_id:
+        raise InvalidToken("token is for another session")
+    expires = claims.get("exp")
+    if not isinstance(expires, int) or expires < (time.time() if now is None else now):
+        raise InvalidToken("token expired")
+    return claims

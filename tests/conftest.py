@@ -1,0 +1,36 @@
+"""Shared fixtures: fake AWS credentials, an in-process moto S3 bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from moto import mock_aws
+
+from chunker.aws import s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+BUCKET = "replay-test"
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests never reach a real AWS account or a stray endpoint."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Client]:
+    """An S3 client on in-process moto with an empty bucket ``BUCKET``."""
+    with mock_aws():
+        client = s3_client()
+        client.create_bucket(Bucket=BUCKET)
+        yield client

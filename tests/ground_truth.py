@@ -1,0 +1,119 @@
+"""Ground truth computed directly from raw objects, independently of the chunker's pipeline.
+
+Slow and obvious on purpose: every line through the pydantic models, the contract's rules
+written out again, then a plain fold of every record visible at ``t``. Tests compare what
+the chunks say against this.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import deque
+from typing import Any
+
+from pydantic import ValidationError
+
+from chunker.day import ServiceDay
+from chunker.keys import DayKeys, classify_raw_key
+from chunker.records import RECORD_MODELS, Reference
+from chunker.state import RECENT_NOTIFICATIONS
+from chunker.validate import (
+    AREA_MARGIN_DEG,
+    MAX_LINE_BYTES,
+    flight_row,
+    notification_row,
+    position_row,
+    task_row,
+)
+
+BUILDERS: dict[str, Any] = {
+    "positions": position_row,
+    "tasks": task_row,
+    "flights": flight_row,
+    "notifications": notification_row,
+}
+Row = dict[str, Any]
+
+
+def _area(reference: Reference) -> tuple[float, float, float, float]:
+    points = [reference.airport.reference_point]
+    points += [s.position for s in reference.stands] + [d.position for d in reference.depots]
+    points += [n.position for n in reference.road_nodes]
+    points += [p for t in reference.terminals for p in t.outline]
+    points += [p for r in reference.runways for p in (r.start, r.end)]
+    return (
+        min(p.lat for p in points) - AREA_MARGIN_DEG,
+        max(p.lat for p in points) + AREA_MARGIN_DEG,
+        min(p.lon for p in points) - AREA_MARGIN_DEG,
+        max(p.lon for p in points) + AREA_MARGIN_DEG,
+    )
+
+
+def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list[Row]], ServiceDay]:
+    """Every valid, non-duplicate record by kind, in (time, object key, line) order."""
+    reference = Reference.model_validate_json(objects[keys.reference])
+    day = ServiceDay.of(keys.service_date, reference.airport.timezone)
+    vehicles = {v.vehicle_id for v in reference.vehicles}
+    stands = {s.stand_id for s in reference.stands}
+    lat0, lat1, lon0, lon1 = _area(reference)
+    found: dict[str, list[tuple[int, str, int, Row]]] = {k: [] for k in RECORD_MODELS}
+    for key in sorted(objects):
+        raw_file = classify_raw_key(keys, key)
+        if raw_file is None:
+            continue
+        data = gzip.decompress(objects[key]) if raw_file.gzip else objects[key]
+        latest: dict[tuple[str, int], Row] = {}  # the contract's duplicate rule, per file
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip() or len(line) > MAX_LINE_BYTES:
+                continue
+            try:
+                record = RECORD_MODELS[raw_file.kind].model_validate_json(line)
+            except ValidationError:
+                continue
+            row = BUILDERS[raw_file.kind](record)
+            t = row["t"]
+            if not day.start_ms <= t < day.end_ms:
+                continue
+            if raw_file.hour is not None and day.hour_of(t) != raw_file.hour:
+                continue
+            if raw_file.kind == "positions" and (
+                row["id"] not in vehicles
+                or not (lat0 <= row["lat"] <= lat1 and lon0 <= row["lon"] <= lon1)
+            ):
+                continue
+            vehicle_id = row.get("vehicle_id")
+            if raw_file.kind in ("tasks", "flights") and (
+                row["stand"] not in stands
+                or (vehicle_id is not None and vehicle_id not in vehicles)
+            ):
+                continue
+            if latest.get((row["id"], t)) == row:
+                continue  # a duplicate: repeats the latest record of this entity and time
+            latest[(row["id"], t)] = row
+            found[raw_file.kind].append((t, key, number, row))
+    return {
+        kind: [r[3] for r in sorted(rows, key=lambda r: r[:3])] for kind, rows in found.items()
+    }, day
+
+
+def state_at(
+    rows: dict[str, list[Row]], day: ServiceDay, tick_ms: int, t: int
+) -> dict[str, list[Row]]:
+    """Keyframe-shaped state at ``t``: every record with ``t_rec < floor_tick(t) + tick``."""
+    horizon = t - (t - day.start_ms) % tick_ms + tick_ms
+    latest: dict[str, dict[str, Row]] = {"positions": {}, "tasks": {}, "flights": {}}
+    recent: deque[Row] = deque(maxlen=RECENT_NOTIFICATIONS)
+    for kind, kind_rows in rows.items():
+        for row in kind_rows:
+            if row["t"] >= horizon:
+                break
+            if kind == "notifications":
+                recent.append(row)
+            else:
+                latest[kind][row["id"]] = row
+    return {
+        "vehicles": [latest["positions"][k] for k in sorted(latest["positions"])],
+        "tasks": [latest["tasks"][k] for k in sorted(latest["tasks"])],
+        "flights": [latest["flights"][k] for k in sorted(latest["flights"])],
+        "notifications": list(recent),
+    }

@@ -1,0 +1,195 @@
+"""Fixtures for stream tests: a published tiny day on in-process moto, and uvicorn serving
+the app in a thread on a free port."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from chunker.chunk_format import ChunkerConfig
+from chunker.job import chunk_day
+from chunker.reader import ChunkReader
+from functions import problems
+from functions.local_stack import free_port
+from functions.playback import PlaybackClock
+from functions.services import Services, dynamodb_client
+from functions.sessions import Filters, Session, SessionStore, ensure_table, new_session_id
+from functions.settings import AppSettings
+from functions.stream.routes import router as stream_router
+from functions.tokens import issue
+from tests.conftest import BUCKET
+from tests.rawday import build_raw_day
+from tests.sse_client import Event, SSEParser
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+TABLE = "sessions-test"
+SECRET = "s" * 40
+CONFIG = ChunkerConfig(bucket_ms=600_000, tick_ms=1_000, histogram_bin_ms=600_000)
+
+
+def publish_tiny_day(s3: S3Client, hours: tuple[int, int] = (0, 3)) -> dict[str, bytes]:
+    objects = build_raw_day(seed=3, hours=hours).objects()
+    for key, body in objects.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    chunk_day(s3, BUCKET, "XTST", "2026-03-14", CONFIG)
+    return objects
+
+
+def settings(**overrides: Any) -> AppSettings:
+    values: dict[str, Any] = {
+        "replay_bucket": BUCKET,
+        "replay_table": TABLE,
+        "auth_mode": "local",
+        "stream_token_secret": SECRET,
+        "stream_poll_ms": 50,
+        **overrides,
+    }
+    return AppSettings(**values)
+
+
+def build_app(services: Services) -> FastAPI:
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(stream_router)
+    app.state.services = services
+    return app
+
+
+@dataclass
+class Server:
+    url: str
+    services: Services
+    app: FastAPI
+
+    def new_session(
+        self,
+        start: int,
+        end: int,
+        *,
+        position: int | None = None,
+        speed: float = 1.0,
+        state: str = "paused",
+        owner: str = "alice",
+        filters: Filters | None = None,
+        loop: bool = False,
+    ) -> Session:
+        now = self.services.now_ms()
+        session = Session(
+            session_id=new_session_id(),
+            owner=owner,
+            airport="XTST",
+            clock=PlaybackClock(
+                state,
+                speed,
+                start if position is None else position,
+                now,  # type: ignore[arg-type]
+                start,
+                end,
+                loop,
+            ),
+            filters=filters or Filters(),
+            version=1,
+            timeline=1,
+            created_at=now,
+            updated_at=now,
+            presence_until=now + 120_000,
+            expires_at=now // 1000 + 86_400,
+        )
+        self.services.sessions.create(session)
+        return session
+
+    def update(self, session_id: str, **clock_or_session: Any) -> Session:
+        """What the control API does: re-read, change, conditional write."""
+        store = self.services.sessions
+        current = store.get(session_id)
+        assert current is not None
+        clock = clock_or_session.pop("clock", current.clock)
+        changed = current.changed(
+            clock=clock, updated_at=self.services.now_ms(), **clock_or_session
+        )
+        store.replace(changed, current.version)
+        return changed
+
+    def token(self, session: Session, subject: str = "alice", ttl_s: int = 600) -> str:
+        return issue(SECRET.encode(), "stream", session.session_id, ttl_s, sub=subject)
+
+    def stream_url(self, session: Session, subject: str = "alice") -> str:
+        token = self.token(session, subject)
+        return f"{self.url}/api/replay/sessions/{session.session_id}/stream?token={token}"
+
+
+def serve(s3: S3Client, **overrides: Any) -> Iterator[Server]:
+    dynamodb = dynamodb_client()
+    ensure_table(dynamodb, TABLE)
+    services = Services(
+        settings=settings(**overrides),
+        sessions=SessionStore(dynamodb, TABLE),
+        chunks=ChunkReader(s3, BUCKET),
+    )
+    app = build_app(services)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", services, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class StreamReader:
+    """Reads a stream like a browser would, until a condition holds."""
+
+    def __init__(self, client: httpx.Client, url: str, last_event_id: str | None = None) -> None:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self._context = client.stream("GET", url, headers=headers, timeout=30)
+        self.response = self._context.__enter__()
+        if self.response.status_code != 200:
+            body = self.response.read()
+            self._context.__exit__(None, None, None)
+            raise AssertionError(f"stream answered {self.response.status_code}: {body[:500]!r}")
+        self.parser = SSEParser()
+        self.events: list[Event] = []
+        self._chunks = self.response.iter_raw()
+        self.closed_by_server = False
+
+    def read_until(self, predicate: Any, timeout_s: float = 20.0, since: int = 0) -> list[Event]:
+        """Read until an event at index >= ``since`` satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout_s
+        while not any(predicate(e) for e in self.events[since:]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met; got {[e.event for e in self.events]}")
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self.closed_by_server = True
+                raise AssertionError("stream ended before the condition was met") from None
+            self.events.extend(self.parser.feed(chunk))
+        return self.events
+
+    def read_to_end(self, timeout_s: float = 20.0) -> list[Event]:
+        deadline = time.monotonic() + timeout_s
+        for chunk in self._chunks:
+            self.events.extend(self.parser.feed(chunk))
+            assert time.monotonic() < deadline, "stream did not end in time"
+        self.closed_by_server = True
+        return self.events
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)

@@ -1,0 +1,87 @@
+"""The chunk job's Lambda handler driven by the sample events in events/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import BUCKET
+from tests.rawday import build_raw_day
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+EVENTS = Path(__file__).parent.parent / "events"
+
+
+class Context:
+    """The parts of a Lambda context Powertools reads."""
+
+    function_name = "dispatch-replay-chunker"
+    memory_limit_in_mb = 1769
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chunker"
+    aws_request_id = "req-1"
+
+
+@pytest.fixture
+def handler_module(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    monkeypatch.setenv("REPLAY_BUCKET", BUCKET)
+    monkeypatch.setenv("CHUNK_BUCKET_MS", "600000")
+    monkeypatch.setenv("CHUNK_HISTOGRAM_BIN_MS", "600000")
+    import chunker.handler
+
+    yield importlib.reload(chunker.handler)  # module-level settings and client under the mock
+
+
+def load_raw_day(s3: S3Client, airport: str = "XLHI") -> None:
+    for key, body in build_raw_day(seed=4, hours=(6, 8), airport=airport).objects().items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def event(name: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+def test_on_demand_day_then_hours_then_force(handler_module: ModuleType, s3: S3Client) -> None:
+    load_raw_day(s3)
+    day = handler_module.handler(event("chunker-on-demand-day.json"), Context())
+    assert day["published"] and day["hours_built"] == list(range(24))
+    assert day["counts"]["positions"]["accepted"] > 0
+    hours = handler_module.handler(event("chunker-on-demand-hours.json"), Context())
+    assert hours["hours_built"] == [6, 7] and hours["version"] == day["version"]
+    forced = handler_module.handler(event("chunker-force-rebuild.json"), Context())
+    assert forced["version"] == day["version"] and not forced["already_published"]
+
+
+def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleType) -> None:
+    request = handler_module.ChunkRequest.model_validate(
+        event("chunker-scheduled-previous-day.json")
+    )
+    # 2026-03-15 01:30 in Shanghai is still 2026-03-14 in UTC.
+    now = dt.datetime(2026, 3, 14, 17, 30, tzinfo=dt.UTC)
+    assert request.concrete_date(now) == "2026-03-14"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"airport": "xlhi", "service_date": "2026-03-14"},
+        {"airport": "XLHI", "service_date": "2026-02-30"},
+        {"airport": "../X", "service_date": "2026-03-14"},
+        {"airport": "XLHI", "service_date": "previous", "timezone": "Mars/Olympus"},
+        {"airport": "XLHI", "service_date": "2026-03-14", "hours": []},
+        {"airport": "XLHI", "service_date": "2026-03-14", "surprise": 1},
+    ],
+)
+def test_bad_events_are_rejected(handler_module: ModuleType, bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        handler_module.handler(bad, Context())

@@ -1,0 +1,506 @@
+"""The SSE stream as a client reads it: content against ground truth, control, resume."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from chunker.state import RECENT_NOTIFICATIONS
+from functions.playback import PlaybackClock
+from functions.sessions import Filters
+from tests import ground_truth
+from tests.sse_client import Event, SSEParser
+from tests.streaming import CONFIG, Server, StreamReader, publish_tiny_day, serve
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+from chunker.keys import DayKeys
+
+KEYS = DayKeys("XTST", "2026-03-14")
+DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
+Discrete = tuple[str, str, int, str | None]  # (kind, id, t, status)
+
+
+@pytest.fixture
+def day(s3: S3Client) -> dict[str, bytes]:
+    return publish_tiny_day(s3)
+
+
+@pytest.fixture
+def server(s3: S3Client, day: dict[str, bytes]) -> Iterator[Server]:
+    yield from serve(s3)
+
+
+@pytest.fixture
+def truth(day: dict[str, bytes]) -> tuple[dict[str, list[dict[str, Any]]], Any]:
+    return ground_truth.valid_rows(day, KEYS)
+
+
+class ClientState:
+    """What a dashboard would hold after applying the events it received."""
+
+    def __init__(self) -> None:
+        self.t: int | None = None
+        self.vehicles: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.flights: dict[str, dict[str, Any]] = {}
+        self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
+        self.discrete: list[Discrete] = []  # every event row received, in order
+
+    def apply(self, event: Event) -> None:
+        if event.event == "snapshot":
+            data = event.json()
+            self.t = data["t"]
+            self.vehicles = {r["id"]: r for r in data["vehicles"]}
+            self.tasks = {r["id"]: r for r in data["tasks"]}
+            self.flights = {r["id"]: r for r in data["flights"]}
+            self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
+        elif event.event == "vehicle_update":
+            data = event.json()
+            self.t = data["t"]
+            self.vehicles.update({r["id"]: r for r in data["vehicles"]})
+        elif event.event in DISCRETE:
+            data = event.json()
+            self.t = data["t"]
+            kind = DISCRETE[event.event]
+            for row in data[kind]:
+                self.discrete.append((kind, row["id"], row["t"], row.get("status")))
+                if kind == "notifications":
+                    self.notifications.append(row)
+                else:
+                    getattr(self, kind)[row["id"]] = row
+
+    def state(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "vehicles": [self.vehicles[k] for k in sorted(self.vehicles)],
+            "tasks": [self.tasks[k] for k in sorted(self.tasks)],
+            "flights": [self.flights[k] for k in sorted(self.flights)],
+            "notifications": list(self.notifications),
+        }
+
+
+def frame_position(events: list[Event]) -> int:
+    """The replay position the client has reached: the last frame/snapshot's ``t``."""
+    for event in reversed(events):
+        if event.event in ("snapshot", "vehicle_update", *DISCRETE):
+            position: int = event.json()["t"]
+            return position
+    raise AssertionError("no frame yet")
+
+
+def expected_discrete(
+    rows: dict[str, list[dict[str, Any]]], after: int, until: int
+) -> list[Discrete]:
+    """Discrete rows visible after tick ``after`` up to and including tick ``until``."""
+    tick = CONFIG.tick_ms
+    found = []
+    for kind in ("tasks", "flights", "notifications"):
+        found += [
+            (kind, r["id"], r["t"], r.get("status"))
+            for r in rows[kind]
+            if after + tick <= r["t"] < until + tick
+        ]
+    return sorted(found, key=lambda item: item[2])
+
+
+def by_time(items: list[Discrete]) -> list[Discrete]:
+    return sorted(items, key=lambda item: item[2])
+
+
+def test_paused_stream_starts_with_the_true_state(server: Server, truth: Any) -> None:
+    rows, service_day = truth
+    t0 = service_day.start_ms + 30 * 60_000 + 437
+    session = server.new_session(
+        service_day.start_ms, service_day.start_ms + 3 * 3_600_000, position=t0
+    )
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        events = reader.read_until(lambda e: e.event == "playback")
+        headers = reader.response.headers
+        reader.close()
+    assert reader.response.status_code == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["cache-control"] == "no-cache"
+    assert headers["x-accel-buffering"] == "no"
+    assert "connection" not in {k.lower() for k in headers if headers[k].lower() == "keep-alive"}
+    assert "content-encoding" not in headers
+    assert reader.parser.retry_ms is not None and 1500 <= reader.parser.retry_ms <= 4500
+    snapshot = events[0]
+    assert snapshot.event == "snapshot" and snapshot.json()["reason"] == "start"
+    at = t0 - 437
+    assert snapshot.json()["t"] == at
+    state = ClientState()
+    state.apply(snapshot)
+    assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, at)
+    playback = events[1].json()
+    assert playback["state"] == "paused" and playback["position"] == t0
+    assert all(e.id for e in events)
+
+
+def test_playing_stream_delivers_every_event_once_and_the_true_state(
+    server: Server, truth: Any
+) -> None:
+    rows, service_day = truth
+    start = service_day.start_ms + 3_600_000 - 20_000  # crosses an hour and a chunk boundary
+    session = server.new_session(
+        start, service_day.start_ms + 3 * 3_600_000, speed=64.0, state="playing"
+    )
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        events = reader.read_until(
+            lambda e: e.event == "vehicle_update" and e.json()["t"] >= start + 150_000
+        )
+        reader.close()
+    state = ClientState()
+    for event in events:
+        state.apply(event)
+    first = events[0].json()["t"]
+    last = frame_position(events)
+    assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, last)
+    assert by_time(state.discrete) == expected_discrete(rows, first, last)
+    # Frames merge ticks at this speed: far fewer frames than ticks.
+    frames = [e for e in events if e.event == "vehicle_update"]
+    assert len(frames) < (last - first) / CONFIG.tick_ms / 2
+
+
+def test_resume_after_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
+    server: Server, truth: Any
+) -> None:
+    rows, service_day = truth
+    start = service_day.start_ms + 3_600_000
+    session = server.new_session(
+        start, service_day.start_ms + 3 * 3_600_000, speed=400.0, state="playing"
+    )
+    rng = random.Random(5)
+    state = ClientState()
+    last_event_id = None
+    first_t = None
+    with httpx.Client() as client:
+        for _ in range(8):
+            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            parser = SSEParser()
+            parser.last_event_id = parser._id_buffer = last_event_id
+            budget = rng.randrange(300, 12_000)  # bytes this connection gets before it "drops"
+            received = 0
+            with client.stream("GET", server.stream_url(session), headers=headers, timeout=30) as r:
+                for chunk in r.iter_raw():
+                    piece = chunk[: budget - received]
+                    received += len(piece)
+                    for event in parser.feed(piece):
+                        if first_t is None and event.event == "snapshot":
+                            first_t = event.json()["t"]
+                        state.apply(event)
+                    if received >= budget:
+                        break
+            last_event_id = parser.last_event_id
+    assert first_t is not None and state.t is not None
+    assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
+    assert by_time(state.discrete) == expected_discrete(rows, first_t, state.t)
+
+
+def test_control_changes_reach_the_open_stream(server: Server, truth: Any) -> None:
+    rows, service_day = truth
+    start, end = service_day.start_ms, service_day.start_ms + 3 * 3_600_000
+    session = server.new_session(start, end, position=start + 600_000)
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        reader.read_until(lambda e: e.event == "playback")
+        # Seek (a discontinuity: new timeline) -> a new snapshot at the target.
+        target = start + 7_200_000 + 12_345
+        current = server.services.sessions.get(session.session_id)
+        assert current is not None
+        mark = len(reader.events)
+        server.update(
+            session.session_id,
+            clock=current.clock.seek(server.services.now_ms(), target),
+            timeline=current.timeline + 1,
+        )
+        events = reader.read_until(lambda e: e.event == "snapshot", since=mark)
+        snapshot = next(e for e in events[mark:] if e.event == "snapshot")
+        assert snapshot.json()["reason"] == "control"
+        assert snapshot.json()["t"] == target - 345  # floored to its tick
+        state = ClientState()
+        state.apply(snapshot)
+        assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, target)
+        # Play at 16x: a playback event, then frames from the seek target onwards.
+        now = server.services.now_ms()
+        current = server.services.sessions.get(session.session_id)
+        assert current is not None
+        mark = len(reader.events)
+        server.update(session.session_id, clock=current.clock.set_speed(now, 16.0).play(now))
+        reader.read_until(
+            lambda e: e.event == "vehicle_update" and e.json()["t"] > target + 5_000, since=mark
+        )
+        playing = [e.json() for e in reader.events[mark:] if e.event == "playback"]
+        assert playing[0]["state"] == "playing" and playing[0]["speed"] == 16.0
+        frames = [e.json()["t"] for e in reader.events[mark:] if e.event == "vehicle_update"]
+        assert frames == sorted(frames) and frames[0] > target - 345
+        # Pause: a playback event; frames stop at the paused position.
+        current = server.services.sessions.get(session.session_id)
+        assert current is not None
+        paused_clock = current.clock.pause(server.services.now_ms())
+        mark = len(reader.events)
+        server.update(session.session_id, clock=paused_clock)
+        reader.read_until(lambda e: e.event == "playback", since=mark)
+        # Speed changes while paused re-anchor but must not move the position.
+        current = server.services.sessions.get(session.session_id)
+        assert current is not None
+        mark2 = len(reader.events)
+        server.update(
+            session.session_id, clock=current.clock.set_speed(server.services.now_ms(), 256.0)
+        )
+        events = reader.read_until(lambda e: e.event == "playback", since=mark2)
+        reader.close()
+    after_pause = events[mark:]
+    paused = [e.json() for e in after_pause if e.event == "playback"]
+    assert [p["state"] for p in paused] == ["paused", "paused"]
+    assert paused[0]["position"] == paused[1]["position"] == paused_clock.anchor_position
+    last_frame = max(e.json()["t"] for e in events if e.event == "vehicle_update")
+    assert last_frame <= paused_clock.anchor_position
+
+
+def test_filters_are_applied_server_side(server: Server, truth: Any) -> None:
+    rows, service_day = truth
+    start = service_day.start_ms + 1_800_000
+    filters = Filters(vehicle_ids=["V01", "V03"], task_types=["refuel"])
+    session = server.new_session(
+        start, service_day.start_ms + 3 * 3_600_000, speed=64.0, state="playing", filters=filters
+    )
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        events = reader.read_until(
+            lambda e: e.event == "vehicle_update" and e.json()["t"] > start + 60_000
+        )
+        reader.close()
+    state = ClientState()
+    for event in events:
+        state.apply(event)
+    assert set(state.vehicles) <= {"V01", "V03"} and state.vehicles
+    assert all(task["task_type"] == "refuel" for task in state.tasks.values())
+    expected_refuels = [
+        r
+        for r in rows["tasks"]
+        if r["task_type"] == "refuel" and start + 1000 <= r["t"] < frame_position(events) + 1000
+    ]
+    assert [(k, i) for k, i, _, _ in state.discrete if k == "tasks"] == [
+        ("tasks", r["id"]) for r in expected_refuels
+    ]
+
+
+def test_duration_limit_ends_cleanly_and_resume_continues(
+    s3: S3Client, day: Any, truth: Any
+) -> None:
+    rows, service_day = truth
+    for server in serve(s3, stream_max_seconds=1.0):
+        start = service_day.start_ms + 3_600_000
+        session = server.new_session(
+            start, service_day.start_ms + 3 * 3_600_000, speed=32.0, state="playing"
+        )
+        state = ClientState()
+        with httpx.Client() as client:
+            first = StreamReader(client, server.stream_url(session))
+            events = first.read_to_end()
+            assert (
+                events[-1].event == "reconnect" and events[-1].json()["reason"] == "duration_limit"
+            )
+            for event in events:
+                state.apply(event)
+            second = StreamReader(client, server.stream_url(session), first.parser.last_event_id)
+            reached = frame_position(events)
+            more = second.read_until(
+                lambda e: e.event == "vehicle_update" and e.json()["t"] > reached + 20_000  # noqa: B023
+            )
+            second.close()
+        assert more[0].event != "snapshot"  # resumed, not re-synced
+        for event in more:
+            state.apply(event)
+        first_t = events[0].json()["t"]
+        assert state.t is not None
+        assert by_time(state.discrete) == expected_discrete(rows, first_t, state.t)
+        assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
+
+
+def test_byte_limit_ends_cleanly_and_resume_continues(s3: S3Client, day: Any, truth: Any) -> None:
+    rows, service_day = truth
+    for server in serve(s3, stream_max_bytes=64 * 1024):
+        start = service_day.start_ms + 600_000
+        session = server.new_session(
+            start, service_day.start_ms + 3 * 3_600_000, speed=256.0, state="playing"
+        )
+        state = ClientState()
+        with httpx.Client() as client:
+            first = StreamReader(client, server.stream_url(session))
+            events = first.read_to_end()
+            raw_bytes = sum(len(e.data) for e in events)
+            assert events[-1].event == "reconnect" and events[-1].json()["reason"] == "byte_limit"
+            assert raw_bytes <= 64 * 1024
+            for event in events:
+                state.apply(event)
+            second = StreamReader(client, server.stream_url(session), first.parser.last_event_id)
+            more = second.read_until(lambda e: e.event == "vehicle_update")
+            second.close()
+        for event in more:
+            state.apply(event)
+        assert state.t is not None
+        assert by_time(state.discrete) == expected_discrete(rows, events[0].json()["t"], state.t)
+
+
+def test_bad_requests_get_problem_json_before_any_stream(server: Server, truth: Any) -> None:
+    _, service_day = truth
+    session = server.new_session(service_day.start_ms, service_day.end_ms)
+    other = server.new_session(service_day.start_ms, service_day.end_ms, owner="bob")
+    base = f"{server.url}/api/replay/sessions"
+    with httpx.Client() as client:
+        cases = [
+            (f"{base}/{session.session_id}/stream?token=nonsense", 401),
+            (f"{base}/{session.session_id}/stream?token={server.token(other, 'bob')}", 401),
+            (f"{base}/s-doesnotexistdoesnotexist1/stream?token={server.token(session)}", 401),
+            (f"{base}/{other.session_id}/stream?token={server.token(other, 'alice')}", 404),
+            (f"{base}/{session.session_id}/stream", 422),
+            (f"{base}/not-a-session/stream?token=x", 404),
+        ]
+        for url, status in cases:
+            response = client.get(url)
+            assert response.status_code == status, url
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["status"] == status
+        expired = server.token(session, ttl_s=-5)
+        response = client.get(f"{base}/{session.session_id}/stream?token={expired}")
+        assert response.status_code == 401 and "expired" in response.json()["detail"]
+        server.services.sessions.delete(session.session_id)
+        response = client.get(server.stream_url(session))
+        assert response.status_code == 404
+
+
+@pytest.mark.parametrize("last_event_id", ["garbage", "1.2.3", "9.1.2.3", "1.5.2.0", "\u00e9"])
+def test_unknown_or_malformed_last_event_id_resyncs(
+    server: Server, truth: Any, last_event_id: str
+) -> None:
+    _, service_day = truth
+    session = server.new_session(
+        service_day.start_ms, service_day.end_ms, position=service_day.start_ms + 1_000_000
+    )
+    with httpx.Client() as client:
+        headers = {"Last-Event-ID": last_event_id.encode("utf-8")}  # raw bytes on the wire
+        with client.stream("GET", server.stream_url(session), headers=headers) as response:
+            assert response.status_code == 200
+            parser = SSEParser()
+            events: list[Event] = []
+            for chunk in response.iter_raw():
+                events += parser.feed(chunk)
+                if events:
+                    break
+    assert events[0].event == "snapshot" and events[0].json()["reason"] == "resync"
+
+
+def test_a_departed_client_leaves_nothing_running(server: Server, truth: Any) -> None:
+    _, service_day = truth
+    sessions = [
+        server.new_session(service_day.start_ms, service_day.end_ms, speed=8.0, state="playing")
+        for _ in range(3)
+    ]
+    runtime = None
+    with httpx.Client() as client:
+        readers = [StreamReader(client, server.stream_url(s)) for s in sessions]
+        for reader in readers:
+            reader.read_until(lambda e: e.event == "vehicle_update")
+        runtime = server.app.state.stream_runtime
+        assert runtime.stats.open_streams == 3 and runtime.watchers.active == 3
+        for reader in readers:
+            reader.close()
+    deadline = time.monotonic() + 10
+    while runtime.stats.open_streams or runtime.watchers.active:
+        assert time.monotonic() < deadline, "per-stream work survived the client"
+        time.sleep(0.02)
+
+
+def test_ending_the_range_sends_end_then_heartbeats(s3: S3Client, day: Any, truth: Any) -> None:
+    _, service_day = truth
+    for server in serve(s3, stream_heartbeat_s=0.2):
+        end = service_day.start_ms + 600_000
+        session = server.new_session(
+            service_day.start_ms, end, position=end - 30_000, speed=32.0, state="playing"
+        )
+        with httpx.Client() as client:
+            reader = StreamReader(client, server.stream_url(session))
+            events = reader.read_until(lambda e: e.event == "end")
+            deadline = time.monotonic() + 10
+            while len(reader.parser.comments) < 2:
+                assert time.monotonic() < deadline
+                reader.events.extend(reader.parser.feed(next(reader._chunks)))
+            reader.close()
+        assert frame_position(events) == end - CONFIG.tick_ms
+        assert [e.event for e in reader.events].count("end") == 1
+        assert reader.parser.comments[:2] == ["hb", "hb"]
+
+
+def test_lapsed_presence_ends_the_stream(server: Server, truth: Any) -> None:
+    _, service_day = truth
+    session = server.new_session(service_day.start_ms, service_day.end_ms)
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        reader.read_until(lambda e: e.event == "playback")
+        # Nobody renews presence: make it lapse now (what time would do after the lease).
+        server.services.sessions.dynamodb.update_item(
+            TableName=server.services.sessions.table,
+            Key={"session_id": {"S": session.session_id}},
+            UpdateExpression="SET presence_until = :p",
+            ExpressionAttributeValues={":p": {"N": "1"}},
+        )
+        events = reader.read_to_end()
+    assert events[-1].event == "reconnect" and events[-1].json()["reason"] == "idle"
+
+
+def test_loop_wraps_with_a_snapshot(s3: S3Client, day: Any, truth: Any) -> None:
+    rows, service_day = truth
+    for server in serve(s3):
+        start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
+        session = server.new_session(
+            start, end, position=end - 5_000, speed=16.0, state="playing", loop=True
+        )
+        with httpx.Client() as client:
+            reader = StreamReader(client, server.stream_url(session))
+            events = reader.read_until(
+                lambda e: e.event == "snapshot" and e.json()["reason"] == "loop"
+            )
+            reader.close()
+        wrap = next(e for e in events if e.event == "snapshot" and e.json()["reason"] == "loop")
+        assert start <= wrap.json()["t"] < end
+        state = ClientState()
+        state.apply(wrap)
+        assert state.state() == ground_truth.state_at(
+            rows, service_day, CONFIG.tick_ms, wrap.json()["t"]
+        )
+        assert not any(e.event == "end" for e in events)
+
+
+def test_playback_clock_is_never_ahead_of_the_frames(server: Server, truth: Any) -> None:
+    """Frames never run ahead of the session's clock (they can only be late)."""
+    _, service_day = truth
+    start = service_day.start_ms + 1_000_000
+    session = server.new_session(start, service_day.end_ms, speed=8.0, state="playing")
+    clock: PlaybackClock = session.clock
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        received: list[tuple[int, int]] = []
+        while len(received) < 10:
+            reader.read_until(
+                lambda e: (
+                    e.event == "vehicle_update" and e.json()["t"] not in {t for t, _ in received}
+                )
+            )
+            for event in reader.events:
+                if event.event == "vehicle_update" and event.json()["t"] not in {
+                    t for t, _ in received
+                }:
+                    received.append((event.json()["t"], server.services.now_ms()))
+        reader.close()
+    for position, arrived_wall in received:
+        assert position <= clock.position_at(arrived_wall)
