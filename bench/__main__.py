@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["chunker", "encoding"]
+BENCHMARKS = ["chunker", "chunker_process", "encoding"]
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -60,6 +61,25 @@ REASONS = (
 )
 
 _VEHICLE_STATES = frozenset(state.value for state in VehicleState)
+
+
+class _Fix(msgspec.Struct):
+    """The shape of a position line, decoded in C by the hot loop (values checked after).
+
+    Anything msgspec refuses (bad JSON or UTF-8, a missing field, a wrong type) goes to
+    the pydantic model, which decides it and names the reason.
+    """
+
+    t: str
+    vehicle_id: str
+    lat: float
+    lon: float
+    heading: float
+    speed_kmh: float
+    state: str
+
+
+_FIX_DECODER = msgspec.json.Decoder(_Fix)
 _TIME_CACHE_LIMIT = 200_000
 
 
@@ -356,8 +376,9 @@ class Rules:
         records; any other line goes through ``parse`` itself, so results are identical
         (tested against the generic path).
         """
-        loads = orjson.loads
-        decode_error = orjson.JSONDecodeError
+        decode = _FIX_DECODER.decode
+        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8.
+        decode_error = (msgspec.DecodeError, UnicodeDecodeError)
         vehicles = self.vehicle_ids
         states = _VEHICLE_STATES
         cache = self._second_ms
@@ -375,26 +396,20 @@ class Rules:
             row = None
             if len(line) <= MAX_LINE_BYTES:
                 try:
-                    obj = loads(line)
+                    fix: _Fix | None = decode(line)
                 except decode_error:
-                    obj = None
-                if type(obj) is dict:
-                    text = obj.get("t")
-                    vehicle_id = obj.get("vehicle_id")
-                    lat = obj.get("lat")
-                    lon = obj.get("lon")
-                    heading = obj.get("heading")
-                    speed = obj.get("speed_kmh")
-                    state = obj.get("state")
+                    fix = None
+                if fix is not None:
+                    text = fix.t
+                    vehicle_id = fix.vehicle_id
+                    lat = fix.lat
+                    lon = fix.lon
+                    heading = fix.heading
+                    speed = fix.speed_kmh
+                    state = fix.state
+                    # Comparisons are False for NaN: non-finite values fall through.
                     if (
-                        type(text) is str
-                        and type(vehicle_id) is str
-                        and type(state) is str
-                        and type(lat) is float
-                        and type(lon) is float
-                        and type(heading) is float
-                        and type(speed) is float
-                        and vehicle_id in vehicles
+                        vehicle_id in vehicles
                         and state in states
                         and min_lat <= lat <= max_lat
                         and min_lon <= lon <= max_lon
