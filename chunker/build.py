@@ -84,6 +84,7 @@ def build_hour(
     built = BuiltHour(histogram=histogram)
     for bucket_start in range(hour_start, hour_end, config.bucket_ms):
         bucket_end = bucket_start + config.bucket_ms
+        state.expire_tasks(bucket_start, config.task_retention_ms)
         keyframe = state.keyframe()
         ticks: list[dict[str, Any]] = []
         counts = dict.fromkeys(EVENT_KINDS, 0)
@@ -130,6 +131,7 @@ def build_hour(
             "start": bucket_start,
             "end": bucket_end,
             "tick_ms": tick_ms,
+            "task_retention_ms": config.task_retention_ms,
             "keyframe": keyframe,
             "ticks": ticks,
         }

@@ -87,6 +87,12 @@ class ChunkerConfig(BaseModel):
     bucket_ms: int = Field(default=60_000, description="Replay time per chunk object.")
     tick_ms: int = Field(default=1_000, ge=100, description="Base tick (delta resolution).")
     histogram_bin_ms: int = Field(default=300_000, description="Timeline histogram bin.")
+    task_retention_ms: int = Field(
+        default=3_600_000,
+        ge=0,
+        description="A finished task (completed or cancelled) leaves the replay state this "
+        "long after its last event; 0 keeps finished tasks for the rest of the day.",
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> ChunkerConfig:

@@ -96,7 +96,11 @@ def run_ranges_in_processes(quiet: bool) -> Any:
 
 def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
     """Chunk and publish a service day."""
-    config = ChunkerConfig(bucket_ms=args.bucket_ms, tick_ms=args.tick_ms)
+    config = ChunkerConfig(
+        bucket_ms=args.bucket_ms,
+        tick_ms=args.tick_ms,
+        task_retention_ms=args.task_retention_min * 60_000,
+    )
     total = 0
 
     def progress(outcome: HourOutcome) -> None:
@@ -205,6 +209,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     chunk = sub.add_parser("chunk", parents=[common], help="chunk and publish a service day")
     chunk.add_argument("--bucket-ms", type=int, default=60_000, help="replay time per chunk")
     chunk.add_argument("--tick-ms", type=int, default=1_000, help="base tick (>= 100)")
+    chunk.add_argument(
+        "--task-retention-min",
+        type=int,
+        default=60,
+        help="minutes a finished task stays in the replay state (0: all day)",
+    )
     chunk.add_argument("--jobs", type=int, default=1, help="parallel processes (hour ranges)")
     chunk.add_argument("--force", action="store_true", help="rebuild even if already built")
 

@@ -15,7 +15,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from chunker.state import RECENT_NOTIFICATIONS, ReplayState
+from chunker.state import (
+    FINISHED_TASK_STATUSES,
+    RECENT_NOTIFICATIONS,
+    ReplayState,
+    expired_task,
+)
 
 Row = dict[str, Any]
 _ENTRY_OVERHEAD = 120  # bytes of Python objects around each row's bytes (measured order)
@@ -29,6 +34,7 @@ class TaskEntry(NamedTuple):
     status: str
     flight_id: str
     stand: str
+    t: int
     json: bytes
 
 
@@ -73,7 +79,13 @@ def _prepare(t: int, rows: dict[str, Any]) -> tuple[PreparedTick, int]:
         encoded = dumps(row)
         tick.tasks.append(
             TaskEntry(
-                row["id"], row["task_type"], row["status"], row["flight_id"], row["stand"], encoded
+                row["id"],
+                row["task_type"],
+                row["status"],
+                row["flight_id"],
+                row["stand"],
+                row["t"],
+                encoded,
             )
         )
         size += len(encoded)
@@ -98,6 +110,7 @@ class PreparedState:
     tasks: dict[str, TaskEntry]
     flights: dict[str, FlightEntry]
     notifications: deque[NotificationEntry]
+    task_retention_ms: int = 0
 
     def apply(self, tick: PreparedTick) -> None:
         """Fold one tick in."""
@@ -129,6 +142,7 @@ class PreparedChunk:
     start: int
     end: int
     tick_ms: int
+    task_retention_ms: int
     keyframe: PreparedTick
     ticks: list[PreparedTick]
     tick_times: list[int]
@@ -148,6 +162,7 @@ class PreparedChunk:
             start=document["start"],
             end=document["end"],
             tick_ms=document["tick_ms"],
+            task_retention_ms=document["task_retention_ms"],
             keyframe=keyframe,
             ticks=ticks,
             tick_times=[tick.t for tick in ticks],
@@ -170,7 +185,14 @@ class PreparedChunk:
             {task.id: task for task in keyframe.tasks},
             {flight.id: flight for flight in keyframe.flights},
             deque(keyframe.notifications, maxlen=RECENT_NOTIFICATIONS),
+            self.task_retention_ms,
         )
         for tick in self.ticks[: bisect_right(self.tick_times, t)]:
             state.apply(tick)
+        retention = self.task_retention_ms
+        if retention > 0:
+            tick_start = t - (t - self.start) % self.tick_ms
+            for task in [e for e in state.tasks.values() if e.status in FINISHED_TASK_STATUSES]:
+                if expired_task(task.status, task.t, tick_start, retention):
+                    del state.tasks[task.id]
         return state

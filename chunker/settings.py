@@ -9,7 +9,8 @@ from chunker.chunk_format import ChunkerConfig
 
 
 class ChunkerSettings(BaseSettings):
-    """``REPLAY_BUCKET`` and the output resolution (``CHUNK_BUCKET_MS``, ``CHUNK_TICK_MS``)."""
+    """``REPLAY_BUCKET`` and the output settings (``CHUNK_BUCKET_MS``, ``CHUNK_TICK_MS``,
+    ``CHUNK_HISTOGRAM_BIN_MS``, ``CHUNK_TASK_RETENTION_MS``)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
@@ -17,6 +18,7 @@ class ChunkerSettings(BaseSettings):
     chunk_bucket_ms: int = 60_000
     chunk_tick_ms: int = 1_000
     chunk_histogram_bin_ms: int = 300_000
+    chunk_task_retention_ms: int = 3_600_000
 
     @property
     def chunker_config(self) -> ChunkerConfig:
@@ -25,4 +27,5 @@ class ChunkerSettings(BaseSettings):
             bucket_ms=self.chunk_bucket_ms,
             tick_ms=self.chunk_tick_ms,
             histogram_bin_ms=self.chunk_histogram_bin_ms,
+            task_retention_ms=self.chunk_task_retention_ms,
         )

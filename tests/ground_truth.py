@@ -97,10 +97,16 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
 
 
 def state_at(
-    rows: dict[str, list[Row]], day: ServiceDay, tick_ms: int, t: int
+    rows: dict[str, list[Row]],
+    day: ServiceDay,
+    tick_ms: int,
+    t: int,
+    task_retention_ms: int = 3_600_000,
 ) -> dict[str, list[Row]]:
-    """Keyframe-shaped state at ``t``: every record with ``t_rec < floor_tick(t) + tick``."""
-    horizon = t - (t - day.start_ms) % tick_ms + tick_ms
+    """Keyframe-shaped state at ``t``: every record with ``t_rec < floor_tick(t) + tick``,
+    minus tasks finished more than ``task_retention_ms`` before the tick began."""
+    tick_start = t - (t - day.start_ms) % tick_ms
+    horizon = tick_start + tick_ms
     latest: dict[str, dict[str, Row]] = {"positions": {}, "tasks": {}, "flights": {}}
     recent: deque[Row] = deque(maxlen=RECENT_NOTIFICATIONS)
     for kind, kind_rows in rows.items():
@@ -113,7 +119,15 @@ def state_at(
                 latest[kind][row["id"]] = row
     return {
         "vehicles": [latest["positions"][k] for k in sorted(latest["positions"])],
-        "tasks": [latest["tasks"][k] for k in sorted(latest["tasks"])],
+        "tasks": [
+            row
+            for row in (latest["tasks"][k] for k in sorted(latest["tasks"]))
+            if not (
+                task_retention_ms
+                and row["status"] in ("completed", "cancelled")
+                and row["t"] < tick_start - task_retention_ms
+            )
+        ],
         "flights": [latest["flights"][k] for k in sorted(latest["flights"])],
         "notifications": list(recent),
     }

@@ -124,6 +124,8 @@ def snapshot_data(
             reason.encode(),
             b'","timeline":',
             str(timeline).encode(),
+            b',"task_retention_ms":',
+            str(state.task_retention_ms).encode(),
             b',"vehicles":',
             _array(vehicles),
             b',"tasks":',
