@@ -15,6 +15,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://dispatch-replay.example/problems/"
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "current": {"type": "object", "description": "409 only: the session now."},
+    },
+}
 
 
 class Problem(Exception):
@@ -117,3 +132,14 @@ def install(app: FastAPI) -> None:
             "The request failed unexpectedly; it has been logged.",
         )
         return problem_response(problem, request.url.path)
+
+
+def documented(**descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for problem+json errors: ``documented(e404="...", e409="...")``."""
+    return {
+        int(code.removeprefix("e")): {
+            "description": text,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code, text in descriptions.items()
+    }

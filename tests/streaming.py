@@ -16,13 +16,12 @@ from fastapi import FastAPI
 from chunker.chunk_format import ChunkerConfig
 from chunker.job import chunk_day
 from chunker.reader import ChunkReader
-from functions import problems
+from functions.app import create_app
 from functions.local_stack import free_port
 from functions.playback import PlaybackClock
 from functions.services import Services, dynamodb_client
 from functions.sessions import Filters, Session, SessionStore, ensure_table, new_session_id
 from functions.settings import AppSettings
-from functions.stream.routes import router as stream_router
 from functions.tokens import issue
 from tests.conftest import BUCKET
 from tests.rawday import build_raw_day
@@ -56,12 +55,15 @@ def settings(**overrides: Any) -> AppSettings:
     return AppSettings(**values)
 
 
-def build_app(services: Services) -> FastAPI:
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(stream_router)
-    app.state.services = services
-    return app
+def build_services(s3: S3Client, **overrides: Any) -> Services:
+    """Services on in-process moto: the published bucket, a fresh sessions table."""
+    dynamodb = dynamodb_client()
+    ensure_table(dynamodb, TABLE)
+    return Services(
+        settings=settings(**overrides),
+        sessions=SessionStore(dynamodb, TABLE),
+        chunks=ChunkReader(s3, BUCKET),
+    )
 
 
 @dataclass
@@ -128,14 +130,8 @@ class Server:
 
 
 def serve(s3: S3Client, **overrides: Any) -> Iterator[Server]:
-    dynamodb = dynamodb_client()
-    ensure_table(dynamodb, TABLE)
-    services = Services(
-        settings=settings(**overrides),
-        sessions=SessionStore(dynamodb, TABLE),
-        chunks=ChunkReader(s3, BUCKET),
-    )
-    app = build_app(services)
+    services = build_services(s3, **overrides)
+    app = create_app(services)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -1,0 +1,1 @@
+"""The control API: replay sessions (routes, request models, operations)."""

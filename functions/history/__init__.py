@@ -1,0 +1,1 @@
+"""History queries over published chunks, and their routes."""
