@@ -14,7 +14,7 @@ from chunker import cli as chunker_cli
 from chunker.day import InvalidServiceDay
 from chunker.keys import InvalidIdentifier
 from chunker.sources import InputError
-from functions import demo
+from functions import demo, openapi, serve
 from functions.local_stack import LocalStackError
 
 EXIT_USAGE = 2
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chunker_cli.add_commands(sub)
     demo.add_command(sub)
+    serve.add_command(sub)
+    openapi.add_command(sub)
     return parser
 
 
@@ -50,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = chunker_cli.cmd_schema(args)
         elif args.command == "demo":
             result = demo.run(args)
+        elif args.command == "serve":
+            result = serve.run(args)
+        elif args.command == "openapi":
+            result = openapi.run(args)
+            if not result:
+                return 0
         else:
             from chunker.aws import s3_client
 

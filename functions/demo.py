@@ -1,8 +1,8 @@
 """``dispatch-replay demo``: a whole local replay stack in one command.
 
 Starts the embedded moto server, creates the bucket and the sessions table, generates the
-sample airport day, chunks it, and prints what it did. Every process it starts is stopped
-on exit (Ctrl-C included).
+sample airport day, chunks it, then serves the API, the stream and the dashboard on
+http://127.0.0.1:8000 until Ctrl-C. Every process it starts is stopped on exit.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,10 @@ from chunker.chunk_format import ChunkerConfig
 from chunker.cli import run_ranges_in_processes
 from chunker.job import chunk_day
 from chunker.synthetic import GeneratorSettings, generate_day, write_day
-from functions.local_stack import moto_server
+from functions import serve
+from functions.local_stack import LocalStackError, moto_server, port_is_free
+from functions.services import dynamodb_client
+from functions.sessions import ensure_table
 
 DEMO_BUCKET = "dispatch-replay-local"
 DEMO_TABLE = "dispatch-replay-sessions"
@@ -34,7 +38,23 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument("--flights", type=int, default=300)
     demo.add_argument("--date", default="2026-03-14", help="service date YYYY-MM-DD")
     demo.add_argument("--jobs", type=int, default=2, help="chunker processes")
+    demo.add_argument("--start-hour", type=int, default=0, help="first local hour generated")
+    demo.add_argument("--hours", type=int, default=24, help="hours generated")
     demo.add_argument("--moto-port", type=int, default=0, help="moto server port (0: any free)")
+    demo.add_argument(
+        "--no-serve", action="store_true", help="stop after chunking (print the summary)"
+    )
+    serve.add_arguments(demo)
+
+
+def local_app_environment(bucket: str, table: str) -> dict[str, str]:
+    """Settings of the app on a laptop: local identity, a fresh stream-token secret."""
+    return {
+        "REPLAY_BUCKET": bucket,
+        "REPLAY_TABLE": table,
+        "AUTH_MODE": "local",
+        "STREAM_TOKEN_SECRET": os.environ.get("STREAM_TOKEN_SECRET") or secrets.token_urlsafe(32),
+    }
 
 
 def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -45,7 +65,11 @@ def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> d
         seed=args.seed,
         vehicles=args.vehicles,
         flights=args.flights,
+        start_hour=args.start_hour,
+        hours=args.hours,
     )
+    if not args.no_serve and not port_is_free(args.host, args.port):
+        raise LocalStackError(f"{args.host}:{args.port} is already in use (choose --port)")
     started = time.monotonic()
     with moto_server(args.moto_port or None) as server:
         os.environ.update(server.environment)  # child processes (chunk jobs) inherit it
@@ -78,6 +102,16 @@ def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> d
             f"chunked into {summary.chunk_objects} chunks ({summary.chunk_bytes / 1e6:.1f} MB) "
             f"in {chunked_s:.1f} s with {jobs} process(es)"
         )
+        ensure_table(dynamodb_client(), DEMO_TABLE)
+        os.environ.update(local_app_environment(DEMO_BUCKET, DEMO_TABLE))
+        ready_s = time.monotonic() - started
+        if not args.no_serve:
+            url = f"http://{args.host}:{args.port}"
+            serve.serve_app(
+                args.host,
+                args.port,
+                announce=f"ready in {ready_s:.0f} s: open {url}  (Ctrl-C stops everything)",
+            )
     return {
         "airport": settings.airport,
         "service_date": day.keys.service_date,
@@ -89,5 +123,5 @@ def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> d
         "version": summary.version,
         "generate_seconds": round(generated_s, 2),
         "chunk_seconds": round(chunked_s, 2),
-        "total_seconds": round(time.monotonic() - started, 2),
+        "ready_seconds": round(ready_s, 2),
     }

@@ -36,6 +36,16 @@ def free_port() -> int:
         return port
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on right now."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_http(
     url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:

@@ -152,9 +152,17 @@ def serve(s3: S3Client, **overrides: Any) -> Iterator[Server]:
 class StreamReader:
     """Reads a stream like a browser would, until a condition holds."""
 
-    def __init__(self, client: httpx.Client, url: str, last_event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        url: str,
+        last_event_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """GET ``url`` like EventSource, or POST ``body`` like the seed's fetch client."""
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        self._context = client.stream("GET", url, headers=headers, timeout=30)
+        method = "GET" if body is None else "POST"
+        self._context = client.stream(method, url, headers=headers, json=body, timeout=30)
         self.response = self._context.__enter__()
         if self.response.status_code != 200:
             body = self.response.read()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from chunker.day import ServiceDay
+from functions import openapi
 from functions.app import create_app
 from functions.services import Services
 from tests.streaming import build_services, publish_tiny_day
@@ -392,3 +395,9 @@ def test_openapi_is_published(api: TestClient) -> None:
     assert "/api/auto_dispatch/replay/stream" in schema["paths"]
     assert "Problem" in schema["components"]["schemas"]
     assert api.get("/docs").status_code == 200
+
+
+def test_committed_openapi_schema_is_current(api: TestClient) -> None:
+    committed = (Path(__file__).parent.parent / "docs" / "openapi.json").read_text()
+    assert committed == openapi.render(), "run `dispatch-replay openapi` and commit the result"
+    assert api.get("/openapi.json").json() == json.loads(committed)

@@ -523,3 +523,39 @@ def test_playback_clock_is_never_ahead_of_the_frames(server: Server, truth: Any)
         reader.close()
     for position, arrived_wall in received:
         assert position <= clock.position_at(arrived_wall)
+
+
+def test_seed_stream_creates_a_session_and_obeys_the_seed_control_route(
+    server: Server, truth: Any
+) -> None:
+    _, service_day = truth
+    body = {
+        "airportId": "XTST",
+        "startTime": "2026-03-14T00:10:00+08:00",
+        "endTime": "2026-03-14T01:10:00+08:00",
+        "playbackSpeed": 16,
+    }
+    with httpx.Client() as client:
+        stream = StreamReader(client, f"{server.url}/api/auto_dispatch/replay/stream", body=body)
+        try:
+            events = stream.read_until(lambda e: e.event == "vehicle_update")
+            assert [e.event for e in events[:2]] == ["session", "snapshot"]
+            session = events[0].json()
+            assert session["clock"]["state"] == "playing" and session["clock"]["speed"] == 16
+            assert session["clock"]["range_start"] == service_day.start_ms + 600_000
+            paused = client.post(
+                f"{server.url}/api/auto_dispatch/replay/control",
+                json={"sessionId": session["session_id"], "action": "pause"},
+            )
+            assert paused.status_code == 200
+            seen = len(stream.events)
+            stream.read_until(
+                lambda e: e.event == "playback" and e.json()["state"] == "paused", since=seen
+            )
+        finally:
+            stream.close()
+        refused = client.post(
+            f"{server.url}/api/auto_dispatch/replay/stream", json={**body, "playbackSpeed": 0}
+        )
+        assert refused.status_code == 422
+        assert refused.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,58 @@
+"""The one-command demo as a real process: what end-to-end and browser tests run against."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from functions.local_stack import free_port, wait_for_http
+
+# A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
+SMALL_DAY = ["--vehicles", "40", "--flights", "60", "--start-hour", "6", "--hours", "3"]
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    """A running ``dispatch-replay demo``."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def child_pids(self) -> list[int]:
+        """Processes the demo started (the moto server, chunk jobs)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+@contextmanager
+def demo_server(log: Path, extra: list[str] | None = None) -> Iterator[DemoServer]:
+    """Start ``dispatch-replay demo`` on a free port; always stop it (SIGINT, like Ctrl-C)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "functions.cli", "demo", "--port", str(port)]
+            + (extra if extra is not None else SMALL_DAY),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    server = DemoServer(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_for_http(f"{server.url}/healthz", 120, process)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
