@@ -82,3 +82,17 @@ def control_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     response: dict[str, Any] = _mangum()(event, context)  # type: ignore[arg-type]
     count_outcome(method, path, int(response.get("statusCode", 500)))
     return response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The stream function's ``Handler``, used only where the exec wrapper is not.
+
+    In AWS, ``AWS_LAMBDA_EXEC_WRAPPER`` starts the streaming bridge instead of the managed
+    runtime, so this is never called there. Without the wrapper (``sam local invoke``, a
+    misconfigured function) the same app still answers, buffered by Mangum: a stream is
+    delivered whole when it ends itself (at the invocation deadline at the latest).
+    """
+    logger.warning("stream served buffered: AWS_LAMBDA_EXEC_WRAPPER is not in effect")
+    response: dict[str, Any] = _mangum()(event, context)  # type: ignore[arg-type]
+    return response

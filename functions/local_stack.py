@@ -65,6 +65,22 @@ def wait_for_http(
             time.sleep(0.05)
 
 
+def stop_process(
+    process: subprocess.Popen[bytes], signal: int | None = None, timeout_s: float = 10
+) -> None:
+    """Ask a child process to stop (SIGTERM, or ``signal``), kill it if it does not."""
+    if process.poll() is None:
+        if signal is None:
+            process.terminate()
+        else:
+            process.send_signal(signal)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class MotoServer:
     """A running moto server: its endpoint and the environment that points boto3 at it."""
@@ -94,9 +110,4 @@ def moto_server(port: int | None = None, quiet: bool = True) -> Iterator[MotoSer
         wait_for_http(f"{endpoint}/moto-api/", 30, process)
         yield MotoServer(endpoint, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

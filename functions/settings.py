@@ -6,6 +6,7 @@ Local and cloud differ only in these values (e.g. ``AUTH_MODE=local`` on a lapto
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -48,7 +49,24 @@ class AppSettings(BaseSettings):
     chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
 
 
+def _secret_from_secrets_manager(secret_id: str) -> str:
+    import boto3
+
+    client = boto3.client("secretsmanager")
+    value: str = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    return value
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> AppSettings:
-    """The process's settings, read from the environment once."""
+    """The process's settings, read from the environment once.
+
+    In AWS the stream-token key is not in the environment (it would show in the function's
+    configuration): ``STREAM_TOKEN_SECRET_ARN`` names a Secrets Manager secret, read here
+    once per container. ``STREAM_TOKEN_SECRET`` (local runs) takes precedence.
+    """
+    secret_arn = os.environ.get("STREAM_TOKEN_SECRET_ARN")
+    if secret_arn and not os.environ.get("STREAM_TOKEN_SECRET"):
+        secret = _secret_from_secrets_manager(secret_arn)
+        return AppSettings(stream_token_secret=secret)  # type: ignore[call-arg, arg-type]
     return AppSettings()  # type: ignore[call-arg]  # values come from the environment

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from functions.local_stack import free_port, wait_for_http
+from functions.local_stack import free_port, stop_process, wait_for_http
 
 # A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
 SMALL_DAY = ["--vehicles", "40", "--flights", "60", "--start-hour", "6", "--hours", "3"]
@@ -49,10 +49,4 @@ def demo_server(log: Path, extra: list[str] | None = None) -> Iterator[DemoServe
         wait_for_http(f"{server.url}/healthz", 120, process)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGINT, timeout_s=20)

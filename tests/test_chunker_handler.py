@@ -8,9 +8,12 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from unittest.mock import ANY
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from pydantic import ValidationError
 
 from tests.conftest import BUCKET
@@ -69,6 +72,8 @@ def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleT
     # 2026-03-15 01:30 in Shanghai is still 2026-03-14 in UTC.
     now = dt.datetime(2026, 3, 14, 17, 30, tzinfo=dt.UTC)
     assert request.concrete_date(now) == "2026-03-14"
+    hourly = handler_module.ChunkRequest.model_validate(event("chunker-hourly-current-day.json"))
+    assert hourly.concrete_date(now) == "2026-03-15" and hourly.fan_out
 
 
 @pytest.mark.parametrize(
@@ -85,3 +90,41 @@ def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleT
 def test_bad_events_are_rejected(handler_module: ModuleType, bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         handler_module.handler(bad, Context())
+
+
+def test_fan_out_plans_hour_jobs_that_together_publish_the_day(
+    handler_module: ModuleType, s3: S3Client
+) -> None:
+    load_raw_day(s3)
+    client = boto3.client("lambda", region_name="us-east-1")
+    handler_module._lambda_client = client
+    sent: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "provide-client-params.lambda.Invoke", lambda params, **_: sent.append(dict(params))
+    )
+    request = {**event("chunker-fan-out-previous-day.json"), "service_date": "2026-03-14"}
+    expected_jobs = 12  # 24 hours, 2 per job
+    with Stubber(client) as stub:
+        for _ in range(expected_jobs):
+            stub.add_response(
+                "invoke",
+                {"StatusCode": 202},
+                {
+                    "FunctionName": Context.invoked_function_arn,
+                    "InvocationType": "Event",
+                    "Payload": ANY,
+                },
+            )
+        plan = handler_module.handler(request, Context())
+        stub.assert_no_pending_responses()
+    assert plan["jobs"] == expected_jobs and plan["already_built"] is False
+    jobs = [json.loads(params["Payload"]) for params in sent]
+    assert [job["hours"] for job in jobs] == [[h, h + 1] for h in range(0, 24, 2)]
+    assert all(job["expected_version"] == plan["version"] for job in jobs)
+    # What Lambda does next: run every job (here in turn); the one completing the day publishes.
+    results = [handler_module.handler(job, Context()) for job in jobs]
+    assert [r["published"] for r in results] == [False] * 11 + [True]
+    assert all(r["version"] == plan["version"] for r in results)
+    with Stubber(client):  # already built: nothing is invoked (no responses queued)
+        again = handler_module.handler(request, Context())
+    assert again == {"version": plan["version"], "jobs": 0, "already_built": True}

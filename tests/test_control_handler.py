@@ -212,3 +212,19 @@ def test_importing_the_handlers_needs_no_configuration() -> None:
         timeout=60,
     )
     assert probe.stdout.strip() == "True", probe.stderr
+
+
+def test_the_stream_token_key_comes_from_secrets_manager(
+    published: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    key = "k" * 48
+    arn = secrets.create_secret(Name="dispatch-replay/stream-token", SecretString=key)["ARN"]
+    monkeypatch.delenv("STREAM_TOKEN_SECRET")
+    monkeypatch.setenv("STREAM_TOKEN_SECRET_ARN", arn)
+    get_settings.cache_clear()
+    assert get_settings().stream_token_secret.get_secret_value() == key
+    assert key not in repr(get_settings())  # never printed
+    assert invoke("control-get-session.json")["statusCode"] == 200
