@@ -154,13 +154,14 @@ def test_paused_stream_starts_with_the_true_state(server: Server, truth: Any) ->
     assert all(e.id for e in events)
 
 
+@pytest.mark.parametrize("speed", [64.0, 256.0, 1024.0])
 def test_playing_stream_delivers_every_event_once_and_the_true_state(
-    server: Server, truth: Any
+    server: Server, truth: Any, speed: float
 ) -> None:
     rows, service_day = truth
     start = service_day.start_ms + 3_600_000 - 20_000  # crosses an hour and a chunk boundary
     session = server.new_session(
-        start, service_day.start_ms + 3 * 3_600_000, speed=64.0, state="playing"
+        start, service_day.start_ms + 3 * 3_600_000, speed=speed, state="playing"
     )
     with httpx.Client() as client:
         reader = StreamReader(client, server.stream_url(session))
@@ -500,16 +501,19 @@ def test_loop_wraps_with_a_snapshot(s3: S3Client, day: Any, truth: Any) -> None:
         assert not any(e.event == "end" for e in events)
 
 
-def test_playback_clock_is_never_ahead_of_the_frames(server: Server, truth: Any) -> None:
+@pytest.mark.parametrize(("speed", "frames"), [(1.0, 4), (8.0, 10), (256.0, 10)])
+def test_playback_clock_is_never_ahead_of_the_frames(
+    server: Server, truth: Any, speed: float, frames: int
+) -> None:
     """Frames never run ahead of the session's clock (they can only be late)."""
     _, service_day = truth
     start = service_day.start_ms + 1_000_000
-    session = server.new_session(start, service_day.end_ms, speed=8.0, state="playing")
+    session = server.new_session(start, service_day.end_ms, speed=speed, state="playing")
     clock: PlaybackClock = session.clock
     with httpx.Client() as client:
         reader = StreamReader(client, server.stream_url(session))
         received: list[tuple[int, int]] = []
-        while len(received) < 10:
+        while len(received) < frames:
             reader.read_until(
                 lambda e: (
                     e.event == "vehicle_update" and e.json()["t"] not in {t for t, _ in received}
