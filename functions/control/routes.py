@@ -79,7 +79,10 @@ async def create_session(
 
 
 @router.post(
-    "/join", response_model=SessionView, responses=ERRORS, summary="Join with a share token"
+    "/join",
+    response_model=SessionView,
+    responses={**ERRORS, **documented(e403="Invalid or expired share token.")},
+    summary="Join with a share token",
 )
 async def join_session(body: JoinRequest, caller: Caller, service: Sessions) -> SessionView:
     """Redeem a share token: the caller may then view and control the session."""
