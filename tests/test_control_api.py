@@ -401,3 +401,31 @@ def test_committed_openapi_schema_is_current(api: TestClient) -> None:
     committed = (Path(__file__).parent.parent / "docs" / "openapi.json").read_text()
     assert committed == openapi.render(), "run `dispatch-replay openapi` and commit the result"
     assert api.get("/openapi.json").json() == json.loads(committed)
+
+
+def test_cors_answers_only_the_allowed_origin(s3: S3Client) -> None:
+    publish_tiny_day(s3)
+    allowed = "https://replay.example.com"
+    app = create_app(build_services(s3, cors_origins=[allowed]))
+    with TestClient(app) as client:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        ok = client.options(SESSIONS, headers={"Origin": allowed, **preflight})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == allowed
+        evil = client.options(SESSIONS, headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in evil.headers
+        read = client.get("/api/replay/airports", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in read.headers
+
+
+def test_logs_carry_no_tokens(api: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    session = create(api)
+    share = api.post(f"{SESSIONS}/{session['session_id']}/shares").json()["share_token"]
+    api.post(f"{SESSIONS}/join", json={"share_token": share}, headers=BOB)
+    stream_url = session["stream"]["url"]
+    api.get(stream_url.replace("token=", "token=x"))  # a refused stream request is logged too
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "request" in logged
+    assert session["stream"]["token"] not in logged
+    assert share not in logged
+    assert "token=" not in logged
