@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,7 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from chunker.day import InvalidServiceDay
 from chunker.keys import InvalidIdentifier
@@ -39,6 +41,8 @@ from functions.stream import routes as stream_routes
 from functions.tokens import InvalidToken
 
 logger = Logger(service="dispatch-replay-api")
+
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -224,5 +228,13 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    # The dashboard: static files, using only the public API above. "/" is its page;
+    # anything else unknown stays a problem+json 404.
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
 
     return app

@@ -1,0 +1,112 @@
+// The REST client: the public control and history API, nothing else.
+
+// Same origin by default; a deployment sets apiBase (and authToken) in config.js.
+const CONFIG = globalThis.DISPATCH_REPLAY ?? {};
+const BASE = `${(CONFIG.apiBase ?? "").replace(/\/$/, "")}/api/replay`;
+
+function bearer() {
+  const token = typeof CONFIG.authToken === "function" ? CONFIG.authToken() : CONFIG.authToken;
+  return token ? `Bearer ${token}` : null;
+}
+
+/** A non-2xx answer; `problem` is the problem+json body when there is one. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.problem = problem ?? null;
+  }
+}
+
+function commandId() {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  return `ui-${random[0].toString(36)}${random[1].toString(36)}`;
+}
+
+export class Api {
+  /**
+   * @param {string|null} user local identity sent as X-Replay-User (local mode only; the
+   *   deployed API takes the caller from its JWT authorizer and ignores the header)
+   */
+  constructor(user) {
+    this.user = user;
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.user) headers["X-Replay-User"] = this.user;
+    const authorization = bearer();
+    if (authorization) headers.Authorization = authorization;
+    const response = await fetch(BASE + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (!response.ok) {
+      let problem = null;
+      try {
+        problem = await response.json();
+      } catch {
+        problem = null;
+      }
+      throw new ApiError(response.status, problem);
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  /** Airports and their published service days. */
+  airports() {
+    return this.request("GET", "/airports");
+  }
+
+  /** A day's manifest: catalogue, layout, histogram. */
+  manifest(airport, date) {
+    const path = `/airports/${encodeURIComponent(airport)}/days/${encodeURIComponent(date)}/manifest`;
+    return this.request("GET", path);
+  }
+
+  createSession(body) {
+    return this.request("POST", "/sessions", body);
+  }
+
+  getSession(sessionId) {
+    return this.request("GET", `/sessions/${encodeURIComponent(sessionId)}`);
+  }
+
+  /**
+   * One control action. Without expected_version the server re-applies on a concurrent
+   * write (last writer wins, nothing lost); the command id makes a retry after a network
+   * failure harmless.
+   */
+  async control(sessionId, command) {
+    const body = { command_id: commandId(), ...command };
+    const path = `/sessions/${encodeURIComponent(sessionId)}/control`;
+    try {
+      return await this.request("POST", path, body);
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      return this.request("POST", path, body); // network blip: retry once, same command id
+    }
+  }
+
+  /** The session with a fresh stream token. */
+  streamToken(sessionId) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/stream-token`, {});
+  }
+
+  /** Viewer heartbeat: streams run only while someone renews presence. */
+  presence(sessionId) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/presence`, {});
+  }
+
+  share(sessionId) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/shares`, {});
+  }
+
+  join(shareToken) {
+    return this.request("POST", "/sessions/join", { share_token: shareToken });
+  }
+}

@@ -1,0 +1,367 @@
+// The dashboard's entry point: finds the session, feeds the stream into the replay state,
+// shows the connection state, and draws everything once per animation frame.
+
+import { Api, ApiError } from "./api.js";
+import { AirportTime, PlaybackClock } from "./clock.js";
+import { Controls } from "./controls.js";
+import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
+import { ApronMap } from "./map.js";
+import { buildLegend, VehicleCard } from "./overlays.js";
+import { Panels } from "./panels.js";
+import { resolveSession } from "./session.js";
+import { ReplayState } from "./state.js";
+import { ReplayStream } from "./stream.js";
+import { Timeline } from "./timeline.js";
+
+const PRESENCE_INTERVAL_MS = 45000; // the server's presence lease is 120 s
+
+const $ = (id) => document.getElementById(id);
+
+// `?user=NAME` sets the local identity (the X-Replay-User header) of this page's API calls.
+// Local mode only (AUTH_MODE=local, what `dispatch-replay demo` runs): it lets a second
+// viewer on the same machine be a different user, e.g. to open a share link as
+// `/?join=TOKEN&user=bob`. A deployment takes the caller from its JWT authorizer instead.
+const params = new URLSearchParams(location.search);
+const api = new Api(params.get("user"));
+
+/** What the modules share. */
+const app = {
+  ready: false,
+  sessionId: null,
+  view: null,
+  manifest: null,
+  time: null,
+  clock: new PlaybackClock(),
+  state: null,
+  map: null,
+  timeline: null,
+  panels: null,
+  controls: null,
+  card: null,
+  stream: null,
+  connection: "connecting",
+  streamPosition: null, // replay time of the last frame or snapshot the stream delivered
+  streamPlayback: null, // the last playback event the stream delivered
+  vehicles: new Map(), // catalogue: vehicle id -> {vehicle_type, label, ...}
+  vehicleTypes: new Map(),
+  flightsById: new Map(),
+  occupied: new Map(),
+  occupiedRevision: -1,
+  frames: 0,
+  trails: false,
+  clockText: "",
+};
+
+// --- test hook: a read-only view of what the page holds, and a way to drop the stream ----
+
+window.__replay = {
+  state() {
+    const vehicles = app.state ? app.state.vehicles : new Map();
+    const positions = {};
+    for (const [id, v] of vehicles) {
+      const { lat, lon, heading, state, t: fix } = v.row;
+      positions[id] = { lat, lon, heading, state, t: fix };
+    }
+    const stats = app.stream ? app.stream.stats : { events: 0, duplicates: 0, reconnects: 0 };
+    const playback = app.streamPlayback;
+    return {
+      ready: app.ready,
+      sessionId: app.sessionId,
+      role: app.view ? app.view.role : null,
+      connection: app.connection,
+      transport: app.stream ? app.stream.transport : "connecting",
+      clockPosition: app.clock.now(),
+      clockText: app.clockText,
+      streamPosition: app.streamPosition,
+      playback: {
+        state: app.clock.status,
+        speed: app.clock.speed,
+        version: app.clock.version,
+        rangeStart: app.clock.rangeStart,
+        rangeEnd: app.clock.rangeEnd,
+        loop: app.clock.loop,
+        position: app.clock.anchorPosition,
+      },
+      streamPlayback: playback
+        ? { state: playback.state, speed: playback.speed, version: playback.version, position: playback.position }
+        : null,
+      positions,
+      vehicleCount: vehicles.size,
+      taskIds: app.state ? [...app.state.tasks.keys()] : [],
+      flightIds: app.state ? [...app.state.flights.keys()] : [],
+      notificationIds: app.state ? [...app.state.notifications.keys()] : [],
+      eventsSeen: stats.events,
+      duplicateEvents: stats.duplicates,
+      reconnects: stats.reconnects,
+      lastEventId: app.stream ? app.stream.lastEventId : "",
+      frames: app.frames,
+      language: language(),
+      timelineDomain: app.timeline ? app.timeline.domain : null,
+      dayStart: app.manifest ? app.manifest.start : null,
+      dayEnd: app.manifest ? app.manifest.end : null,
+    };
+  },
+  /** Where vehicle `id` is drawn, in CSS pixels relative to the map canvas (or null). */
+  screenOf(id) {
+    const vehicle = app.state ? app.state.vehicles.get(id) : null;
+    return vehicle ? app.map.screen(app.state.positionOf(vehicle, performance.now())) : null;
+  },
+  /** Drop the stream as a network failure would; the normal reconnect logic resumes it. */
+  dropConnection() {
+    if (app.stream) app.stream.drop();
+  },
+};
+
+// --- connection state ----------------------------------------------------------------------
+
+/** connecting / live / reconnecting / paused / ended / error, from the transport and clock. */
+function updateConnection() {
+  if (app.connection === "error") return;
+  const transport = app.stream ? app.stream.transport : "connecting";
+  let state = transport;
+  if (transport === "live") {
+    state = app.clock.status === "ended" ? "ended" : app.clock.status === "paused" ? "paused" : "live";
+  }
+  const el = $("connection");
+  if (state !== app.connection || el.dataset.lang !== language()) {
+    app.connection = state;
+    el.dataset.state = state;
+    el.dataset.lang = language();
+    $("connection-label").textContent = t(`conn.${state}`);
+  }
+}
+
+function fatal(message) {
+  if (app.stream) app.stream.stop();
+  app.connection = "error";
+  $("connection").dataset.state = "error";
+  $("connection-label").textContent = t("conn.error");
+  $("overlay").hidden = false;
+  $("overlay").classList.add("failed");
+  $("overlay-text").textContent = message;
+}
+
+// --- the stream ----------------------------------------------------------------------------
+
+/** Start of the tick containing `t` (ticks are aligned to the start of the service day). */
+function tickStart(t) {
+  const tick = app.manifest.config.tick_ms;
+  return t - ((((t - app.manifest.start) % tick) + tick) % tick);
+}
+
+function onEvent(name, data) {
+  const state = app.state;
+  switch (name) {
+    case "snapshot":
+      state.applySnapshot(data);
+      app.streamPosition = data.t;
+      $("overlay").hidden = true;
+      break;
+    case "playback":
+      app.streamPlayback = data;
+      if (app.clock.fromPlayback(data)) app.controls.sync();
+      break;
+    case "vehicle_update":
+      state.applyVehicles(data.t, data.vehicles);
+      app.streamPosition = data.t;
+      state.expireTasks(tickStart(data.t));
+      break;
+    case "task_update":
+      state.applyTasks(data.t, data.tasks);
+      app.streamPosition = data.t;
+      state.expireTasks(tickStart(data.t));
+      break;
+    case "flight_update":
+      state.applyFlights(data.t, data.flights);
+      app.streamPosition = data.t;
+      break;
+    case "notification":
+      state.applyNotifications(data.notifications);
+      app.streamPosition = data.t;
+      break;
+    case "end":
+      app.clock.markEnded(data.position);
+      app.controls.sync();
+      break;
+    default:
+      break;
+  }
+  updateConnection();
+}
+
+function renewPresence() {
+  api.presence(app.sessionId).catch((error) => {
+    if (error instanceof ApiError && error.status === 404) fatal(t("toast.sessionGone"));
+  });
+}
+
+// --- drawing -------------------------------------------------------------------------------
+
+/** Stands with an aircraft on them (for the map), recomputed when the flights change. */
+function occupiedStands() {
+  if (app.occupiedRevision === app.state.revision) return app.occupied;
+  app.occupiedRevision = app.state.revision;
+  app.occupied = new Map();
+  for (const flight of app.state.flights.values()) {
+    if (flight.status === "on_block" || flight.status === "boarding") app.occupied.set(flight.stand, flight);
+  }
+  return app.occupied;
+}
+
+function drawClock(position) {
+  const text = app.time.hms(position);
+  if (text === app.clockText) return;
+  app.clockText = text;
+  $("clock").textContent = text;
+  $("clock").dataset.position = String(Math.floor(position));
+  const date = app.time.date(position);
+  if ($("clock-date").textContent !== date) $("clock-date").textContent = date;
+  const offset = app.time.offsetLabel(position);
+  if ($("clock-tz").textContent !== offset) {
+    $("clock-tz").textContent = offset;
+    $("clock-tz").title = `${t("clock.tz")}: ${app.manifest.airport.timezone}`;
+  }
+}
+
+function frame() {
+  app.frames += 1;
+  const position = app.clock.now();
+  drawClock(position);
+  app.timeline.draw(position);
+  app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, occupied: occupiedStands() });
+  app.panels.render(app.state, position);
+  app.card.update(app.state);
+  const count = `${app.state.vehicles.size}|${language()}`;
+  const countEl = $("vehicle-count");
+  if (countEl.dataset.count !== count) {
+    countEl.dataset.count = count;
+    countEl.textContent = t("map.vehicles", { n: app.state.vehicles.size });
+  }
+  requestAnimationFrame(frame);
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+function renderHeader() {
+  const airport = app.manifest.airport;
+  $("airport-name").textContent = language() === "zh" && airport.name_zh ? airport.name_zh : airport.name;
+  $("airport-name").title = airport.airport_id;
+}
+
+function fillDays(airports) {
+  const select = $("day-select");
+  select.replaceChildren(
+    ...airports.flatMap((a) =>
+      a.days.map((day) => {
+        const option = document.createElement("option");
+        option.value = `${a.airport}|${day}`;
+        option.textContent = `${a.airport} · ${day}`;
+        return option;
+      }),
+    ),
+  );
+  select.value = `${app.manifest.airport.airport_id}|${app.manifest.service_date}`;
+  select.addEventListener("change", () => {
+    // Another day: a new session for it (the day picker is the only way to leave this one).
+    const [airport, day] = select.value.split("|");
+    const url = new URL(location.href);
+    url.searchParams.delete("session");
+    url.searchParams.set("airport", airport);
+    url.searchParams.set("day", day);
+    location.assign(url);
+  });
+}
+
+function relayoutLegend() {
+  const height = buildLegend($("legend"));
+  app.map.setInsets({ bottom: height + 24 }); // the initial view keeps clear of the legend
+}
+
+function bindMap() {
+  $("zoom-in").addEventListener("click", () => app.map.zoomBy(1.4));
+  $("zoom-out").addEventListener("click", () => app.map.zoomBy(1 / 1.4));
+  $("zoom-fit").addEventListener("click", () => app.map.resetView());
+  $("trails-toggle").addEventListener("change", (e) => {
+    app.trails = e.target.checked;
+  });
+  app.map.onHover = (id, x, y) => {
+    app.card.hover = id ? { id, x, y } : null;
+  };
+}
+
+function start(view, manifest, airports) {
+  app.sessionId = view.session_id;
+  app.view = view;
+  app.manifest = manifest;
+  app.time = new AirportTime(manifest.airport.timezone);
+  for (const vehicle of manifest.catalogue.vehicles) {
+    app.vehicles.set(vehicle.vehicle_id, vehicle);
+    app.vehicleTypes.set(vehicle.vehicle_id, vehicle.vehicle_type);
+  }
+  for (const flight of manifest.catalogue.flights) app.flightsById.set(flight.id, flight);
+
+  app.map = new ApronMap($("map"), manifest);
+  app.state = new ReplayState((lat, lon) => app.map.project(lat, lon));
+  app.timeline = new Timeline($("timeline"), manifest, app.time);
+  app.card = new VehicleCard($("vehicle-card"), {
+    map: app.map,
+    time: app.time,
+    vehicles: app.vehicles,
+    flights: app.flightsById,
+  });
+  app.panels = new Panels({
+    time: app.time,
+    flightsById: app.flightsById,
+    onPickVehicle: (id) => {
+      app.map.selectedId = id; // a task row selects its vehicle on the map
+    },
+  });
+  app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
+  app.clock.fromView(view);
+
+  renderHeader();
+  fillDays(airports);
+  relayoutLegend();
+  app.controls.buildFilters();
+  app.controls.bind();
+  app.controls.syncShare();
+  app.controls.sync();
+  bindMap();
+  $("lang-toggle").addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
+  onLanguageChange(() => {
+    renderHeader();
+    relayoutLegend();
+    app.controls.relabel();
+    app.clockText = ""; // redraw the clock's labels
+  });
+
+  app.stream = new ReplayStream({
+    api,
+    sessionId: view.session_id,
+    url: view.stream.url,
+    onEvent,
+    onTransport: updateConnection,
+    onView: (fresh) => app.controls.applyView(fresh),
+    onFatal: (error) => fatal(error?.message || t("toast.sessionGone")),
+  });
+  app.stream.start();
+  setInterval(renewPresence, PRESENCE_INTERVAL_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") renewPresence();
+  });
+  app.ready = true;
+  requestAnimationFrame(frame);
+}
+
+async function boot() {
+  applyTranslations();
+  try {
+    const { view, manifest, airports } = await resolveSession(api, params);
+    start(view, manifest, airports);
+  } catch (error) {
+    console.warn("dispatch-replay: could not start", error);
+    fatal(t("error.start", { msg: error.message }));
+  }
+}
+
+boot();

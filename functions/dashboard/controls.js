@@ -1,0 +1,448 @@
+// The control bar and everything that changes the session: play/pause, step, speed,
+// seek (keys, timeline, jump to a flight), range, loop, filters, share, keyboard shortcuts.
+// Every change goes through the control API; the UI then follows the session's answer and
+// the stream's playback events, so several viewers of one session stay in step.
+
+import { ApiError } from "./api.js";
+import { enumValues, label, t } from "./i18n.js";
+
+export const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+const KEY_SEEK_MS = 30000;
+const DEPARTURE_LEAD_MS = 45 * 60000;
+const TIME_PATTERN = /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/;
+const FILTER_KINDS = { vehicle_types: "vehicle_type", task_types: "task_type", task_statuses: "task_status" };
+
+const $ = (id) => document.getElementById(id);
+
+/** A short message at the bottom of the page. */
+export function toast(message) {
+  const el = $("toast");
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => {
+    el.hidden = true;
+  }, 3200);
+}
+
+function togglePopover(id, show) {
+  const el = $(id);
+  el.hidden = show === undefined ? !el.hidden : !show;
+}
+
+function speedLabel(speed) {
+  return `${speed}×`;
+}
+
+/** Whether keys typed at `target` belong to it (text fields, selects), not to shortcuts. */
+function isTyping(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  return target.tagName === "INPUT" && !["checkbox", "radio", "button"].includes(target.type);
+}
+
+export class Controls {
+  /**
+   * @param {object} deps
+   * @param {import("./api.js").Api} deps.api
+   * @param {object} deps.app the dashboard's shared context (sessionId, view, clock, manifest,
+   *   time, map, timeline)
+   * @param {() => void} deps.onChange called after the controls followed a new clock
+   * @param {(message: string) => void} deps.onFatal the session is gone
+   */
+  constructor({ api, app, onChange, onFatal }) {
+    this.api = api;
+    this.app = app;
+    this.onChange = onChange;
+    this.onFatal = onFatal;
+    this.queue = Promise.resolve();
+    // What the last unanswered request asked for: a key pressed again before the answer
+    // came builds on it (two presses of "+" are two steps up, not the same step twice).
+    this.pending = { state: null, speed: null, position: null };
+    this.rangeKey = "";
+  }
+
+  // --- talking to the control API ------------------------------------------------------
+
+  /** Apply a session view from the API (control answers, token renewals). */
+  applyView(view) {
+    this.app.view = view;
+    if (this.app.clock.fromView(view)) this.sync();
+  }
+
+  /** Send one control action. Calls go out one at a time, in the order they were made:
+   * two in flight at once could be applied by the server in either order. */
+  control(command) {
+    const result = this.queue.then(() => this.send(command));
+    this.queue = result;
+    return result;
+  }
+
+  async send(command) {
+    try {
+      const view = await this.api.control(this.app.sessionId, command);
+      this.applyView(view);
+      return view;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        this.onFatal(t("toast.sessionGone"));
+      } else {
+        toast(t("toast.error", { msg: error.message }));
+      }
+      return null;
+    }
+  }
+
+  async controlPending(key, value, command) {
+    this.pending[key] = value;
+    try {
+      return await this.control(command);
+    } finally {
+      if (this.pending[key] === value) this.pending[key] = null;
+    }
+  }
+
+  togglePlay() {
+    const status = this.pending.state ?? this.app.clock.status;
+    const action = status === "playing" ? "pause" : "play";
+    this.controlPending("state", action === "play" ? "playing" : "paused", { action });
+  }
+
+  step(ticks) {
+    if (this.app.clock.status === "paused") this.control({ action: "step", ticks });
+  }
+
+  /** Seek to `position`, kept inside the session's range (the API refuses outside). */
+  seek(position) {
+    const clock = this.app.clock;
+    const target = Math.round(Math.min(Math.max(position, clock.rangeStart), clock.rangeEnd - 1000));
+    return this.controlPending("position", target, { action: "seek", position: target });
+  }
+
+  seekBy(deltaMs) {
+    this.seek((this.pending.position ?? this.app.clock.now()) + deltaMs);
+  }
+
+  changeSpeed(direction) {
+    const speed = this.pending.speed ?? this.app.clock.speed;
+    const next =
+      direction > 0
+        ? SPEEDS.find((s) => s > speed + 1e-9)
+        : [...SPEEDS].reverse().find((s) => s < speed - 1e-9);
+    if (next !== undefined) this.controlPending("speed", next, { action: "set_speed", speed: next });
+  }
+
+  // --- following the clock -------------------------------------------------------------
+
+  /** Make every control show the session's current clock, range and filters. */
+  sync() {
+    const clock = this.app.clock;
+    const play = $("play");
+    const playing = clock.status === "playing";
+    play.dataset.state = playing ? "playing" : clock.status;
+    play.dataset.i18nTitle = playing ? "controls.pause" : "controls.play";
+    play.title = t(play.dataset.i18nTitle);
+    play.setAttribute("aria-label", play.title);
+    $("step-back").disabled = clock.status !== "paused";
+    $("step-forward").disabled = clock.status !== "paused";
+    this.fillSpeeds();
+    $("clock-speed").textContent = t("clock.speed", { s: clock.speed });
+    $("loop-toggle").checked = clock.loop;
+    const rangeKey = `${clock.rangeStart}-${clock.rangeEnd}`;
+    if (this.rangeKey !== rangeKey) {
+      this.rangeKey = rangeKey;
+      $("range-start").value = this.timeInputValue(clock.rangeStart);
+      $("range-end").value = this.timeInputValue(clock.rangeEnd);
+      this.app.timeline.setRange(clock.rangeStart, clock.rangeEnd);
+      this.fillJumpFlights();
+    }
+    const filters = this.app.view ? this.app.view.filters : {};
+    const active = Object.values(filters ?? {}).filter((v) => Array.isArray(v)).length;
+    $("filters-count").hidden = active === 0;
+    $("filters-count").textContent = String(active);
+    this.onChange();
+  }
+
+  fillSpeeds() {
+    const select = $("speed");
+    const current = this.app.clock.speed;
+    const speeds = SPEEDS.includes(current) ? SPEEDS : [...SPEEDS, current].sort((a, b) => a - b);
+    const wanted = speeds.join(",");
+    if (select.dataset.speeds !== wanted) {
+      select.replaceChildren(
+        ...speeds.map((s) => {
+          const option = document.createElement("option");
+          option.value = String(s);
+          option.textContent = speedLabel(s);
+          return option;
+        }),
+      );
+      select.dataset.speeds = wanted;
+    }
+    select.value = String(current);
+  }
+
+  timeInputValue(ms) {
+    return ms >= this.app.manifest.end ? "24:00" : this.app.time.hm(ms);
+  }
+
+  // --- jump to a flight ----------------------------------------------------------------
+
+  /** When to look at a flight: an arrival's on-block time; for a departure, the arrival of
+   * its turnaround (or 45 min before it leaves). */
+  flightTarget(flight) {
+    if (flight.movement === "arrival") return flight.actual ?? flight.estimated ?? flight.scheduled;
+    const arrival = flight.turnaround_id
+      ? this.app.manifest.catalogue.flights.find(
+          (f) => f.turnaround_id === flight.turnaround_id && f.movement === "arrival",
+        )
+      : null;
+    if (arrival) return arrival.actual ?? arrival.estimated ?? arrival.scheduled;
+    return (flight.actual ?? flight.estimated ?? flight.scheduled) - DEPARTURE_LEAD_MS;
+  }
+
+  fillJumpFlights() {
+    const { clock, time, manifest } = this.app;
+    const select = $("jump-flight");
+    const flights = manifest.catalogue.flights
+      .map((f) => ({ f, at: this.flightTarget(f) }))
+      .sort((a, b) => a.at - b.at || a.f.callsign.localeCompare(b.f.callsign));
+    const placeholder = document.createElement("option");
+    placeholder.value = "";
+    placeholder.textContent = t("controls.jump");
+    const options = flights.map(({ f, at }) => {
+      const option = document.createElement("option");
+      const inRange = at >= clock.rangeStart && at < clock.rangeEnd;
+      const arrow = f.movement === "arrival" ? "↓" : "↑";
+      const outside = inRange ? "" : ` (${t("controls.outsideRange")})`;
+      option.value = f.id;
+      option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route} · ${t("flights.stand")} ${f.stand}${outside}`;
+      option.disabled = !inRange;
+      option.dataset.target = String(at);
+      return option;
+    });
+    select.replaceChildren(placeholder, ...options);
+    select.value = "";
+  }
+
+  // --- range ---------------------------------------------------------------------------
+
+  applyRange() {
+    const { manifest, time } = this.app;
+    const startValue = $("range-start").value.trim();
+    const endValue = $("range-end").value.trim();
+    if (!TIME_PATTERN.test(startValue) || !TIME_PATTERN.test(endValue) || startValue === "24:00") {
+      toast(t("error.badTime"));
+      return;
+    }
+    const start = time.toEpoch(manifest.service_date, startValue);
+    // "24:00" (or "00:00" as an end) is the end of the service day.
+    const endOfDay = endValue === "24:00" || endValue === "00:00";
+    const end = endOfDay ? manifest.end : time.toEpoch(manifest.service_date, endValue);
+    if (end <= start) {
+      toast(t("toast.error", { msg: `${endValue} ≤ ${startValue}` }));
+      return;
+    }
+    this.control({ action: "set_range", start, end }).then((view) => {
+      if (view) toast(t("toast.rangeApplied"));
+    });
+  }
+
+  // --- filters -------------------------------------------------------------------------
+
+  buildFilters() {
+    const stands = this.app.manifest.layout.stands
+      .map((s) => s.stand_id)
+      .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const groups = {
+      vehicle_types: enumValues("vehicle_type"),
+      task_types: enumValues("task_type"),
+      task_statuses: enumValues("task_status"),
+      stands,
+    };
+    for (const [name, values] of Object.entries(groups)) {
+      const box = document.querySelector(`fieldset[data-filter=${name}] .options`);
+      box.replaceChildren(
+        ...values.map((value) => {
+          const wrap = document.createElement("label");
+          wrap.className = "check";
+          const input = document.createElement("input");
+          input.type = "checkbox";
+          input.value = value;
+          const span = document.createElement("span");
+          span.dataset.value = value;
+          span.textContent = FILTER_KINDS[name] ? label(FILTER_KINDS[name], value) : value;
+          wrap.append(input, span);
+          return wrap;
+        }),
+      );
+    }
+  }
+
+  relabelFilters() {
+    for (const span of document.querySelectorAll("fieldset[data-filter] .options span")) {
+      const kind = FILTER_KINDS[span.closest("fieldset").dataset.filter];
+      if (kind) span.textContent = label(kind, span.dataset.value);
+    }
+  }
+
+  showFilters() {
+    const filters = this.app.view.filters ?? {};
+    for (const fieldset of document.querySelectorAll("fieldset[data-filter]")) {
+      const selected = filters[fieldset.dataset.filter];
+      for (const input of fieldset.querySelectorAll("input")) {
+        input.checked = Array.isArray(selected) && selected.includes(input.value);
+      }
+    }
+    togglePopover("filters-popover", true);
+  }
+
+  applyFilters() {
+    const filters = {};
+    for (const fieldset of document.querySelectorAll("fieldset[data-filter]")) {
+      const inputs = [...fieldset.querySelectorAll("input")];
+      const checked = inputs.filter((i) => i.checked).map((i) => i.value);
+      // Nothing or everything ticked: no filter on that dimension.
+      const all = checked.length === 0 || checked.length === inputs.length;
+      filters[fieldset.dataset.filter] = all ? null : checked;
+    }
+    this.control({ action: "set_filters", filters }).then((view) => {
+      if (view) {
+        toast(t("toast.filtersApplied"));
+        togglePopover("filters-popover", false);
+      }
+    });
+  }
+
+  // --- sharing -------------------------------------------------------------------------
+
+  /** Only the owner may share; members see the button disabled. */
+  syncShare() {
+    const owner = this.app.view.role === "owner";
+    const button = $("share-button");
+    button.disabled = !owner;
+    button.title = owner ? t("share.title") : t("share.ownerOnly");
+  }
+
+  async share() {
+    if (this.app.view.role !== "owner") return;
+    try {
+      const created = await this.api.share(this.app.sessionId);
+      const link = new URL(location.pathname, location.origin); // this page, nothing else
+      link.searchParams.set("join", created.share_token);
+      $("share-link").value = link.toString();
+      togglePopover("share-popover", true);
+      $("share-link").select();
+    } catch (error) {
+      toast(`${t("share.failed")}: ${error.message}`);
+    }
+  }
+
+  async copyShareLink() {
+    const input = $("share-link");
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      input.select();
+      document.execCommand("copy"); // the clipboard API was refused: the old way
+    }
+    $("share-copy").textContent = t("share.copied");
+    setTimeout(() => {
+      $("share-copy").textContent = t("share.copy");
+    }, 1500);
+  }
+
+  // --- wiring --------------------------------------------------------------------------
+
+  bindKeys() {
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
+      switch (e.key) {
+        case " ":
+          // Space is play/pause everywhere: not also a click on the focused button/checkbox.
+          e.preventDefault();
+          if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+          this.togglePlay();
+          break;
+        case "ArrowLeft":
+        case "ArrowRight": {
+          e.preventDefault();
+          const direction = e.key === "ArrowRight" ? 1 : -1;
+          if (this.app.clock.status === "paused") this.step(direction * (e.shiftKey ? 10 : 1));
+          else this.seekBy(direction * KEY_SEEK_MS);
+          break;
+        }
+        case "+":
+        case "=":
+          e.preventDefault();
+          this.changeSpeed(1);
+          break;
+        case "-":
+        case "_":
+          e.preventDefault();
+          this.changeSpeed(-1);
+          break;
+        case "Escape":
+          togglePopover("share-popover", false);
+          togglePopover("filters-popover", false);
+          this.app.map.selectedId = null;
+          break;
+        default:
+          break;
+      }
+    });
+  }
+
+  bind() {
+    const { app } = this;
+    $("play").addEventListener("click", () => this.togglePlay());
+    $("step-back").addEventListener("click", () => this.step(-1));
+    $("step-forward").addEventListener("click", () => this.step(1));
+    $("speed").addEventListener("change", (e) => {
+      this.controlPending("speed", Number(e.target.value), { action: "set_speed", speed: Number(e.target.value) });
+      e.target.blur(); // give the keyboard shortcuts back
+    });
+    $("range-apply").addEventListener("click", () => this.applyRange());
+    for (const id of ["range-start", "range-end"]) {
+      $(id).addEventListener("keydown", (e) => {
+        if (e.key === "Enter") this.applyRange();
+      });
+    }
+    $("range-full").addEventListener("click", () =>
+      this.control({ action: "set_range", start: app.manifest.start, end: app.manifest.end }),
+    );
+    $("loop-toggle").addEventListener("change", (e) => this.control({ action: "set_loop", loop: e.target.checked }));
+    $("fit-range").addEventListener("change", (e) => {
+      app.timeline.zoomToRange = e.target.checked;
+    });
+    $("jump-flight").addEventListener("change", (e) => {
+      const option = e.target.selectedOptions[0];
+      if (option && option.dataset.target) this.seek(Number(option.dataset.target));
+      e.target.value = "";
+      e.target.blur();
+    });
+    $("filters-button").addEventListener("click", () => {
+      if ($("filters-popover").hidden) this.showFilters();
+      else togglePopover("filters-popover", false);
+    });
+    $("filters-apply").addEventListener("click", () => this.applyFilters());
+    $("filters-clear").addEventListener("click", () => {
+      for (const input of document.querySelectorAll("fieldset[data-filter] input")) input.checked = false;
+    });
+    $("share-button").addEventListener("click", () => this.share());
+    $("share-copy").addEventListener("click", () => this.copyShareLink());
+    for (const button of document.querySelectorAll("[data-close]")) {
+      button.addEventListener("click", () => togglePopover(button.dataset.close, false));
+    }
+    app.timeline.onSeek = (position) => this.seek(position);
+    this.bindKeys();
+  }
+
+  /** After a language switch. */
+  relabel() {
+    this.relabelFilters();
+    this.fillJumpFlights();
+    this.syncShare();
+    this.sync();
+  }
+}

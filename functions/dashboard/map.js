@@ -1,0 +1,559 @@
+// The apron map: layout from the manifest on a canvas, vehicles on top, pan and zoom.
+// World coordinates are metres east / south of the airport's reference point (a local
+// equirectangular projection: exact enough over a few kilometres).
+import { fitCanvasToParent } from "./canvas.js";
+
+export const VEHICLE_COLORS = {
+  fuel_truck: "#fb923c",
+  catering_truck: "#a78bfa",
+  baggage_tractor: "#facc15",
+  cleaning_van: "#34d399",
+  water_truck: "#38bdf8",
+  lavatory_truck: "#c8a27a",
+  pushback_tug: "#f472b6",
+  passenger_bus: "#e2e8f0",
+};
+
+export const STATE_RINGS = {
+  idle: null,
+  en_route: "#f8fafc",
+  waiting: "#fbbf24",
+  servicing: "#22c55e",
+  returning: "#64748b",
+};
+
+const COLORS = {
+  background: "#0a0f18",
+  grass: "#0d1420",
+  runway: "#1a202b",
+  runwayMark: "rgba(226, 232, 240, 0.55)",
+  road: "#1d2838",
+  roadEdge: "#263449",
+  roadCentre: "rgba(148, 163, 184, 0.25)",
+  terminal: "#18233a",
+  terminalEdge: "#33466a",
+  terminalLabel: "rgba(203, 213, 225, 0.75)",
+  contactStand: "rgba(96, 165, 250, 0.55)",
+  remoteStand: "rgba(45, 212, 191, 0.55)",
+  standLabel: "rgba(148, 163, 184, 0.85)",
+  aircraft: "rgba(226, 232, 240, 0.85)",
+  depotLabel: "rgba(148, 163, 184, 0.8)",
+  selection: "#ffffff",
+  grid: "rgba(51, 65, 85, 0.22)",
+};
+
+const GRID_STEPS_M = [25, 50, 100, 250, 500, 1000, 2000, 5000];
+
+const FONT_UI = 'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif';
+const FONT_MONO = 'ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace';
+const MIN_SCALE = 0.02; // px per metre
+const MAX_SCALE = 12;
+const STAND_BOX_M = 44;
+
+export class ApronMap {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {object} manifest the day's manifest (airport.reference_point, layout)
+   */
+  constructor(canvas, manifest) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    const ref = manifest.airport.reference_point;
+    this.lat0 = ref.lat;
+    this.lon0 = ref.lon;
+    this.mPerLat = 110574;
+    this.mPerLon = 111320 * Math.cos((ref.lat * Math.PI) / 180);
+    this.layout = this.prepareLayout(manifest.layout);
+    this.scale = 0.25;
+    this.tx = 0;
+    this.ty = 0;
+    this.width = 1;
+    this.height = 1;
+    this.dpr = 1;
+    this.userMoved = false;
+    this.insets = { top: 52, right: 16, bottom: 16, left: 56 };
+    this.hoverId = null;
+    this.selectedId = null;
+    this.onHover = () => {};
+    this.onSelect = () => {};
+    this.bindPointer();
+    new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
+    this.resize();
+  }
+
+  /** World metres of a position. */
+  project(lat, lon) {
+    return { x: (lon - this.lon0) * this.mPerLon, y: (this.lat0 - lat) * this.mPerLat };
+  }
+
+  prepareLayout(layout) {
+    const p = (point) => this.project(point.lat, point.lon);
+    const nodes = new Map(layout.road_nodes.map((n) => [n.node_id, p(n.position)]));
+    const roads = layout.road_edges
+      .filter((e) => nodes.has(e.from_node) && nodes.has(e.to_node))
+      .map((e) => [nodes.get(e.from_node), nodes.get(e.to_node)]);
+    const stands = layout.stands.map((s) => ({ ...s, at: p(s.position) }));
+    const depots = layout.depots.map((d) => ({ ...d, at: p(d.position) }));
+    const terminals = layout.terminals.map((tm) => ({ ...tm, outline: tm.outline.map(p) }));
+    const runways = layout.runways.map((r) => ({ ...r, from: p(r.start), to: p(r.end) }));
+    // The apron (not the runways) decides the initial view.
+    const points = [
+      ...nodes.values(),
+      ...stands.map((s) => s.at),
+      ...depots.map((d) => d.at),
+      ...terminals.flatMap((tm) => tm.outline),
+    ];
+    const bounds = {
+      minX: Math.min(...points.map((q) => q.x)) - 60,
+      maxX: Math.max(...points.map((q) => q.x)) + 60,
+      minY: Math.min(...points.map((q) => q.y)) - 60,
+      maxY: Math.max(...points.map((q) => q.y)) + 60,
+    };
+    const standSpacing = this.medianNeighbourDistance(stands.map((s) => s.at));
+    return { roads, stands, depots, terminals, runways, bounds, standSpacing };
+  }
+
+  medianNeighbourDistance(points) {
+    if (points.length < 2) return 80;
+    const nearest = points.map((a) => {
+      let best = Infinity;
+      for (const b of points) if (a !== b) best = Math.min(best, Math.hypot(a.x - b.x, a.y - b.y));
+      return best;
+    });
+    nearest.sort((a, b) => a - b);
+    return nearest[Math.floor(nearest.length / 2)];
+  }
+
+  // --- view ---------------------------------------------------------------------------
+
+  resize() {
+    ({ dpr: this.dpr, width: this.width, height: this.height } = fitCanvasToParent(this.canvas));
+    if (!this.userMoved) this.fit();
+  }
+
+  fit() {
+    const b = this.layout.bounds;
+    const inset = this.insets;
+    const width = Math.max(1, this.width - inset.left - inset.right);
+    const height = Math.max(1, this.height - inset.top - inset.bottom);
+    const scale = Math.min(width / (b.maxX - b.minX), height / (b.maxY - b.minY));
+    this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+    this.tx = inset.left + width / 2 - ((b.minX + b.maxX) / 2) * this.scale;
+    this.ty = inset.top + height / 2 - ((b.minY + b.maxY) / 2) * this.scale;
+  }
+
+  /** Screen space taken by overlays (tools, legend): the initial view keeps clear of it. */
+  setInsets(insets) {
+    this.insets = { ...this.insets, ...insets };
+    if (!this.userMoved) this.fit();
+  }
+
+  resetView() {
+    this.userMoved = false;
+    this.fit();
+  }
+
+  /** Zoom by `factor` keeping screen point (cx, cy) still (default: the centre). */
+  zoomBy(factor, cx = this.width / 2, cy = this.height / 2) {
+    const scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, this.scale * factor));
+    const k = scale / this.scale;
+    this.tx = cx - (cx - this.tx) * k;
+    this.ty = cy - (cy - this.ty) * k;
+    this.scale = scale;
+    this.userMoved = true;
+  }
+
+  screen(p) {
+    return { x: p.x * this.scale + this.tx, y: p.y * this.scale + this.ty };
+  }
+
+  bindPointer() {
+    const canvas = this.canvas;
+    let drag = null;
+    canvas.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      canvas.setPointerCapture(e.pointerId);
+      drag = { x: e.clientX, y: e.clientY, tx: this.tx, ty: this.ty, moved: false };
+    });
+    canvas.addEventListener("pointermove", (e) => {
+      const r = canvas.getBoundingClientRect();
+      const x = e.clientX - r.left;
+      const y = e.clientY - r.top;
+      if (drag) {
+        const dx = e.clientX - drag.x;
+        const dy = e.clientY - drag.y;
+        if (drag.moved || Math.hypot(dx, dy) > 4) {
+          drag.moved = true;
+          this.userMoved = true;
+          this.tx = drag.tx + dx;
+          this.ty = drag.ty + dy;
+          canvas.classList.add("dragging");
+        }
+        return;
+      }
+      this.hoverAt(x, y);
+    });
+    const end = (e) => {
+      if (!drag) return;
+      const wasDrag = drag.moved;
+      drag = null;
+      canvas.classList.remove("dragging");
+      if (!wasDrag && e.type === "pointerup") {
+        const r = canvas.getBoundingClientRect();
+        const id = this.hitTest(e.clientX - r.left, e.clientY - r.top);
+        this.selectedId = id;
+        this.onSelect(id);
+      }
+    };
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener("pointerleave", () => {
+      if (this.hoverId !== null) {
+        this.hoverId = null;
+        this.onHover(null, 0, 0);
+      }
+    });
+    canvas.addEventListener(
+      "wheel",
+      (e) => {
+        e.preventDefault();
+        const r = canvas.getBoundingClientRect();
+        const factor = Math.exp(-Math.max(-300, Math.min(300, e.deltaY)) * 0.0022);
+        this.zoomBy(factor, e.clientX - r.left, e.clientY - r.top);
+      },
+      { passive: false },
+    );
+  }
+
+  hoverAt(x, y) {
+    const id = this.hitTest(x, y);
+    if (id !== this.hoverId || id !== null) {
+      this.hoverId = id;
+      this.onHover(id, x, y);
+    }
+    this.canvas.classList.toggle("pointing", id !== null);
+  }
+
+  // --- drawing ------------------------------------------------------------------------
+
+  vehicleSize() {
+    return Math.min(26, Math.max(12, 14 * this.scale));
+  }
+
+  /** The vehicle drawn under screen point (x, y), if any. */
+  hitTest(x, y) {
+    if (!this.lastDrawn) return null;
+    const radius = Math.max(9, this.vehicleSize() * 0.75);
+    let best = null;
+    let bestDistance = radius;
+    for (const [id, p] of this.lastDrawn) {
+      const d = Math.hypot(p.x - x, p.y - y);
+      if (d <= bestDistance) {
+        best = id;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Draw one frame.
+   * @param {import("./state.js").ReplayState} state
+   * @param {object} options {trails: boolean, vehicleTypes: Map<id,type>, occupied: Map<stand,flight>}
+   */
+  draw(state, options) {
+    const ctx = this.ctx;
+    const now = performance.now();
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.fillStyle = COLORS.background;
+    ctx.fillRect(0, 0, this.width, this.height);
+    this.drawGrid(ctx);
+    this.drawRunways(ctx);
+    this.drawRoads(ctx);
+    this.drawTerminals(ctx);
+    this.drawStands(ctx, options.occupied);
+    this.drawDepots(ctx);
+    this.drawVehicles(ctx, state, options, now);
+  }
+
+  /** A faint metric grid: scale and orientation at a glance. */
+  drawGrid(ctx) {
+    const step = GRID_STEPS_M.find((m) => m * this.scale >= 70) ?? GRID_STEPS_M[GRID_STEPS_M.length - 1];
+    const px = step * this.scale;
+    ctx.strokeStyle = COLORS.grid;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let x = (((this.tx % px) + px) % px); x < this.width; x += px) {
+      ctx.moveTo(Math.round(x) + 0.5, 0);
+      ctx.lineTo(Math.round(x) + 0.5, this.height);
+    }
+    for (let y = (((this.ty % px) + px) % px); y < this.height; y += px) {
+      ctx.moveTo(0, Math.round(y) + 0.5);
+      ctx.lineTo(this.width, Math.round(y) + 0.5);
+    }
+    ctx.stroke();
+    // Scale bar, bottom right.
+    const label = step >= 1000 ? `${step / 1000} km` : `${step} m`;
+    const x1 = this.width - 16;
+    const x0 = x1 - px;
+    const y = this.height - 18;
+    ctx.strokeStyle = COLORS.standLabel;
+    ctx.beginPath();
+    ctx.moveTo(x0, y - 4);
+    ctx.lineTo(x0, y);
+    ctx.lineTo(x1, y);
+    ctx.lineTo(x1, y - 4);
+    ctx.stroke();
+    ctx.fillStyle = COLORS.standLabel;
+    ctx.font = `10px ${FONT_MONO}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    ctx.fillText(label, (x0 + x1) / 2, y - 3);
+  }
+
+  drawRunways(ctx) {
+    for (const r of this.layout.runways) {
+      const a = this.screen(r.from);
+      const b = this.screen(r.to);
+      const width = Math.max(3, r.width_m * this.scale);
+      ctx.lineCap = "butt";
+      ctx.strokeStyle = COLORS.runway;
+      ctx.lineWidth = width;
+      ctx.beginPath();
+      ctx.moveTo(a.x, a.y);
+      ctx.lineTo(b.x, b.y);
+      ctx.stroke();
+      ctx.strokeStyle = COLORS.runwayMark;
+      ctx.lineWidth = Math.max(1, width * 0.04);
+      ctx.setLineDash([Math.max(4, 30 * this.scale), Math.max(4, 20 * this.scale)]);
+      ctx.beginPath();
+      ctx.moveTo(a.x, a.y);
+      ctx.lineTo(b.x, b.y);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      if (width > 6) {
+        ctx.fillStyle = COLORS.standLabel;
+        ctx.font = `600 11px ${FONT_MONO}`;
+        ctx.textAlign = "left";
+        ctx.textBaseline = "middle";
+        ctx.fillText(r.runway_id, Math.max(a.x, 6) + 4, a.y - width / 2 - 8);
+      }
+    }
+  }
+
+  drawRoads(ctx) {
+    const width = Math.max(2, 12 * this.scale);
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = COLORS.roadEdge;
+    ctx.lineWidth = width + 2;
+    this.strokeRoads(ctx);
+    ctx.strokeStyle = COLORS.road;
+    ctx.lineWidth = width;
+    this.strokeRoads(ctx);
+    if (width > 6) {
+      ctx.strokeStyle = COLORS.roadCentre;
+      ctx.lineWidth = 1;
+      ctx.setLineDash([6, 6]);
+      this.strokeRoads(ctx);
+      ctx.setLineDash([]);
+    }
+  }
+
+  strokeRoads(ctx) {
+    ctx.beginPath();
+    for (const [from, to] of this.layout.roads) {
+      const a = this.screen(from);
+      const b = this.screen(to);
+      ctx.moveTo(a.x, a.y);
+      ctx.lineTo(b.x, b.y);
+    }
+    ctx.stroke();
+  }
+
+  drawTerminals(ctx) {
+    for (const tm of this.layout.terminals) {
+      ctx.beginPath();
+      tm.outline.forEach((q, i) => {
+        const s = this.screen(q);
+        if (i === 0) ctx.moveTo(s.x, s.y);
+        else ctx.lineTo(s.x, s.y);
+      });
+      ctx.closePath();
+      ctx.fillStyle = COLORS.terminal;
+      ctx.fill();
+      ctx.strokeStyle = COLORS.terminalEdge;
+      ctx.lineWidth = 1.2;
+      ctx.stroke();
+      const c = tm.outline.reduce((acc, q) => ({ x: acc.x + q.x, y: acc.y + q.y }), { x: 0, y: 0 });
+      const centre = this.screen({ x: c.x / tm.outline.length, y: c.y / tm.outline.length });
+      ctx.fillStyle = COLORS.terminalLabel;
+      ctx.font = `600 12px ${FONT_UI}`;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText(tm.name, centre.x, centre.y);
+    }
+  }
+
+  drawStands(ctx, occupied) {
+    const box = Math.max(5, STAND_BOX_M * this.scale);
+    const showLabels = this.layout.standSpacing * this.scale > 15;
+    ctx.lineWidth = 1;
+    for (const stand of this.layout.stands) {
+      const s = this.screen(stand.at);
+      const remote = stand.kind === "remote";
+      ctx.save();
+      ctx.translate(s.x, s.y);
+      ctx.rotate((stand.heading * Math.PI) / 180);
+      ctx.strokeStyle = remote ? COLORS.remoteStand : COLORS.contactStand;
+      if (remote) ctx.setLineDash([3, 2]);
+      ctx.strokeRect(-box / 2, -box / 2, box, box);
+      ctx.setLineDash([]);
+      const flight = occupied.get(stand.stand_id);
+      if (flight) this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
+      ctx.restore();
+      if (showLabels) {
+        ctx.fillStyle = COLORS.standLabel;
+        ctx.font = `10px ${FONT_MONO}`;
+        ctx.textAlign = "center";
+        ctx.textBaseline = "top";
+        ctx.fillText(stand.stand_id, s.x, s.y + box / 2 + 2);
+        if (flight && box > 22) {
+          ctx.fillStyle = COLORS.terminalLabel;
+          ctx.textBaseline = "bottom";
+          ctx.fillText(flight.callsign, s.x, s.y - box / 2 - 2);
+        }
+      }
+    }
+  }
+
+  /** A simple airliner silhouette, nose up, `length` px long, at the origin. */
+  drawAircraft(ctx, length) {
+    const l = length / 2;
+    ctx.fillStyle = COLORS.aircraft;
+    ctx.beginPath();
+    ctx.moveTo(0, -l);
+    ctx.quadraticCurveTo(l * 0.09, -l * 0.92, l * 0.09, -l * 0.7);
+    ctx.lineTo(l * 0.09, -l * 0.2);
+    ctx.lineTo(l * 0.95, l * 0.18);
+    ctx.lineTo(l * 0.95, l * 0.3);
+    ctx.lineTo(l * 0.09, l * 0.12);
+    ctx.lineTo(l * 0.07, l * 0.72);
+    ctx.lineTo(l * 0.36, l * 0.92);
+    ctx.lineTo(l * 0.36, l);
+    ctx.lineTo(0, l * 0.93);
+    ctx.lineTo(-l * 0.36, l);
+    ctx.lineTo(-l * 0.36, l * 0.92);
+    ctx.lineTo(-l * 0.07, l * 0.72);
+    ctx.lineTo(-l * 0.09, l * 0.12);
+    ctx.lineTo(-l * 0.95, l * 0.3);
+    ctx.lineTo(-l * 0.95, l * 0.18);
+    ctx.lineTo(-l * 0.09, -l * 0.2);
+    ctx.lineTo(-l * 0.09, -l * 0.7);
+    ctx.quadraticCurveTo(-l * 0.09, -l * 0.92, 0, -l);
+    ctx.fill();
+  }
+
+  drawDepots(ctx) {
+    const size = Math.max(7, 26 * this.scale);
+    const showLabels = this.scale > 0.45;
+    for (const depot of this.layout.depots) {
+      const s = this.screen(depot.at);
+      ctx.fillStyle = "rgba(15, 23, 42, 0.9)";
+      ctx.strokeStyle = VEHICLE_COLORS[depot.vehicle_type] ?? "#94a3b8";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.rect(s.x - size / 2, s.y - size / 2, size, size);
+      ctx.fill();
+      ctx.stroke();
+      if (showLabels) {
+        ctx.fillStyle = COLORS.depotLabel;
+        ctx.font = `10px ${FONT_UI}`;
+        ctx.textAlign = "left";
+        ctx.textBaseline = "middle";
+        ctx.fillText(depot.name, s.x + size / 2 + 4, s.y);
+      }
+    }
+  }
+
+  drawVehicles(ctx, state, options, now) {
+    const size = this.vehicleSize();
+    const drawn = new Map();
+    const pulse = 0.5 + 0.5 * Math.sin(now / 260);
+    // Trails first, under every vehicle.
+    for (const [id, vehicle] of state.vehicles) {
+      if (!options.trails && id !== this.selectedId) continue;
+      const trail = vehicle.trail;
+      if (trail.length < 2) continue;
+      const head = state.positionOf(vehicle, now);
+      const color = VEHICLE_COLORS[options.vehicleTypes.get(id)] ?? "#94a3b8";
+      ctx.strokeStyle = color;
+      ctx.lineWidth = Math.max(1.5, size * 0.16);
+      ctx.lineCap = "round";
+      const points = [...trail.slice(0, -1), head];
+      for (let i = 1; i < points.length; i += 1) {
+        const a = this.screen(points[i - 1]);
+        const b = this.screen(points[i]);
+        ctx.globalAlpha = 0.05 + 0.5 * (i / points.length);
+        ctx.beginPath();
+        ctx.moveTo(a.x, a.y);
+        ctx.lineTo(b.x, b.y);
+        ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
+    }
+    // Idle vehicles under active ones.
+    const order = [...state.vehicles.entries()].sort(
+      (a, b) => (a[1].row.state === "idle" ? 0 : 1) - (b[1].row.state === "idle" ? 0 : 1),
+    );
+    for (const [id, vehicle] of order) {
+      const at = state.positionOf(vehicle, now);
+      const s = this.screen(at);
+      drawn.set(id, s);
+      if (s.x < -40 || s.y < -40 || s.x > this.width + 40 || s.y > this.height + 40) continue;
+      const color = VEHICLE_COLORS[options.vehicleTypes.get(id)] ?? "#94a3b8";
+      const vehicleState = vehicle.row.state;
+      const ring = STATE_RINGS[vehicleState];
+      ctx.save();
+      ctx.translate(s.x, s.y);
+      if (id === this.selectedId || id === this.hoverId) {
+        ctx.strokeStyle = COLORS.selection;
+        ctx.lineWidth = 1.5;
+        ctx.globalAlpha = id === this.selectedId ? 0.95 : 0.55;
+        ctx.beginPath();
+        ctx.arc(0, 0, size * 0.95, 0, Math.PI * 2);
+        ctx.stroke();
+        ctx.globalAlpha = 1;
+      }
+      if (vehicleState === "servicing") {
+        ctx.fillStyle = `rgba(34, 197, 94, ${0.12 + 0.18 * pulse})`;
+        ctx.beginPath();
+        ctx.arc(0, 0, size * 0.8, 0, Math.PI * 2);
+        ctx.fill();
+      }
+      ctx.rotate((at.h * Math.PI) / 180);
+      const h = size / 2;
+      ctx.beginPath();
+      ctx.moveTo(0, -h);
+      ctx.lineTo(h * 0.68, h * 0.78);
+      ctx.lineTo(0, h * 0.42);
+      ctx.lineTo(-h * 0.68, h * 0.78);
+      ctx.closePath();
+      ctx.globalAlpha = vehicleState === "idle" ? 0.5 : 1;
+      ctx.fillStyle = color;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+      if (ring) {
+        ctx.strokeStyle = ring;
+        ctx.lineWidth = 1.3;
+        ctx.stroke();
+      } else {
+        ctx.strokeStyle = "rgba(0, 0, 0, 0.6)";
+        ctx.lineWidth = 1;
+        ctx.stroke();
+      }
+      ctx.restore();
+    }
+    this.lastDrawn = drawn;
+  }
+}

@@ -1,0 +1,248 @@
+// The side panels: flight board, task list, notifications feed. Rows are keyed by the
+// row's id and updated in place, so an entity can never be listed twice.
+
+import { label, language, t } from "./i18n.js";
+import { VEHICLE_COLORS } from "./map.js";
+
+const FLIGHT_WINDOW_BEFORE_MS = 45 * 60000; // a board shows what is about to happen
+const FLIGHT_WINDOW_AFTER_MS = 3 * 3600000;
+const TASK_TYPE_VEHICLE = {
+  refuel: "fuel_truck",
+  catering: "catering_truck",
+  baggage_unload: "baggage_tractor",
+  baggage_load: "baggage_tractor",
+  cleaning: "cleaning_van",
+  water: "water_truck",
+  lavatory: "lavatory_truck",
+  pushback: "pushback_tug",
+  passenger_bus: "passenger_bus",
+};
+const FINISHED = new Set(["completed", "cancelled"]);
+
+/** Reuse, create, reorder and remove children of `container` so they match `items`. */
+function syncRows(container, items, keyOf, create, update) {
+  const existing = new Map();
+  for (const child of container.children) existing.set(child.dataset.key, child);
+  let previous = null;
+  for (const item of items) {
+    const key = keyOf(item);
+    let el = existing.get(key);
+    if (el) {
+      existing.delete(key);
+    } else {
+      el = create(item);
+      el.dataset.key = key;
+    }
+    update(el, item);
+    const expected = previous ? previous.nextSibling : container.firstChild;
+    if (el !== expected) container.insertBefore(el, expected);
+    previous = el;
+  }
+  for (const el of existing.values()) el.remove();
+}
+
+function cell(tag, className) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  return el;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function bestTime(flight) {
+  return flight.actual ?? flight.estimated ?? flight.scheduled;
+}
+
+export class Panels {
+  /**
+   * @param {object} deps {time: AirportTime, flightsById: Map (catalogue), onPickVehicle}
+   */
+  constructor(deps) {
+    this.time = deps.time;
+    this.catalogueFlights = deps.flightsById;
+    this.onPickVehicle = deps.onPickVehicle ?? (() => {});
+    this.flightBody = document.querySelector("[data-testid=flight-board] tbody");
+    this.flightEmpty = document.getElementById("flights-empty");
+    this.flightCount = document.getElementById("flights-count");
+    this.taskBody = document.querySelector("[data-testid=task-list] tbody");
+    this.taskEmpty = document.getElementById("tasks-empty");
+    this.taskCount = document.getElementById("tasks-count");
+    this.noteList = document.querySelector("[data-testid=notification-feed]");
+    this.noteEmpty = document.getElementById("notes-empty");
+    this.movement = "all";
+    for (const button of document.querySelectorAll("[data-movement]")) {
+      button.addEventListener("click", () => {
+        this.movement = button.dataset.movement;
+        for (const b of document.querySelectorAll("[data-movement]")) {
+          b.setAttribute("aria-pressed", String(b === button));
+        }
+        this.lastRender = null;
+      });
+    }
+    this.taskBody.addEventListener("click", (e) => {
+      const row = e.target.closest("tr[data-vehicle-id]");
+      if (row && row.dataset.vehicleId) this.onPickVehicle(row.dataset.vehicleId);
+    });
+    this.lastRender = null;
+  }
+
+  callsign(flightId, state) {
+    const flight = state.flights.get(flightId) ?? this.catalogueFlights.get(flightId);
+    return flight ? flight.callsign : flightId;
+  }
+
+  /** Re-render when the state, the language, the filter or the minute changed. */
+  render(state, clock) {
+    const minute = Math.floor(clock / 60000);
+    const key = `${state.revision}|${language()}|${this.movement}|${minute}`;
+    if (key === this.lastRender) return;
+    this.lastRender = key;
+    this.renderFlights(state, clock);
+    this.renderTasks(state);
+    this.renderNotifications(state);
+  }
+
+  renderFlights(state, clock) {
+    const flights = [...state.flights.values()]
+      .filter((f) => this.movement === "all" || f.movement === this.movement)
+      .filter((f) => {
+        const at = bestTime(f);
+        return at >= clock - FLIGHT_WINDOW_BEFORE_MS && at <= clock + FLIGHT_WINDOW_AFTER_MS;
+      })
+      .sort((a, b) => bestTime(a) - bestTime(b) || a.id.localeCompare(b.id));
+    const time = this.time;
+    const lang = language();
+    syncRows(
+      this.flightBody,
+      flights,
+      (f) => f.id,
+      () => {
+        const tr = cell("tr");
+        tr.setAttribute("data-testid", "flight-row");
+        for (const c of ["callsign", "route", "stand", "time", "time", "time", "status"]) {
+          tr.append(cell("td", c));
+        }
+        return tr;
+      },
+      (tr, f) => {
+        const signature = `${lang}|${f.t}|${f.status}|${f.stand}|${f.estimated}|${f.actual}`;
+        if (tr.dataset.signature === signature) return;
+        tr.dataset.signature = signature;
+        tr.dataset.flightId = f.id;
+        tr.dataset.movement = f.movement;
+        tr.dataset.status = f.status;
+        const [callsign, route, stand, sched, est, actual, status] = tr.children;
+        const arrow = cell("span", "mv");
+        arrow.textContent = f.movement === "arrival" ? "↓" : "↑";
+        arrow.title = t(f.movement === "arrival" ? "flights.arrivals" : "flights.departures");
+        callsign.replaceChildren(arrow, document.createTextNode(f.callsign));
+        callsign.title = `${f.flight_number} · ${f.aircraft_type} · ${f.registration}`;
+        setText(route, f.route);
+        setText(stand, f.stand);
+        setText(sched, time.hm(f.scheduled));
+        setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");
+        est.classList.toggle("late", Boolean(f.estimated && f.estimated > f.scheduled + 5 * 60000));
+        setText(actual, f.actual ? time.hm(f.actual) : "");
+        status.replaceChildren(this.badge(`flight-${f.status}`, label("flight_status", f.status)));
+      },
+    );
+    this.flightEmpty.hidden = flights.length > 0;
+    setText(this.flightCount, String(flights.length));
+  }
+
+  renderTasks(state) {
+    const tasks = [...state.tasks.values()].sort((a, b) => {
+      const fa = FINISHED.has(a.status) ? 1 : 0;
+      const fb = FINISHED.has(b.status) ? 1 : 0;
+      if (fa !== fb) return fa - fb;
+      if (fa) return b.t - a.t || a.id.localeCompare(b.id); // finished: latest first
+      return a.planned_start - b.planned_start || a.id.localeCompare(b.id);
+    });
+    const time = this.time;
+    const lang = language();
+    syncRows(
+      this.taskBody,
+      tasks,
+      (task) => task.id,
+      () => {
+        const tr = cell("tr");
+        tr.setAttribute("data-testid", "task-row");
+        for (const c of ["type", "flight", "vehicle", "time", "status"]) {
+          tr.append(cell("td", c));
+        }
+        return tr;
+      },
+      (tr, task) => {
+        const callsign = this.callsign(task.flight_id, state);
+        const signature = `${lang}|${task.t}|${task.status}|${task.vehicle_id}|${callsign}`;
+        if (tr.dataset.signature === signature) return;
+        tr.dataset.signature = signature;
+        tr.dataset.taskId = task.id;
+        tr.dataset.status = task.status;
+        tr.dataset.vehicleId = task.vehicle_id ?? "";
+        tr.classList.toggle("finished", FINISHED.has(task.status));
+        const [type, flight, vehicle, planned, status] = tr.children;
+        const dot = cell("span", "dot");
+        dot.style.background = VEHICLE_COLORS[TASK_TYPE_VEHICLE[task.task_type]] ?? "#94a3b8";
+        type.replaceChildren(dot, document.createTextNode(label("task_type", task.task_type)));
+        const standTag = cell("span", "sub");
+        standTag.textContent = task.stand;
+        flight.replaceChildren(document.createTextNode(callsign), standTag);
+        setText(vehicle, task.vehicle_id ?? "—");
+        setText(planned, time.hm(task.planned_start));
+        planned.title = t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) });
+        status.replaceChildren(this.badge(`task-${task.status}`, label("task_status", task.status)));
+      },
+    );
+    this.taskEmpty.hidden = tasks.length > 0;
+    const active = tasks.filter((task) => !FINISHED.has(task.status)).length;
+    setText(this.taskCount, t("tasks.active", { n: active }));
+  }
+
+  renderNotifications(state) {
+    const notes = [...state.notifications.values()].sort((a, b) => b.t - a.t || b.id.localeCompare(a.id));
+    const time = this.time;
+    const lang = language();
+    syncRows(
+      this.noteList,
+      notes,
+      (n) => n.id,
+      () => {
+        const li = cell("li", "note");
+        li.setAttribute("data-testid", "notification-item");
+        const head = cell("div", "note-head");
+        head.append(cell("span", "badge"), cell("span", "note-time mono"), cell("span", "note-code mono"));
+        li.append(head, cell("div", "note-text"), cell("div", "note-refs mono"));
+        return li;
+      },
+      (li, n) => {
+        const related = [];
+        if (n.flight_id) related.push(this.callsign(n.flight_id, state));
+        if (n.vehicle_id) related.push(n.vehicle_id);
+        if (n.task_id) related.push(n.task_id);
+        const signature = `${lang}|${n.t}|${related.join(" · ")}`;
+        if (li.dataset.signature === signature) return;
+        li.dataset.signature = signature;
+        li.dataset.notificationId = n.id;
+        li.dataset.level = n.level;
+        const [head, text, refs] = li.children;
+        const [badge, when, code] = head.children;
+        badge.className = `badge level-${n.level}`;
+        setText(badge, label("level", n.level));
+        setText(when, time.hms(n.t));
+        setText(code, n.code ?? "");
+        setText(text, n.text);
+        setText(refs, related.join(" · "));
+      },
+    );
+    this.noteEmpty.hidden = notes.length > 0;
+  }
+
+  badge(kind, text) {
+    const span = cell("span", `badge ${kind}`);
+    span.textContent = text;
+    return span;
+  }
+}

@@ -1,0 +1,139 @@
+// The replay state as the stream builds it: vehicles (with what smooth motion needs),
+// tasks, flights and notifications, each keyed by its id so nothing can appear twice.
+
+const FINISHED = new Set(["completed", "cancelled"]);
+const TRAIL_POINTS = 40;
+const MAX_NOTIFICATIONS = 200;
+const MIN_ANIMATION_MS = 40;
+const MAX_ANIMATION_MS = 1200;
+
+function shortestTurn(from, to) {
+  return ((((to - from) % 360) + 540) % 360) - 180;
+}
+
+export class ReplayState {
+  /** @param {(lat: number, lon: number) => {x: number, y: number}} project */
+  constructor(project) {
+    this.project = project;
+    this.vehicles = new Map(); // id -> {row, from, to, start, duration, trail}
+    this.tasks = new Map();
+    this.flights = new Map();
+    this.notifications = new Map(); // insertion order = arrival order
+    this.retentionMs = 0;
+    this.t = 0; // replay time of the last frame or snapshot
+    this.frameInterval = 1000; // wall ms between vehicle frames (moving average)
+    this.lastFramePerf = 0;
+    this.revision = 0; // bumped whenever tasks / flights / notifications change
+  }
+
+  applySnapshot(snapshot) {
+    const now = performance.now();
+    this.t = snapshot.t;
+    this.retentionMs = snapshot.task_retention_ms ?? 0;
+    this.vehicles.clear();
+    for (const row of snapshot.vehicles) this.placeVehicle(row, now);
+    this.tasks = new Map(snapshot.tasks.map((row) => [row.id, row]));
+    this.flights = new Map(snapshot.flights.map((row) => [row.id, row]));
+    this.notifications = new Map();
+    this.applyNotifications(snapshot.notifications);
+    this.lastFramePerf = 0;
+    this.revision += 1;
+  }
+
+  placeVehicle(row, now) {
+    const p = this.project(row.lat, row.lon);
+    const at = { x: p.x, y: p.y, h: row.heading };
+    this.vehicles.set(row.id, { row, from: at, to: at, start: now, duration: 0, trail: [p] });
+  }
+
+  applyVehicles(t, rows) {
+    const now = performance.now();
+    if (this.lastFramePerf) {
+      const interval = now - this.lastFramePerf;
+      this.frameInterval = this.frameInterval * 0.7 + Math.min(interval, 5000) * 0.3;
+    }
+    this.lastFramePerf = now;
+    this.t = Math.max(this.t, t);
+    // Glide to each new fix over about one frame interval: the next fix arrives as this
+    // animation ends, so vehicles move continuously instead of hopping once per frame.
+    const duration = Math.min(MAX_ANIMATION_MS, Math.max(MIN_ANIMATION_MS, this.frameInterval));
+    for (const row of rows) {
+      const vehicle = this.vehicles.get(row.id);
+      if (!vehicle) {
+        this.placeVehicle(row, now);
+        continue;
+      }
+      const from = this.positionOf(vehicle, now);
+      const p = this.project(row.lat, row.lon);
+      vehicle.row = row;
+      vehicle.from = from;
+      vehicle.to = { x: p.x, y: p.y, h: from.h + shortestTurn(from.h, row.heading) };
+      vehicle.start = now;
+      vehicle.duration = duration;
+      const last = vehicle.trail[vehicle.trail.length - 1];
+      if (!last || last.x !== p.x || last.y !== p.y) {
+        vehicle.trail.push(p);
+        if (vehicle.trail.length > TRAIL_POINTS) vehicle.trail.shift();
+      }
+    }
+  }
+
+  /** Where a vehicle is drawn at performance time `now` (world metres, heading). */
+  positionOf(vehicle, now) {
+    const { from, to, start, duration } = vehicle;
+    if (duration <= 0 || now >= start + duration) return to;
+    const k = Math.max(0, (now - start) / duration);
+    return { x: from.x + (to.x - from.x) * k, y: from.y + (to.y - from.y) * k, h: from.h + (to.h - from.h) * k };
+  }
+
+  applyTasks(t, rows) {
+    this.t = Math.max(this.t, t);
+    for (const row of rows) this.tasks.set(row.id, row);
+    this.revision += 1;
+  }
+
+  applyFlights(t, rows) {
+    this.t = Math.max(this.t, t);
+    for (const row of rows) this.flights.set(row.id, row);
+    this.revision += 1;
+  }
+
+  applyNotifications(rows) {
+    for (const row of rows) {
+      this.notifications.delete(row.id); // keep arrival order, never two entries per id
+      this.notifications.set(row.id, row);
+    }
+    while (this.notifications.size > MAX_NOTIFICATIONS) {
+      this.notifications.delete(this.notifications.keys().next().value);
+    }
+    this.revision += 1;
+  }
+
+  /**
+   * Drop finished tasks past the retention, as the server's state does (docs/data-format.md):
+   * a row leaves when row.t < floor_tick(t) - task_retention_ms.
+   */
+  expireTasks(tickStart) {
+    if (this.retentionMs <= 0) return;
+    let changed = false;
+    for (const [id, row] of this.tasks) {
+      if (FINISHED.has(row.status) && row.t < tickStart - this.retentionMs) {
+        this.tasks.delete(id);
+        changed = true;
+      }
+    }
+    if (changed) this.revision += 1;
+  }
+
+  /** The task a vehicle works on now: its latest unfinished task, else its latest one. */
+  taskOfVehicle(vehicleId) {
+    let best = null;
+    for (const task of this.tasks.values()) {
+      if (task.vehicle_id !== vehicleId) continue;
+      const rank = FINISHED.has(task.status) ? 0 : 1;
+      const bestRank = best ? (FINISHED.has(best.status) ? 0 : 1) : -1;
+      if (rank > bestRank || (rank === bestRank && task.t > best.t)) best = task;
+    }
+    return best;
+  }
+}

@@ -1,0 +1,207 @@
+// The timeline: the day's activity histogram, the session's range, the playback cursor;
+// click or drag to seek (the seek is sent when the pointer is released).
+import { fitCanvasToParent } from "./canvas.js";
+
+const FONT = 'ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace';
+const LABEL_HEIGHT = 16;
+const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
+
+export class Timeline {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {object} manifest the day's manifest (start, end, histogram)
+   * @param {import("./clock.js").AirportTime} time
+   */
+  constructor(canvas, manifest, time) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.time = time;
+    this.histogram = manifest.histogram;
+    this.dayStart = manifest.start;
+    this.dayEnd = manifest.end;
+    this.rangeStart = manifest.start;
+    this.rangeEnd = manifest.end;
+    this.zoomToRange = false;
+    this.preview = null; // replay time under a dragging pointer
+    this.hover = null;
+    this.onSeek = () => {};
+    this.width = 1;
+    this.height = 1;
+    this.dpr = 1;
+    this.prepareBins();
+    this.bindPointer();
+    new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
+    this.resize();
+  }
+
+  prepareBins() {
+    const h = this.histogram;
+    const activity = h.task_events.map((v, i) => v + h.flight_events[i] + 2 * h.notifications[i]);
+    this.activity = activity;
+    this.moving = h.moving_vehicles;
+    this.activityMax = Math.max(1, ...activity);
+    this.movingMax = Math.max(1, ...h.moving_vehicles);
+  }
+
+  get domain() {
+    return this.zoomToRange
+      ? [this.rangeStart, this.rangeEnd]
+      : [this.dayStart, this.dayEnd];
+  }
+
+  setRange(start, end) {
+    this.rangeStart = start;
+    this.rangeEnd = end;
+  }
+
+  resize() {
+    ({ dpr: this.dpr, width: this.width, height: this.height } = fitCanvasToParent(this.canvas));
+  }
+
+  xOf(t) {
+    const [a, b] = this.domain;
+    return ((t - a) / (b - a)) * this.width;
+  }
+
+  timeAt(x) {
+    const [a, b] = this.domain;
+    return a + (Math.min(Math.max(x, 0), this.width) / this.width) * (b - a);
+  }
+
+  /** A time the session can seek to: inside [range start, range end). */
+  clampToRange(t) {
+    return Math.round(Math.min(Math.max(t, this.rangeStart), this.rangeEnd - 1000));
+  }
+
+  bindPointer() {
+    const canvas = this.canvas;
+    const at = (e) => {
+      const r = canvas.getBoundingClientRect();
+      return this.clampToRange(this.timeAt(e.clientX - r.left));
+    };
+    canvas.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      canvas.setPointerCapture(e.pointerId);
+      this.preview = at(e);
+    });
+    canvas.addEventListener("pointermove", (e) => {
+      const r = canvas.getBoundingClientRect();
+      this.hover = { x: e.clientX - r.left, t: this.timeAt(e.clientX - r.left) };
+      if (this.preview !== null) this.preview = at(e);
+    });
+    canvas.addEventListener("pointerleave", () => {
+      this.hover = null;
+    });
+    canvas.addEventListener("pointerup", (e) => {
+      if (this.preview === null) return;
+      const target = at(e);
+      this.preview = null;
+      this.onSeek(target);
+    });
+    canvas.addEventListener("pointercancel", () => {
+      this.preview = null;
+    });
+  }
+
+  tickStepMs() {
+    const [a, b] = this.domain;
+    const minutes = (b - a) / 60000;
+    const maxLabels = Math.max(2, this.width / 64);
+    for (const step of TICK_STEPS_MIN) if (minutes / step <= maxLabels) return step * 60000;
+    return 1440 * 60000;
+  }
+
+  /** Draw with the playback cursor at `position`. */
+  draw(position) {
+    const ctx = this.ctx;
+    const w = this.width;
+    const barsHeight = this.height - LABEL_HEIGHT;
+    const [a, b] = this.domain;
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.clearRect(0, 0, w, this.height);
+    ctx.fillStyle = "#0d1522";
+    ctx.fillRect(0, 0, w, barsHeight);
+
+    // Histogram: vehicles moving (area), task / flight / notification activity (bars).
+    const h = this.histogram;
+    const binWidth = (h.bin_ms / (b - a)) * w;
+    const first = Math.max(0, Math.floor((a - h.start) / h.bin_ms));
+    const last = Math.min(this.activity.length - 1, Math.ceil((b - h.start) / h.bin_ms));
+    ctx.fillStyle = "rgba(45, 212, 191, 0.18)";
+    ctx.beginPath();
+    ctx.moveTo(this.xOf(h.start + first * h.bin_ms), barsHeight);
+    for (let i = first; i <= last; i += 1) {
+      const x = this.xOf(h.start + i * h.bin_ms);
+      const y = barsHeight - (this.moving[i] / this.movingMax) * (barsHeight - 6);
+      ctx.lineTo(x, y);
+      ctx.lineTo(x + binWidth, y);
+    }
+    ctx.lineTo(this.xOf(h.start + (last + 1) * h.bin_ms), barsHeight);
+    ctx.closePath();
+    ctx.fill();
+    ctx.fillStyle = "rgba(96, 165, 250, 0.85)";
+    for (let i = first; i <= last; i += 1) {
+      const v = this.activity[i];
+      if (!v) continue;
+      const x = this.xOf(h.start + i * h.bin_ms);
+      const height = Math.max(1.5, (v / this.activityMax) * (barsHeight - 8));
+      ctx.fillRect(x + 0.5, barsHeight - height, Math.max(1, binWidth - 1), height);
+    }
+
+    // Outside the session's range: shaded.
+    const rs = this.xOf(this.rangeStart);
+    const re = this.xOf(this.rangeEnd);
+    ctx.fillStyle = "rgba(5, 8, 14, 0.68)";
+    if (rs > 0) ctx.fillRect(0, 0, rs, barsHeight);
+    if (re < w) ctx.fillRect(re, 0, w - re, barsHeight);
+    ctx.fillStyle = "#f59e0b";
+    if (rs >= 0 && rs <= w) ctx.fillRect(rs - 1, 0, 2, barsHeight);
+    if (re >= 0 && re <= w) ctx.fillRect(re - 1, 0, 2, barsHeight);
+
+    // Time labels in airport time.
+    const step = this.tickStepMs();
+    const offset = this.time.offsetMinutes(a) * 60000;
+    ctx.font = `10px ${FONT}`;
+    ctx.textBaseline = "top";
+    ctx.textAlign = "center";
+    for (let t = Math.ceil((a + offset) / step) * step - offset; t <= b; t += step) {
+      const x = this.xOf(t);
+      ctx.fillStyle = "rgba(148, 163, 184, 0.25)";
+      ctx.fillRect(Math.round(x), barsHeight, 1, 4);
+      if (x < 14 || x > w - 14) continue;
+      ctx.fillStyle = "rgba(148, 163, 184, 0.85)";
+      ctx.fillText(this.time.hm(t), x, barsHeight + 3);
+    }
+
+    // Hover guide.
+    if (this.hover && this.preview === null) {
+      ctx.fillStyle = "rgba(226, 232, 240, 0.35)";
+      ctx.fillRect(Math.round(this.hover.x), 0, 1, barsHeight);
+    }
+
+    // Playback cursor (or the drag preview).
+    const shown = this.preview ?? position;
+    const x = this.xOf(shown);
+    ctx.fillStyle = "#f8fafc";
+    ctx.fillRect(Math.round(x) - 1, 0, 2, barsHeight);
+    ctx.beginPath();
+    ctx.moveTo(x - 5, 0);
+    ctx.lineTo(x + 5, 0);
+    ctx.lineTo(x, 6);
+    ctx.closePath();
+    ctx.fill();
+    const label = this.preview !== null ? this.time.hms(this.preview) : this.hover ? this.time.hm(this.hover.t) : null;
+    if (label) {
+      const lx = this.preview !== null ? x : this.hover.x;
+      ctx.font = `600 11px ${FONT}`;
+      const tw = ctx.measureText(label).width + 10;
+      const bx = Math.min(Math.max(lx - tw / 2, 0), w - tw);
+      ctx.fillStyle = "rgba(15, 23, 42, 0.92)";
+      ctx.fillRect(bx, 8, tw, 16);
+      ctx.fillStyle = "#e2e8f0";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText(label, bx + tw / 2, 16);
+    }
+  }
+}

@@ -1,0 +1,482 @@
+"""The dashboard in a real browser, against the real demo (moto server, uvicorn, SSE).
+
+Headless Chromium at ``/usr/bin/chromium`` drives the page as a user would; assertions read
+the DOM and the page's read-only test hook ``window.__replay.state()`` (vehicle positions,
+the replay clock, ids of tasks and notifications, stream statistics), never pixels. Every
+wait is a condition with a timeout; nothing here sleeps or measures time against a limit.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Route,
+    ViewportSize,
+    sync_playwright,
+)
+
+from tests.demo_server import DemoServer, demo_server
+
+pytestmark = pytest.mark.end_to_end
+
+CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOT = REPO / "docs" / "img" / "dashboard.png"
+WAIT_MS = 20_000
+HOUR_MS = 3_600_000
+STREAM_URL = re.compile(r"/api/replay/sessions/[^/]+/stream\?")
+
+
+@dataclass
+class Dashboard:
+    """One open dashboard page and the errors it reported."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    def state(self) -> dict[str, Any]:
+        """The page's test hook: what the dashboard holds right now."""
+        state: dict[str, Any] = self.page.evaluate("window.__replay.state()")
+        return state
+
+    def wait(self, condition: str, arg: Any = None, timeout: int = WAIT_MS) -> None:
+        """Wait until ``condition`` (JS over ``s``, the hook's state, and ``arg``) holds."""
+        self.page.wait_for_function(
+            f"(arg) => {{ const s = window.__replay.state(); return Boolean({condition}); }}",
+            arg=arg,
+            timeout=timeout,
+        )
+
+    def click(self, test_id: str) -> None:
+        self.page.get_by_test_id(test_id).click()
+
+    def ids(self, test_id: str, attribute: str) -> list[str]:
+        """``attribute`` of every element with ``data-testid=test_id``, in DOM order."""
+        values: list[str] = self.page.eval_on_selector_all(
+            f"[data-testid={test_id}]", f"els => els.map(e => e.getAttribute('{attribute}'))"
+        )
+        return values
+
+    def set_speed(self, speed: str) -> None:
+        self.page.get_by_test_id("speed-select").select_option(speed)
+        self.wait("s.streamPlayback && s.streamPlayback.speed === Number(arg)", speed)
+
+    def play(self) -> None:
+        self.click("play-button")
+        self.wait("s.streamPlayback && s.streamPlayback.state === 'playing'")
+
+    def pause(self) -> None:
+        self.click("play-button")
+        self.wait("s.streamPlayback && s.streamPlayback.state === 'paused'")
+
+    def replay_rate(self, advance_ms: int) -> float:
+        """Replay ms streamed per wall ms, while the stream advances by ``advance_ms``."""
+        probe = "() => ({p: window.__replay.state().streamPosition, w: performance.now()})"
+        start: dict[str, float] = self.page.evaluate(probe)
+        self.wait(
+            "s.streamPosition >= arg.p + arg.advance", {"p": start["p"], "advance": advance_ms}
+        )
+        end: dict[str, float] = self.page.evaluate(probe)
+        return (end["p"] - start["p"]) / max(1.0, end["w"] - start["w"])
+
+
+def open_dashboard(context: BrowserContext, url: str) -> Dashboard:
+    """Open ``url`` and wait until the dashboard has its session and first snapshot."""
+    page = context.new_page()
+    dashboard = Dashboard(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            dashboard.errors.append(f"console.error: {message.text}")
+
+    def on_page_error(error: Error) -> None:
+        dashboard.errors.append(f"pageerror: {error}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    response = page.goto(url)
+    assert response is not None and response.ok, (
+        f"GET {url} answered {response.status if response else 'nothing'}: "
+        "the app must serve functions/dashboard (index.html at /, the rest under /static/)"
+    )
+    page.wait_for_function(
+        "() => window.__replay && window.__replay.state().ready"
+        " && window.__replay.state().streamPosition !== null",
+        timeout=WAIT_MS,
+    )
+    return dashboard
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium; missing Chromium is a failure, never a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is required for the browser tests and was not found at {CHROMIUM} "
+            "(install the distribution's chromium package)",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """The demo (small day: 06:00-09:00 local), once for the module."""
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    with demo_server(log) as running:
+        yield running
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (English, 1280x800)."""
+    ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def dashboard(server: DemoServer, context: BrowserContext) -> Dashboard:
+    """The dashboard as a first visitor sees it: a new paused session at a busy hour."""
+    return open_dashboard(context, f"{server.url}/")
+
+
+def test_chromium_is_installed() -> None:
+    # Without a browser these tests fail (here and at the setup of the others), never skip.
+    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing"
+
+
+def test_page_loads_without_console_errors(dashboard: Dashboard) -> None:
+    state = dashboard.state()
+    assert dashboard.errors == []
+    assert state["sessionId"] and state["role"] == "owner"
+    assert f"session={state['sessionId']}" in dashboard.page.url  # a reload keeps the session
+    assert state["connection"] == "paused"
+    assert state["playback"]["state"] == "paused"
+    # It starts at a busy hour: vehicles on the map, work in the task list.
+    assert state["vehicleCount"] > 0
+    dashboard.wait("s.taskIds.length > 0")
+    assert dashboard.page.get_by_test_id("map-canvas").is_visible()
+    clock = dashboard.page.get_by_test_id("clock").inner_text()
+    assert clock == state["clockText"] and len(clock) == 8 and clock.count(":") == 2
+    assert dashboard.page.get_by_test_id("connection-state").get_attribute("data-state") == "paused"
+    assert (
+        dashboard.page.get_by_test_id("vehicle-count")
+        .inner_text()
+        .startswith(str(state["vehicleCount"]))
+    )
+    assert len(dashboard.ids("task-row", "data-task-id")) == len(state["taskIds"])
+    # A reload finds the same session.
+    dashboard.page.reload()
+    dashboard.wait("s.ready && s.streamPosition !== null")
+    assert dashboard.state()["sessionId"] == state["sessionId"]
+    assert dashboard.errors == []
+
+
+def test_play_moves_vehicles_and_clock_and_pause_freezes_both(dashboard: Dashboard) -> None:
+    before = dashboard.state()
+    dashboard.play()
+    dashboard.wait(
+        "s.clockPosition > arg.clock + 1000 && Object.entries(s.positions).some(([id, p]) =>"
+        " arg.positions[id] && (arg.positions[id].lat !== p.lat"
+        " || arg.positions[id].lon !== p.lon))",
+        {"clock": before["clockPosition"], "positions": before["positions"]},
+    )
+    assert dashboard.state()["connection"] == "live"
+
+    dashboard.pause()
+    frozen = dashboard.state()
+    assert frozen["connection"] == "paused"
+    # The page keeps rendering, but nothing moves any more.
+    dashboard.wait("s.frames >= arg + 30", frozen["frames"])
+    after = dashboard.state()
+    assert after["clockPosition"] == frozen["clockPosition"]
+    assert after["positions"] == frozen["positions"]
+    assert after["streamPosition"] == frozen["streamPosition"]
+    assert dashboard.page.get_by_test_id("clock").inner_text() == frozen["clockText"]
+    assert dashboard.errors == []
+
+
+def test_seek_on_timeline_and_jump_to_flight_move_clock_and_flight_board(
+    dashboard: Dashboard,
+) -> None:
+    state = dashboard.state()
+    board_before = dashboard.ids("flight-row", "data-flight-id")
+
+    # Click the timeline at 06:15 local (the service day starts at local midnight).
+    target = state["dayStart"] + 6 * HOUR_MS + 15 * 60_000
+    domain_start, domain_end = state["timelineDomain"]
+    box = dashboard.page.get_by_test_id("timeline").bounding_box()
+    assert box is not None
+    x = (target - domain_start) / (domain_end - domain_start) * box["width"]
+    dashboard.page.mouse.click(box["x"] + x, box["y"] + box["height"] / 2)
+    tolerance = 2 * (domain_end - domain_start) / box["width"]  # two pixels of timeline
+    dashboard.wait(
+        "Math.abs(s.clockPosition - arg.target) < arg.tolerance"
+        " && Math.abs(s.streamPosition - arg.target) < arg.tolerance",
+        {"target": target, "tolerance": tolerance},
+    )
+    assert dashboard.page.get_by_test_id("clock").inner_text().startswith("06:1")
+    dashboard.wait(
+        "JSON.stringify([...document.querySelectorAll('[data-testid=flight-row]')]"
+        ".map(e => e.dataset.flightId)) !== JSON.stringify(arg)",
+        board_before,
+    )
+    board_early = dashboard.ids("flight-row", "data-flight-id")
+
+    # Jump to an arrival well away from 06:15: the clock lands on it, the board lists it.
+    options: list[dict[str, Any]] = dashboard.page.eval_on_selector_all(
+        "[data-testid=jump-flight] option",
+        "els => els.map(e => ({value: e.value, target: Number(e.dataset.target),"
+        " disabled: e.disabled, text: e.textContent}))",
+    )
+    arrivals = [
+        o
+        for o in options
+        if o["value"] and not o["disabled"] and "↓" in o["text"] and o["target"] > target + HOUR_MS
+    ]
+    assert arrivals, options
+    chosen = arrivals[0]
+    dashboard.page.get_by_test_id("jump-flight").select_option(chosen["value"])
+    dashboard.wait(
+        "Math.abs(s.clockPosition - arg.at) < 2000 && Math.abs(s.streamPosition - arg.at) < 2000",
+        {"at": chosen["target"]},
+    )
+    dashboard.wait(
+        "document.querySelector(`[data-testid=flight-row][data-flight-id='${arg}']`) !== null",
+        chosen["value"],
+    )
+    assert dashboard.ids("flight-row", "data-flight-id") != board_early
+    assert dashboard.errors == []
+
+
+def test_speed_change_changes_the_replay_rate(dashboard: Dashboard) -> None:
+    dashboard.set_speed("1")
+    dashboard.play()
+    slow = dashboard.replay_rate(advance_ms=3_000)
+
+    dashboard.set_speed("64")
+    assert dashboard.page.get_by_test_id("speed-select").input_value() == "64"
+    assert "64" in dashboard.page.get_by_test_id("clock-speed").inner_text()
+    fast = dashboard.replay_rate(advance_ms=64 * 3_000)
+    assert dashboard.state()["playback"]["speed"] == 64
+    assert fast > 10 * slow, (slow, fast)
+    dashboard.pause()
+    assert dashboard.errors == []
+
+
+def _assert_no_duplicates(dashboard: Dashboard) -> None:
+    state = dashboard.state()
+    tasks = dashboard.ids("task-row", "data-task-id")
+    notes = dashboard.ids("notification-item", "data-notification-id")
+    flights = dashboard.ids("flight-row", "data-flight-id")
+    assert len(tasks) == len(set(tasks))
+    assert len(notes) == len(set(notes))
+    assert len(flights) == len(set(flights))
+    assert len(state["taskIds"]) == len(set(state["taskIds"]))
+    assert len(state["notificationIds"]) == len(set(state["notificationIds"]))
+    assert sorted(tasks) == sorted(state["taskIds"])
+    # The server filled each gap exactly once: no event arrived twice.
+    assert state["duplicateEvents"] == 0
+
+
+def _resumes(dashboard: Dashboard, before: dict[str, Any]) -> None:
+    dashboard.wait(
+        "s.reconnects > arg.reconnects && s.transport === 'live'"
+        " && s.streamPosition > arg.position + 20000 && s.clockPosition > arg.clock",
+        {
+            "reconnects": before["reconnects"],
+            "position": before["streamPosition"],
+            "clock": before["clockPosition"],
+        },
+    )
+    _assert_no_duplicates(dashboard)
+
+
+def test_dropped_stream_resumes_without_duplicates(
+    dashboard: Dashboard, context: BrowserContext
+) -> None:
+    dashboard.set_speed("16")
+    dashboard.play()
+    dashboard.wait("s.taskIds.length > 0 && s.eventsSeen > 20")
+
+    # 1. The connection drops.
+    before = dashboard.state()
+    dashboard.page.evaluate("window.__replay.dropConnection()")
+    _resumes(dashboard, before)
+
+    # 2. It drops and the next attempt is refused (503): the page makes a new EventSource.
+    refused: list[str] = []
+
+    def refuse_once(route: Route) -> None:
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/problem+json", body="{}")
+        else:
+            route.continue_()
+
+    dashboard.page.route(STREAM_URL, refuse_once)
+    before = dashboard.state()
+    dashboard.page.evaluate("window.__replay.dropConnection()")
+    _resumes(dashboard, before)
+    assert refused and "resume_from=" in refused[0]
+    dashboard.page.unroute(STREAM_URL)
+
+    # 3. The network goes away for a while and comes back.
+    before = dashboard.state()
+    context.set_offline(True)
+    dashboard.page.evaluate("window.__replay.dropConnection()")
+    dashboard.wait("s.connection === 'reconnecting'")
+    assert (
+        dashboard.page.get_by_test_id("connection-state").get_attribute("data-state")
+        == "reconnecting"
+    )
+    context.set_offline(False)
+    _resumes(dashboard, before)
+    dashboard.pause()
+
+
+def test_share_link_lets_a_second_viewer_follow_the_session(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    owner = dashboard
+    owner.click("share-button")
+    owner.page.get_by_test_id("share-popover").wait_for(state="visible")
+    link = owner.page.get_by_test_id("share-link").input_value()
+    assert "/?join=" in link
+
+    bob_context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    try:
+        bob = open_dashboard(bob_context, f"{link}&user=bob")
+        session = owner.state()["sessionId"]
+        assert bob.state()["sessionId"] == session
+        assert bob.state()["role"] == "member"
+        assert f"session={session}" in bob.page.url and "user=bob" in bob.page.url
+        assert bob.page.get_by_test_id("share-button").is_disabled()  # only owners share
+        # Both paused at the same replay instant.
+        assert bob.state()["clockPosition"] == owner.state()["clockPosition"]
+        assert bob.page.get_by_test_id("clock").inner_text() == owner.state()["clockText"]
+
+        # Bob presses play: the owner's page plays; the owner pauses: Bob's page pauses.
+        bob.play()
+        owner.wait("s.streamPlayback.state === 'playing' && s.connection === 'live'")
+        owner.pause()
+        version = owner.state()["streamPlayback"]["version"]
+        bob.wait("s.streamPlayback.state === 'paused' && s.streamPlayback.version === arg", version)
+        assert bob.state()["playback"]["position"] == owner.state()["playback"]["position"]
+        assert bob.state()["clockPosition"] == owner.state()["clockPosition"]
+        assert bob.state()["connection"] == "paused"
+        assert bob.errors == []
+    finally:
+        bob_context.close()
+    assert owner.errors == []
+
+
+def test_screenshot_mid_replay_with_a_vehicle_card(dashboard: Dashboard, tmp_path: Path) -> None:
+    dashboard.page.get_by_test_id("trails-toggle").check()
+    dashboard.set_speed("32")
+    start = dashboard.state()
+    dashboard.play()
+    dashboard.wait(
+        "s.clockPosition > arg + 120000 && document.querySelector("
+        "'[data-testid=task-row][data-status=in_progress]:not([data-vehicle-id=\"\"])')",
+        start["clockPosition"],
+    )
+    # Picking a task selects its vehicle: the card tells id, type, task and flight.
+    row = dashboard.page.locator(
+        '[data-testid=task-row][data-status=in_progress]:not([data-vehicle-id=""])'
+    ).first
+    vehicle = row.get_attribute("data-vehicle-id")
+    flight = row.locator("td").nth(1).evaluate("td => td.firstChild.textContent")  # callsign
+    row.click()
+    card = dashboard.page.get_by_test_id("vehicle-card")
+    card.wait_for(state="visible")
+    assert card.get_attribute("data-vehicle-id") == vehicle
+    text = card.inner_text()
+    assert vehicle and vehicle in text and flight in text and "Type" in text and "Task" in text
+
+    artefact = tmp_path / "dashboard.png"
+    dashboard.page.screenshot(path=str(artefact))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artefact, SCREENSHOT)
+    data = SCREENSHOT.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
+    dashboard.pause()
+    assert dashboard.errors == []
+
+
+def test_stream_lifetime_limit_is_invisible_to_the_viewer(
+    browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Streams end themselves before Lambda's deadline (here: after 4 s) with a `reconnect`
+    # event; the page comes back at once with a fresh token and misses nothing.
+    monkeypatch.setenv("STREAM_MAX_SECONDS", "4")
+    with demo_server(tmp_path / "demo.log") as short_lived:
+        ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
+        try:
+            viewer = open_dashboard(ctx, f"{short_lived.url}/")
+            viewer.set_speed("16")
+            viewer.play()
+            before = viewer.state()
+            viewer.wait("s.reconnects >= 2 && s.transport === 'live'", timeout=40_000)
+            after = viewer.state()
+            assert after["streamPosition"] > before["streamPosition"]
+            assert after["connection"] == "live"
+            _assert_no_duplicates(viewer)
+            assert viewer.errors == []
+        finally:
+            ctx.close()
+
+
+def test_chinese_switch_changes_ui_strings(
+    dashboard: Dashboard, server: DemoServer, browser: Browser
+) -> None:
+    page = dashboard.page
+    heading = page.locator(".panel-flights h2")
+    assert heading.inner_text().lower() == "flight board"
+    assert page.get_by_test_id("play-button").get_attribute("title") == "Play"
+
+    dashboard.click("lang-toggle")
+    dashboard.wait("s.language === 'zh'")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert heading.inner_text() == "航班动态"
+    assert page.get_by_test_id("play-button").get_attribute("title") == "播放"
+    assert page.get_by_test_id("connection-state").inner_text().strip() == "已暂停"
+    assert "辆车" in page.get_by_test_id("vehicle-count").inner_text()
+    statuses = page.locator("[data-testid=task-row] .badge").all_inner_texts()
+    assert statuses and all(not text.isascii() for text in statuses)
+
+    dashboard.click("lang-toggle")
+    dashboard.wait("s.language === 'en'")
+    assert heading.inner_text().lower() == "flight board"
+
+    # A Chinese browser gets Chinese by default.
+    zh_context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+    try:
+        zh = open_dashboard(zh_context, f"{server.url}/")
+        assert zh.state()["language"] == "zh"
+        assert zh.page.locator(".panel-flights h2").inner_text() == "航班动态"
+        assert zh.errors == []
+    finally:
+        zh_context.close()
+    assert dashboard.errors == []
