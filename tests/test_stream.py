@@ -563,3 +563,17 @@ def test_seed_stream_creates_a_session_and_obeys_the_seed_control_route(
         )
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_the_next_chunk_is_loaded_before_it_is_needed(server: Server, truth: Any) -> None:
+    _, service_day = truth
+    start = service_day.start_ms + 60_000
+    boundary = service_day.start_ms + 2 * CONFIG.bucket_ms  # two chunk boundaries ahead
+    session = server.new_session(start, service_day.end_ms, speed=256.0, state="playing")
+    with httpx.Client() as client:
+        reader = StreamReader(client, server.stream_url(session))
+        reader.read_until(lambda e: e.event == "vehicle_update" and e.json()["t"] > boundary)
+        reader.close()
+    source = server.app.state.stream_runtime.source
+    assert source.loads_started >= 3
+    assert source.waits == 1, "only the first chunk (the snapshot's) was waited for"

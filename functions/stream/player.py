@@ -34,6 +34,7 @@ from functions.stream.watcher import SessionWatch, SessionWatchers
 RETRY_MS = 3000
 END_RESERVE_BYTES = 1024  # room kept for the final event under the byte limit
 DEADLINE_MARGIN_MS = 3000  # stop this long before the invocation deadline
+PREFETCH_LEAD_S = 3.0  # start loading the next chunk this long (wall time) before it is due
 
 
 @dataclass
@@ -98,6 +99,8 @@ class Player:
         self.position = 0  # P: every tick <= P has been delivered (tick-aligned)
         self.timeline = session.timeline
         self.tick_ms = 1000
+        self.chunk_end = 0  # end of the chunk holding P
+        self.prefetched = 0  # start of the last chunk this stream asked to prefetch
         self.last_target = -1e18
         self.ended_sent = False
         self.bytes_sent = 0
@@ -138,7 +141,19 @@ class Player:
         """``t`` floored to its tick, and the manifest of its day."""
         manifest, chunk = await self.runtime.source.chunk_at(self.airport, t)
         self.tick_ms = chunk.tick_ms
+        self.chunk_end = chunk.end
         return floor_tick(t, chunk.start, chunk.tick_ms), manifest
+
+    def prefetch_next_chunk(self) -> None:
+        """Load the next chunk in the background once playback is within
+        ``PREFETCH_LEAD_S`` wall seconds of it, so no frame waits for S3."""
+        clock = self.session.clock
+        if clock.state != "playing" or self.prefetched >= self.chunk_end:
+            return
+        if self.chunk_end - self.position <= clock.speed * PREFETCH_LEAD_S * 1000:
+            self.prefetched = self.chunk_end
+            target = self.chunk_end if self.chunk_end < clock.range_end else clock.range_start
+            self.runtime.source.prefetch(self.airport, target)
 
     async def ticks(self, after: int, until: int) -> tuple[list[PreparedTick], Manifest]:
         """Every delta tick with ``after < t <= until`` (``after < until``), across chunks
@@ -256,6 +271,7 @@ class Player:
             out = await self.frame(self.position, current)
             self.runtime.stats.frames += 1
             self.runtime.stats.lateness_ms.append(self.wall_now() - target)
+        self.prefetch_next_chunk()
         if not self.ended_sent and clock.status_at(target) == "ended":
             out += self.end_event()
         return out

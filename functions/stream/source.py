@@ -38,6 +38,7 @@ class ChunkSource:
         self._loads: dict[str, asyncio.Task[PreparedChunk]] = {}
         self._prefetches: set[asyncio.Task[object]] = set()
         self.loads_started = 0
+        self.waits = 0  # times a stream had to wait for a chunk that was not loaded yet
 
     # --- days --------------------------------------------------------------------------
 
@@ -76,11 +77,13 @@ class ChunkSource:
 
     # --- chunks ------------------------------------------------------------------------
 
-    async def chunk(self, key: str) -> PreparedChunk:
+    async def chunk(self, key: str, prefetch: bool = False) -> PreparedChunk:
         """The prepared chunk ``key`` (one load however many streams ask at once)."""
         cached = self.reader.chunks.get(key)
         if cached is not None:
             return cached
+        if not prefetch:
+            self.waits += 1
         task = self._loads.get(key)
         if task is None:
             self.loads_started += 1
@@ -95,10 +98,12 @@ class ChunkSource:
         if not task.cancelled():
             task.exception()  # retrieved here, so an unawaited failure is not logged as lost
 
-    async def chunk_at(self, airport: str, t: int) -> tuple[Manifest, PreparedChunk]:
+    async def chunk_at(
+        self, airport: str, t: int, prefetch: bool = False
+    ) -> tuple[Manifest, PreparedChunk]:
         """The manifest and prepared chunk containing ``t``."""
         manifest = await self.manifest_for(airport, t)
-        return manifest, await self.chunk(manifest.chunk_at(t).key)
+        return manifest, await self.chunk(manifest.chunk_at(t).key, prefetch)
 
     def prefetch(self, airport: str, t: int) -> None:
         """Load the chunk containing ``t`` in the background (bounded; errors ignored)."""
@@ -107,7 +112,7 @@ class ChunkSource:
 
         async def load() -> object:
             try:
-                return await self.chunk_at(airport, t)
+                return await self.chunk_at(airport, t, prefetch=True)
             except Exception:  # noqa: BLE001 - a prefetch failure shows up when it is needed
                 return None
 
