@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["chunker", "chunker_process", "encoding"]
+BENCHMARKS = ["chunker", "chunker_process", "encoding", "stream"]
 
 
 def main() -> int:

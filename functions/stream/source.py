@@ -7,6 +7,7 @@ chunk cause one GET), run in a worker thread, and land in the reader's byte-boun
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class _AirportDays:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     timezone: str | None = None
     fetched_at: float = -1e9
+    refreshing: asyncio.Task[None] | None = None
 
 
 class ChunkSource:
@@ -39,21 +41,55 @@ class ChunkSource:
         self._prefetches: set[asyncio.Task[object]] = set()
         self.loads_started = 0
         self.waits = 0  # times a stream had to wait for a chunk that was not loaded yet
+        self.refreshes = 0
 
     # --- days --------------------------------------------------------------------------
+    #
+    # Every frame of every stream asks for its day's manifest, so this must never make
+    # streams queue on S3: one refresh per airport at a time (single flight), and a stale
+    # list keeps serving while it is refreshed in the background (stale-while-revalidate).
+    # Streams wait only when there is nothing to serve yet, or for an instant the known
+    # days do not cover.
 
     async def _refresh(self, airport: str, days: _AirportDays) -> None:
-        days.days = await asyncio.to_thread(self.reader.published_days, airport)
+        self.refreshes += 1
+        published = await asyncio.to_thread(self.reader.published_days, airport)
+        manifests: dict[str, Manifest] = {}
+        for date in [d for d in days.manifests if d in published]:
+            # Re-read the pointer: a republished day moves to its new version.
+            manifests[date] = await asyncio.to_thread(self._manifest_now, airport, date)
+        days.days, days.manifests = published, manifests
         days.fetched_at = time.monotonic()
-        days.manifests.clear()  # pointers may have moved to new versions
+
+    def _manifest_now(self, airport: str, date: str) -> Manifest:
+        return self.reader.published(airport, date).manifest
+
+    async def _refreshed(self, airport: str, days: _AirportDays, wait: bool) -> None:
+        if days.refreshing is None:
+            task = asyncio.create_task(self._refresh(airport, days))
+            days.refreshing = task
+
+            def done(_: object) -> None:
+                days.refreshing = None
+                if not task.cancelled():
+                    task.exception()  # a background failure shows up at the next wait
+
+            task.add_done_callback(done)
+        if wait:
+            await asyncio.shield(days.refreshing)
 
     async def manifest_for(self, airport: str, t: int) -> Manifest:
         """The published manifest whose day contains ``t``."""
         days = self._airports.setdefault(airport, _AirportDays())
+        if not days.days:
+            await self._refreshed(airport, days, wait=True)
+        elif time.monotonic() - days.fetched_at > DAYS_TTL_S:
+            await self._refreshed(airport, days, wait=False)
         for attempt in range(2):
-            stale = time.monotonic() - days.fetched_at > DAYS_TTL_S
-            if stale or attempt:
-                await self._refresh(airport, days)
+            if attempt:
+                if time.monotonic() - days.fetched_at < 1:
+                    break  # just refreshed: it is genuinely not published
+                await self._refreshed(airport, days, wait=True)
             if not days.days:
                 raise NotPublished(f"{airport} has no published days")
             if days.timezone is None:
@@ -64,15 +100,13 @@ class ChunkSource:
                 manifest = await self._manifest(airport, days, date)
                 if manifest.start <= t < manifest.end:
                     return manifest
-            if stale or days.fetched_at > time.monotonic() - 1:
-                break  # already fresh: it is genuinely not published
         raise NotPublished(f"{airport}: nothing published at t={t}")
 
     async def _manifest(self, airport: str, days: _AirportDays, date: str) -> Manifest:
         manifest = days.manifests.get(date)
         if manifest is None:
-            published = await asyncio.to_thread(self.reader.published, airport, date)
-            manifest = days.manifests[date] = published.manifest
+            manifest = await asyncio.to_thread(self._manifest_now, airport, date)
+            days.manifests[date] = manifest
         return manifest
 
     # --- chunks ------------------------------------------------------------------------
@@ -97,6 +131,13 @@ class ChunkSource:
         self._loads.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here, so an unawaited failure is not logged as lost
+        # A prepared chunk is ~3,000 long-lived, acyclic objects. Left to the cyclic GC, a
+        # growing cache makes full collections scan all of them: 40-70 ms pauses that
+        # stall every stream of the process (seen in bench/bench_stream.py). Freezing
+        # moves them out of the collector's scans; refcounting still frees them on
+        # eviction. Young garbage is collected first so no fresh cycle is frozen.
+        gc.collect(1)
+        gc.freeze()
 
     async def chunk_at(
         self, airport: str, t: int, prefetch: bool = False

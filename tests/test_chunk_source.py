@@ -1,0 +1,60 @@
+"""The stream's shared chunk source: single-flight, stale-while-revalidate day lists."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from chunker.reader import ChunkReader
+from functions.stream import source as source_module
+from functions.stream.source import ChunkSource
+from tests.conftest import BUCKET
+from tests.streaming import publish_tiny_day
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class CountingReader(ChunkReader):
+    """A reader whose day listing is slow and counted."""
+
+    def __init__(self, s3: S3Client) -> None:
+        super().__init__(s3, BUCKET)
+        self.listings = 0
+        self.release = threading.Event()
+
+    def published_days(self, airport: str) -> list[str]:
+        self.listings += 1
+        if self.listings > 1:
+            self.release.wait(5)  # a slow S3 listing after the first
+        return super().published_days(airport)
+
+
+def test_a_stale_day_list_is_refreshed_once_in_the_background(s3: S3Client) -> None:
+    publish_tiny_day(s3)
+    reader = CountingReader(s3)
+    source = ChunkSource(reader)
+
+    async def scenario() -> None:
+        manifest = await source.manifest_for("XTST", 1773417600000 + 60_000)
+        source._airports["XTST"].fetched_at -= source_module.DAYS_TTL_S + 1  # now stale
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(source.manifest_for("XTST", manifest.start + i * 1000) for i in range(200))
+        )
+        # Served from the stale list while the (blocked) refresh runs: nobody waited.
+        assert time.monotonic() - started < 1.0
+        assert all(answer.version == manifest.version for answer in answers)
+        deadline = time.monotonic() + 5
+        while reader.listings < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the background refresh reaches the slow listing
+        assert reader.listings == 2 and source.refreshes == 2  # one refresh for 200 callers
+        reader.release.set()
+        refreshing = source._airports["XTST"].refreshing
+        assert refreshing is not None
+        await refreshing
+        assert source._airports["XTST"].manifests  # manifests kept across the refresh
+
+    asyncio.run(scenario())
