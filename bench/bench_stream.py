@@ -35,12 +35,13 @@ from typing import Any
 from bench.common import percentile, say, write_result
 from chunker.aws import s3_client
 from chunker.chunk_format import ChunkerConfig
+from chunker.day import ServiceDay
 from chunker.job import chunk_day
 from chunker.synthetic import GeneratorSettings, generate_day, write_day
 from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
 from functions.playback import PlaybackClock
 from functions.services import dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, ensure_table, new_session_id
+from functions.sessions import Filters, Session, SessionStore, ensure_table
 from functions.tokens import issue
 
 BUCKET = "bench-stream"
@@ -156,19 +157,8 @@ class Setup:
     ) -> Session:
         now = time.time_ns() // 1_000_000
         start = self.day_start
-        session = Session(
-            session_id=new_session_id(),
-            owner="bench",
-            airport=AIRPORT,
-            clock=PlaybackClock(state, speed, position, now, start, start + span_ms + 3_600_000),  # type: ignore[arg-type]
-            filters=Filters(),
-            version=1,
-            timeline=1,
-            created_at=now,
-            updated_at=now,
-            presence_until=now + 3_600_000,
-            expires_at=now // 1000 + 86_400,
-        )
+        clock = PlaybackClock(state, speed, position, now, start, start + span_ms + 3_600_000)  # type: ignore[arg-type]
+        session = Session.new("bench", AIRPORT, clock, Filters(), now, 3_600_000, 86_400)
         self.store.create(session)
         return session
 
@@ -433,8 +423,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         chunk_day(s3, BUCKET, AIRPORT, day.keys.service_date, ChunkerConfig())
         dynamodb = dynamodb_client()
         ensure_table(dynamodb, TABLE)
-        from chunker.day import ServiceDay
-
         service_day = ServiceDay.of(day.keys.service_date, day.reference.airport.timezone)
         port = free_port()
         env = {

@@ -96,6 +96,32 @@ class Session:
     members: frozenset[str] = field(default_factory=frozenset)
     last_command_id: str | None = None
 
+    @classmethod
+    def new(
+        cls,
+        owner: str,
+        airport: str,
+        clock: PlaybackClock,
+        filters: Filters,
+        now: int,
+        presence_lease_ms: int,
+        ttl_s: int,
+    ) -> Session:
+        """A session at version 1, created at wall time ``now`` (epoch ms)."""
+        return cls(
+            session_id=new_session_id(),
+            owner=owner,
+            airport=airport,
+            clock=clock,
+            filters=filters,
+            version=1,
+            timeline=1,
+            created_at=now,
+            updated_at=now,
+            presence_until=now + presence_lease_ms,
+            expires_at=now // 1000 + ttl_s,
+        )
+
     def can_access(self, subject: str) -> bool:
         """The owner and members (holders of a redeemed share token) may view and control."""
         return subject == self.owner or subject in self.members

@@ -20,7 +20,7 @@ from functions.app import create_app
 from functions.local_stack import free_port
 from functions.playback import PlaybackClock
 from functions.services import Services, dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, ensure_table, new_session_id
+from functions.sessions import Filters, Session, SessionStore, ensure_table
 from functions.settings import AppSettings
 from functions.tokens import issue
 from tests.conftest import BUCKET
@@ -85,27 +85,16 @@ class Server:
         loop: bool = False,
     ) -> Session:
         now = self.services.now_ms()
-        session = Session(
-            session_id=new_session_id(),
-            owner=owner,
-            airport="XTST",
-            clock=PlaybackClock(
-                state,
-                speed,
-                start if position is None else position,
-                now,  # type: ignore[arg-type]
-                start,
-                end,
-                loop,
-            ),
-            filters=filters or Filters(),
-            version=1,
-            timeline=1,
-            created_at=now,
-            updated_at=now,
-            presence_until=now + 120_000,
-            expires_at=now // 1000 + 86_400,
+        clock = PlaybackClock(
+            state,  # type: ignore[arg-type]
+            speed,
+            start if position is None else position,
+            now,
+            start,
+            end,
+            loop,
         )
+        session = Session.new(owner, "XTST", clock, filters or Filters(), now, 120_000, 86_400)
         self.services.sessions.create(session)
         return session
 

@@ -32,7 +32,6 @@ from functions.sessions import (
     Session,
     SessionNotFound,
     VersionConflict,
-    new_session_id,
 )
 from functions.tokens import issue, verify
 
@@ -93,18 +92,14 @@ class SessionService:
         clock = clock.seek(now, position)
         if request.state == "playing":
             clock = clock.play(now)
-        session = Session(
-            session_id=new_session_id(),
-            owner=caller,
-            airport=request.airport,
-            clock=clock,
-            filters=request.filters,
-            version=1,
-            timeline=1,
-            created_at=now,
-            updated_at=now,
-            presence_until=now + self.settings.presence_lease_s * 1000,
-            expires_at=now // 1000 + self.settings.session_ttl_s,
+        session = Session.new(
+            caller,
+            request.airport,
+            clock,
+            request.filters,
+            now,
+            self.settings.presence_lease_s * 1000,
+            self.settings.session_ttl_s,
         )
         self.store.create(session)
         return session
