@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from chunker.chunk_format import CorruptChunk
 from chunker.state import (
     FINISHED_TASK_STATUSES,
     RECENT_NOTIFICATIONS,
@@ -150,24 +151,28 @@ class PreparedChunk:
 
     @classmethod
     def from_document(cls, key: str, document: dict[str, Any]) -> PreparedChunk:
-        """Prepare a decoded chunk document (see chunker.chunk_format)."""
-        keyframe, size = _prepare(document["start"], document["keyframe"])
-        ticks = []
-        for tick_rows in document["ticks"]:
-            tick, tick_size = _prepare(tick_rows["t"], tick_rows)
-            ticks.append(tick)
-            size += tick_size
-        return cls(
-            key=key,
-            start=document["start"],
-            end=document["end"],
-            tick_ms=document["tick_ms"],
-            task_retention_ms=document["task_retention_ms"],
-            keyframe=keyframe,
-            ticks=ticks,
-            tick_times=[tick.t for tick in ticks],
-            size=size + 512,
-        )
+        """Prepare a decoded chunk document (see chunker.chunk_format); ``CorruptChunk``
+        if it does not have a chunk's structure."""
+        try:
+            keyframe, size = _prepare(document["start"], document["keyframe"])
+            ticks = []
+            for tick_rows in document["ticks"]:
+                tick, tick_size = _prepare(tick_rows["t"], tick_rows)
+                ticks.append(tick)
+                size += tick_size
+            return cls(
+                key=key,
+                start=int(document["start"]),
+                end=int(document["end"]),
+                tick_ms=int(document["tick_ms"]),
+                task_retention_ms=int(document["task_retention_ms"]),
+                keyframe=keyframe,
+                ticks=ticks,
+                tick_times=[tick.t for tick in ticks],
+                size=size + 512,
+            )
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            raise CorruptChunk(f"not a chunk's structure ({type(exc).__name__}: {exc})") from exc
 
     def ticks_between(self, after: int, until: int) -> Iterable[PreparedTick]:
         """Ticks with ``after < t <= until``, in order."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chunker.chunk_format import Manifest, Pointer, decode_chunk
+from chunker.chunk_format import CorruptChunk, Manifest, Pointer, decode_chunk
 from chunker.day import ServiceDay
 from chunker.keys import PUBLISHED_PREFIX, DayKeys, date_of_pointer_key, published_prefix
 from chunker.prepared import PreparedChunk
@@ -151,7 +151,16 @@ class ChunkReader:
         """A prepared chunk (cached; blocking on a miss: call from a thread in async code)."""
         prepared = self.chunks.get(key)
         if prepared is None:
-            prepared = PreparedChunk.from_document(key, decode_chunk(self._get(key)))
+            try:
+                data = self._get(key)
+            except NotPublished as exc:
+                # Published chunks are never deleted: a manifest naming a missing one means
+                # the published data is damaged, not that it is not published yet.
+                raise CorruptChunk(f"{key} is in the published manifest but missing") from exc
+            try:
+                prepared = PreparedChunk.from_document(key, decode_chunk(data))
+            except CorruptChunk as exc:
+                raise CorruptChunk(f"{key}: {exc}") from exc
             self.chunks.put(key, prepared, prepared.size)
         return prepared
 

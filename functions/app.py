@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from chunker.chunk_format import CorruptChunk
 from chunker.day import InvalidServiceDay
 from chunker.keys import InvalidIdentifier
 from chunker.reader import NotPublished, OutsideDay
@@ -38,6 +39,7 @@ from functions.services import Services
 from functions.sessions import SessionNotFound, VersionConflict
 from functions.settings import get_settings
 from functions.stream import routes as stream_routes
+from functions.stream.source import ChunkTimeout
 from functions.tokens import InvalidToken
 
 logger = Logger(service="dispatch-replay-api")
@@ -50,19 +52,27 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Domain exception -> (status, type slug, title).
-DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
-    SessionNotFound: (404, "session-not-found", "Session not found"),
-    NotPublished: (404, "not-published", "Nothing published for this airport and time"),
-    OutsideDay: (404, "not-published", "Nothing published for this airport and time"),
-    FlightNotFound: (404, "flight-not-found", "Flight not found"),
-    NotOwner: (403, "not-owner", "Only the session's owner can do this"),
-    InvalidToken: (403, "invalid-share-token", "Invalid share token"),
-    PlaybackError: (422, "invalid-playback", "Invalid playback request"),
-    HistoryError: (422, "invalid-query", "Invalid query"),
-    InvalidIdentifier: (422, "invalid-identifier", "Invalid identifier"),
-    InvalidServiceDay: (422, "invalid-identifier", "Invalid service day"),
+# Domain exception -> (status, type slug, title, Retry-After seconds or None).
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
+    SessionNotFound: (404, "session-not-found", "Session not found", None),
+    NotPublished: (404, "not-published", "Nothing published for this airport and time", None),
+    OutsideDay: (404, "not-published", "Nothing published for this airport and time", None),
+    FlightNotFound: (404, "flight-not-found", "Flight not found", None),
+    NotOwner: (403, "not-owner", "Only the session's owner can do this", None),
+    InvalidToken: (403, "invalid-share-token", "Invalid share token", None),
+    PlaybackError: (422, "invalid-playback", "Invalid playback request", None),
+    HistoryError: (422, "invalid-query", "Invalid query", None),
+    InvalidIdentifier: (422, "invalid-identifier", "Invalid identifier", None),
+    InvalidServiceDay: (422, "invalid-identifier", "Invalid service day", None),
+    # Storage failures. A damaged chunk stays damaged until the day is re-chunked, so its
+    # clients are asked to wait longer.
+    ClientError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
+    BotoCoreError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
+    ChunkTimeout: (503, "chunks-unavailable", "Replay data temporarily unavailable", 2),
+    CorruptChunk: (503, "chunk-damaged", "Replay data damaged", 30),
 }
+# Their messages carry AWS internals: logged, never sent.
+PRIVATE_DETAIL = (ClientError, BotoCoreError)
 
 
 class BodyLimit:
@@ -111,7 +121,7 @@ class BodyLimit:
 
 
 def _register_domain_errors(app: FastAPI) -> None:
-    for exception_type, (status, slug, title) in DOMAIN_ERRORS.items():
+    for exception_type, (status, slug, title, retry_after_s) in DOMAIN_ERRORS.items():
 
         async def handler(
             request: Request,
@@ -119,8 +129,16 @@ def _register_domain_errors(app: FastAPI) -> None:
             status: int = status,
             slug: str = slug,
             title: str = title,
+            retry_after_s: int | None = retry_after_s,
         ) -> JSONResponse:
-            return problem_response(Problem(status, slug, title, str(exc)), request.url.path)
+            detail = str(exc)[:300]
+            if status >= 500:
+                logger.warning("storage unavailable", extra={"problem": slug, "error": detail})
+            if isinstance(exc, PRIVATE_DETAIL):
+                detail = "Retry shortly."
+            headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+            problem = Problem(status, slug, title, detail, headers=headers)
+            return problem_response(problem, request.url.path)
 
         app.add_exception_handler(exception_type, handler)
 
@@ -143,20 +161,6 @@ def _register_domain_errors(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     app.add_exception_handler(VersionConflict, conflict)
-
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("AWS call failed", extra={"error": type(exc).__name__})
-        problem = Problem(
-            503,
-            "dependency-unavailable",
-            "Storage temporarily unavailable",
-            "Retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-        return problem_response(problem, request.url.path)
-
-    app.add_exception_handler(ClientError, unavailable)
-    app.add_exception_handler(BotoCoreError, unavailable)
 
 
 def create_app(services: Services | None = None) -> FastAPI:

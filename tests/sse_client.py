@@ -26,15 +26,21 @@ class Event:
 class SSEParser:
     """Feed bytes, get events; keeps the last event id and retry like a browser."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_event_id: str | None = None) -> None:
+        """``last_event_id``: what a reconnecting browser keeps from its previous connection."""
         self.buffer = ""
-        self.last_event_id: str | None = None
+        self.last_event_id: str | None = last_event_id
         self.retry_ms: int | None = None
         self.comments: list[str] = []
         self._event = ""
         self._data: list[str] = []
-        self._id_buffer: str | None = None
+        self._id_buffer: str | None = last_event_id
         self._raw = b""
+
+    def mid_event(self) -> bool:
+        """Whether bytes of an unfinished event (or line) were received and are pending."""
+        pending_id = self._id_buffer != self.last_event_id
+        return bool(self._raw or self.buffer or self._data or self._event or pending_id)
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
         self._raw += chunk

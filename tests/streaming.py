@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from chunker.chunk_format import ChunkerConfig
 from chunker.job import chunk_day
 from chunker.reader import ChunkReader
+from chunker.state import RECENT_NOTIFICATIONS, expired_task
 from functions.app import create_app
 from functions.local_stack import free_port
 from functions.playback import PlaybackClock
@@ -186,3 +188,147 @@ class StreamReader:
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
+
+
+# --- what a client reconstructs, compared with the ground truth -------------------------
+
+DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
+Discrete = tuple[str, str, int, str | None]  # (kind, id, t, status)
+
+
+class ClientState:
+    """What a dashboard would hold after applying the events it received."""
+
+    def __init__(self) -> None:
+        self.t: int | None = None
+        self.vehicles: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.flights: dict[str, dict[str, Any]] = {}
+        self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
+        self.task_retention_ms = 0
+        self.discrete: list[Discrete] = []  # every event row received, in order
+        self.snapshots: list[int] = []  # the t of every snapshot received
+
+    def apply(self, event: Event) -> None:
+        if event.event == "snapshot":
+            data = event.json()
+            self.t = data["t"]
+            self.snapshots.append(data["t"])
+            self.task_retention_ms = data["task_retention_ms"]
+            self.vehicles = {r["id"]: r for r in data["vehicles"]}
+            self.tasks = {r["id"]: r for r in data["tasks"]}
+            self.flights = {r["id"]: r for r in data["flights"]}
+            self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
+        elif event.event == "vehicle_update":
+            data = event.json()
+            self.t = data["t"]
+            self.vehicles.update({r["id"]: r for r in data["vehicles"]})
+        elif event.event in DISCRETE:
+            data = event.json()
+            self.t = data["t"]
+            kind = DISCRETE[event.event]
+            for row in data[kind]:
+                self.discrete.append((kind, row["id"], row["t"], row.get("status")))
+                if kind == "notifications":
+                    self.notifications.append(row)
+                else:
+                    getattr(self, kind)[row["id"]] = row
+
+    def state(self) -> dict[str, list[dict[str, Any]]]:
+        # Finished tasks leave the state after the retention the snapshot announced.
+        assert self.t is not None
+        tick_start = self.t - self.t % 1000
+        tasks = [self.tasks[k] for k in sorted(self.tasks)]
+        return {
+            "vehicles": [self.vehicles[k] for k in sorted(self.vehicles)],
+            "tasks": [
+                r
+                for r in tasks
+                if not expired_task(r["status"], r["t"], tick_start, self.task_retention_ms)
+            ],
+            "flights": [self.flights[k] for k in sorted(self.flights)],
+            "notifications": list(self.notifications),
+        }
+
+
+def frame_position(events: list[Event]) -> int:
+    """The replay position the client has reached: the last frame/snapshot's ``t``."""
+    for event in reversed(events):
+        if event.event in ("snapshot", "vehicle_update", *DISCRETE):
+            position: int = event.json()["t"]
+            return position
+    raise AssertionError("no frame yet")
+
+
+def expected_discrete(
+    rows: dict[str, list[dict[str, Any]]], after: int, until: int
+) -> list[Discrete]:
+    """Discrete rows visible after tick ``after`` up to and including tick ``until``."""
+    tick = CONFIG.tick_ms
+    found = []
+    for kind in ("tasks", "flights", "notifications"):
+        found += [
+            (kind, r["id"], r["t"], r.get("status"))
+            for r in rows[kind]
+            if after + tick <= r["t"] < until + tick
+        ]
+    return sorted(found, key=lambda item: item[2])
+
+
+def by_time(items: list[Discrete]) -> list[Discrete]:
+    return sorted(items, key=lambda item: item[2])
+
+
+@dataclass
+class CutStats:
+    """What a client that kept losing its connection saw."""
+
+    connections: int = 0
+    cuts_mid_event: int = 0  # cuts that fell inside an event (a partial event was dropped)
+    events: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+Cut = tuple[int, float]  # (whole reads kept, fraction of the next read kept)
+
+
+def read_with_cuts(
+    client: httpx.Client,
+    url: Callable[[], str],
+    state: ClientState,
+    cuts: Iterable[Cut],
+    last_event_id: str | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> tuple[str | None, CutStats]:
+    """For each cut ``(n, f)``: connect (with the last event id, as a browser reconnects),
+    keep ``n`` whole reads and the first fraction ``f`` (at least one byte) of the next,
+    then drop the connection. Complete events are applied to ``state``.
+
+    Cutting within what the server actually wrote puts cuts inside events, between events
+    of one write, and inside UTF-8 sequences, at any speed, without waiting for bytes that
+    a slow replay has not produced yet. A connection the server ends first (e.g. after an
+    ``error`` event) is followed by the next one, as EventSource does after its retry
+    delay. Returns the last event id and what happened.
+    """
+    stats = CutStats()
+    for whole, fraction in cuts:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        parser = SSEParser(last_event_id)
+        with client.stream("GET", url(), headers=headers, timeout=30) as response:
+            assert response.status_code == 200, response.read()[:500]
+            stats.connections += 1
+            for index, read in enumerate(response.iter_raw()):
+                cut = index == whole
+                kept = read[: max(1, int(len(read) * fraction))] if cut else read
+                for event in parser.feed(kept):
+                    stats.events += 1
+                    if event.event == "error":
+                        stats.errors.append(event.json())
+                    state.apply(event)
+                    if on_event is not None:
+                        on_event(event)
+                if cut:
+                    stats.cuts_mid_event += parser.mid_event()
+                    break
+        last_event_id = parser.last_event_id
+    return last_event_id, stats

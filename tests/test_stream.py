@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from chunker.state import RECENT_NOTIFICATIONS, expired_task
 from functions.playback import PlaybackClock
 from functions.sessions import Filters
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
-from tests.streaming import CONFIG, Server, StreamReader, publish_tiny_day, serve
+from tests.streaming import (
+    CONFIG,
+    ClientState,
+    Server,
+    StreamReader,
+    by_time,
+    expected_discrete,
+    frame_position,
+    publish_tiny_day,
+    read_with_cuts,
+    serve,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,8 +33,6 @@ if TYPE_CHECKING:
 from chunker.keys import DayKeys
 
 KEYS = DayKeys("XTST", "2026-03-14")
-DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
-Discrete = tuple[str, str, int, str | None]  # (kind, id, t, status)
 
 
 @pytest.fixture
@@ -41,87 +48,6 @@ def server(s3: S3Client, day: dict[str, bytes]) -> Iterator[Server]:
 @pytest.fixture
 def truth(day: dict[str, bytes]) -> tuple[dict[str, list[dict[str, Any]]], Any]:
     return ground_truth.valid_rows(day, KEYS)
-
-
-class ClientState:
-    """What a dashboard would hold after applying the events it received."""
-
-    def __init__(self) -> None:
-        self.t: int | None = None
-        self.vehicles: dict[str, dict[str, Any]] = {}
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.flights: dict[str, dict[str, Any]] = {}
-        self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
-        self.task_retention_ms = 0
-        self.discrete: list[Discrete] = []  # every event row received, in order
-
-    def apply(self, event: Event) -> None:
-        if event.event == "snapshot":
-            data = event.json()
-            self.t = data["t"]
-            self.task_retention_ms = data["task_retention_ms"]
-            self.vehicles = {r["id"]: r for r in data["vehicles"]}
-            self.tasks = {r["id"]: r for r in data["tasks"]}
-            self.flights = {r["id"]: r for r in data["flights"]}
-            self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
-        elif event.event == "vehicle_update":
-            data = event.json()
-            self.t = data["t"]
-            self.vehicles.update({r["id"]: r for r in data["vehicles"]})
-        elif event.event in DISCRETE:
-            data = event.json()
-            self.t = data["t"]
-            kind = DISCRETE[event.event]
-            for row in data[kind]:
-                self.discrete.append((kind, row["id"], row["t"], row.get("status")))
-                if kind == "notifications":
-                    self.notifications.append(row)
-                else:
-                    getattr(self, kind)[row["id"]] = row
-
-    def state(self) -> dict[str, list[dict[str, Any]]]:
-        # Finished tasks leave the state after the retention the snapshot announced.
-        assert self.t is not None
-        tick_start = self.t - self.t % 1000
-        tasks = [self.tasks[k] for k in sorted(self.tasks)]
-        return {
-            "vehicles": [self.vehicles[k] for k in sorted(self.vehicles)],
-            "tasks": [
-                r
-                for r in tasks
-                if not expired_task(r["status"], r["t"], tick_start, self.task_retention_ms)
-            ],
-            "flights": [self.flights[k] for k in sorted(self.flights)],
-            "notifications": list(self.notifications),
-        }
-
-
-def frame_position(events: list[Event]) -> int:
-    """The replay position the client has reached: the last frame/snapshot's ``t``."""
-    for event in reversed(events):
-        if event.event in ("snapshot", "vehicle_update", *DISCRETE):
-            position: int = event.json()["t"]
-            return position
-    raise AssertionError("no frame yet")
-
-
-def expected_discrete(
-    rows: dict[str, list[dict[str, Any]]], after: int, until: int
-) -> list[Discrete]:
-    """Discrete rows visible after tick ``after`` up to and including tick ``until``."""
-    tick = CONFIG.tick_ms
-    found = []
-    for kind in ("tasks", "flights", "notifications"):
-        found += [
-            (kind, r["id"], r["t"], r.get("status"))
-            for r in rows[kind]
-            if after + tick <= r["t"] < until + tick
-        ]
-    return sorted(found, key=lambda item: item[2])
-
-
-def by_time(items: list[Discrete]) -> list[Discrete]:
-    return sorted(items, key=lambda item: item[2])
 
 
 def test_paused_stream_starts_with_the_true_state(server: Server, truth: Any) -> None:
@@ -181,48 +107,61 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
     assert len(frames) < (last - first) / CONFIG.tick_ms / 2
 
 
-def test_resume_after_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
-    server: Server, truth: Any
+@pytest.mark.parametrize("speed", [4.0, 60.0, 400.0])
+def test_resume_after_100_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
+    server: Server, truth: Any, speed: float
 ) -> None:
+    """Resume torture: 100 connections, each dropped at a random byte of what the server
+    wrote (inside an event, between events, inside a UTF-8 sequence), each followed by the
+    browser's reconnect with the last event id. About once per ten connections, the state at
+    a complete frame equals the ground truth at that position; at the end every discrete
+    event arrived exactly once, and no resume fell back to a snapshot."""
     rows, service_day = truth
-    start = service_day.start_ms + 3_600_000
-    session = server.new_session(
-        start, service_day.start_ms + 3 * 3_600_000, speed=400.0, state="playing"
-    )
-    rng = random.Random(5)
+    start = service_day.start_ms + 3_600_000 - 30_000  # crosses an hour and a chunk boundary
+    session = server.new_session(start, service_day.end_ms, speed=speed, state="playing")
+    rng = random.Random(int(speed))
     state = ClientState()
-    last_event_id = None
-    first_t = None
+    checked: list[int] = []
+    connection = [0]
+
+    def check(event: Event) -> None:
+        # A frame ends with its vehicle update: the client's state is whole there.
+        due = len(checked) <= connection[0] // 10  # about one check per ten connections
+        if event.event == "vehicle_update" and due:
+            assert state.t is not None
+            expected = ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
+            assert state.state() == expected, f"state differs at t={state.t}"
+            checked.append(state.t)
+
     with httpx.Client() as client:
-        for _ in range(8):
-            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-            parser = SSEParser()
-            parser.last_event_id = parser._id_buffer = last_event_id
-            budget = rng.randrange(300, 12_000)  # bytes this connection gets before it "drops"
-            received = 0
-            with client.stream("GET", server.stream_url(session), headers=headers, timeout=30) as r:
-                for chunk in r.iter_raw():
-                    piece = chunk[: budget - received]
-                    received += len(piece)
-                    for event in parser.feed(piece):
-                        if first_t is None and event.event == "snapshot":
-                            first_t = event.json()["t"]
-                        state.apply(event)
-                    if received >= budget:
-                        break
-            last_event_id = parser.last_event_id
-        # The last cut may fall inside a frame (its task events arrived, its vehicle update
-        # did not): resume once more and read to the end of a frame before comparing.
-        assert last_event_id is not None
+        # The first connection keeps its snapshot and a frame, so every later one resumes.
+        reader = StreamReader(client, server.stream_url(session))
+        for event in reader.read_until(lambda e: e.event == "vehicle_update"):
+            state.apply(event)
+        last_event_id = reader.parser.last_event_id
+        reader.close()
+        cuts_mid_event = 0
+        for connection[0] in range(1, 101):
+            cut = (rng.choice([0, 0, 0, 1, 2]), rng.random())
+            last_event_id, stats = read_with_cuts(
+                client, lambda: server.stream_url(session), state, [cut], last_event_id, check
+            )
+            assert stats.errors == [] and stats.connections == 1
+            cuts_mid_event += stats.cuts_mid_event
+        # The last cut may fall inside a frame: resume once more to the end of a frame.
         reader = StreamReader(client, server.stream_url(session), last_event_id=last_event_id)
         for event in reader.read_until(lambda e: e.event == "vehicle_update"):
             state.apply(event)
             if event.event == "vehicle_update":
                 break
         reader.close()
-    assert first_t is not None and state.t is not None
+    assert len(state.snapshots) == 1, "a resume fell back to a snapshot"
+    first = state.snapshots[0]
+    assert cuts_mid_event >= 30, f"only {cuts_mid_event} cuts fell inside an event"
+    assert len(checked) >= 9
+    assert state.t is not None and state.t > first
     assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
-    assert by_time(state.discrete) == expected_discrete(rows, first_t, state.t)
+    assert by_time(state.discrete) == expected_discrete(rows, first, state.t)
 
 
 def test_control_changes_reach_the_open_stream(server: Server, truth: Any) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from chunker.chunk_format import Manifest
+from chunker.chunk_format import CorruptChunk, Manifest
 from chunker.prepared import PreparedTick
 from chunker.state import floor_tick
 from functions.sessions import Session
@@ -299,6 +299,17 @@ class Player:
     def final(self, name: str, reason: str, **extra: object) -> bytes:
         return self.event(name, {"reason": reason, "retry_ms": RETRY_MS, **extra})
 
+    def chunk_error(self, exc: Exception) -> bytes:
+        """The final event when the next frame cannot be read. Its id is the position
+        before that frame, so a client that reconnects loses and repeats nothing.
+
+        ``chunk_damaged``: the published data itself is unreadable (corrupt or missing
+        chunk); retrying helps only once it is re-chunked. ``chunk_unavailable``: S3 failed
+        after its retries, or was slower than the wait bound; retrying soon should work.
+        """
+        code = "chunk_damaged" if isinstance(exc, CorruptChunk) else "chunk_unavailable"
+        return self.final("error", code, code=code, message=f"{type(exc).__name__}: {exc}"[:300])
+
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         """The stream's writes, starting with ``first`` (from ``opening``)."""
         runtime = self.runtime
@@ -347,12 +358,7 @@ class Player:
                 try:
                     out = await self.advance(target)
                 except Exception as exc:  # noqa: BLE001 - reported to the client, then resumable
-                    yield self.final(
-                        "error",
-                        "chunk_unavailable",
-                        code="chunk_unavailable",
-                        message=str(exc)[:200],
-                    )
+                    yield self.chunk_error(exc)
                     return
                 if out:
                     if self.bytes_sent + len(out) > settings.stream_max_bytes - END_RESERVE_BYTES:

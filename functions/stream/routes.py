@@ -12,13 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from chunker.chunk_format import CorruptChunk
-from chunker.reader import NotPublished
 from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.sessions import Session, is_session_id
@@ -28,7 +24,6 @@ from functions.stream.watcher import SessionWatchers
 from functions.tokens import InvalidToken, verify
 
 router = APIRouter(tags=["stream"])
-logger = Logger(service="dispatch-replay-stream")
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -46,7 +41,7 @@ def stream_runtime(request: Request) -> StreamRuntime:
         settings = services.settings
         runtime = StreamRuntime(
             settings=settings,
-            source=ChunkSource(services.chunks),
+            source=ChunkSource(services.chunks, settings.stream_chunk_wait_s),
             watchers=SessionWatchers(services.sessions, settings.stream_poll_ms / 1000),
             now_ms=services.now_ms,
         )
@@ -83,21 +78,9 @@ async def open_stream(
     renewed = await asyncio.to_thread(services.sessions.get, session.session_id, True)
     session = renewed or session
     player = Player(runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude)
-    try:
-        first = await player.opening()
-    except NotPublished as exc:
-        raise Problem(
-            404, "not-published", "Nothing published for this session's range", str(exc)
-        ) from exc
-    except (ClientError, BotoCoreError, CorruptChunk) as exc:
-        logger.warning("chunks unavailable at stream start", extra={"error": str(exc)})
-        raise Problem(
-            503,
-            "chunks-unavailable",
-            "Replay data temporarily unavailable",
-            "Chunks could not be read; retry shortly.",
-            headers={"Retry-After": "2"},
-        ) from exc
+    # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
+    # problem+json answers through the app's handlers, before any 200 is sent.
+    first = await player.opening()
     return StreamingResponse(
         player.run(first), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
     )
@@ -111,7 +94,10 @@ async def open_stream(
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
         401: {"description": "Missing, invalid or expired stream token (problem+json)."},
         404: {"description": "No such session, or nothing published (problem+json)."},
-        503: {"description": "Chunks temporarily unreadable (problem+json, Retry-After)."},
+        503: {
+            "description": "Storage failed or was too slow, or a chunk is damaged "
+            "(problem+json, Retry-After)."
+        },
     },
 )
 async def stream_session(

@@ -2,6 +2,8 @@
 
 One ``ChunkSource`` per process. Loads are single-flight (many streams asking for the same
 chunk cause one GET), run in a worker thread, and land in the reader's byte-bounded cache.
+No stream waits longer than ``wait_s`` for S3: past that it gets ``ChunkTimeout`` while the
+load goes on, so whoever asks next (often the same client, reconnecting) finds it loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from chunker.chunk_format import Manifest
 from chunker.day import ServiceDay
@@ -18,6 +21,7 @@ from chunker.reader import ChunkReader, NotPublished
 
 DAYS_TTL_S = 30.0
 MAX_PREFETCHES = 32
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,11 +35,16 @@ class _AirportDays:
     refreshing: asyncio.Task[None] | None = None
 
 
+class ChunkTimeout(Exception):
+    """S3 did not deliver a chunk or manifest within the wait bound (it may still)."""
+
+
 class ChunkSource:
     """Chunks and manifests of any airport for any instant, shared by all streams."""
 
-    def __init__(self, reader: ChunkReader) -> None:
+    def __init__(self, reader: ChunkReader, wait_s: float = 10.0) -> None:
         self.reader = reader
+        self.wait_s = wait_s
         self._airports: dict[str, _AirportDays] = {}
         self._loads: dict[str, asyncio.Task[PreparedChunk]] = {}
         self._prefetches: set[asyncio.Task[object]] = set()
@@ -71,12 +80,11 @@ class ChunkSource:
 
             def done(_: object) -> None:
                 days.refreshing = None
-                if not task.cancelled():
-                    task.exception()  # a background failure shows up at the next wait
+                _retrieve(task)  # a background failure shows up at the next wait
 
             task.add_done_callback(done)
         if wait:
-            await asyncio.shield(days.refreshing)
+            await self._bounded(days.refreshing, f"the published days of {airport}")
 
     async def manifest_for(self, airport: str, t: int) -> Manifest:
         """The published manifest whose day contains ``t``."""
@@ -105,9 +113,19 @@ class ChunkSource:
     async def _manifest(self, airport: str, days: _AirportDays, date: str) -> Manifest:
         manifest = days.manifests.get(date)
         if manifest is None:
-            manifest = await asyncio.to_thread(self._manifest_now, airport, date)
+            load = asyncio.ensure_future(asyncio.to_thread(self._manifest_now, airport, date))
+            load.add_done_callback(_retrieve)
+            manifest = await self._bounded(load, f"the manifest of {airport} {date}")
             days.manifests[date] = manifest
         return manifest
+
+    async def _bounded(self, task: asyncio.Future[T], what: str) -> T:
+        """``task``'s result, or ``ChunkTimeout`` after ``wait_s`` (the task goes on:
+        shielded, so neither this waiter's timeout nor its cancellation stops it)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.wait_s)
+        except TimeoutError:
+            raise ChunkTimeout(f"{what} not read from S3 within {self.wait_s:g} s") from None
 
     # --- chunks ------------------------------------------------------------------------
 
@@ -125,12 +143,11 @@ class ChunkSource:
             self._loads[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         # Shielded: a viewer that leaves mid-load must not cancel the others' load.
-        return await asyncio.shield(task)
+        return await self._bounded(task, f"chunk {key}")
 
     def _finished(self, key: str, task: asyncio.Task[PreparedChunk]) -> None:
         self._loads.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here, so an unawaited failure is not logged as lost
+        _retrieve(task)
         # A prepared chunk is ~3,000 long-lived, acyclic objects. Left to the cyclic GC, a
         # growing cache makes full collections scan all of them: 40-70 ms pauses that
         # stall every stream of the process (seen in bench/bench_stream.py). Freezing
@@ -160,3 +177,9 @@ class ChunkSource:
         task = asyncio.create_task(load())
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a possibly abandoned task's failure as seen (it is reported to its waiters)."""
+    if not task.cancelled():
+        task.exception()
