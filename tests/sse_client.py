@@ -5,6 +5,7 @@ Deliberately not the product's code: it parses the bytes a client would see.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,21 +36,18 @@ class SSEParser:
         self._event = ""
         self._data: list[str] = []
         self._id_buffer: str | None = last_event_id
-        self._raw = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def mid_event(self) -> bool:
         """Whether bytes of an unfinished event (or line) were received and are pending."""
         pending_id = self._id_buffer != self.last_event_id
-        return bool(self._raw or self.buffer or self._data or self._event or pending_id)
+        undecoded = bool(self._decoder.getstate()[0])
+        return bool(undecoded or self.buffer or self._data or self._event or pending_id)
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
-        self._raw += chunk
-        try:
-            text = self._raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return  # wait for the rest of a multi-byte character
-        self._raw = b""
-        self.buffer += text
+        # Decoded as a stream, like a browser: an incomplete multi-byte character at the end
+        # waits for its rest; invalid bytes become U+FFFD.
+        self.buffer += self._decoder.decode(chunk)
         while True:
             cut = min(
                 (
@@ -63,8 +61,8 @@ class SSEParser:
                 ),
                 default=-1,
             )
-            if cut < 0:
-                return
+            if cut < 0 or (cut == len(self.buffer) - 1 and self.buffer[cut] == "\r"):
+                return  # no complete line yet (a final CR may be the first half of CRLF)
             width = 2 if self.buffer.startswith("\r\n", cut) else 1
             line, self.buffer = self.buffer[:cut], self.buffer[cut + width :]
             if line == "":
