@@ -54,7 +54,7 @@ class ServiceDay:
                 raise InvalidServiceDay(f"not a date (YYYY-MM-DD): {service_date!r}") from exc
         try:
             zone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Asia", "x" * 300
             raise InvalidServiceDay(f"unknown time zone {timezone!r}") from exc
         start = dt.datetime.combine(service_date, dt.time(), tzinfo=zone)
         end = dt.datetime.combine(service_date + dt.timedelta(days=1), dt.time(), tzinfo=zone)

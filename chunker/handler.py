@@ -111,7 +111,7 @@ class ChunkRequest(BaseModel):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Asia"
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

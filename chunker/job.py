@@ -19,8 +19,8 @@ rejected line of a day file (unparseable, outside the day) to hour 0.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,18 +45,17 @@ from chunker.chunk_format import (
     dump_model,
     encode_chunk,
 )
-from chunker.day import ServiceDay
+from chunker.day import InvalidServiceDay, ServiceDay
 from chunker.keys import DayKeys, RawFile
 from chunker.records import RECORD_KINDS, Reference
 from chunker.sources import InputError, RawDay, discover, get_bytes, iter_lines, load_reference
 from chunker.state import ReplayState
-from chunker.validate import DUPLICATE, Rules
+from chunker.validate import DUPLICATE, QUARANTINE_RAW_BYTES, Rules, TooManyRejects
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Row = dict[str, Any]
-QUARANTINE_RAW_CHARS = 4096
 PUT_THREADS = 8
 
 
@@ -81,7 +80,7 @@ class Rejected:
                 "kind": self.kind,
                 "reason": self.reason,
                 "detail": self.detail,
-                "record": self.raw[:QUARANTINE_RAW_CHARS].decode("utf-8", "replace"),
+                "record": self.raw[:QUARANTINE_RAW_BYTES].decode("utf-8", "replace"),
             }
         )
 
@@ -99,10 +98,13 @@ def parse_file(data: bytes, raw_file: RawFile, rules: Rules) -> ParsedFile:
     kind = raw_file.kind
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
     lines = iter_lines(data, raw_file.key, raw_file.gzip)
-    if kind == "positions":
-        rows, line_rejects = rules.parse_positions(lines, window)
-    else:
-        rows, line_rejects = rules.parse_lines(kind, lines, window)
+    try:
+        if kind == "positions":
+            rows, line_rejects = rules.parse_positions(lines, window)
+        else:
+            rows, line_rejects = rules.parse_lines(kind, lines, window)
+    except TooManyRejects as exc:
+        raise InputError(f"{raw_file.key}: {exc}; not a {kind} recording to chunk") from exc
     rejects = [
         Rejected(raw_file.key, number, kind, reason, detail, line, t)
         for number, reason, detail, line, t in line_rejects
@@ -148,7 +150,10 @@ class DayJob:
                 f"{keys.reference} describes airport {self.reference.airport.airport_id}, "
                 f"not {keys.airport}"
             )
-        self.day = ServiceDay.of(keys.service_date, self.reference.airport.timezone)
+        try:
+            self.day = ServiceDay.of(keys.service_date, self.reference.airport.timezone)
+        except InvalidServiceDay as exc:
+            raise InputError(f"{keys.reference}: {exc}") from exc
         self.rules = Rules.for_day(self.reference, self.day)
         self.version = self.raw_day.version(self.config)
 
@@ -261,7 +266,11 @@ class DayJob:
         if rejects:
             rejects.sort(key=lambda r: (r.key, r.line))
             quarantine_key = self.keys.quarantine(self.version, hour)
-            body = gzip.compress(b"\n".join(r.quarantine_line() for r in rejects) + b"\n", mtime=0)
+            # One line at a time: an orjson result can hold a 4-64 KiB buffer, so joining all
+            # lines first would cost up to 64 KiB per rejected line.
+            writer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip, mtime 0
+            parts = [writer.compress(r.quarantine_line() + b"\n") for r in rejects]
+            body = b"".join([*parts, writer.flush()])
             self.s3.put_object(
                 Bucket=self.bucket,
                 Key=quarantine_key,

@@ -14,6 +14,7 @@ produces the same row (property-tested in tests/test_validate.py).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -36,6 +37,9 @@ from chunker.records import (
 Row = dict[str, Any]
 
 MAX_LINE_BYTES = 64 * 1024
+QUARANTINE_RAW_BYTES = 4096  # a quarantine record keeps this much of its raw line
+MAX_REJECTED_BYTES = 32 * 1024 * 1024  # rejected lines one file may hold (see _Rejects)
+_REJECT_COST = 256  # bytes a held reject costs beyond its line and detail (measured ~230)
 AREA_MARGIN_DEG = 0.02  # ~2 km around everything in the reference layout
 
 # Stable reason codes: counted in manifests, documented in docs/data-format.md.
@@ -83,8 +87,36 @@ _FIX_DECODER = msgspec.json.Decoder(_Fix)
 _TIME_CACHE_LIMIT = 200_000
 
 
-# (line number, reason, detail, raw line, record time if the record itself was valid)
+# (line number, reason, detail, raw line (first QUARANTINE_RAW_BYTES), record time if the
+# record itself was valid)
 LineReject = tuple[int, str, str, bytes, int | None]
+
+
+class TooManyRejects(ValueError):
+    """A file has more rejected lines than may be held until its quarantine is written."""
+
+
+class _Rejects(list[LineReject]):
+    """One file's rejected lines, each cut to what its quarantine record keeps.
+
+    Rejects wait in memory until their hour's quarantine is written, so they are bounded:
+    beyond ``MAX_REJECTED_BYTES`` (~100k short lines) the file is refused rather than read
+    on, or a small gzip inflating to millions of bad lines would exhaust memory and time.
+    """
+
+    held = 0
+
+    def add(self, number: int, reason: str, detail: str, line: bytes, t: int | None) -> None:
+        kept = line[:QUARANTINE_RAW_BYTES]
+        self.held += len(kept) + len(detail) + _REJECT_COST
+        if self.held > MAX_REJECTED_BYTES:
+            reasons = Counter(reject[1] for reject in self)
+            reasons[reason] += 1
+            raise TooManyRejects(
+                f"more than {MAX_REJECTED_BYTES // 2**20} MiB of rejected lines by line "
+                f"{number} ({', '.join(f'{r}: {n}' for r, n in reasons.most_common())})"
+            )
+        self.append((number, reason, detail, kept, t))
 
 
 class Reject(NamedTuple):
@@ -344,23 +376,23 @@ class Rules:
         all three). This is the reference; ``parse_positions`` is its fast twin.
         """
         rows: list[Row] = []
-        rejects: list[LineReject] = []
+        rejects = _Rejects()
         latest: dict[tuple[str, int], Row] = {}
         for number, line in lines:
             result = self.parse(kind, line)
             if type(result) is Reject:
-                rejects.append((number, result.reason, result.detail, line, None))
+                rejects.add(number, result.reason, result.detail, line, None)
                 continue
             row: Row = result  # type: ignore[assignment]
             t = row["t"]
             if window is not None and not window[0] <= t < window[1]:
-                rejects.append(
-                    (number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None)
+                rejects.add(
+                    number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None
                 )
                 continue
             identity = (row["id"], t)
             if latest.get(identity) == row:
-                rejects.append((number, DUPLICATE, "repeats the previous record", line, t))
+                rejects.add(number, DUPLICATE, "repeats the previous record", line, t)
                 continue
             latest[identity] = row
             rows.append(row)
@@ -377,8 +409,9 @@ class Rules:
         (tested against the generic path).
         """
         decode = _FIX_DECODER.decode
-        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8.
-        decode_error = (msgspec.DecodeError, UnicodeDecodeError)
+        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8, and
+        # RecursionError for a deeply nested value (in a field it would skip, too).
+        decode_error = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
         vehicles = self.vehicle_ids
         states = _VEHICLE_STATES
         cache = self._second_ms
@@ -388,7 +421,7 @@ class Rules:
         lo, hi = window if window is not None else (day_lo, day_hi)
         min_lat, max_lat, min_lon, max_lon = self.min_lat, self.max_lat, self.min_lon, self.max_lon
         rows: list[Row] = []
-        rejects: list[LineReject] = []
+        rejects = _Rejects()
         latest: dict[tuple[str, int], Row] = {}
         row: Row | None
         t: int
@@ -438,18 +471,18 @@ class Rules:
             if row is None:
                 result = parse("positions", line)
                 if isinstance(result, Reject):
-                    rejects.append((number, result.reason, result.detail, line, None))
+                    rejects.add(number, result.reason, result.detail, line, None)
                     continue
                 row = result
                 t = result["t"]
             if not lo <= t < hi:
-                rejects.append(
-                    (number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None)
+                rejects.add(
+                    number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None
                 )
                 continue
             identity = (row["id"], t)
             if latest.get(identity) == row:
-                rejects.append((number, DUPLICATE, "repeats the previous record", line, t))
+                rejects.add(number, DUPLICATE, "repeats the previous record", line, t)
                 continue
             latest[identity] = row
             rows.append(row)

@@ -83,6 +83,8 @@ def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleT
         {"airport": "XLHI", "service_date": "2026-02-30"},
         {"airport": "../X", "service_date": "2026-03-14"},
         {"airport": "XLHI", "service_date": "previous", "timezone": "Mars/Olympus"},
+        {"airport": "XLHI", "service_date": "previous", "timezone": "Asia"},  # a directory
+        {"airport": "XLHI", "service_date": "previous", "timezone": "A" * 300},
         {"airport": "XLHI", "service_date": "2026-03-14", "hours": []},
         {"airport": "XLHI", "service_date": "2026-03-14", "surprise": 1},
     ],
