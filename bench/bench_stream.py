@@ -27,26 +27,22 @@ import gc
 import os
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import percentile, say, write_result
-from chunker.aws import s3_client
-from chunker.chunk_format import ChunkerConfig
-from chunker.day import ServiceDay
-from chunker.job import chunk_day
-from chunker.synthetic import GeneratorSettings, generate_day, write_day
+from bench.common import percentile, say, start_stream_server, write_result
+from bench.stack import AIRPORT, publish_morning, server_environment
+from chunker.synthetic import GeneratorSettings
 from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
 from functions.playback import PlaybackClock
 from functions.services import dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, ensure_table
+from functions.sessions import Filters, Session, SessionStore
 from functions.tokens import issue
 
 BUCKET = "bench-stream"
 TABLE = "bench-stream-sessions"
-AIRPORT = "XLHI"
+
 TICK_MS = 1_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -416,32 +412,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
     with moto_server() as aws:
         os.environ.update(aws.environment)
-        s3 = s3_client()
-        s3.create_bucket(Bucket=BUCKET)
-        day = generate_day(settings)
-        write_day(day, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
-        chunk_day(s3, BUCKET, AIRPORT, day.keys.service_date, ChunkerConfig())
+        service_day = publish_morning(settings, BUCKET, TABLE)
         dynamodb = dynamodb_client()
-        ensure_table(dynamodb, TABLE)
-        service_day = ServiceDay.of(day.keys.service_date, day.reference.airport.timezone)
         port = free_port()
-        env = {
-            **os.environ,
-            "REPLAY_BUCKET": BUCKET,
-            "REPLAY_TABLE": TABLE,
-            "AUTH_MODE": "local",
-            "STREAM_TOKEN_SECRET": secret,
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
+        env = server_environment(BUCKET, TABLE, secret)
         pinned = (os.cpu_count() or 1) >= 2
-        command = [
-            sys.executable, "-m", "uvicorn", "bench.stream_app:create", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            "--no-access-log", "--http", "h11",
-        ]  # fmt: skip
-        if pinned:
-            command = ["taskset", "-c", "0", *command]
-        server = subprocess.Popen(command, env=env)
+        server = start_stream_server(port, env, pinned)
         try:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
             _pin(1)

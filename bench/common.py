@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: results files, percentiles, machine description."""
+"""Shared benchmark plumbing: results files, percentiles, machine description, the server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,16 @@ def peak_rss_mb() -> float:
 def say(text: str) -> None:
     """Progress on stderr."""
     print(text, file=sys.stderr, flush=True)
+
+
+def start_stream_server(port: int, env: dict[str, str], pin: bool) -> subprocess.Popen[bytes]:
+    """``bench/stream_app.py`` under uvicorn (h11, no access log) on ``port``; with ``pin``
+    the server runs on CPU 0 so that the clients (on CPU 1) do not steal its time."""
+    command = [
+        sys.executable, "-m", "uvicorn", "bench.stream_app:create", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--no-access-log", "--http", "h11",
+    ]  # fmt: skip
+    if pin:
+        command = ["taskset", "-c", "0", *command]
+    return subprocess.Popen(command, env=env)
