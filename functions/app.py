@@ -7,9 +7,6 @@ configuration (``functions.settings``).
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from functions.control.service import NotOwner
 from functions.history import routes as history_routes
 from functions.history.queries import FlightNotFound, HistoryError
 from functions.identity import caller
+from functions.middleware import BodyLimit, RequestLog
 from functions.playback import PlaybackError
 from functions.problems import Problem, problem_response
 from functions.services import Services
@@ -45,12 +43,6 @@ from functions.tokens import InvalidToken
 logger = Logger(service="dispatch-replay-api")
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Domain exception -> (status, type slug, title, Retry-After seconds or None).
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
@@ -73,51 +65,6 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
 }
 # Their messages carry AWS internals: logged, never sent.
 PRIVATE_DETAIL = (ClientError, BotoCoreError)
-
-
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = Problem(
-            413,
-            "payload-too-large",
-            "Request body too large",
-            f"The limit is {self.max_bytes} bytes.",
-        )
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await problem_response(too_large, scope.get("path"))(scope, receive, send)
-            return
-        if declared is not None:
-            await self.app(scope, receive, send)
-            return
-        # No Content-Length (chunked): read the body first, it is small by definition.
-        messages: list[Message] = []
-        received = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                await problem_response(too_large, scope.get("path"))(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
 
 
 def _register_domain_errors(app: FastAPI) -> None:
@@ -178,29 +125,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     problems.install(app)
     _register_domain_errors(app)
 
-    @app.middleware("http")
-    async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        context = request.scope.get("aws.context")
-        request_id = (
-            getattr(context, "aws_request_id", None)
-            or request.headers.get("x-request-id", "")[:64]
-            or uuid.uuid4().hex
-        )
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request_id
-        logger.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.url.path.split("/stream")[0],  # never log stream tokens
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
-        return response
-
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -211,6 +135,8 @@ def create_app(services: Services | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "X-Request-Id"],
             max_age=600,
         )
+    # Outermost: every answer is logged and carries its id, 413s and preflights included.
+    app.add_middleware(RequestLog)
     app.include_router(control_routes.router)
     app.include_router(seed_routes.router)
     app.include_router(history_routes.router)

@@ -225,6 +225,28 @@ def test_malformed_json_and_oversized_bodies(api: TestClient) -> None:
     assert_problem(api.post(SESSIONS, content=chunked(), headers=headers), 413)
 
 
+def test_every_answer_is_logged_once_with_its_request_id(
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    big = b'{"airport": "XTST", "pad": "' + b"x" * 5000 + b'"}'
+    answers = [
+        api.post(SESSIONS, json={"airport": "XTST"}, headers={"X-Request-Id": "mine-1"}),
+        api.post(SESSIONS, content=big, headers={"Content-Type": "application/json"}),  # 413
+        api.get(f"{SESSIONS}/nope"),  # 404
+    ]
+    logged = [record.__dict__ for record in caplog.records if record.getMessage() == "request"]
+    assert [(entry["status"], entry["method"]) for entry in logged] == [
+        (answers[0].status_code, "POST"),
+        (413, "POST"),
+        (404, "GET"),
+    ]
+    assert answers[0].headers["X-Request-Id"] == "mine-1" == logged[0]["request_id"]
+    for answer, entry in zip(answers[1:], logged[1:], strict=True):
+        assert len(answer.headers["X-Request-Id"]) == 32 == len(entry["request_id"])
+        assert answer.headers["X-Request-Id"] == entry["request_id"]
+
+
 def test_unknown_or_malformed_session_ids_are_404(api: TestClient) -> None:
     for session_id in ("s-" + "A" * 24, "nope", "s-../../etc"):
         assert_problem(api.get(f"{SESSIONS}/{session_id}"), 404)
