@@ -84,11 +84,22 @@ class PlaybackClock:
             return "ended"
         return "playing"
 
-    def wall_time_of(self, position: float) -> float | None:
-        """Wall time (ms) at which a playing clock reaches ``position``; None if it never will."""
-        if self.state == "paused" or position < self.anchor_position:
+    def wall_time_of(self, position: float, near: float | None = None) -> float | None:
+        """Wall time (ms) at which a playing clock reaches ``position``; None if it never will.
+
+        A looping clock reaches every position once per pass over its range: with ``near``
+        (a wall time), the pass nearest to it. Without, or without loop, only positions from
+        the anchor on are reached.
+        """
+        if self.state == "paused":
             return None
-        return self.anchor_wall + (position - self.anchor_position) / self.speed
+        wall = self.anchor_wall + (position - self.anchor_position) / self.speed
+        if self.loop and near is not None:
+            cycle = (self.range_end - self.range_start) / self.speed
+            return wall + round((near - wall) / cycle) * cycle
+        if position < self.anchor_position:
+            return None
+        return wall
 
     # --- transitions: each re-anchors at ``now`` ----------------------------------------
 

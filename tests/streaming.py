@@ -85,13 +85,15 @@ class Server:
         owner: str = "alice",
         filters: Filters | None = None,
         loop: bool = False,
+        anchor_wall: int | None = None,
     ) -> Session:
+        """A session whose clock was at ``position`` at ``anchor_wall`` (default: now)."""
         now = self.services.now_ms()
         clock = PlaybackClock(
             state,  # type: ignore[arg-type]
             speed,
             start if position is None else position,
-            now,
+            now if anchor_wall is None else anchor_wall,
             start,
             end,
             loop,

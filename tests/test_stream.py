@@ -440,6 +440,51 @@ def test_loop_wraps_with_a_snapshot(s3: S3Client, day: Any, truth: Any) -> None:
         assert not any(e.event == "end" for e in events)
 
 
+@pytest.mark.parametrize("control", [None, "set_filters"])
+def test_a_looping_clock_anchored_before_the_wrap_streams_the_current_pass(
+    s3: S3Client, truth: Any, control: str | None
+) -> None:
+    """The clock was anchored near the end of its range and has wrapped since: frames follow
+    the pass the clock is in now, at the stream's start and after a control change (found by
+    ``bench load``: the stream jumped back to the anchor with one frame spanning the range)."""
+    _, service_day = truth
+    for server in serve(s3):
+        start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
+        span = end - start
+        now = server.services.now_ms()
+        session = server.new_session(
+            start,
+            end,
+            position=end - 1_000,
+            speed=16.0,
+            state="playing",
+            loop=True,
+            anchor_wall=now - 3_000,  # 48 s of replay ago: now in the next pass
+        )
+        clock: PlaybackClock = session.clock
+        with httpx.Client() as client:
+            reader = StreamReader(client, server.stream_url(session))
+            reader.read_until(lambda e: e.event == "playback")
+            since = len(reader.events)
+            if control is not None:  # what set_filters does: a new timeline, same clock
+                server.update(session.session_id, filters=Filters(), timeline=session.timeline + 1)
+                reader.read_until(lambda e: e.event == "playback", since=since)
+                since = len(reader.events)
+            frames: list[tuple[int, int, int]] = []  # (after, until, arrival wall)
+            while len(frames) < 6:
+                reader.read_until(lambda e: e.event == "vehicle_update", since=since)
+                for event in reader.events[since:]:
+                    if event.event == "vehicle_update" and event.id.endswith(".1"):
+                        _, after, until, _ = event.id.split(".")
+                        frames.append((int(after), int(until), server.services.now_ms()))
+                since = len(reader.events)
+            reader.close()
+    for after, until, arrived in frames:
+        # Never ahead of the clock's current pass (cyclically), and no frame spans a pass.
+        assert (clock.position_at(arrived) - until) % span < span // 2, (after, until)
+        assert 0 < until - after <= 16 * 2_000, (after, until)
+
+
 @pytest.mark.parametrize(("speed", "frames"), [(1.0, 4), (8.0, 10), (256.0, 10)])
 def test_playback_clock_is_never_ahead_of_the_frames(
     server: Server, truth: Any, speed: float, frames: int

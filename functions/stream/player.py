@@ -254,7 +254,9 @@ class Player:
             if self.ended_sent:
                 return None
             next_tick = clock.last_position  # nothing left to show but the end itself
-        due = clock.wall_time_of(next_tick)
+        # Near now: once a looping clock has wrapped, its anchor (set before the wrap) is
+        # ahead of P, yet P + tick is due in this pass, not never.
+        due = clock.wall_time_of(next_tick, near=self.wall_now())
         if due is None:  # re-anchored ahead of P (e.g. a speed change mid-tick): due now
             due = float(clock.anchor_wall)
         return max(due, self.last_target + 1000 / self.settings.stream_max_fps)
