@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 SESSION_ID_PATTERN = r"^s-[A-Za-z0-9_-]{20,40}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 MAX_FILTER_VALUES = 500
+BATCH_GET_KEYS = 100  # the most one BatchGetItem request may ask for
 
 
 class VersionConflict(Exception):
@@ -205,6 +206,39 @@ class SessionStore:
         )
         item = response.get("Item")
         return None if item is None else Session.from_item(item)
+
+    def get_many(
+        self, session_ids: list[str], consistent: bool = True
+    ) -> dict[str, Session | None]:
+        """Sessions by id, read with ``BatchGetItem`` (100 keys per request). An id maps to
+        None if it does not exist (or is invalid); ids DynamoDB left unprocessed (throttling)
+        are absent from the answer, for the caller to retry later."""
+        result: dict[str, Session | None] = {
+            session_id: None for session_id in session_ids if not is_session_id(session_id)
+        }
+        valid = [
+            session_id for session_id in dict.fromkeys(session_ids) if session_id not in result
+        ]
+        for first in range(0, len(valid), BATCH_GET_KEYS):
+            batch = valid[first : first + BATCH_GET_KEYS]
+            response = self.dynamodb.batch_get_item(
+                RequestItems={
+                    self.table: {
+                        "Keys": [{"session_id": {"S": session_id}} for session_id in batch],
+                        "ConsistentRead": consistent,
+                    }
+                }
+            )
+            items = response.get("Responses", {}).get(self.table, [])
+            sessions = {item["session_id"]["S"]: item for item in items}
+            left = response.get("UnprocessedKeys", {}).get(self.table)
+            unprocessed = {key["session_id"]["S"] for key in (left["Keys"] if left else [])}
+            for session_id in batch:
+                if session_id in unprocessed:
+                    continue
+                item = sessions.get(session_id)
+                result[session_id] = None if item is None else Session.from_item(item)
+        return result
 
     def create(self, session: Session) -> None:
         """Store a new session (fails if the id exists)."""

@@ -255,7 +255,7 @@ def test_dynamodb_throttling_while_polling_keeps_frames_flowing(server: Server, 
         reader = StreamReader(client, server.stream_url(session))
         reader.read_until(lambda e: e.event == "vehicle_update")
         throttled = faults.add(
-            Fault("dynamodb.GetItem", 400, "ProvisionedThroughputExceededException")
+            Fault("dynamodb.BatchGetItem", 400, "ProvisionedThroughputExceededException")
         )
         watchers = server.app.state.stream_runtime.watchers
         mark = len(reader.events)
@@ -274,7 +274,9 @@ def test_dynamodb_throttling_while_polling_keeps_frames_flowing(server: Server, 
         faults.clear()
         stored = server.services.sessions.get(session.session_id)
         assert stored is not None
-        faults.add(Fault("dynamodb.GetItem", 400, "ThrottlingException", times=DYNAMODB_ATTEMPTS))
+        faults.add(
+            Fault("dynamodb.BatchGetItem", 400, "ThrottlingException", times=DYNAMODB_ATTEMPTS)
+        )
         server.services.sessions.replace(
             stored.changed(clock=stored.clock.pause(now), updated_at=now), stored.version
         )

@@ -1,8 +1,11 @@
-"""Watching sessions for control changes: one poller per session per process.
+"""Watching sessions for control changes: one poller per process for all its sessions.
 
 Control changes are written to DynamoDB by the control API (another function in the
-cloud), so streams learn of them by polling the item with a strongly consistent read.
-All streams of the same session in a process share one poller; it stops when the last
+cloud), so streams learn of them by polling the items with strongly consistent reads.
+All streams of the same session in a process share one watch, and one poller reads every
+watched session with ``BatchGetItem`` (100 per request) each interval: a process serving
+many sessions makes one request per 100 sessions, not one per session, so polls neither
+queue on the thread pool nor crowd out control writes. The poller stops when the last
 stream leaves. The poll interval bounds how fast a control change reaches a stream.
 """
 
@@ -58,19 +61,21 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 class SessionWatchers:
-    """Shared pollers, keyed by session id."""
+    """Watches keyed by session id, and the one poller that refreshes them."""
 
     def __init__(self, store: SessionStore, poll_s: float) -> None:
         self.store = store
         self.poll_s = poll_s
         self._watches: dict[str, SessionWatch] = {}
-        self._pollers: dict[str, asyncio.Task[None]] = {}
-        self.polls = 0
+        self._poller: asyncio.Task[None] | None = None
+        self.polls = 0  # session reads made (one batch request reads up to 100)
 
     @property
     def active(self) -> int:
-        """Sessions being polled right now."""
-        return len(self._pollers)
+        """Sessions being polled right now (a deleted one is not, while its streams end)."""
+        if self._poller is None:
+            return 0
+        return sum(1 for watch in self._watches.values() if watch.session is not None)
 
     @contextlib.asynccontextmanager
     async def watching(self, session: Session) -> AsyncIterator[SessionWatch]:
@@ -79,9 +84,10 @@ class SessionWatchers:
         watch = self._watches.get(session_id)
         if watch is None:
             watch = self._watches[session_id] = SessionWatch(session)
-            self._pollers[session_id] = asyncio.create_task(self._poll(session_id, watch))
         elif watch.session is not None and session.version > watch.session.version:
             watch.publish(session)
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll())
         watch.subscribers += 1
         try:
             yield watch
@@ -89,31 +95,49 @@ class SessionWatchers:
             watch.subscribers -= 1
             if watch.subscribers == 0:
                 self._watches.pop(session_id, None)
-                poller = self._pollers.pop(session_id, None)
-                if poller is not None:
-                    poller.cancel()
+                if not self._watches and self._poller is not None:
+                    self._poller.cancel()
+                    self._poller = None
 
-    async def _poll(self, session_id: str, watch: SessionWatch) -> None:
+    async def _poll(self) -> None:
         delay = self.poll_s
+        failures = 0  # consecutive rounds with a failed or incomplete read
         while True:
             await asyncio.sleep(delay)
-            self.polls += 1
-            try:
-                current = await asyncio.to_thread(self.store.get, session_id, True)
-            except Exception:  # noqa: BLE001 - throttling or a network fault: back off
-                watch.failures += 1
-                delay = min(MAX_BACKOFF_S, self.poll_s * 2**watch.failures)
+            session_ids = [
+                session_id for session_id, watch in self._watches.items() if watch.session
+            ]
+            if not session_ids:
                 continue
-            watch.failures = 0
-            delay = self.poll_s
-            known = watch.session
-            if current is None:
-                if known is not None:
-                    watch.publish(None)
-                return
-            if (
-                known is None
-                or current.version != known.version
-                or current.presence_until != known.presence_until
-            ):
-                watch.publish(current)
+            self.polls += len(session_ids)
+            try:
+                found = await asyncio.to_thread(self.store.get_many, session_ids)
+            except Exception:  # noqa: BLE001 - throttling or a network fault: back off
+                found = {}
+            for session_id in session_ids:
+                watch = self._watches.get(session_id)
+                if watch is None:
+                    continue  # its last stream left during the read
+                if session_id not in found:  # failed, or left unprocessed (throttled)
+                    watch.failures += 1
+                    continue
+                watch.failures = 0
+                _refresh(watch, found[session_id])
+            complete = len(found) == len(session_ids)
+            failures = 0 if complete else failures + 1
+            delay = min(MAX_BACKOFF_S, self.poll_s * 2**failures)
+
+
+def _refresh(watch: SessionWatch, current: Session | None) -> None:
+    """Publish ``current`` if it differs from what the watch knows in what streams use."""
+    known = watch.session
+    if current is None:
+        if known is not None:
+            watch.publish(None)
+        return
+    if (
+        known is None
+        or current.version != known.version
+        or current.presence_until != known.presence_until
+    ):
+        watch.publish(current)
