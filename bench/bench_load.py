@@ -58,9 +58,11 @@ minus the wall time the stream's playback clock, loop-aware, reaches the frame's
 as in ``bench stream``), "steady" and within 1 s after a control change apart, per speed,
 and the server's own; frames of a connection's first write (the catch-up after a resume)
 are left out; above 10x frames are paced at 10/s and sample the position, so up to one
-tick/speed of lateness is by design. Control: latency, and control -> stream (a successful
-control request sent until each viewer's ``playback`` event carries its version). CPU of
-server, moto and clients.
+tick/speed of lateness is by design; the five latest frames with what their client knew
+(to explain a max). Control: latency, control -> stream (a successful control request sent
+until each viewer's ``playback`` event carries its version), and beside them a probe of
+the store alone (a session read against the same moto every 0.5 s). CPU of server, moto
+and clients.
 
 ``run_load(LoadConfig(...))`` is the importable core (tests/test_load_harness.py).
 """
@@ -70,7 +72,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import heapq
+import itertools
 import os
 import random
 import re
@@ -90,6 +95,8 @@ from bench.stack import AIRPORT, publish_morning, server_environment
 from chunker.chunk_format import ChunkerConfig
 from chunker.synthetic import GeneratorSettings
 from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
+from functions.services import dynamodb_client
+from functions.sessions import SessionStore
 from functions.settings import AppSettings
 
 BUCKET = "bench-load"
@@ -104,6 +111,8 @@ BYTE_GAP_MARGIN_MS = 5_000.0
 MEMORY_GROWTH_BOUND = 0.05
 CLIENT_LAG_BOUND_MS = 100.0  # beyond this the clients' own clock is too late to judge stalls
 CONTROL_TRIES = 5
+WORST_KEPT = 5
+STORE_PROBE_INTERVAL_S = 0.5
 _REASON = re.compile(rb'"reason":"([a-z_]+)"')
 SERIES_STATS = ("open_streams", "session_pollers", "asyncio_tasks", "chunk_cache_items")
 
@@ -238,6 +247,7 @@ class Viewer:
     last_change: float = 0.0  # arrival of the latest playback or snapshot event
     seen_version: int = 0  # the session version of the latest playback event
     failures: int = 0  # consecutive failed connections (backoff)
+    longest_gap: dict[str, Any] = field(default_factory=dict)
 
     def start(self, now: float) -> None:
         self.last_byte = self.last_event = now
@@ -247,10 +257,19 @@ class Viewer:
         self.max_byte_gap = max(self.max_byte_gap, now - self.last_byte)
         self.last_byte = now
 
-    def saw_event(self, now: float) -> None:
+    def saw_event(self, now: float, name: str, event_id: str) -> None:
         self.events += 1
-        if self.playing:
-            self.max_playing_gap = max(self.max_playing_gap, now - self.last_event)
+        if self.playing and now - self.last_event > self.max_playing_gap:
+            self.max_playing_gap = now - self.last_event
+            # What surrounded the longest silence: enough to find its cause.
+            self.longest_gap = {
+                "gap_ms": round(now - self.last_event),
+                "ended_at_wall_ms": round(now),
+                "previous_event_id": self.last_event_id,
+                "next_event": f"{name} {event_id}".strip(),
+                "speed": self.clock.speed if self.clock else None,
+                "ms_since_playback_or_snapshot": round(self.last_event - self.last_change),
+            }
         self.last_event = now
 
     def finish(self, now: float) -> None:
@@ -288,11 +307,15 @@ class Load:
         self.api_latency_ms: dict[str, list[float]] = {}
         self.lateness: dict[str, list[float]] = {}
         self.propagation_ms: list[float] = []
+        # The latest frames, with what the client knew: explains a max, or finds a bug.
+        self.worst_lateness: list[tuple[float, int, dict[str, Any]]] = []
         self.transport_retries = Counter[str]()
         self.control = Counter[str]()
         self.control_actions = Counter[str]()
         self.control_tasks: set[asyncio.Task[None]] = set()
         self.command_ids = 0
+        self.tiebreak = itertools.count()
+        self.store_read_ms: list[float] = []
 
     # --- HTTP API ------------------------------------------------------------------------
 
@@ -563,7 +586,7 @@ class Load:
                     if fields is None:
                         continue  # heartbeat comment or retry field
                     name, event_id, payload = fields
-                    viewer.saw_event(now)
+                    viewer.saw_event(now, name, event_id)
                     if event_id:
                         viewer.last_event_id = event_id
                     ended = self.on_event(viewer, now, name, event_id, payload, opening)
@@ -579,6 +602,25 @@ class Load:
             return Outcome.ERROR, self.backoff(viewer)
         finally:
             writer.close()
+
+    def note_lateness(self, viewer: Viewer, now: float, late: float, event_id: str) -> None:
+        """Keep the ``WORST_KEPT`` latest frames with their context."""
+        worst = self.worst_lateness
+        if len(worst) == WORST_KEPT and late <= worst[0][0]:
+            return
+        context = {
+            "viewer": viewer.index,
+            "session": viewer.session.session_id,
+            "event_id": event_id,
+            "late_ms": round(late, 1),
+            "ms_since_playback_or_snapshot": round(now - viewer.last_change, 1),
+            "clock": dataclasses.asdict(viewer.clock) if viewer.clock else None,
+        }
+        entry = (late, next(self.tiebreak), context)
+        if len(worst) < WORST_KEPT:
+            heapq.heappush(worst, entry)
+        else:
+            heapq.heapreplace(worst, entry)
 
     def on_event(
         self, viewer: Viewer, now: float, name: str, event_id: str, data: bytes, opening: bool
@@ -597,6 +639,7 @@ class Load:
                         after_change = now - viewer.last_change < 1000
                         bucket = f"{clock.speed:g}x" + (" after_change" if after_change else "")
                         self.lateness.setdefault(bucket, []).append(now - due)
+                        self.note_lateness(viewer, now, now - due, event_id)
             return None
         if name == "playback":
             payload = orjson.loads(data)
@@ -680,16 +723,26 @@ async def sample_server(
         rss = read_rss_mb(pid)
         if rss is None:
             return
-        stats = await server_stats(client)
-        samples.append(
-            {
-                "t_s": at,
-                "rss_mb": round(rss, 1),
-                **{key: stats[key] for key in SERIES_STATS},
-            }
-        )
+        sample: dict[str, Any] = {"t_s": at, "rss_mb": round(rss, 1)}
+        try:
+            stats = await server_stats(client)
+            sample.update({key: stats[key] for key in SERIES_STATS})
+        except httpx.HTTPError as exc:  # recorded, not fatal: the RSS series goes on
+            sample["stats_error"] = repr(exc)
+        samples.append(sample)
         count += 1
         await asyncio.sleep(max(0.0, began + count * interval_s - loop.time()))
+
+
+async def probe_store(store: SessionStore, session_ids: list[str], read_ms: list[float]) -> None:
+    """Time a consistent session read against the moto server, as the service makes it,
+    every ``STORE_PROBE_INTERVAL_S``: how much of a control action's latency is the store's."""
+    rng = random.Random(7)
+    while True:
+        started = time.perf_counter()
+        await asyncio.to_thread(store.get, rng.choice(session_ids), True)
+        read_ms.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(STORE_PROBE_INTERVAL_S)
 
 
 async def measure_loop_lag(lags: list[float]) -> None:
@@ -710,7 +763,12 @@ async def server_stats(
         "tasks": str(tasks).lower(),
         "collect": str(collect).lower(),
     }
-    response = await client.get("/bench/stats", params=params)
+    try:
+        response = await client.get("/bench/stats", params=params)
+    except httpx.RemoteProtocolError:
+        # The server closed the idle keep-alive connection as this request reused it
+        # (uvicorn's keep-alive timeout is 5 s, as is the sampling interval): once more.
+        response = await client.get("/bench/stats", params=params)
     response.raise_for_status()
     stats: dict[str, Any] = response.json()
     return stats
@@ -806,6 +864,13 @@ async def drive(config: LoadConfig, server: Server) -> dict[str, Any]:
         background = [
             asyncio.create_task(sample_server(pid, client, config.rss_interval_s, began, series)),
             asyncio.create_task(measure_loop_lag(lags)),
+            asyncio.create_task(
+                probe_store(
+                    SessionStore(dynamodb_client(), TABLE),
+                    [session.session_id for session in sessions],
+                    load.store_read_ms,
+                )
+            ),
         ]
         load_average = [round(x, 2) for x in os.getloadavg()]  # other work on the machine?
         say(f"load: opening {len(viewers)} streams; {config.minutes:g} min of load")
@@ -855,12 +920,15 @@ async def drive(config: LoadConfig, server: Server) -> dict[str, Any]:
         rss_after = read_rss_mb(server.process.pid)
         for task in background:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        for outcome in await asyncio.gather(*background, return_exceptions=True):
+            if not isinstance(outcome, asyncio.CancelledError | type(None)):
+                crashed.append(f"instrument: {outcome!r}")  # a dead sampler or probe
     return {
         "load": load,
         "viewers": viewers,
         "sessions": sessions,
         "series": series,
+        "stopped": stopped,
         "rss_after_drain_mb": None if rss_after is None else round(rss_after, 1),
         "loop_lag_ms": lags,
         "wall_s": wall,
@@ -991,6 +1059,11 @@ def verdict(config: LoadConfig, server: Server, raw: dict[str, Any]) -> dict[str
         f"{server.heartbeat_s:g} s + 5 s); no event for > {PLAYING_GAP_BOUND_MS / 1000:g} s "
         "while playing; every stream received frames",
         "stalled_streams": stalled[:50],
+        "stalled_detail": [
+            {**_viewer_state(v, raw["stopped"]), "longest_playing_gap": v.longest_gap}
+            for v in viewers
+            if v.index in stalled[:10]
+        ],
         "stalled_count": len(stalled),
         "streams_without_frames": sum(1 for v in viewers if not v.frames),
         "max_byte_gap_ms": max(byte_gaps, default=0),
@@ -1073,6 +1146,7 @@ def verdict(config: LoadConfig, server: Server, raw: dict[str, Any]) -> dict[str
                 stats["at_stop"].get("server_lateness_ms_p99"),
             ],
             **{key: _distribution(values) for key, values in sorted(load.lateness.items())},
+            "worst": [context for _, _, context in sorted(load.worst_lateness, reverse=True)],
         },
         "control": {
             "actions": sum(load.control_actions.values()),
@@ -1080,6 +1154,9 @@ def verdict(config: LoadConfig, server: Server, raw: dict[str, Any]) -> dict[str
             "by_action": dict(load.control_actions),
             **{key: load.control[key] for key in sorted(load.control)},
             "latency": _distribution(load.api_latency_ms.get("control", [])),
+            # The same moto, the same moments: one session read (a control action makes
+            # a read and a conditional write) — the store's share of the latency.
+            "store_read_probe": _distribution(load.store_read_ms),
             "to_stream": _distribution(load.propagation_ms),
         },
         "api_statuses": api,
