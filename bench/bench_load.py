@@ -73,7 +73,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import heapq
 import itertools
 import os
@@ -90,11 +89,19 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import percentile, say, start_stream_server, write_result
+from bench.common import (
+    client_conditions,
+    percentile,
+    process_cpu_s,
+    say,
+    start_stream_server,
+    write_result,
+)
 from bench.stack import AIRPORT, publish_morning, server_environment
 from chunker.chunk_format import ChunkerConfig
 from chunker.synthetic import GeneratorSettings
 from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
+from functions.playback import PlaybackClock
 from functions.services import dynamodb_client
 from functions.sessions import SessionStore
 from functions.settings import AppSettings
@@ -105,7 +112,6 @@ TABLE = "bench-load-sessions"
 SPEEDS = (1.0, 4.0, 16.0, 60.0)
 RANGE_MS = 2 * 3_600_000  # sessions loop over the generated 06:00-08:00
 FRAME_EVENTS = frozenset({"vehicle_update", "task_update", "flight_update", "notification"})
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PLAYING_GAP_BOUND_MS = 2_000.0
 BYTE_GAP_MARGIN_MS = 5_000.0
 MEMORY_GROWTH_BOUND = 0.05
@@ -174,29 +180,6 @@ class LoadConfig:
 
 
 @dataclass
-class StreamClock:
-    """The playback clock as the stream's latest ``playback`` event states it."""
-
-    state: str
-    speed: float
-    position: int
-    server_time: int
-    range_start: int
-    range_end: int
-    loop: bool
-
-    def wall_time_of(self, position: int, near: float) -> float | None:
-        """Wall time (ms) the clock reaches ``position``; with loop, the pass nearest ``near``."""
-        if self.state != "playing":
-            return None
-        wall = self.server_time + (position - self.position) / self.speed
-        if self.loop:
-            cycle_ms = (self.range_end - self.range_start) / self.speed
-            wall += round((near - wall) / cycle_ms) * cycle_ms
-        return wall
-
-
-@dataclass
 class LoadSession:
     """A session as the clients know it."""
 
@@ -243,7 +226,7 @@ class Viewer:
     last_event: float = 0.0
     playing: bool = False
     max_playing_gap: float = 0.0
-    clock: StreamClock | None = None
+    clock: PlaybackClock | None = None  # as the latest ``playback`` event states it
     last_change: float = 0.0  # arrival of the latest playback or snapshot event
     seen_version: int = 0  # the session version of the latest playback event
     failures: int = 0  # consecutive failed connections (backoff)
@@ -632,7 +615,7 @@ class Load:
                 clock = viewer.clock
                 if not opening and clock is not None:
                     until = int(event_id.split(".")[2])
-                    due = clock.wall_time_of(until, now)
+                    due = clock.wall_time_of(until, near=now)
                     if due is not None:
                         # Within 1 s of a control change, frames carry the change's
                         # propagation (poll interval) too: kept apart as well.
@@ -643,11 +626,13 @@ class Load:
             return None
         if name == "playback":
             payload = orjson.loads(data)
-            viewer.clock = StreamClock(
-                state=payload["state"],
+            # The clock re-anchored where the event says it is: the server's own arithmetic
+            # (wall_time_of, loop-aware) then says when each frame is due.
+            viewer.clock = PlaybackClock(
+                state="playing" if payload["state"] == "playing" else "paused",
                 speed=payload["speed"],
-                position=payload["position"],
-                server_time=payload["server_time"],
+                anchor_position=payload["position"],
+                anchor_wall=payload["server_time"],
                 range_start=payload["range"]["start"],
                 range_end=payload["range"]["end"],
                 loop=payload["loop"],
@@ -699,12 +684,6 @@ def read_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def read_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def sample_server(
@@ -858,8 +837,8 @@ async def drive(config: LoadConfig, server: Server) -> dict[str, Any]:
         series: list[dict[str, Any]] = []
         lags: list[float] = []
         began = loop.time()
-        cpu0, client_cpu0 = read_cpu_s(server.process.pid), time.process_time()
-        moto_cpu0 = read_cpu_s(server.moto_pid)
+        cpu0, client_cpu0 = process_cpu_s(server.process.pid), time.process_time()
+        moto_cpu0 = process_cpu_s(server.moto_pid)
         pid = server.process.pid
         background = [
             asyncio.create_task(sample_server(pid, client, config.rss_interval_s, began, series)),
@@ -885,9 +864,9 @@ async def drive(config: LoadConfig, server: Server) -> dict[str, Any]:
         # The clients leave: control and presence stop, streams close, in-flight actions end.
         stopped = time.time() * 1000
         wall = loop.time() - began
-        server_cpu = read_cpu_s(server.process.pid) - cpu0
+        server_cpu = process_cpu_s(server.process.pid) - cpu0
         client_cpu = time.process_time() - client_cpu0
-        moto_cpu = read_cpu_s(server.moto_pid) - moto_cpu0
+        moto_cpu = process_cpu_s(server.moto_pid) - moto_cpu0
         for task in workers:
             task.cancel()
         at_stop = await server_stats(client, lateness=True)
@@ -1191,23 +1170,6 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def _client_conditions(pin: bool) -> Iterator[None]:
-    """This process on CPU 1 and its GC kept out of the measurements; then as before."""
-    affinity = os.sched_getaffinity(0)
-    threshold = gc.get_threshold()
-    if pin:
-        os.sched_setaffinity(0, {1})
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 1_000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-        os.sched_setaffinity(0, affinity)
-
-
 def run_load(config: LoadConfig) -> dict[str, Any]:
     """Publish a day, start moto and the app, run the load; the figures and the verdict."""
     settings = GeneratorSettings(
@@ -1228,7 +1190,7 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, process)
             day_start = service_day.start_ms + 6 * 3_600_000
             server = Server(port, process, day_start, heartbeat_s, aws.process.pid)
-            with _client_conditions(pin):
+            with client_conditions(pin):
                 raw = asyncio.run(drive(config, server))
             if process.poll() is not None:
                 raw["crashed"].append(f"server exited with status {process.returncode}")

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import gc
 import os
 import secrets
 import subprocess
@@ -31,7 +30,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import percentile, say, start_stream_server, write_result
+from bench.common import (
+    client_conditions,
+    percentile,
+    process_cpu_s,
+    say,
+    start_stream_server,
+    write_result,
+)
 from bench.stack import AIRPORT, publish_morning, server_environment
 from chunker.synthetic import GeneratorSettings
 from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
@@ -44,7 +50,6 @@ BUCKET = "bench-stream"
 TABLE = "bench-stream-sessions"
 
 TICK_MS = 1_000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,9 +169,7 @@ class Setup:
         return path + (f"&resume_from={last_event_id}" if last_event_id else "")
 
     def server_cpu_s(self) -> float:
-        with open(f"/proc/{self.server.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return process_cpu_s(self.server.pid)
 
 
 def _frames(received: Received) -> list[tuple[float, int]]:
@@ -398,13 +401,6 @@ async def measure_first_event(setup: Setup, samples: int = 20) -> dict[str, Any]
     }
 
 
-def _pin(cpu: int) -> bool:
-    if (os.cpu_count() or 1) < 2:
-        return False
-    os.sched_setaffinity(0, {cpu})
-    return True
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = GeneratorSettings(
         vehicles=args.vehicles, flights=args.flights, start_hour=6, hours=2
@@ -420,25 +416,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = start_stream_server(port, env, pinned)
         try:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
-            _pin(1)
-            # The client is the measuring instrument: keep its own GC pauses out of it.
-            gc.freeze()
-            gc.set_threshold(100_000, 50, 1_000)
-            setup = Setup(
-                port=port,
-                server=server,
-                store=SessionStore(dynamodb, TABLE),
-                secret=secret.encode(),
-                day_start=service_day.start_ms + 6 * 3_600_000,
-            )
-            first = asyncio.run(measure_first_event(setup))
-            say(f"first event: {first}")
-            seek = asyncio.run(measure_seek(setup, args.seeks))
-            say(f"seek: {seek}")
-            counts = [int(c) for c in args.ramp.split(",")]
-            say("concurrency ramp (10-fps streams over 10 sessions):")
-            ramp = asyncio.run(measure_concurrency(setup, counts, args.window))
-            pacing = asyncio.run(measure_pacing(setup, args.minutes))
+            with client_conditions(pinned):  # the instrument: CPU 1, its GC kept out
+                setup = Setup(
+                    port=port,
+                    server=server,
+                    store=SessionStore(dynamodb, TABLE),
+                    secret=secret.encode(),
+                    day_start=service_day.start_ms + 6 * 3_600_000,
+                )
+                first = asyncio.run(measure_first_event(setup))
+                say(f"first event: {first}")
+                seek = asyncio.run(measure_seek(setup, args.seeks))
+                say(f"seek: {seek}")
+                counts = [int(c) for c in args.ramp.split(",")]
+                say("concurrency ramp (10-fps streams over 10 sessions):")
+                ramp = asyncio.run(measure_concurrency(setup, counts, args.window))
+                pacing = asyncio.run(measure_pacing(setup, args.minutes))
         finally:
             stop_process(server)
     sustained = [s for s in ramp if s["lateness_ms_p99"] <= 50 and s["opened"] == s["streams"]]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -70,3 +80,21 @@ def start_stream_server(port: int, env: dict[str, str], pin: bool) -> subprocess
     if pin:
         command = ["taskset", "-c", "0", *command]
     return subprocess.Popen(command, env=env)
+
+
+@contextlib.contextmanager
+def client_conditions(pin: bool) -> Iterator[None]:
+    """The measuring client: this process on CPU 1 (with ``pin``) and its GC kept out of
+    the measurements (frozen, rare collections); then as before."""
+    affinity = os.sched_getaffinity(0)
+    threshold = gc.get_threshold()
+    if pin:
+        os.sched_setaffinity(0, {1})
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+        os.sched_setaffinity(0, affinity)
