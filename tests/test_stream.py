@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from functions.playback import PlaybackClock
-from functions.sessions import Filters
+from functions.sessions import Filters, Session
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
 from tests.streaming import (
@@ -440,6 +440,20 @@ def test_loop_wraps_with_a_snapshot(s3: S3Client, day: Any, truth: Any) -> None:
         assert not any(e.event == "end" for e in events)
 
 
+def wrapped_session(server: Server, start: int, end: int, ago_ms: int) -> Session:
+    """A session looping at 16x over ``[start, end)``, anchored 1 s before the end
+    ``ago_ms`` ago: its clock has wrapped since."""
+    return server.new_session(
+        start,
+        end,
+        position=end - 1_000,
+        speed=16.0,
+        state="playing",
+        loop=True,
+        anchor_wall=server.services.now_ms() - ago_ms,
+    )
+
+
 @pytest.mark.parametrize("control", [None, "set_filters"])
 def test_a_looping_clock_anchored_before_the_wrap_streams_the_current_pass(
     s3: S3Client, truth: Any, control: str | None
@@ -451,16 +465,7 @@ def test_a_looping_clock_anchored_before_the_wrap_streams_the_current_pass(
     for server in serve(s3):
         start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
         span = end - start
-        now = server.services.now_ms()
-        session = server.new_session(
-            start,
-            end,
-            position=end - 1_000,
-            speed=16.0,
-            state="playing",
-            loop=True,
-            anchor_wall=now - 3_000,  # 48 s of replay ago: now in the next pass
-        )
+        session = wrapped_session(server, start, end, 3_000)  # 47 s into the next pass
         clock: PlaybackClock = session.clock
         with httpx.Client() as client:
             reader = StreamReader(client, server.stream_url(session))
@@ -483,6 +488,48 @@ def test_a_looping_clock_anchored_before_the_wrap_streams_the_current_pass(
         # Never ahead of the clock's current pass (cyclically), and no frame spans a pass.
         assert (clock.position_at(arrived) - until) % span < span // 2, (after, until)
         assert 0 < until - after <= 16 * 2_000, (after, until)
+
+
+def test_a_control_change_behind_a_wrap_the_stream_already_made_goes_back_at_once(
+    s3: S3Client, truth: Any
+) -> None:
+    """The stream wrapped on the clock it knew, but the change it learns next (made before
+    that wrap, e.g. a slower speed) puts the clock just before the end: the stream snaps
+    back to the clock's position and keeps playing, instead of going silent until the
+    clock comes round (found by ``bench load``: 2-6 s without a frame)."""
+    rows, service_day = truth
+    for server in serve(s3):
+        start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
+        session = wrapped_session(server, start, end, 1_000)  # 15 s into the next pass
+        with httpx.Client() as client:
+            reader = StreamReader(client, server.stream_url(session))
+            reader.read_until(lambda e: e.event == "playback")
+            since = len(reader.events)
+            changed_at = server.services.now_ms()
+            behind = end - 6_000
+            clock = PlaybackClock("playing", 1.0, behind, changed_at, start, end, loop=True)
+            changed = server.update(session.session_id, clock=clock)
+            reader.read_until(
+                lambda e, version=changed.version: (
+                    e.event == "playback" and e.json()["version"] == version
+                ),
+                since=since,
+            )
+            arrived = server.services.now_ms()
+            learned = len(reader.events)
+            events = reader.read_until(lambda e: e.event == "vehicle_update", since=learned)
+            reader.close()
+    change = events[since:learned]
+    snapshot = next(e for e in change if e.event == "snapshot")
+    assert snapshot.json()["reason"] == "control"
+    assert behind - CONFIG.tick_ms <= snapshot.json()["t"] <= clock.position_at(arrived)
+    state = ClientState()
+    state.apply(snapshot)
+    assert state.state() == ground_truth.state_at(
+        rows, service_day, CONFIG.tick_ms, snapshot.json()["t"]
+    )
+    frame = next(e for e in events[learned:] if e.event == "vehicle_update")
+    assert snapshot.json()["t"] < frame.json()["t"] < end  # on from there, before the wrap
 
 
 @pytest.mark.parametrize(("speed", "frames"), [(1.0, 4), (8.0, 10), (256.0, 10)])

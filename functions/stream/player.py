@@ -23,6 +23,7 @@ import orjson
 from chunker.chunk_format import CorruptChunk, Manifest
 from chunker.prepared import PreparedTick
 from chunker.state import floor_tick
+from functions.playback import PlaybackClock
 from functions.sessions import Session
 from functions.settings import AppSettings
 from functions.stream import sse
@@ -70,6 +71,17 @@ class StreamRuntime:
 
 class StreamClosed(Exception):
     """Raised inside the player to end the stream after a final event was queued."""
+
+
+def ahead_of(clock: PlaybackClock, position: int, current: int) -> bool:
+    """Whether a stream at ``position`` has shown what ``clock``, now at ``current``, has
+    not reached: it is past ``current``, or, looping, it wrapped while the clock has not (a
+    change made before that wrap reached the stream after it) and the clock would need most
+    of a pass to come round. Frames only move forward, so such a stream goes back with a
+    snapshot: waiting for the clock to come round would be seconds of silence."""
+    if current < position:
+        return True
+    return clock.loop and current - position > (clock.range_end - clock.range_start) / 2
 
 
 class Player:
@@ -220,7 +232,8 @@ class Player:
         resumable = (
             cursor is not None
             and cursor.timeline == self.session.timeline
-            and clock.range_start <= cursor.until <= current
+            and clock.range_start <= cursor.until
+            and not ahead_of(clock, cursor.until, current)
             and current - cursor.until <= self.settings.stream_resume_max_gap_ms
         )
         if resumable:
@@ -287,7 +300,7 @@ class Player:
         now = self.wall_now()
         current, _ = await self.aligned(new.clock.position_at(now))
         out = b""
-        if new.timeline != self.timeline or current < self.position:
+        if new.timeline != self.timeline or ahead_of(new.clock, self.position, current):
             out += await self.snapshot(current, "control")
             self.ended_sent = False
             self.last_target = -1e18
