@@ -256,10 +256,11 @@ class SessionStore:
                 Item=session.to_item(),
                 ConditionExpression="version = :expected",
                 ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",  # the conflict's current version
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise VersionConflict(self.get(session.session_id)) from exc
+                raise VersionConflict(_stored(exc)) from exc
             raise
 
     def delete(self, session_id: str) -> bool:
@@ -271,26 +272,44 @@ class SessionStore:
         )
         return "Attributes" in response
 
-    def renew_presence(self, session_id: str, presence_until: int, expires_at: int) -> bool:
-        """Extend viewer presence and the TTL without touching ``version``; False if gone."""
+    def renew_presence(
+        self, session_id: str, presence_until: int, expires_at: int, viewer: str
+    ) -> Session | None:
+        """Extend viewer presence and the TTL without touching ``version``, if ``viewer`` may
+        see the session; the session as stored afterwards, or None if it does not exist or
+        ``viewer`` may not see it. One request whatever happens: presence only moves
+        forward, so when another viewer renewed it further, the stored item is as good."""
         if not is_session_id(session_id):
-            return False
+            return None
         try:
-            self.dynamodb.update_item(
+            response = self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"session_id": {"S": session_id}},
                 UpdateExpression="SET presence_until = :p, expires_at = :e",
-                ConditionExpression="attribute_exists(session_id) AND presence_until < :p",
+                ConditionExpression="attribute_exists(session_id) AND presence_until < :p"
+                " AND (#owner = :viewer OR contains(members, :viewer))",
+                ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={
                     ":p": {"N": str(presence_until)},
                     ":e": {"N": str(expires_at)},
+                    ":viewer": {"S": viewer},
                 },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return self.get(session_id, consistent=False) is not None
+                stored = _stored(exc)
+                return stored if stored is not None and stored.can_access(viewer) else None
             raise
-        return True
+        return Session.from_item(response["Attributes"])
+
+
+def _stored(exc: ClientError) -> Session | None:
+    """The session as stored when a write's condition failed (the write asked for it with
+    ``ReturnValuesOnConditionCheckFailure``); None when there is no such item."""
+    item = exc.response.get("Item")
+    return Session.from_item(item) if isinstance(item, dict) else None
 
 
 def ensure_table(dynamodb: DynamoDBClient, table: str) -> None:

@@ -332,8 +332,8 @@ def test_dynamodb_outage_at_stream_open_is_503(server: Server, truth: Any) -> No
     _, service_day = truth
     session = server.new_session(service_day.start_ms, service_day.end_ms)
     faults = faults_on(server)
-    faults.add(Fault("dynamodb.GetItem", 500, "InternalServerError"))
+    faults.add(Fault("dynamodb.UpdateItem", 500, "InternalServerError"))
     with httpx.Client() as client:
         response = client.get(server.stream_url(session))
     problem(response, 503, "dependency-unavailable")
-    assert faults.injected["dynamodb.GetItem"] == DYNAMODB_ATTEMPTS
+    assert faults.injected["dynamodb.UpdateItem"] == DYNAMODB_ATTEMPTS

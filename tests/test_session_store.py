@@ -1,8 +1,9 @@
-"""The session store's batch read, which the stream's one poller per process relies on."""
+"""The session store: batch reads (the stream poller), presence renewal, conditional writes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from botocore.stub import Stubber
@@ -10,7 +11,14 @@ from moto import mock_aws
 
 from functions.playback import PlaybackClock
 from functions.services import dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, ensure_table, new_session_id
+from functions.sessions import (
+    Filters,
+    Session,
+    SessionStore,
+    VersionConflict,
+    ensure_table,
+    new_session_id,
+)
 
 TABLE = "sessions-test"
 START = 1_773_439_200_000
@@ -58,3 +66,48 @@ def test_get_many_leaves_out_what_dynamodb_left_unprocessed() -> None:
         )
         found = store.get_many([read.session_id, throttled.session_id, gone.session_id])
     assert found == {read.session_id: read, gone.session_id: None}
+
+
+def count_requests(store: SessionStore) -> list[str]:
+    """The names of the DynamoDB operations ``store`` sends from now on."""
+    sent: list[str] = []
+    store.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: sent.append(model.name)
+    )
+    return sent
+
+
+def test_renewing_presence_answers_the_stored_session_in_one_request(
+    store: SessionStore,
+) -> None:
+    session = replace(a_session(), members=frozenset({"bob"}))
+    store.create(session)
+    sent = count_requests(store)
+    renewed = store.renew_presence(session.session_id, 500_000, 9_000, "alice")
+    assert renewed == replace(session, presence_until=500_000, expires_at=9_000)
+    # Another viewer renewed further: presence never moves back; the stored item comes back.
+    assert store.renew_presence(session.session_id, 400_000, 8_000, "bob") == renewed
+    # Someone who may not see it renews nothing and learns nothing.
+    assert store.renew_presence(session.session_id, 600_000, 9_500, "mallory") is None
+    assert store.get(session.session_id) == renewed
+    assert store.renew_presence(new_session_id(), 500_000, 9_000, "alice") is None
+    assert store.renew_presence("not-an-id", 500_000, 9_000, "alice") is None
+    assert sent == ["UpdateItem", "UpdateItem", "UpdateItem", "GetItem", "UpdateItem"]
+
+
+def test_a_version_conflict_carries_the_stored_session_without_a_second_read(
+    store: SessionStore,
+) -> None:
+    session = a_session()
+    store.create(session)
+    newer = session.changed(clock=session.clock.seek(5_000, START + 60_000), timeline=2)
+    store.replace(newer, session.version)
+    sent = count_requests(store)
+    with pytest.raises(VersionConflict) as conflict:
+        store.replace(session.changed(timeline=3), session.version)
+    assert conflict.value.current == newer
+    assert sent == ["PutItem"]
+    store.delete(session.session_id)
+    with pytest.raises(VersionConflict) as gone:
+        store.replace(newer.changed(timeline=3), newer.version)
+    assert gone.value.current is None

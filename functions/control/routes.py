@@ -6,7 +6,6 @@ waits on DynamoDB or S3.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Response, status
@@ -24,6 +23,7 @@ from functions.identity import Caller
 from functions.problems import Problem, documented
 from functions.services import Services, get_services
 from functions.sessions import Session
+from functions.threads import SESSION_STORE, run_in
 
 router = APIRouter(prefix="/api/replay/sessions", tags=["sessions"])
 
@@ -72,7 +72,7 @@ async def create_session(
     body: SessionCreate, caller: Caller, service: Sessions, response: Response
 ) -> SessionView:
     """A new session over published data, owned by the caller."""
-    session = await asyncio.to_thread(service.create, caller, body)
+    session = await run_in(SESSION_STORE, service.create, caller, body)
     response.headers["Location"] = f"/api/replay/sessions/{session.session_id}"
     response.headers["ETag"] = f'"{session.version}"'
     return await view(service, caller, session)
@@ -86,7 +86,7 @@ async def create_session(
 )
 async def join_session(body: JoinRequest, caller: Caller, service: Sessions) -> SessionView:
     """Redeem a share token: the caller may then view and control the session."""
-    session = await asyncio.to_thread(service.join, caller, body.share_token)
+    session = await run_in(SESSION_STORE, service.join, caller, body.share_token)
     return await view(service, caller, session)
 
 
@@ -95,7 +95,7 @@ async def get_session(
     session_id: str, caller: Caller, service: Sessions, response: Response
 ) -> SessionView:
     """The session, its clock as of now, and a fresh stream token."""
-    session = await asyncio.to_thread(service.get, caller, session_id)
+    session = await run_in(SESSION_STORE, service.get, caller, session_id)
     response.headers["ETag"] = f'"{session.version}"'
     return await view(service, caller, session)
 
@@ -108,7 +108,7 @@ async def get_session(
 )
 async def delete_session(session_id: str, caller: Caller, service: Sessions) -> Response:
     """Delete (owner only); open streams end with an error event ``session_gone``."""
-    await asyncio.to_thread(service.delete, caller, session_id)
+    await run_in(SESSION_STORE, service.delete, caller, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -137,7 +137,7 @@ async def control_session(
                 f"If-Match says {header_version}, the body {command.expected_version}.",
             )
         command = command.model_copy(update={"expected_version": header_version})
-    session = await asyncio.to_thread(service.control, caller, session_id, command)
+    session = await run_in(SESSION_STORE, service.control, caller, session_id, command)
     response.headers["ETag"] = f'"{session.version}"'
     return await view(service, caller, session)
 
@@ -151,7 +151,7 @@ async def control_session(
 )
 async def share_session(session_id: str, caller: Caller, service: Sessions) -> ShareView:
     """A token another user redeems with ``POST /api/replay/sessions/join``."""
-    token, expires_at = await asyncio.to_thread(service.share, caller, session_id)
+    token, expires_at = await run_in(SESSION_STORE, service.share, caller, session_id)
     return ShareView(share_token=token, expires_at=expires_at)
 
 
@@ -163,7 +163,7 @@ async def share_session(session_id: str, caller: Caller, service: Sessions) -> S
 )
 async def renew_presence(session_id: str, caller: Caller, service: Sessions) -> PresenceView:
     """Streams stop when no viewer renewed presence within the lease (default 120 s)."""
-    until = await asyncio.to_thread(service.renew_presence, caller, session_id)
+    until = await run_in(SESSION_STORE, service.renew_presence, caller, session_id)
     return PresenceView(session_id=session_id, presence_until=until)
 
 
@@ -175,5 +175,5 @@ async def renew_presence(session_id: str, caller: Caller, service: Sessions) -> 
 )
 async def stream_token(session_id: str, caller: Caller, service: Sessions) -> SessionView:
     """Stream tokens are short-lived; get a new one before reconnecting after expiry."""
-    session = await asyncio.to_thread(service.get, caller, session_id)
+    session = await run_in(SESSION_STORE, service.get, caller, session_id)
     return await view(service, caller, session)

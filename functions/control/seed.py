@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 import orjson
@@ -39,6 +38,7 @@ from functions.sessions import Filters
 from functions.stream import sse
 from functions.stream.player import StreamRuntime
 from functions.stream.routes import open_stream, stream_runtime
+from functions.threads import SESSION_STORE, run_in
 
 router = APIRouter(prefix="/api/auto_dispatch/replay", tags=["seed-compatible"])
 
@@ -104,10 +104,12 @@ async def seed_stream(
         speed=body.playback_speed,
         state="playing",
     )
-    session = await asyncio.to_thread(service.create, caller, create)
+    session = await run_in(SESSION_STORE, service.create, caller, create)
     session_view = await view(service, caller, session)
     prelude = sse.event("session", orjson.dumps(session_view.model_dump(mode="json")))
-    return await open_stream(request, services, runtime, session, last_event_id, [prelude])
+    return await open_stream(
+        request, services, runtime, session.session_id, caller, last_event_id, [prelude]
+    )
 
 
 @router.post(
@@ -124,7 +126,7 @@ async def seed_control(body: SeedControlRequest, caller: Caller, service: Sessio
     else:
         assert body.time is not None  # checked by the model
         command = Seek(action="seek", position=body.time, expected_version=version)
-    session = await asyncio.to_thread(service.control, caller, body.session_id, command)
+    session = await run_in(SESSION_STORE, service.control, caller, body.session_id, command)
     return await view(service, caller, session)
 
 
@@ -138,7 +140,7 @@ async def seed_set_params(
     body: SeedParamsRequest, caller: Caller, service: Sessions
 ) -> SessionView:
     """Each given parameter is applied as its own control action, range first."""
-    session = await asyncio.to_thread(service.get, caller, body.session_id)
+    session = await run_in(SESSION_STORE, service.get, caller, body.session_id)
     commands: list[Command] = []
     if body.start_time is not None or body.end_time is not None:
         start = session.clock.range_start if body.start_time is None else body.start_time
@@ -149,5 +151,5 @@ async def seed_set_params(
     if body.filters is not None:
         commands.append(SetFilters(action="set_filters", filters=body.filters))
     for command in commands:
-        session = await asyncio.to_thread(service.control, caller, body.session_id, command)
+        session = await run_in(SESSION_STORE, service.control, caller, body.session_id, command)
     return await view(service, caller, session)

@@ -57,10 +57,7 @@ class SessionService:
 
     def get(self, caller: str, session_id: str) -> Session:
         """The session if ``caller`` may see it; otherwise it does not exist for them."""
-        session = self.store.get(session_id)
-        if session is None or not session.can_access(caller):
-            raise SessionNotFound(session_id)
-        return session
+        return self._visible(caller, session_id, self.store.get(session_id))
 
     def stream_access(self, caller: str, session: Session) -> StreamAccess:
         """A fresh stream token and the URL to open the stream with."""
@@ -132,8 +129,8 @@ class SessionService:
 
     def control(self, caller: str, session_id: str, command: Command) -> Session:
         """Apply one command; see the module docstring for the concurrency rules."""
+        session = self.get(caller, session_id)
         for _ in range(CONFLICT_RETRIES):
-            session = self.get(caller, session_id)
             if command.command_id is not None and command.command_id == session.last_command_id:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
@@ -145,11 +142,18 @@ class SessionService:
             except VersionConflict as conflict:
                 if expected is not None:
                     raise
-                if conflict.current is None:
-                    raise SessionNotFound(session_id) from conflict
+                # The failed write brought the current item back: retry on it, unread.
+                session = self._visible(caller, session_id, conflict.current)
                 continue
             return changed
-        raise VersionConflict(self.store.get(session_id))
+        raise VersionConflict(session)
+
+    @staticmethod
+    def _visible(caller: str, session_id: str, session: Session | None) -> Session:
+        """``session`` if ``caller`` may see it; otherwise it does not exist for them."""
+        if session is None or not session.can_access(caller):
+            raise SessionNotFound(session_id)
+        return session
 
     def _apply(self, session: Session, command: Command, now: int) -> Session:
         clock = session.clock
@@ -208,8 +212,8 @@ class SessionService:
         now_s = self.services.now_ms() // 1000
         claims = verify(self._secret, share_token, "share", now=now_s)
         session_id = str(claims["sid"])
+        session = self.store.get(session_id)
         for _ in range(CONFLICT_RETRIES):
-            session = self.store.get(session_id)
             if session is None:
                 raise SessionNotFound(session_id)
             if session.can_access(caller):
@@ -219,18 +223,17 @@ class SessionService:
             )
             try:
                 self.store.replace(joined, session.version)
-            except VersionConflict:
+            except VersionConflict as conflict:
+                session = conflict.current  # the current item, unread
                 continue
             return joined
-        raise VersionConflict(self.store.get(session_id))
+        raise VersionConflict(session)
 
     def renew_presence(self, caller: str, session_id: str) -> int:
         """A viewer is still watching: extend the lease streams check, and the TTL."""
-        self.get(caller, session_id)
         now = self.services.now_ms()
         until = now + self.settings.presence_lease_s * 1000
-        if not self.store.renew_presence(
-            session_id, until, now // 1000 + self.settings.session_ttl_s
-        ):
+        expires_at = now // 1000 + self.settings.session_ttl_s
+        if self.store.renew_presence(session_id, until, expires_at, caller) is None:
             raise SessionNotFound(session_id)
         return until

@@ -3,7 +3,6 @@ task events. Read-only; any authenticated caller may use them."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -16,6 +15,7 @@ from functions.history.queries import History, TaskQuery
 from functions.identity import Caller
 from functions.problems import documented
 from functions.services import Services, get_services
+from functions.threads import CHUNK_STORE, run_in
 
 router = APIRouter(prefix="/api/replay/airports", tags=["history"])
 
@@ -46,13 +46,13 @@ def _state_json(t: int, state: Any) -> dict[str, Any]:
 @router.get("", responses=ERRORS, summary="Airports and their published days")
 async def list_airports(caller: Caller, queries: Queries) -> dict[str, Any]:
     """Every airport with at least one published service day."""
-    return {"airports": await asyncio.to_thread(queries.airports)}
+    return {"airports": await run_in(CHUNK_STORE, queries.airports)}
 
 
 @router.get("/{airport}/days", responses=ERRORS, summary="Published service days")
 async def list_days(airport: Airport, caller: Caller, queries: Queries) -> dict[str, Any]:
     """Service dates of an airport with a published version, oldest first."""
-    days = await asyncio.to_thread(queries.chunks.published_days, airport)
+    days = await run_in(CHUNK_STORE, queries.chunks.published_days, airport)
     return {"airport": airport, "days": days}
 
 
@@ -63,7 +63,7 @@ async def list_days(airport: Airport, caller: Caller, queries: Queries) -> dict[
 )
 async def get_manifest(airport: Airport, date: Date, caller: Caller, queries: Queries) -> Response:
     """The published manifest as stored (see docs/data-format.md)."""
-    manifest = await asyncio.to_thread(queries.manifest, airport, date)
+    manifest = await run_in(CHUNK_STORE, queries.manifest, airport, date)
     return Response(dump_model(manifest), media_type="application/json")
 
 
@@ -72,7 +72,7 @@ async def get_state(
     airport: Airport, t: Annotated[Instant, Query()], caller: Caller, queries: Queries
 ) -> dict[str, Any]:
     """Vehicles (last fix), tasks, flights and recent notifications at ``t``."""
-    _, state = await asyncio.to_thread(queries.state_at, airport, t)
+    _, state = await run_in(CHUNK_STORE, queries.state_at, airport, t)
     return _state_json(t, state)
 
 
@@ -90,7 +90,7 @@ async def get_track(
     queries: Queries,
 ) -> dict[str, Any]:
     """At most one fix per tick; the first is the last known fix at ``start``."""
-    track = await asyncio.to_thread(queries.vehicle_track, airport, vehicle_id, start, end)
+    track = await run_in(CHUNK_STORE, queries.vehicle_track, airport, vehicle_id, start, end)
     return {"vehicle_id": vehicle_id, "start": start, "end": end, "fixes": track}
 
 
@@ -103,7 +103,7 @@ async def get_flight(
     airport: Airport, date: Date, flight_id: EntityPath, caller: Caller, queries: Queries
 ) -> dict[str, Any]:
     """The leg's latest row and, per task, every status event in order."""
-    return await asyncio.to_thread(queries.flight, airport, date, flight_id)
+    return await run_in(CHUNK_STORE, queries.flight, airport, date, flight_id)
 
 
 @router.get("/{airport}/tasks", responses=ERRORS, summary="Task events in a window (≤ 6 h)")
@@ -128,7 +128,7 @@ async def get_task_events(
         flight_id=flight_id,
         vehicle_id=vehicle_id,
     )
-    events, truncated = await asyncio.to_thread(
-        queries.task_events, airport, start, end, query, limit
+    events, truncated = await run_in(
+        CHUNK_STORE, queries.task_events, airport, start, end, query, limit
     )
     return {"start": start, "end": end, "events": events, "truncated": truncated}

@@ -9,7 +9,6 @@ resume) is built before the response starts, so it goes out at once.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -17,10 +16,11 @@ from fastapi.responses import StreamingResponse
 
 from functions.problems import Problem
 from functions.services import Services, get_services
-from functions.sessions import Session, is_session_id
+from functions.sessions import is_session_id
 from functions.stream.player import Player, StreamRuntime
 from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatchers
+from functions.threads import SESSION_STORE, run_in
 from functions.tokens import InvalidToken, verify
 
 router = APIRouter(tags=["stream"])
@@ -61,22 +61,25 @@ async def open_stream(
     request: Request,
     services: Services,
     runtime: StreamRuntime,
-    session: Session,
+    session_id: str,
+    viewer: str,
     last_event_id: str | None,
     prelude: list[bytes] | None = None,
 ) -> StreamingResponse:
-    """Renew presence, build the first write, and start the response."""
+    """Renew presence (which reads the session and checks ``viewer`` may see it, in one
+    request), build the first write, and start the response."""
     now = services.now_ms()
     settings = services.settings
-    await asyncio.to_thread(
+    session = await run_in(
+        SESSION_STORE,
         services.sessions.renew_presence,
-        session.session_id,
+        session_id,
         now + settings.presence_lease_s * 1000,
         now // 1000 + settings.session_ttl_s,
+        viewer,
     )
-    # The watcher should see the renewed presence, not the item read before it.
-    renewed = await asyncio.to_thread(services.sessions.get, session.session_id, True)
-    session = renewed or session
+    if session is None:
+        raise Problem(404, "session-not-found", "Session not found")
     player = Player(runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude)
     # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
     # problem+json answers through the app's handlers, before any 200 is sent.
@@ -122,7 +125,7 @@ async def stream_session(
         claims = verify(secret, token, "stream", session_id)
     except InvalidToken as exc:
         raise Problem(401, "invalid-stream-token", "Invalid stream token", str(exc)) from exc
-    session = await asyncio.to_thread(services.sessions.get, session_id, True)
-    if session is None or not session.can_access(str(claims.get("sub", ""))):
-        raise Problem(404, "session-not-found", "Session not found")
-    return await open_stream(request, services, runtime, session, last_event_id or resume_from)
+    viewer = str(claims.get("sub", ""))
+    return await open_stream(
+        request, services, runtime, session_id, viewer, last_event_id or resume_from
+    )

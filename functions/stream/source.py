@@ -18,6 +18,7 @@ from chunker.chunk_format import Manifest
 from chunker.day import ServiceDay
 from chunker.prepared import PreparedChunk
 from chunker.reader import ChunkReader, NotPublished
+from functions.threads import CHUNK_STORE, run_in
 
 DAYS_TTL_S = 30.0
 MAX_PREFETCHES = 32
@@ -62,11 +63,11 @@ class ChunkSource:
 
     async def _refresh(self, airport: str, days: _AirportDays) -> None:
         self.refreshes += 1
-        published = await asyncio.to_thread(self.reader.published_days, airport)
+        published = await run_in(CHUNK_STORE, self.reader.published_days, airport)
         manifests: dict[str, Manifest] = {}
         for date in [d for d in days.manifests if d in published]:
             # Re-read the pointer: a republished day moves to its new version.
-            manifests[date] = await asyncio.to_thread(self._manifest_now, airport, date)
+            manifests[date] = await run_in(CHUNK_STORE, self._manifest_now, airport, date)
         days.days, days.manifests = published, manifests
         days.fetched_at = time.monotonic()
 
@@ -113,7 +114,7 @@ class ChunkSource:
     async def _manifest(self, airport: str, days: _AirportDays, date: str) -> Manifest:
         manifest = days.manifests.get(date)
         if manifest is None:
-            load = asyncio.ensure_future(asyncio.to_thread(self._manifest_now, airport, date))
+            load = asyncio.ensure_future(run_in(CHUNK_STORE, self._manifest_now, airport, date))
             load.add_done_callback(_retrieve)
             manifest = await self._bounded(load, f"the manifest of {airport} {date}")
             days.manifests[date] = manifest
@@ -139,7 +140,7 @@ class ChunkSource:
         task = self._loads.get(key)
         if task is None:
             self.loads_started += 1
-            task = asyncio.create_task(asyncio.to_thread(self.reader.chunk, key))
+            task = asyncio.create_task(run_in(CHUNK_STORE, self.reader.chunk, key))
             self._loads[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         # Shielded: a viewer that leaves mid-load must not cancel the others' load.

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from functions.sessions import Session, SessionStore
+from functions.threads import SESSION_STORE, run_in
 
 MAX_BACKOFF_S = 5.0
 
@@ -103,6 +104,8 @@ class SessionWatchers:
         delay = self.poll_s
         failures = 0  # consecutive rounds with a failed or incomplete read
         while True:
+            # The interval runs from the end of the last read, not its start: when the
+            # store is slow, polls slow down with it instead of piling onto it.
             await asyncio.sleep(delay)
             session_ids = [
                 session_id for session_id, watch in self._watches.items() if watch.session
@@ -111,7 +114,7 @@ class SessionWatchers:
                 continue
             self.polls += len(session_ids)
             try:
-                found = await asyncio.to_thread(self.store.get_many, session_ids)
+                found = await run_in(SESSION_STORE, self.store.get_many, session_ids)
             except Exception:  # noqa: BLE001 - throttling or a network fault: back off
                 found = {}
             for session_id in session_ids:
