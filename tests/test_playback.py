@@ -1,11 +1,14 @@
-"""The playback clock: position from the anchor, and when a position will be reached."""
+"""The playback clock: position from the anchor, when a position will be reached, and the
+stream's rule for following a clock that changed."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chunker.state import floor_tick
 from functions.playback import MAX_SPEED, MIN_SPEED, PlaybackClock
+from functions.stream.player import ahead_of
 
 START = 1_773_439_200_000
 
@@ -41,3 +44,34 @@ def test_without_loop_positions_behind_the_anchor_are_never_reached() -> None:
     # Anchored 10 s of replay before the end: START + 2 s is reached 12 s of replay later.
     assert looping.wall_time_of(START + 2_000, near=11_000) == 11_000
     assert PlaybackClock("paused", 1.0, START, 0, START, START + 1_000).wall_time_of(START) is None
+
+
+TICK_MS = 1_000
+
+
+@given(
+    ticks=st.integers(2, 86_400),
+    speed=st.floats(MIN_SPEED, MAX_SPEED),
+    anchor_offset=st.floats(0, 1),
+    stream_offset=st.floats(0, 1),
+    later=st.floats(0, 10_000_000),
+)
+def test_a_stream_the_clock_is_not_behind_has_its_next_frame_due_within_a_tick(
+    ticks: int, speed: float, anchor_offset: float, stream_offset: float, later: float
+) -> None:
+    """Whatever position a stream reached on the clock it knew, once it learns the new
+    clock either ``ahead_of`` sends it back (a snapshot) or its next tick is due within one
+    tick of wall time: it never waits for a looping clock to come round (the 2-6 s
+    silences ``bench load`` found)."""
+    span = ticks * TICK_MS
+    end = START + span
+    anchor = START + int(anchor_offset * (span - 1))
+    clock = PlaybackClock("playing", speed, anchor, 1_000_000, START, end, loop=True)
+    now = 1_000_000 + later
+    current = floor_tick(clock.position_at(now), START, TICK_MS)
+    position = START + int(stream_offset * (ticks - 1)) * TICK_MS
+    if ahead_of(clock, position, current):
+        return  # a snapshot at ``current``: the stream is where the clock is
+    due = clock.wall_time_of(position + TICK_MS, near=now)
+    assert due is not None
+    assert due <= now + TICK_MS / speed + 0.01  # float rounding of epoch-ms arithmetic
