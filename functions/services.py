@@ -30,15 +30,24 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client with standard retries and short timeouts (polled by streams)."""
+def dynamodb_client(retries: int = 4) -> DynamoDBClient:
+    """A DynamoDB client with up to ``retries`` standard-mode retries (botocore's
+    ``max_attempts`` counts retries) and short timeouts."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": retries},
         max_pool_connections=64,
         connect_timeout=2,
         read_timeout=5,
     )
     return boto3.client("dynamodb", config=config)
+
+
+def session_store(table: str) -> SessionStore:
+    """The sessions table through this process's clients. Control actions and stream opens
+    retry (standard mode, up to 4 times); the stream poller's batch reads make one attempt:
+    the poller retries by itself at its interval, backing off, so a throttled read does not
+    hold every stream's view of control changes through seconds of botocore backoff."""
+    return SessionStore(dynamodb_client(), table, polls=dynamodb_client(retries=0))
 
 
 @dataclass
@@ -55,7 +64,7 @@ class Services:
         """Real clients from the environment."""
         return cls(
             settings=settings,
-            sessions=SessionStore(dynamodb_client(), settings.replay_table),
+            sessions=session_store(settings.replay_table),
             chunks=ChunkReader(s3_client(64), settings.replay_bucket, settings.chunk_cache_bytes),
         )
 

@@ -193,9 +193,14 @@ class Session:
 class SessionStore:
     """Sessions in DynamoDB, with conditional writes on ``version``."""
 
-    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+    def __init__(
+        self, dynamodb: DynamoDBClient, table: str, polls: DynamoDBClient | None = None
+    ) -> None:
         self.dynamodb = dynamodb
         self.table = table
+        # ``get_many`` is the stream poller's read, repeated every interval with a backoff
+        # of its own: it may use a client that does not retry (None: the same client).
+        self.polls = dynamodb if polls is None else polls
 
     def get(self, session_id: str, consistent: bool = True) -> Session | None:
         """The session, or None if it does not exist (or has an invalid id)."""
@@ -221,7 +226,7 @@ class SessionStore:
         ]
         for first in range(0, len(valid), BATCH_GET_KEYS):
             batch = valid[first : first + BATCH_GET_KEYS]
-            response = self.dynamodb.batch_get_item(
+            response = self.polls.batch_get_item(
                 RequestItems={
                     self.table: {
                         "Keys": [{"session_id": {"S": session_id}} for session_id in batch],

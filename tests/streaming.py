@@ -21,8 +21,8 @@ from chunker.state import RECENT_NOTIFICATIONS, expired_task
 from functions.app import create_app
 from functions.local_stack import free_port
 from functions.playback import PlaybackClock
-from functions.services import Services, dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, ensure_table
+from functions.services import Services, session_store
+from functions.sessions import Filters, Session, ensure_table
 from functions.settings import AppSettings
 from functions.tokens import issue
 from tests.conftest import BUCKET
@@ -59,11 +59,11 @@ def settings(**overrides: Any) -> AppSettings:
 
 def build_services(s3: S3Client, **overrides: Any) -> Services:
     """Services on in-process moto: the published bucket, a fresh sessions table."""
-    dynamodb = dynamodb_client()
-    ensure_table(dynamodb, TABLE)
+    sessions = session_store(TABLE)  # the production wiring: the poller's reads do not retry
+    ensure_table(sessions.dynamodb, TABLE)
     return Services(
         settings=settings(**overrides),
-        sessions=SessionStore(dynamodb, TABLE),
+        sessions=sessions,
         chunks=ChunkReader(s3, BUCKET),
     )
 

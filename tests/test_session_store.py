@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from functions.playback import PlaybackClock
-from functions.services import dynamodb_client
+from functions.services import dynamodb_client, session_store
 from functions.sessions import (
     Filters,
     Session,
@@ -19,6 +20,7 @@ from functions.sessions import (
     ensure_table,
     new_session_id,
 )
+from tests.faults import Fault, FaultInjector
 
 TABLE = "sessions-test"
 START = 1_773_439_200_000
@@ -111,3 +113,17 @@ def test_a_version_conflict_carries_the_stored_session_without_a_second_read(
     with pytest.raises(VersionConflict) as gone:
         store.replace(newer.changed(timeline=3), newer.version)
     assert gone.value.current is None
+
+
+def test_the_pollers_reads_are_not_retried() -> None:
+    """The production wiring: a throttled poll fails after one attempt, the poller retrying
+    at its own interval (control-path requests are retried by botocore: the 5 attempts
+    tests/test_faults.py counts)."""
+    with mock_aws():
+        store = session_store(TABLE)
+        ensure_table(store.dynamodb, TABLE)
+        faults = FaultInjector([store.dynamodb, store.polls])
+        polls = faults.add(Fault("dynamodb.BatchGetItem", 400, "ThrottlingException"))
+        with pytest.raises(ClientError):
+            store.get_many([new_session_id()])
+    assert polls.hits == 1
