@@ -2,14 +2,17 @@
 
 Every change is a conditional write on the session's version. With ``expected_version``
 the caller asks "only if nobody changed it since I looked" and gets ``VersionConflict``
-otherwise; without it the service re-reads and re-applies on a conflict, so concurrent
-controllers are serialised and no update is lost silently. A command carrying the
+otherwise; without it the service re-applies the command on the current item (which the
+failed write returned) after a short random wait, so concurrent controllers are
+serialised and no update is lost silently. A command carrying the
 ``command_id`` of the last applied command is not applied again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 
 from chunker.day import ServiceDay
 from chunker.reader import NotPublished
@@ -36,7 +39,8 @@ from functions.sessions import (
 from functions.tokens import issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
-CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 8
+CONFLICT_BACKOFF_S = 0.005  # the first wait's bound; doubles at each conflict (jittered)
 DEFAULT_TICK_MS = 1_000
 
 
@@ -130,7 +134,7 @@ class SessionService:
     def control(self, caller: str, session_id: str, command: Command) -> Session:
         """Apply one command; see the module docstring for the concurrency rules."""
         session = self.get(caller, session_id)
-        for _ in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES):
             if command.command_id is not None and command.command_id == session.last_command_id:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
@@ -142,8 +146,10 @@ class SessionService:
             except VersionConflict as conflict:
                 if expected is not None:
                     raise
-                # The failed write brought the current item back: retry on it, unread.
+                # The failed write brought the current item back: retry on it, unread, after
+                # a random wait, so that racers retrying at once do not collide again.
                 session = self._visible(caller, session_id, conflict.current)
+                _back_off(attempt)
                 continue
             return changed
         raise VersionConflict(session)
@@ -213,7 +219,7 @@ class SessionService:
         claims = verify(self._secret, share_token, "share", now=now_s)
         session_id = str(claims["sid"])
         session = self.store.get(session_id)
-        for _ in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES):
             if session is None:
                 raise SessionNotFound(session_id)
             if session.can_access(caller):
@@ -225,6 +231,7 @@ class SessionService:
                 self.store.replace(joined, session.version)
             except VersionConflict as conflict:
                 session = conflict.current  # the current item, unread
+                _back_off(attempt)
                 continue
             return joined
         raise VersionConflict(session)
@@ -237,3 +244,8 @@ class SessionService:
         if self.store.renew_presence(session_id, until, expires_at, caller) is None:
             raise SessionNotFound(session_id)
         return until
+
+
+def _back_off(attempt: int) -> None:
+    """A random wait before retrying a conflicting write (full jitter, doubling)."""
+    time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2**attempt))
