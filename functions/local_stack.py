@@ -96,11 +96,12 @@ class MotoServer:
 
 @contextmanager
 def moto_server(port: int | None = None, quiet: bool = True) -> Iterator[MotoServer]:
-    """Start moto's server mode on 127.0.0.1 and always stop it."""
+    """Start moto's server mode on 127.0.0.1 (with DynamoDB's atomic writes:
+    ``functions.local_moto``) and always stop it."""
     port = port or free_port()
     env = {**os.environ, **LOCAL_CREDENTIALS}
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "functions.local_moto", "-H", "127.0.0.1", "-p", str(port)],
         env=env,
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,

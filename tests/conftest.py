@@ -9,11 +9,15 @@ import pytest
 from moto import mock_aws
 
 from chunker.aws import s3_client
+from functions.local_moto import atomic_dynamodb
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 BUCKET = "replay-test"
+
+# In-process moto, too, applies each DynamoDB request atomically, as DynamoDB does.
+atomic_dynamodb()
 
 
 @pytest.fixture(autouse=True)

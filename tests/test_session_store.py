@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -127,3 +128,36 @@ def test_the_pollers_reads_are_not_retried() -> None:
         with pytest.raises(ClientError):
             store.get_many([new_session_id()])
     assert polls.hits == 1
+
+
+def test_of_racing_conditional_writes_exactly_one_wins(store: SessionStore) -> None:
+    """Optimistic concurrency needs DynamoDB's atomic condition-and-write. moto alone checks
+    and writes in two steps, so racers could both win (a lost update, seen in
+    test_racing_controllers_never_lose_an_update); functions.local_moto closes that gap for
+    the local stack and the tests. Each round: two threads write over the same version."""
+    session = a_session()
+    store.create(session)
+    rounds = 300
+    barrier = threading.Barrier(2, timeout=30)
+    wins = [0, 0]
+
+    def racer(index: int) -> None:
+        for round_ in range(rounds):
+            barrier.wait()
+            changed = replace(session, version=round_ + 2, updated_at=index)
+            try:
+                store.replace(changed, round_ + 1)
+            except VersionConflict:
+                pass
+            else:
+                wins[index] += 1
+            barrier.wait()
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(wins) == rounds, f"{sum(wins) - rounds} rounds had two winners"
+    stored = store.get(session.session_id)
+    assert stored is not None and stored.version == rounds + 1
