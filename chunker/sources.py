@@ -30,6 +30,7 @@ MAX_COMPRESSED_BYTES = 2 * 1024**3
 MAX_INFLATED_BYTES = 8 * 1024**3
 _PIECE = 1024 * 1024  # text handled at a time; its lines (up to ~15x for tiny ones) too
 _FEED = 4096  # compressed bytes given to zlib at a time (see _inflate)
+_BOM = b"\xef\xbb\xbf"
 
 
 class InputError(Exception):
@@ -128,7 +129,7 @@ def iter_lines(data: bytes, name: str, gzip: bool) -> Iterator[tuple[int, bytes]
     """
     pieces = _inflate(data, name) if gzip else _slices(data)
     number = 0
-    for block in _line_blocks(pieces):
+    for block in _line_blocks(_without_bom(pieces)):
         # Blank lines are skipped in C, without a Python step per line: a gzip of a GiB of
         # newlines is read at memory speed.
         if block.isspace():
@@ -137,6 +138,21 @@ def iter_lines(data: bytes, name: str, gzip: bool) -> Iterator[tuple[int, bytes]
         lines = block.split(b"\n")
         yield from compress(enumerate(lines, number + 1), map(bytes.strip, lines))
         number += len(lines)
+
+
+def _without_bom(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The text without a leading UTF-8 byte order mark (RFC 8259 lets parsers ignore it;
+    Windows tools write one), which would otherwise make the first line invalid JSON."""
+    head = b""
+    for piece in pieces:
+        head += piece
+        if len(head) >= len(_BOM):
+            break
+    if head.startswith(_BOM):
+        head = head[len(_BOM) :]
+    if head:
+        yield head
+    yield from pieces
 
 
 def _slices(data: bytes) -> Iterator[bytes]:

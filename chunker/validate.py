@@ -291,7 +291,8 @@ class Rules:
     def parse(self, kind: str, line: bytes) -> Row | Reject:
         """Validate one raw line of ``kind``; the row, or why it was rejected."""
         if len(line) > MAX_LINE_BYTES:
-            return Reject(LINE_TOO_LONG, f"{len(line)} bytes > {MAX_LINE_BYTES}")
+            # Lines are cut to MAX_LINE_BYTES + 1 when read: the true length is not known.
+            return Reject(LINE_TOO_LONG, f"longer than {MAX_LINE_BYTES} bytes")
         if kind == "positions":
             row = self._position_fast(line)
             if row is not None:

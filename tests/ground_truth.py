@@ -62,6 +62,7 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
         if raw_file is None:
             continue
         data = gzip.decompress(objects[key]) if raw_file.gzip else objects[key]
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a leading UTF-8 BOM is ignored
         latest: dict[tuple[str, int], Row] = {}  # the contract's duplicate rule, per file
         for number, line in enumerate(data.split(b"\n"), start=1):
             if not line.strip() or len(line) > MAX_LINE_BYTES:

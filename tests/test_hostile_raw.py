@@ -330,7 +330,7 @@ LINE_CASES = [
             (positions_spelled(11, "heading", b"-0.0"), None),
         ],
     ),
-    # --- wrong encodings: not UTF-8 is invalid JSON; CRLF is whitespace; a BOM is not JSON
+    # --- wrong encodings: not UTF-8 is invalid JSON; CRLF is whitespace; a leading BOM is ignored
     Case(
         "utf16-with-bom",
         "positions/05.jsonl",
@@ -384,8 +384,9 @@ LINE_CASES = [
         "utf8-bom",
         "positions/00.jsonl.gz",
         _utf8_bom,
-        quarantined=[(1, INVALID_JSON)],
+        quarantined=[],
         accepts_lines=True,
+        same_chunks=True,
     ),
     # --- zip bombs that are valid gzip: read in bounded pieces, never held whole
     Case(
@@ -865,3 +866,14 @@ def test_a_bomb_past_the_real_inflation_cap_stops_with_small_rss(
 
 if __name__ == "__main__":
     _child()
+
+
+def test_only_a_leading_utf8_bom_is_ignored_wherever_the_gzip_members_cut_it() -> None:
+    bom = b"\xef\xbb\xbf"
+    text = bom + b'{"a":1}\n' + bom + b'{"b":2}\n'
+    expected = [(1, b'{"a":1}'), (2, bom + b'{"b":2}')]  # a BOM inside is not skipped
+    assert list(sources.iter_lines(text, "plain.jsonl", False)) == expected
+    for cut in range(1, 5):  # one gzip member per piece of the text: the BOM split 1|2, 2|1
+        body = gzip.compress(text[:cut], mtime=0) + gzip.compress(text[cut:], mtime=0)
+        assert list(sources.iter_lines(body, "cut.jsonl.gz", True)) == expected
+    assert list(sources.iter_lines(bom, "only-a-bom.jsonl", False)) == []
