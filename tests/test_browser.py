@@ -431,10 +431,11 @@ def test_screenshot_mid_replay_with_a_vehicle_card(dashboard: Dashboard, tmp_pat
 def test_stream_lifetime_limit_is_invisible_to_the_viewer(
     browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Streams end themselves before Lambda's deadline (here: after 4 s) with a `reconnect`
+    # Streams end themselves before Lambda's deadline (here: after 3 s) with a `reconnect`
     # event; the page comes back at once with a fresh token and misses nothing.
-    monkeypatch.setenv("STREAM_MAX_SECONDS", "4")
-    with demo_server(tmp_path / "demo.log") as short_lived:
+    monkeypatch.setenv("STREAM_MAX_SECONDS", "3")
+    one_hour = ["--vehicles", "20", "--flights", "20", "--start-hour", "6", "--hours", "1"]
+    with demo_server(tmp_path / "demo.log", one_hour) as short_lived:
         ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
         try:
             viewer = open_dashboard(ctx, f"{short_lived.url}/")

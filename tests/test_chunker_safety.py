@@ -58,7 +58,7 @@ def chunk_process(server: MotoServer, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "functions.cli", "chunk", "--airport", "XTST",
-             "--date", "2026-03-14", "--bucket-ms", "60000"],
+             "--date", "2026-03-14", "--bucket-ms", "300000"],
             env=env, stdout=sink, stderr=sink,
         )  # fmt: skip
 

@@ -12,15 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from chunker.job import chunk_day
 from functions import handlers
 from functions.control.models import SessionCreate
 from functions.control.service import SessionService
 from functions.services import Services
 from functions.settings import get_settings
 from tests.conftest import BUCKET
-from tests.rawday import build_raw_day
-from tests.streaming import CONFIG, SECRET, TABLE, build_services
+from tests.streaming import SECRET, TABLE, build_services, publish_day
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,9 +79,7 @@ class LambdaContext:
 @pytest.fixture
 def published(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     """XLHI published on moto, the handler configured from the environment, a session."""
-    for key, body in build_raw_day(seed=5, hours=(0, 3), airport="XLHI").objects().items():
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    chunk_day(s3, BUCKET, "XLHI", "2026-03-14", CONFIG)
+    publish_day(s3, airport="XLHI", seed=5)
     services = build_services(s3)
     for name, value in {
         "REPLAY_BUCKET": BUCKET,

@@ -107,7 +107,8 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
     assert len(frames) < (last - first) / CONFIG.tick_ms / 2
 
 
-@pytest.mark.parametrize("speed", [4.0, 60.0, 400.0])
+# 8x: one tick per frame (as at 1x-10x); 60x and 400x merge ticks into frames.
+@pytest.mark.parametrize("speed", [8.0, 60.0, 400.0])
 def test_resume_after_100_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
     server: Server, truth: Any, speed: float
 ) -> None:
@@ -395,7 +396,10 @@ def test_ending_the_range_sends_end_then_heartbeats(s3: S3Client, day: Any, trut
                 assert time.monotonic() < deadline
                 reader.events.extend(reader.parser.feed(next(reader._chunks)))
             reader.close()
-        assert frame_position(events) == end - CONFIG.tick_ms
+        # The last tick may hold no change (then no frame names it): the end event says
+        # where the stream stopped, and no frame went past it.
+        assert events[-1].json()["position"] == end - CONFIG.tick_ms
+        assert end - 10 * CONFIG.tick_ms <= frame_position(events) <= end - CONFIG.tick_ms
         assert [e.event for e in reader.events].count("end") == 1
         assert reader.parser.comments[:2] == ["hb", "hb"]
 
