@@ -804,7 +804,10 @@ class Server:
 async def drive(config: LoadConfig, server: Server) -> dict[str, Any]:
     """Set up the sessions, run the load, let the clients leave; the raw tallies."""
     # Dashboards each have their own connections: the pool must not be what queues requests.
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    # But few stay idle: httpcore scans (and polls the socket of) every pooled connection
+    # for each request, so 500 idle ones after the set-up burst cost this process most of
+    # a core and made it the bottleneck. Idle ones close before uvicorn's 5 s keep-alive.
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=32, keepalive_expiry=4.0)
     base_url = f"http://127.0.0.1:{server.port}"
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as api_client,
