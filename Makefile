@@ -25,8 +25,10 @@ demo: venv
 ## test: lint, type-check and the whole test suite
 test: lint unit
 
+# Two workers, each test file on one of them (module fixtures start once): most tests
+# wait on real time (streams, servers, browsers), so two cores halve the wall time.
 unit: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check .
