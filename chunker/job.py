@@ -48,7 +48,15 @@ from chunker.chunk_format import (
 from chunker.day import InvalidServiceDay, ServiceDay
 from chunker.keys import DayKeys, RawFile
 from chunker.records import RECORD_KINDS, Reference
-from chunker.sources import InputError, RawDay, discover, get_bytes, iter_lines, load_reference
+from chunker.sources import (
+    InputError,
+    RawDay,
+    discover,
+    get_bytes,
+    iter_lines,
+    load_reference,
+    stream_object,
+)
 from chunker.state import ReplayState
 from chunker.validate import DUPLICATE, QUARANTINE_RAW_BYTES, Rules, TooManyRejects
 
@@ -93,8 +101,9 @@ class ParsedFile:
     rejects: list[Rejected]
 
 
-def parse_file(data: bytes, raw_file: RawFile, rules: Rules) -> ParsedFile:
-    """Validate every line of one raw object (positions take the fast loop)."""
+def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -> ParsedFile:
+    """Validate every line of one raw object, given whole or in pieces as it is read
+    (positions take the fast loop)."""
     kind = raw_file.kind
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
     lines = iter_lines(data, raw_file.key, raw_file.gzip)
@@ -177,8 +186,7 @@ class DayJob:
             cached = self._parsed_day_files.get(raw_file.key)
             if cached is not None:
                 return cached
-        data = get_bytes(self.s3, self.bucket, raw_file.key)
-        parsed = parse_file(data, raw_file, self.rules)
+        parsed = parse_file(stream_object(self.s3, self.bucket, raw_file.key), raw_file, self.rules)
         if raw_file.hour is None:
             self._parsed_day_files[raw_file.key] = parsed
         return parsed

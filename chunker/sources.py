@@ -1,15 +1,16 @@
 """Finding and reading one day's raw recordings in S3.
 
-Objects are read whole (a raw object is at most ``MAX_COMPRESSED_BYTES``) and inflated
-incrementally with a cap on the inflated size, so a corrupt or hostile gzip file is a
-clear error naming the object and never exhausts memory.
+Raw objects are streamed: read from S3 in ``_READ``-byte pieces and inflated
+incrementally with a cap on the inflated size, so neither a large object nor a corrupt
+or hostile gzip file is ever held whole; the memory a file costs is its accepted rows,
+whatever its size. Such a file is a clear error naming the object.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING
@@ -25,11 +26,13 @@ from chunker.validate import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
 
 MAX_COMPRESSED_BYTES = 2 * 1024**3
 MAX_INFLATED_BYTES = 8 * 1024**3
 _PIECE = 1024 * 1024  # text handled at a time; its lines (up to ~15x for tiny ones) too
 _FEED = 4096  # compressed bytes given to zlib at a time (see _inflate)
+_READ = 1024 * 1024  # bytes read from S3 at a time
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -95,8 +98,7 @@ def discover(s3: S3Client, bucket: str, keys: DayKeys) -> RawDay:
     return RawDay(keys, reference_etag, tuple(files), tuple(inputs))
 
 
-def get_bytes(s3: S3Client, bucket: str, key: str, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
-    """Whole object body; InputError naming the object if it is missing or too large."""
+def _open(s3: S3Client, bucket: str, key: str, limit: int) -> GetObjectOutputTypeDef:
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -105,9 +107,31 @@ def get_bytes(s3: S3Client, bucket: str, key: str, limit: int = MAX_COMPRESSED_B
             raise InputError(f"s3://{bucket}/{key} is missing") from exc
         raise InputError(f"s3://{bucket}/{key}: {code or exc}") from exc
     if response["ContentLength"] > limit:
+        response["Body"].close()
         raise InputError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes (> {limit})")
-    body: bytes = response["Body"].read()
+    return response
+
+
+def get_bytes(s3: S3Client, bucket: str, key: str, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
+    """Whole object body; InputError naming the object if it is missing or too large."""
+    body: bytes = _open(s3, bucket, key, limit)["Body"].read()
     return body
+
+
+def stream_object(
+    s3: S3Client, bucket: str, key: str, limit: int = MAX_COMPRESSED_BYTES
+) -> Iterator[bytes]:
+    """The object body in pieces of up to ``_READ`` bytes, never held whole; InputError
+    naming the object if it is missing or too large (checked before the first piece)."""
+    body = _open(s3, bucket, key, limit)["Body"]
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(_READ)
+        finally:
+            body.close()
+
+    return pieces()
 
 
 def load_reference(s3: S3Client, bucket: str, keys: DayKeys) -> Reference:
@@ -121,13 +145,15 @@ def load_reference(s3: S3Client, bucket: str, keys: DayKeys) -> Reference:
         ) from exc
 
 
-def iter_lines(data: bytes, name: str, gzip: bool) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line) of every non-blank line, inflating gzip incrementally.
+def iter_lines(data: bytes | Iterable[bytes], name: str, gzip: bool) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of every non-blank line of ``data`` (the object's bytes,
+    or its bytes in pieces as they arrive), inflating gzip incrementally.
 
     A line longer than ``MAX_LINE_BYTES`` is cut to ``MAX_LINE_BYTES + 1`` bytes (enough
     for the validator to reject it as too long) so memory stays bounded.
     """
-    pieces = _inflate(data, name) if gzip else _slices(data)
+    chunks = _slices(data) if isinstance(data, bytes) else iter(data)
+    pieces = _inflate(chunks, name) if gzip else chunks
     number = 0
     for block in _line_blocks(_without_bom(pieces)):
         # Blank lines are skipped in C, without a Python step per line: a gzip of a GiB of
@@ -160,38 +186,47 @@ def _slices(data: bytes) -> Iterator[bytes]:
         yield data[start : start + _PIECE]
 
 
-def _inflate(data: bytes, name: str) -> Iterator[bytes]:
+def _inflate(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
     # zlib copies the input it has not used yet (``unconsumed_tail``, ``unused_data``) after
     # every call; feeding it ``_FEED`` bytes at a time keeps those copies small, so neither a
     # high ratio nor many concatenated members make inflating quadratic in the object size.
-    view = memoryview(data)
     inflater = zlib.decompressobj(wbits=31)
     inflated = 0
-    fed = 0  # bytes of ``data`` given to zlib so far
-    rest: bytes | memoryview = b""
-    while True:
-        if not rest:
-            rest = view[fed : fed + _FEED]
-            fed += len(rest)
-        try:
-            piece = inflater.decompress(rest, _PIECE)
-        except zlib.error as exc:
-            raise InputError(f"{name}: not a readable gzip stream ({exc})") from exc
-        rest = inflater.unconsumed_tail
+    started = False  # the current member has been given input
+    empty = True
+    for chunk in chunks:
+        empty = empty and not chunk
+        view = memoryview(chunk)
+        for start in range(0, len(view), _FEED):
+            rest: bytes | memoryview = view[start : start + _FEED]
+            while rest:
+                started = True
+                try:
+                    piece = inflater.decompress(rest, _PIECE)
+                except zlib.error as exc:
+                    raise InputError(f"{name}: not a readable gzip stream ({exc})") from exc
+                inflated += len(piece)
+                if inflated > MAX_INFLATED_BYTES:
+                    raise InputError(f"{name}: inflates beyond {MAX_INFLATED_BYTES} bytes")
+                if piece:
+                    yield piece
+                if inflater.eof:
+                    # Concatenated gzip members are valid gzip: go on with the next member.
+                    rest = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    started = False
+                else:
+                    rest = inflater.unconsumed_tail
+    if empty:
+        raise InputError(f"{name}: truncated gzip stream (empty)")
+    while started and not inflater.eof:  # output the last call held back (its max_length)
+        piece = inflater.decompress(b"", _PIECE)
         inflated += len(piece)
         if inflated > MAX_INFLATED_BYTES:
             raise InputError(f"{name}: inflates beyond {MAX_INFLATED_BYTES} bytes")
-        if piece:
-            yield piece
-        if inflater.eof:
-            # Concatenated gzip members are valid gzip; go on with the next member.
-            fed -= len(inflater.unused_data)
-            if fed == len(data):
-                return
-            rest = b""
-            inflater = zlib.decompressobj(wbits=31)
-        elif not rest and not piece and fed == len(data):
+        if not piece:
             raise InputError(f"{name}: truncated gzip stream")
+        yield piece
 
 
 def _line_blocks(pieces: Iterator[bytes]) -> Iterator[bytes]:

@@ -29,6 +29,7 @@ import ctypes
 import gzip
 import json
 import os
+import random
 import re
 import struct
 import subprocess
@@ -877,3 +878,40 @@ def test_only_a_leading_utf8_bom_is_ignored_wherever_the_gzip_members_cut_it() -
         body = gzip.compress(text[:cut], mtime=0) + gzip.compress(text[cut:], mtime=0)
         assert list(sources.iter_lines(body, "cut.jsonl.gz", True)) == expected
     assert list(sources.iter_lines(bom, "only-a-bom.jsonl", False)) == []
+
+
+def test_an_object_is_read_in_the_pieces_s3_sends_never_whole() -> None:
+    """The chunker streams raw objects (``sources.stream_object``): 256 MiB arriving in
+    1 MiB pieces are read in a few pieces' worth of memory; it used to hold the whole object."""
+    tail = position(1) + b"\n"
+
+    def arriving() -> Iterator[bytes]:
+        for _ in range(256):
+            yield b" \n" * (MiB // 2)
+        yield tail
+
+    tracemalloc.start()
+    try:
+        lines = list(sources.iter_lines(arriving(), "big.jsonl", False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lines == [(256 * MiB // 2 + 1, tail.strip())]
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"  # a few pieces, not 256 MiB
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_cut_of_the_arriving_bytes_reads_the_same_lines(seed: int) -> None:
+    rng = random.Random(seed)
+    text = b"".join(position(s) + b"\n" * rng.randint(1, 3) for s in range(2_000))
+    cuts = sorted(rng.sample(range(1, len(text)), 3))
+    members = [
+        gzip.compress(text[a:b], mtime=0)
+        for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)
+    ]
+    for body, is_gzip in ((text, False), (b"".join(members), True)):
+        whole = list(sources.iter_lines(body, "whole", is_gzip))
+        edges = sorted(rng.sample(range(1, len(body)), 40))
+        pieces = [body[a:b] for a, b in zip([0, *edges], [*edges, len(body)], strict=True)]
+        assert list(sources.iter_lines(iter(pieces), "pieces", is_gzip)) == whole
+        assert len(whole) == 2_000
