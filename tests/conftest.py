@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -18,6 +21,11 @@ BUCKET = "replay-test"
 
 # In-process moto, too, applies each DynamoDB request atomically, as DynamoDB does.
 atomic_dynamodb()
+
+# moto gives every test a fresh boto3 default session, and each session read botocore's
+# service models from disk again (~0.4 s per test). One loader serves them all: its
+# caches hold the parsed JSON, which botocore never mutates.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)
