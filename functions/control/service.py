@@ -39,8 +39,9 @@ from functions.sessions import (
 from functions.tokens import issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
-CONFLICT_RETRIES = 8
+CONFLICT_RETRIES = 16
 CONFLICT_BACKOFF_S = 0.005  # the first wait's bound; doubles at each conflict (jittered)
+CONFLICT_BACKOFF_MAX_S = 0.1
 DEFAULT_TICK_MS = 1_000
 
 
@@ -146,10 +147,8 @@ class SessionService:
             except VersionConflict as conflict:
                 if expected is not None:
                     raise
-                # The failed write brought the current item back: retry on it, unread, after
-                # a random wait, so that racers retrying at once do not collide again.
-                session = self._visible(caller, session_id, conflict.current)
-                _back_off(attempt)
+                current = self._after_conflict(attempt, conflict, session_id)
+                session = self._visible(caller, session_id, current)
                 continue
             return changed
         raise VersionConflict(session)
@@ -230,11 +229,23 @@ class SessionService:
             try:
                 self.store.replace(joined, session.version)
             except VersionConflict as conflict:
-                session = conflict.current  # the current item, unread
-                _back_off(attempt)
+                session = self._after_conflict(attempt, conflict, session_id)
                 continue
             return joined
         raise VersionConflict(session)
+
+    def _after_conflict(
+        self, attempt: int, conflict: VersionConflict, session_id: str
+    ) -> Session | None:
+        """The session to retry a conflicting write on. The first time, the item the failed
+        write brought back, at once: it is current. After that, the other writer is busy:
+        wait a random time (full jitter, doubling, capped), then read the item again, so the
+        retry never works on a version older than its wait (retrying on the item from
+        before the wait lost to a writer that never waits, every time)."""
+        if attempt == 0:
+            return conflict.current
+        _back_off(attempt)
+        return self.store.get(session_id)
 
     def renew_presence(self, caller: str, session_id: str) -> int:
         """A viewer is still watching: extend the lease streams check, and the TTL."""
@@ -248,4 +259,4 @@ class SessionService:
 
 def _back_off(attempt: int) -> None:
     """A random wait before retrying a conflicting write (full jitter, doubling)."""
-    time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2**attempt))
+    time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_S * 2**attempt, CONFLICT_BACKOFF_MAX_S)))
