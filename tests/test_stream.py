@@ -86,8 +86,14 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
 ) -> None:
     rows, service_day = truth
     start = service_day.start_ms + 3_600_000 - 20_000  # crosses an hour and a chunk boundary
+    # The clock leaves ``start`` 1 s from now (until then it is clamped there), so a stream
+    # slow to open still opens before the boundary (20 s of replay are 20 ms at 1024x).
     session = server.new_session(
-        start, service_day.start_ms + 3 * 3_600_000, speed=speed, state="playing"
+        start,
+        service_day.start_ms + 3 * 3_600_000,
+        speed=speed,
+        state="playing",
+        anchor_wall=server.services.now_ms() + 1_000,
     )
     with httpx.Client() as client:
         reader = StreamReader(client, server.stream_url(session))
@@ -95,6 +101,7 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
             lambda e: e.event == "vehicle_update" and e.json()["t"] >= start + 150_000
         )
         reader.close()
+    assert events[0].event == "snapshot" and events[0].json()["t"] < start + 20_000
     state = ClientState()
     for event in events:
         state.apply(event)
