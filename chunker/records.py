@@ -20,6 +20,8 @@ AIRPORT_ID_PATTERN = r"^[A-Z0-9]{3,4}$"
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 EntityId = Annotated[str, Field(pattern=ENTITY_ID_PATTERN)]
+# Display text from the reference data: it travels in every manifest and to every viewer.
+Label = Annotated[str, Field(min_length=1, max_length=200)]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 Heading = Annotated[float, Field(ge=0.0, lt=360.0, allow_inf_nan=False)]
@@ -192,9 +194,11 @@ class Airport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     airport_id: Annotated[str, Field(pattern=AIRPORT_ID_PATTERN)]
-    name: str
-    name_zh: str | None = None
-    timezone: str = Field(description="IANA zone; the service day is a local calendar day.")
+    name: Label
+    name_zh: Label | None = None
+    timezone: str = Field(
+        max_length=64, description="IANA zone; the service day is a local calendar day."
+    )
     reference_point: Point
 
 
@@ -204,7 +208,7 @@ class Vehicle(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     vehicle_id: EntityId
     vehicle_type: VehicleType
-    label: str
+    label: Label
     depot_id: EntityId
 
 
@@ -226,7 +230,7 @@ class Depot(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     depot_id: EntityId
     vehicle_type: VehicleType
-    name: str
+    name: Label
     position: Point
     road_node: EntityId
 
@@ -236,7 +240,7 @@ class Terminal(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     terminal_id: EntityId
-    name: str
+    name: Label
     outline: list[Point] = Field(min_length=3)
 
 
@@ -244,7 +248,7 @@ class Runway(BaseModel):
     """A runway centreline."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    runway_id: str
+    runway_id: Annotated[str, Field(min_length=1, max_length=16)]
     start: Point
     end: Point
     width_m: float = Field(gt=0)

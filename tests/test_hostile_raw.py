@@ -249,6 +249,12 @@ def _reference_with(**airport: Any) -> Callable[[Objects], bytes]:
     return build
 
 
+def _long_vehicle_label(objects: Objects) -> bytes:
+    reference = _reference(objects)
+    reference["vehicles"][0]["label"] = "x" * 1_000_000  # would go to every viewer
+    return orjson.dumps(reference)
+
+
 EMPTY_MEMBER = gzip.compress(b"", mtime=0)
 DEEP_ARRAYS = b"[" * 30_000 + b"]" * 30_000  # 60 kB: under MAX_LINE_BYTES
 DEEP_OBJECTS = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
@@ -522,7 +528,13 @@ FILE_CASES = [
         "reference-timezone-too-long",
         "reference.json",
         _reference_with(timezone="Mars/" + "x" * 300),
-        error="unknown time zone 'Mars/xxx",
+        error="airport.timezone.*at most 64 characters",
+    ),
+    Case(
+        "reference-label-of-1MB",
+        "reference.json",
+        _long_vehicle_label,
+        error="vehicles.0.label.*at most 200 characters",
     ),
 ]
 
