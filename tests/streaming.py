@@ -71,12 +71,16 @@ def publish_day(
         stored = []
         for key in _keys(s3):
             response = s3.get_object(Bucket=BUCKET, Key=key)
-            arguments: dict[str, Any] = {"Bucket": BUCKET, "Key": key}
-            arguments["Body"] = response["Body"].read()
-            for header in ("ContentType", "ContentEncoding", "CacheControl"):
-                if response.get(header):
-                    arguments[header] = response[header]  # type: ignore[literal-required]
-            stored.append(arguments)
+            headers = {
+                "ContentType": response.get("ContentType"),
+                "ContentEncoding": response.get("ContentEncoding"),
+                "CacheControl": response.get("CacheControl"),
+            }
+            body = response["Body"].read()
+            stored.append(
+                {"Bucket": BUCKET, "Key": key, "Body": body}
+                | {name: value for name, value in headers.items() if value}
+            )
         _PUBLISHED[cache_key] = (raw, stored)
     return dict(raw)
 

@@ -258,5 +258,5 @@ class SessionService:
 
 
 def _back_off(attempt: int) -> None:
-    """A random wait before retrying a conflicting write (full jitter, doubling)."""
+    """A random wait before retrying a conflicting write (full jitter, doubling, capped)."""
     time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_S * 2**attempt, CONFLICT_BACKOFF_MAX_S)))
