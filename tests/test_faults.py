@@ -172,8 +172,16 @@ def test_s3_outage_mid_stream_sends_error_then_resumes_exactly(
     ends. The client reconnects with that id once S3 is back: nothing lost or repeated."""
     rows, service_day = truth
     start = chunks[1].end - 20_000
-    # Slow enough that the outage (the retries' backoff) stays within the resume gap.
-    session = server.new_session(start, service_day.end_ms, speed=8.0, state="playing")
+    # Slow enough that the outage (the retries' backoff) stays within the resume gap. The
+    # clock leaves ``start`` 2 s from now (clamped there until then), so a stream slow to
+    # open on a loaded machine still opens before chunk 2 and meets the outage mid-stream.
+    session = server.new_session(
+        start,
+        service_day.end_ms,
+        speed=8.0,
+        state="playing",
+        anchor_wall=server.services.now_ms() + 2_000,
+    )
     faults = faults_on(server)
     faults.add(Fault("s3.GetObject", 503, "SlowDown", when=url_names(chunks[2].key)))
     state = ClientState()
@@ -216,8 +224,14 @@ def test_a_damaged_chunk_stops_the_stream_with_chunk_damaged(
     else:  # valid zstd JSON of the right format, wrong structure
         body = b'{"format":"dispatch-replay.chunk","format_version":1,"keyframe":{},"ticks":[1]}'
         s3.put_object(Bucket=BUCKET, Key=key, Body=zstandard.compress(body))
+    # 15 s before the damaged chunk is 0.23 s at 64x: the clock leaves its start 2 s from
+    # now, so a stream slow to open still opens before the chunk (mid-stream, not at start).
     playing = server.new_session(
-        chunks[2].start - 15_000, service_day.end_ms, speed=64.0, state="playing"
+        chunks[2].start - 15_000,
+        service_day.end_ms,
+        speed=64.0,
+        state="playing",
+        anchor_wall=server.services.now_ms() + 2_000,
     )
     paused = server.new_session(
         service_day.start_ms, service_day.end_ms, position=chunks[2].start + 60_000
