@@ -60,3 +60,10 @@ async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send)
         await asyncio.wait({disconnected}, timeout=0.1)
     if disconnected.done():
         _note(f"saw {disconnected.result()['type']} after {n} ticks")
+
+
+async def never_starts(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    """Waits for the client to leave without ever starting a response."""
+    await receive()  # the request body
+    message = await receive()
+    _note(f"saw {message['type']} before starting")

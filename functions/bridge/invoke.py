@@ -8,7 +8,9 @@ forwarded as it is produced: ``http.response.start`` becomes the prelude, every
 - an error before the first byte becomes an HTTP 500 problem+json response;
 - an error after it ends the body with the Runtime API's error trailers;
 - shortly before the invocation deadline, or when the response can no longer be written,
-  the app is told the client left (``http.disconnect``) and the body is ended cleanly.
+  the app is told the client left (``http.disconnect``) and the body is ended cleanly;
+  if the app had not started its response by the deadline, the answer is a 503
+  problem+json with ``Retry-After`` (never an empty body).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ DEADLINE_MARGIN_MS = 1_000
 DISCONNECT_GRACE_S = 0.5
 
 INTERNAL_ERROR = Problem(500, "internal-error", "Internal error", "The response failed to start.")
+NOT_STARTED = Problem(
+    503,
+    "stream-not-started",
+    "Stream did not start in time",
+    "The response did not start before the invocation deadline. Retry.",
+    headers={"Retry-After": "1"},
+)
 
 MANGUM_CONFIG: LambdaConfig = {
     "api_gateway_base_path": "/",
@@ -124,6 +133,7 @@ async def handle(
 
 async def _send_error(exchange: _Exchange, problem: Problem) -> None:
     headers = [(b"content-type", PROBLEM_JSON.encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in problem.headers.items()]
     with contextlib.suppress(ClientGone):
         await exchange.response.write(http_prelude(problem.status, headers))
         await exchange.response.write(json.dumps(problem.body()).encode())
@@ -139,6 +149,7 @@ async def _run_app(
 ) -> None:
     response = exchange.response
     request_sent = False
+    deadline_reached = False
 
     async def receive() -> Message:
         nonlocal request_sent
@@ -165,9 +176,11 @@ async def _run_app(
             raise
 
     async def deadline_watch() -> None:
+        nonlocal deadline_reached
         remaining_s = (deadline_ms - DEADLINE_MARGIN_MS - time.time_ns() / 1e6) / 1000
         await asyncio.sleep(max(0.0, remaining_s))
         logger.info("invocation deadline near: ending the stream")
+        deadline_reached = True
         exchange.gone.set()
 
     app_task = asyncio.ensure_future(app(scope, receive, send))
@@ -199,6 +212,10 @@ async def _run_app(
         else:
             await response.finish()
         return
-    if not exchange.started and not exchange.gone.is_set():
+    if not exchange.started and deadline_reached:
+        # Still an answer, not an empty body: the client can tell to retry.
+        logger.warning("the response did not start before the deadline")
+        await _send_error(exchange, NOT_STARTED)
+    elif not exchange.started and not exchange.gone.is_set():
         await _send_error(exchange, INTERNAL_ERROR)
     await response.finish()
