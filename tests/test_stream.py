@@ -232,13 +232,16 @@ def test_control_changes_reach_the_open_stream(server: Server, truth: Any) -> No
     assert paused[0]["position"] == paused[1]["position"] == anchor
     # Frames sent before the stream saw the pause (within a poll) may run past the paused
     # position: a control snapshot takes the client back there.
-    past = [
-        i
-        for i, e in enumerate(after_pause)
-        if e.event == "vehicle_update" and e.json()["t"] > anchor
-    ]
-    if past:
-        back = [e.json() for e in after_pause[past[-1] :] if e.event == "snapshot"]
+    last_past = max(
+        (
+            i
+            for i, e in enumerate(after_pause)
+            if e.event == "vehicle_update" and e.json()["t"] > anchor
+        ),
+        default=None,
+    )
+    if last_past is not None:
+        back = [e.json() for e in after_pause[last_past:] if e.event == "snapshot"]
         assert back and back[0]["reason"] == "control" and back[0]["t"] <= anchor
     assert frame_position(events) <= anchor
     shown = ClientState()
