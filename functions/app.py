@@ -14,9 +14,11 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from chunker.chunk_format import CorruptChunk
 from chunker.day import InvalidServiceDay
@@ -43,6 +45,10 @@ from functions.tokens import InvalidToken
 logger = Logger(service="dispatch-replay-api")
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+# Swagger UI 5 (OpenAPI 3.1, which FastAPI writes) from the swagger-ui-bundle-v2 wheel, so
+# /docs works with no internet (FastAPI's default page loads it from a CDN).
+SWAGGER_UI_DIR = Path(str(swagger_ui_path))
+DOCS_ASSETS = "/docs/assets"
 
 # Domain exception -> (status, type slug, title, Retry-After seconds or None).
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
@@ -110,6 +116,28 @@ def _register_domain_errors(app: FastAPI) -> None:
     app.add_exception_handler(VersionConflict, conflict)
 
 
+def _add_docs_page(app: FastAPI) -> None:
+    """``/docs``: Swagger UI over ``/openapi.json``, every asset served by the app itself."""
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=oauth2_redirect,
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def docs_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+
 def create_app(services: Services | None = None) -> FastAPI:
     """The app; ``services`` default to real clients built from the environment."""
     services = services or Services.from_settings(get_settings())
@@ -118,7 +146,8 @@ def create_app(services: Services | None = None) -> FastAPI:
         title="dispatch-replay",
         version="1.0.0",
         summary="Replay of airport ground-handling auto-dispatch: sessions, history, SSE.",
-        docs_url="/docs",
+        docs_url=None,  # served below from packaged assets
+        redoc_url=None,  # ReDoc would load from a CDN too; /docs is the one docs page
         openapi_url="/openapi.json",
     )
     app.state.services = services
@@ -154,6 +183,8 @@ def create_app(services: Services | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    _add_docs_page(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
