@@ -31,7 +31,7 @@ from functions.control.models import SessionView
 from functions.control.service import NotOwner
 from functions.history import routes as history_routes
 from functions.history.queries import FlightNotFound, HistoryError
-from functions.identity import caller
+from functions.identity import caller, jwt_verifier
 from functions.middleware import BodyLimit, RequestLog
 from functions.playback import PlaybackError
 from functions.problems import Problem, problem_response
@@ -151,6 +151,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.services = services
+    app.state.jwt_verifier = jwt_verifier(settings)
     problems.install(app)
     _register_domain_errors(app)
 

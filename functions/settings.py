@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AppSettings(BaseSettings):
@@ -30,6 +30,14 @@ class AppSettings(BaseSettings):
     stream_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
     share_token_ttl_s: int = Field(default=7 * 86_400, ge=60)
     cors_origins: list[str] = Field(default_factory=list)
+    # Bearer JWTs the app verifies itself where no authorizer is in front (the stream's
+    # Function URL, functions.bearer): the HTTP API authorizer's issuer and audiences.
+    jwt_issuer: str = Field(default="", description="Issuer URL; empty: no in-app check.")
+    jwt_audience: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted audiences (comma-separated)."
+    )
+    jwt_jwks_url: str = Field(default="", description="JWKS URL; empty: OpenID discovery.")
+    jwt_leeway_s: float = Field(default=60.0, ge=0, le=300, description="Clock skew allowed.")
 
     # Sessions.
     session_ttl_s: int = Field(default=86_400, ge=300)
@@ -50,6 +58,14 @@ class AppSettings(BaseSettings):
     # asker), then tells its client to come back: never a silent stream.
     stream_chunk_wait_s: float = Field(default=10.0, gt=0, le=60)
     chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+
+    @field_validator("jwt_audience", mode="before")
+    @classmethod
+    def _audiences(cls, value: object) -> object:
+        # The template passes the CommaDelimitedList parameter joined with commas.
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
 
 
 def _secret_from_secrets_manager(secret_id: str) -> str:

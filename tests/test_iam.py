@@ -40,6 +40,7 @@ from tests.iam import (
     roles,
     translated_template,
 )
+from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.streaming import SECRET, TABLE, build_services, publish_day
 from tests.test_control_handler import EXPECTED_STATUS, OWNER, SESSION_ID, LambdaContext
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 EVENTS = Path(__file__).parent.parent / "events"
 CHUNKER_ARN = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:replay-ChunkerFunction-x1"
 DAY = "2026-03-14"
+STREAM_EVENTS = ("stream-open.json", "stream-resume.json", "stream-bad-token.json")
 
 
 def arn_of(kind: str, name: str) -> str:
@@ -151,15 +153,17 @@ def drive_http_function(
     function: str,
     handler: Any,
     expected: dict[str, int],
+    events: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Each event file through ``handler`` as ``function``'s role, in order: statuses as
-    expected, calls exactly what the role allows."""
+    """Each event (file) through ``handler`` as ``function``'s role, in order: statuses
+    as expected, calls exactly what the role allows."""
     the_edge, all_roles = edge
     role = all_roles[function]
+    loaded = events or {name: event(name) for name in expected}
     with the_edge.acting_as(role) as calls:
-        statuses = {name: handler(event(name), LambdaContext())["statusCode"] for name in expected}
-    assert statuses == expected
+        statuses = {name: handler(loaded[name], LambdaContext())["statusCode"] for name in expected}
     assert_exactly_allowed(role, calls)
+    assert statuses == expected
 
 
 def test_the_control_function_calls_exactly_what_its_role_allows(
@@ -174,10 +178,24 @@ def test_the_control_function_calls_exactly_what_its_role_allows(
 
 
 def test_the_stream_function_calls_exactly_what_its_role_allows(
-    control_environment: None, edge: tuple[AwsEdge, dict[str, Role]]
+    control_environment: None,
+    edge: tuple[AwsEdge, dict[str, Role]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    expected = {"stream-open.json": 200, "stream-resume.json": 200, "stream-bad-token.json": 401}
-    drive_http_function(edge, "StreamFunction", handlers.stream_handler, expected)
+    with serve_issuer() as issuer:
+        # The seed's stream with a real bearer JWT: it creates its session from here.
+        monkeypatch.setenv("JWT_ISSUER", issuer.url)
+        monkeypatch.setenv("JWT_AUDIENCE", f"other-client,{AUDIENCE}")
+        seed = event("stream-seed.json")
+        seed["headers"]["authorization"] = f"Bearer {issuer.token()}"
+        events = {**{n: event(n) for n in STREAM_EVENTS}, "stream-seed.json": seed}
+        expected = {
+            "stream-open.json": 200,
+            "stream-resume.json": 200,
+            "stream-bad-token.json": 401,
+            "stream-seed.json": 200,
+        }
+        drive_http_function(edge, "StreamFunction", handlers.stream_handler, expected, events)
 
 
 # --- the chunker ---------------------------------------------------------------------------

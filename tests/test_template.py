@@ -99,15 +99,6 @@ def test_policies_are_least_privilege(name: str) -> None:
         assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [])
 
 
-def test_the_stream_function_only_renews_presence_and_polls_sessions() -> None:
-    """What the stream function does to the sessions table: a stream open is one
-    UpdateItem (presence renewed, session read), polls are BatchGetItem."""
-    sessions = [s for s in _statements(FUNCTIONS["StreamFunction"]) if s["Sid"] == "Sessions"]
-    assert [sorted(s["Action"]) for s in sessions] == [
-        ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
-    ]
-
-
 def test_bucket_is_private_encrypted_and_tls_only() -> None:
     bucket = RESOURCES["ReplayBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
