@@ -243,24 +243,43 @@ def s3_object_arn(bucket: str, key: str) -> str:
     return f"arn:{PARTITION}:s3:::{bucket}/{key}"
 
 
+# Operations whose IAM action is not "<service>:<OperationName>" (the Service
+# Authorization Reference).
+_ACTION_OF = {
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("lambda", "Invoke"): "lambda:InvokeFunction",
+}
+_PLAIN_SERVICES = {"s3", "dynamodb", "secretsmanager", "sqs"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action that authorises ``service.operation``."""
+    action = _ACTION_OF.get((service, operation))
+    if action is None and service in _PLAIN_SERVICES:
+        action = f"{service}:{operation}"
+    if action is None:
+        raise NotImplementedError(f"{service}.{operation}: which IAM action? (tests/iam.py)")
+    return action
+
+
 def iam_requests(
     service: str, operation: str, params: dict[str, Any], arns: Callable[[str, str], str]
 ) -> list[Request]:
-    """What IAM authorises a call with (the service authorisation reference's mapping).
+    """What IAM authorises a call with: action, resource ARNs, condition keys.
 
-    ``arns(kind, name)`` turns a table or function name into its ARN.
+    ``arns(kind, name)`` turns a table, function or secret name into its ARN.
     """
+    action = iam_action(service, operation)
     if service == "s3":
         bucket = params["Bucket"]
-        if operation in ("GetObject", "HeadObject"):  # HEAD is authorised as s3:GetObject
-            return [Request("s3:GetObject", s3_object_arn(bucket, params["Key"]))]
-        if operation == "PutObject":
-            return [Request("s3:PutObject", s3_object_arn(bucket, params["Key"]))]
-        if operation in ("ListObjectsV2", "ListObjects"):
+        if action == "s3:ListBucket":
             prefix = params.get("Prefix")
             context = (("s3:prefix", prefix),) if prefix is not None else ()
-            return [Request("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", context)]
-    elif service == "dynamodb":
+            return [Request(action, f"arn:{PARTITION}:s3:::{bucket}", context)]
+        return [Request(action, s3_object_arn(bucket, params["Key"]))]
+    if service == "dynamodb":
         if operation in ("BatchGetItem", "BatchWriteItem"):
             tables = sorted(params["RequestItems"])
         elif operation in ("TransactGetItems", "TransactWriteItems"):
@@ -269,14 +288,77 @@ def iam_requests(
             )
         else:
             tables = [params["TableName"]]
-        return [Request(f"dynamodb:{operation}", arns("table", t)) for t in tables]
-    elif service == "lambda" and operation == "Invoke":
-        return [Request("lambda:InvokeFunction", arns("function", params["FunctionName"]))]
-    elif service == "secretsmanager" and operation == "GetSecretValue":
-        return [Request("secretsmanager:GetSecretValue", arns("secret", params["SecretId"]))]
-    raise NotImplementedError(
-        f"{service}.{operation}: say which IAM action authorises it (tests/iam.py)"
+        return [Request(action, arns("table", t)) for t in tables]
+    if service == "lambda":
+        return [Request(action, arns("function", params["FunctionName"]))]
+    if service == "secretsmanager":
+        return [Request(action, arns("secret", params["SecretId"]))]
+    raise NotImplementedError(f"{service}.{operation}: which resource? (tests/iam.py)")
+
+
+# --- the same, read from the source: every client call the shipped modules contain ----------
+
+SCANNED_SERVICES = ("s3", "dynamodb", "lambda", "secretsmanager", "sqs")
+
+
+def _operations_by_method() -> dict[str, list[tuple[str, str]]]:
+    """boto3 method name (``get_object``) -> [(service, operation)] for the services."""
+    from botocore import xform_name
+    from botocore.session import get_session
+
+    session = get_session()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for service in SCANNED_SERVICES:
+        for operation in session.get_service_model(service).operation_names:
+            found.setdefault(xform_name(operation), []).append((service, operation))
+    return found
+
+
+def modules_loaded_by(import_name: str) -> list[str]:
+    """Our modules (``chunker.*``, ``functions.*``) that importing ``import_name`` loads."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        f"import sys, {import_name}; "
+        "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('chunker', 'functions')))"
     )
+    env = {**os.environ, "REPLAY_BUCKET": "static-scan", "AWS_DEFAULT_REGION": REGION}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout.split()
+
+
+def client_calls_in(modules: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(service, operation) -> where: every ``x.<boto3 method>(...)`` call in ``modules``,
+    and every ``get_paginator("<method>")``. A method name several services share counts
+    for each of them."""
+    import ast
+
+    by_method = _operations_by_method()
+    found: dict[tuple[str, str], list[str]] = {}
+    for module in modules:
+        path = ROOT / module.replace(".", "/")
+        source = (
+            path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+        )
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            method = node.func.attr
+            if method == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+                method = str(node.args[0].value)
+            for service_operation in by_method.get(method, []):
+                found.setdefault(service_operation, []).append(f"{module}:{node.lineno}")
+    return found
 
 
 def _denied(operation: str, message: str) -> ClientError:

@@ -4,6 +4,8 @@ Both sides are derived, never listed by hand: the calls are recorded at the boto
 while each handler runs its sample events (events/) against moto, and the permissions come
 from template.yaml after the SAM transform (tests/iam.py evaluates them like IAM). Every
 call must be allowed; every action the template grants the code must be used by some call.
+A static scan of the client calls in the modules each handler loads covers the paths the
+events do not take.
 S3 answers as AWS does for these roles: a missing key is 403 AccessDenied, not 404, unless
 the role may list the bucket without conditions (moto always answers 404).
 """
@@ -37,6 +39,9 @@ from tests.iam import (
     Physical,
     Role,
     aws_edge,
+    client_calls_in,
+    iam_action,
+    modules_loaded_by,
     roles,
     translated_template,
 )
@@ -279,3 +284,47 @@ def test_missing_keys_are_told_apart_from_denied_reads_without_list_bucket(
             s3.get_object(Bucket=BUCKET, Key="raw/XLHI/2026-03-14/reference.json")
     missing_get = next(c for c in calls if c.operation == "s3.GetObject" and "03-15" in str(c))
     assert not missing_get.denied  # allowed, and still 403: the rule, not the policy
+
+
+# --- the same from the source: calls on paths the sample events do not take -----------------
+
+# Client calls in shipped modules that no deployed function makes, and why.
+LOCAL_ONLY = {
+    "dynamodb:CreateTable": "functions.sessions.ensure_table: the local stack's table",
+    "dynamodb:UpdateTimeToLive": "functions.sessions.ensure_table: the local stack's table",
+}
+
+
+def static_actions(import_name: str) -> dict[str, list[str]]:
+    """IAM action -> call sites, for every client call in the modules a handler loads."""
+    found: dict[str, list[str]] = {}
+    for (service, operation), where in client_calls_in(modules_loaded_by(import_name)).items():
+        found.setdefault(iam_action(service, operation), []).extend(where)
+    return found
+
+
+def granted_to_code(*functions: str) -> set[str]:
+    fake_secret = f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:key-x1"
+    all_roles = roles(translated_template(), deployment(fake_secret))
+    return {a for f in functions for s in all_roles[f].for_code for a in _actions(s)}
+
+
+@pytest.mark.parametrize(
+    ("import_name", "functions"),
+    [
+        ("chunker.handler", ("ChunkerFunction",)),
+        # One app serves both (the stream function through the bridge): its modules are
+        # the same, each function's own share is what test_*_calls_exactly_* records.
+        ("functions.app", ("ControlFunction", "StreamFunction")),
+    ],
+)
+def test_every_client_call_in_the_shipped_code_is_granted_and_nothing_else(
+    import_name: str, functions: tuple[str, ...]
+) -> None:
+    in_code = static_actions(import_name)
+    assert in_code, "the scan found no client call"
+    needed = set(in_code) - set(LOCAL_ONLY)
+    granted = granted_to_code(*functions)
+    missing = {a: in_code[a] for a in needed - granted}
+    assert not missing, f"called in code, granted to none of {functions}: {missing}"
+    assert granted <= needed, f"granted, but no code calls it: {granted - needed}"
