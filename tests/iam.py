@@ -16,6 +16,7 @@ only to a role allowed ``s3:ListBucket`` on the bucket without conditions, else 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -59,8 +60,6 @@ def translated_template(parameters: dict[str, Any] | None = None) -> dict[str, A
             resource["Properties"]["CodeUri"] = "s3://artifacts/function.zip"
     values = {"JwtIssuer": "https://issuer.example.com", "JwtAudience": ["dashboard"]}
     values.update(parameters or {})
-    import os
-
     previous = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = REGION  # the transform fills AWS::Region from it
     try:
@@ -316,7 +315,6 @@ def _operations_by_method() -> dict[str, list[tuple[str, str]]]:
 
 def modules_loaded_by(import_name: str) -> list[str]:
     """Our modules (``chunker.*``, ``functions.*``) that importing ``import_name`` loads."""
-    import os
     import subprocess
     import sys
 
