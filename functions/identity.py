@@ -12,15 +12,17 @@ Locally (``AUTH_MODE=local``) the subject is the ``X-Replay-User`` header, or
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from fastapi import Depends, Request
 
-from functions.bearer import IssuerUnavailable, JwtVerifier, TokenRejected, bearer_token
 from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.settings import AppSettings
+
+if TYPE_CHECKING:  # PyJWT + cryptography cost ~130 ms to import: only where a verifier runs
+    from functions.bearer import JwtVerifier
 
 logger = Logger(service="dispatch-replay-api")
 SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:|+-]{0,199}$")
@@ -36,6 +38,8 @@ def jwt_verifier(settings: AppSettings) -> JwtVerifier | None:
     """The in-app verifier the settings ask for (None without ``JWT_ISSUER``)."""
     if settings.auth_mode != "jwt" or not settings.jwt_issuer:
         return None
+    from functions.bearer import JwtVerifier
+
     return JwtVerifier(
         issuer=settings.jwt_issuer,
         audiences=frozenset(settings.jwt_audience),
@@ -46,8 +50,12 @@ def jwt_verifier(settings: AppSettings) -> JwtVerifier | None:
 
 def _verified_bearer(request: Request) -> str | None:
     verifier: JwtVerifier | None = getattr(request.app.state, "jwt_verifier", None)
+    if verifier is None or request.url.path not in BEARER_PATHS:
+        return None
+    from functions.bearer import IssuerUnavailable, TokenRejected, bearer_token
+
     token = bearer_token(request.headers.get("authorization"))
-    if verifier is None or token is None or request.url.path not in BEARER_PATHS:
+    if token is None:
         return None
     try:
         return verifier.subject(token)
