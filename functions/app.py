@@ -34,7 +34,7 @@ from functions.middleware import BodyLimit, RequestLog
 from functions.playback import PlaybackError
 from functions.problems import Problem, problem_response
 from functions.services import Services
-from functions.sessions import SessionNotFound, VersionConflict
+from functions.sessions import SessionGone, SessionNotFound, VersionConflict
 from functions.settings import get_settings
 from functions.stream import routes as stream_routes
 from functions.stream.source import ChunkTimeout
@@ -47,6 +47,7 @@ DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 # Domain exception -> (status, type slug, title, Retry-After seconds or None).
 DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
     SessionNotFound: (404, "session-not-found", "Session not found", None),
+    SessionGone: (404, "session-gone", "Session expired", None),
     NotPublished: (404, "not-published", "Nothing published for this airport and time", None),
     OutsideDay: (404, "not-published", "Nothing published for this airport and time", None),
     FlightNotFound: (404, "flight-not-found", "Flight not found", None),

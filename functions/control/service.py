@@ -33,6 +33,7 @@ from functions.services import Services
 from functions.sessions import (
     Filters,
     Session,
+    SessionGone,
     SessionNotFound,
     VersionConflict,
 )
@@ -61,8 +62,19 @@ class SessionService:
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, caller: str, session_id: str) -> Session:
-        """The session if ``caller`` may see it; otherwise it does not exist for them."""
-        return self._visible(caller, session_id, self.store.get(session_id))
+        """The session if ``caller`` may see it; otherwise it does not exist for them.
+        Expired: ``SessionGone`` (for whoever could see it)."""
+        return self._visible(caller, session_id, self._read(caller, session_id))
+
+    def _read(self, caller: str, session_id: str) -> Session | None:
+        """The stored session at the service's clock; expired ones are gone, and say so
+        only to someone who could see them."""
+        try:
+            return self.store.get(session_id, now_ms=self.services.now_ms())
+        except SessionGone as gone:
+            if gone.session.can_access(caller):
+                raise
+            raise SessionNotFound(session_id) from None
 
     def stream_access(self, caller: str, session: Session) -> StreamAccess:
         """A fresh stream token and the URL to open the stream with."""
@@ -141,9 +153,10 @@ class SessionService:
             expected = command.expected_version
             if expected is not None and expected != session.version:
                 raise VersionConflict(session)
-            changed = self._apply(session, command, self.services.now_ms())
+            now = self.services.now_ms()
+            changed = self._apply(session, command, now)
             try:
-                self.store.replace(changed, session.version)
+                self.store.replace(changed, session.version, now_ms=now)
             except VersionConflict as conflict:
                 if expected is not None:
                     raise
@@ -217,17 +230,16 @@ class SessionService:
         now_s = self.services.now_ms() // 1000
         claims = verify(self._secret, share_token, "share", now=now_s)
         session_id = str(claims["sid"])
-        session = self.store.get(session_id)
+        session = self.store.get(session_id, now_ms=self.services.now_ms())
         for attempt in range(CONFLICT_RETRIES):
             if session is None:
                 raise SessionNotFound(session_id)
             if session.can_access(caller):
                 return session
-            joined = session.changed(
-                members=session.members | {caller}, updated_at=self.services.now_ms()
-            )
+            now = self.services.now_ms()
+            joined = session.changed(members=session.members | {caller}, updated_at=now)
             try:
-                self.store.replace(joined, session.version)
+                self.store.replace(joined, session.version, now_ms=now)
             except VersionConflict as conflict:
                 session = self._after_conflict(attempt, conflict, session_id)
                 continue
@@ -245,14 +257,14 @@ class SessionService:
         if attempt == 0:
             return conflict.current
         _back_off(attempt)
-        return self.store.get(session_id)
+        return self.store.get(session_id, now_ms=self.services.now_ms())
 
     def renew_presence(self, caller: str, session_id: str) -> int:
         """A viewer is still watching: extend the lease streams check, and the TTL."""
         now = self.services.now_ms()
         until = now + self.settings.presence_lease_s * 1000
         expires_at = now // 1000 + self.settings.session_ttl_s
-        if self.store.renew_presence(session_id, until, expires_at, caller) is None:
+        if self.store.renew_presence(session_id, until, expires_at, caller, now_ms=now) is None:
             raise SessionNotFound(session_id)
         return until
 

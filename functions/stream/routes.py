@@ -77,6 +77,7 @@ async def open_stream(
         now + settings.presence_lease_s * 1000,
         now // 1000 + settings.session_ttl_s,
         viewer,
+        now,
     )
     if session is None:
         raise Problem(404, "session-not-found", "Session not found")
