@@ -26,10 +26,11 @@ from functions import problems
 from functions.control import routes as control_routes
 from functions.control import seed as seed_routes
 from functions.control.models import SessionView
-from functions.control.service import NotOwner
+from functions.control.service import NotAMember, NotOwner, SessionFull
 from functions.history import routes as history_routes
 from functions.history.queries import FlightNotFound, HistoryError
 from functions.identity import caller
+from functions.leases import StreamCapReached
 from functions.middleware import BodyLimit, RequestLog
 from functions.playback import PlaybackError
 from functions.problems import Problem, problem_response
@@ -52,6 +53,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
     OutsideDay: (404, "not-published", "Nothing published for this airport and time", None),
     FlightNotFound: (404, "flight-not-found", "Flight not found", None),
     NotOwner: (403, "not-owner", "Only the session's owner can do this", None),
+    NotAMember: (404, "member-not-found", "No such member", None),
+    SessionFull: (409, "session-full", "The session has as many members as it may", None),
     InvalidToken: (403, "invalid-share-token", "Invalid share token", None),
     PlaybackError: (422, "invalid-playback", "Invalid playback request", None),
     HistoryError: (422, "invalid-query", "Invalid query", None),
@@ -109,6 +112,21 @@ def _register_domain_errors(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     app.add_exception_handler(VersionConflict, conflict)
+
+    async def stream_cap(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StreamCapReached)
+        problem = Problem(
+            429,
+            "too-many-streams",
+            "Too many concurrent streams",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after_s)},
+            scope=exc.scope,
+            limit=exc.cap,
+        )
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(StreamCapReached, stream_cap)
 
 
 def create_app(services: Services | None = None) -> FastAPI:

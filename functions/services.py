@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import boto3
@@ -18,6 +19,7 @@ from fastapi import Request
 
 from chunker.aws import s3_client
 from chunker.reader import ChunkReader
+from functions.leases import StreamLeases
 from functions.sessions import SessionStore
 from functions.settings import AppSettings
 
@@ -58,6 +60,18 @@ class Services:
     sessions: SessionStore
     chunks: ChunkReader
     now_ms: Callable[[], int] = wall_ms
+
+    @cached_property
+    def stream_leases(self) -> StreamLeases:
+        """The caps on concurrent streams, counted in the sessions table."""
+        settings = self.settings
+        return StreamLeases(
+            self.sessions.dynamodb,
+            self.sessions.table,
+            settings.stream_lease_s * 1000,
+            per_user=settings.stream_max_per_user,
+            per_session=settings.stream_max_per_session,
+        )
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> Services:

@@ -7,7 +7,7 @@ controllers' writes conflict.
 
 Item attributes::
 
-    session_id S, owner S, airport S, members SS (optional),
+    session_id S, owner S, airport S, members SS (optional), share_generation N (optional),
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
@@ -111,6 +111,9 @@ class Session:
     expires_at: int
     members: frozenset[str] = field(default_factory=frozenset)
     last_command_id: str | None = None
+    # Share tokens carry the generation they were issued in; revoking bumps it, and every
+    # token issued before stops working.
+    share_generation: int = 0
 
     @classmethod
     def new(
@@ -179,6 +182,8 @@ class Session:
             item["members"] = {"SS": sorted(self.members)}
         if self.last_command_id:
             item["last_command_id"] = {"S": self.last_command_id}
+        if self.share_generation:
+            item["share_generation"] = {"N": str(self.share_generation)}
         return item
 
     @classmethod
@@ -207,6 +212,7 @@ class Session:
             expires_at=number("expires_at"),
             members=frozenset(item.get("members", {}).get("SS", [])),
             last_command_id=item.get("last_command_id", {}).get("S"),
+            share_generation=int(item.get("share_generation", {}).get("N", "0")),
         )
 
 

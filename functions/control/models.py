@@ -225,6 +225,14 @@ class ShareView(BaseModel):
     expires_at: int = Field(description="Epoch seconds.")
 
 
+class MembersView(BaseModel):
+    """Who joined a session with a share token (the owner's view)."""
+
+    session_id: str
+    members: list[str] = Field(description="Subjects, sorted.")
+    limit: int = Field(description="How many may join (SESSION_MAX_MEMBERS).")
+
+
 class PresenceView(BaseModel):
     """A renewed viewer presence lease."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Callable
 
 from chunker.day import ServiceDay
 from chunker.reader import NotPublished
@@ -37,7 +38,7 @@ from functions.sessions import (
     SessionNotFound,
     VersionConflict,
 )
-from functions.tokens import issue, verify
+from functions.tokens import InvalidToken, issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
 CONFLICT_RETRIES = 16
@@ -48,6 +49,14 @@ DEFAULT_TICK_MS = 1_000
 
 class NotOwner(PermissionError):
     """Only the session's owner may do this."""
+
+
+class SessionFull(Exception):
+    """The session has as many members as it may have."""
+
+
+class NotAMember(LookupError):
+    """No such member of the session."""
 
 
 class SessionService:
@@ -223,7 +232,72 @@ class SessionService:
             raise NotOwner("only the owner can share a session")
         now_s = self.services.now_ms() // 1000
         ttl = self.settings.share_token_ttl_s
-        return issue(self._secret, "share", session_id, ttl, now=now_s), now_s + ttl
+        token = issue(
+            self._secret, "share", session_id, ttl, now=now_s, gen=session.share_generation
+        )
+        return token, now_s + ttl
+
+    def revoke_shares(self, caller: str, session_id: str) -> Session:
+        """Invalidate every share token issued so far (owner only); members stay."""
+        return self._change(
+            caller,
+            session_id,
+            lambda session: caller == session.owner,
+            lambda session, now: session.changed(
+                share_generation=session.share_generation + 1, updated_at=now
+            ),
+        )
+
+    def members(self, caller: str, session_id: str) -> Session:
+        """The session, for its owner to list the members."""
+        session = self.get(caller, session_id)
+        if session.owner != caller:
+            raise NotOwner("only the owner can list the members")
+        return session
+
+    def remove_member(self, caller: str, session_id: str, member: str) -> Session:
+        """Remove ``member``: the owner removes anyone, a member may remove themself."""
+        session = self.get(caller, session_id)
+        if caller not in (session.owner, member):
+            raise NotOwner("only the owner can remove other members")
+        if member not in session.members:
+            raise NotAMember(f"{member!r} is not a member of this session")
+        return self._change(
+            caller,
+            session_id,
+            lambda session: caller in (session.owner, member),
+            lambda session, now: session.changed(
+                members=session.members - {member}, updated_at=now
+            ),
+            session,
+        )
+
+    def _change(
+        self,
+        caller: str,
+        session_id: str,
+        allowed: Callable[[Session], bool],
+        change: Callable[[Session, int], Session],
+        session: Session | None = None,
+    ) -> Session:
+        """Apply ``change`` if ``allowed`` (else ``NotOwner``), as a conditional write,
+        re-applied on the current session after a conflict."""
+        current = self.get(caller, session_id) if session is None else session
+        for attempt in range(CONFLICT_RETRIES):
+            if not allowed(current):
+                raise NotOwner("only the owner can do this")
+            now = self.services.now_ms()
+            changed = change(current, now)
+            try:
+                self.store.replace(changed, current.version, now_ms=now)
+            except VersionConflict as conflict:
+                found = self._after_conflict(attempt, conflict, session_id)
+                if found is None:
+                    raise SessionNotFound(session_id) from None
+                current = found
+                continue
+            return changed
+        raise VersionConflict(current)
 
     def join(self, caller: str, share_token: str) -> Session:
         """Redeem a share token: ``caller`` becomes a member of the session."""
@@ -234,8 +308,13 @@ class SessionService:
         for attempt in range(CONFLICT_RETRIES):
             if session is None:
                 raise SessionNotFound(session_id)
+            if claims.get("gen", 0) != session.share_generation:
+                raise InvalidToken("share token revoked")
             if session.can_access(caller):
                 return session
+            limit = self.settings.session_max_members
+            if len(session.members) >= limit:
+                raise SessionFull(f"this session has its {limit} members; the owner may remove one")
             now = self.services.now_ms()
             joined = session.changed(members=session.members | {caller}, updated_at=now)
             try:

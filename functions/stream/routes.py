@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from functions.leases import holding, release_soon
 from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.sessions import is_session_id
@@ -81,12 +82,23 @@ async def open_stream(
     )
     if session is None:
         raise Problem(404, "session-not-found", "Session not found")
-    player = Player(runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude)
-    # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
-    # problem+json answers through the app's handlers, before any 200 is sent.
-    first = await player.opening()
+    # The caps on concurrent streams (429 StreamCapReached), before any 200.
+    leases = services.stream_leases
+    lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
+    try:
+        player = Player(
+            runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
+        )
+        # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
+        # problem+json answers through the app's handlers, before any 200 is sent.
+        first = await player.opening()
+    except BaseException:
+        release_soon(leases, lease)
+        raise
     return StreamingResponse(
-        player.run(first), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
+        holding(player.run(first), leases, lease, services.now_ms),
+        media_type="text/event-stream; charset=utf-8",
+        headers=SSE_HEADERS,
     )
 
 
@@ -98,6 +110,10 @@ async def open_stream(
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
         401: {"description": "Missing, invalid or expired stream token (problem+json)."},
         404: {"description": "No such session, or nothing published (problem+json)."},
+        429: {
+            "description": "Too many concurrent streams for this user or session "
+            "(problem+json, Retry-After)."
+        },
         503: {
             "description": "Storage failed or was too slow, or a chunk is damaged "
             "(problem+json, Retry-After)."
