@@ -7,13 +7,16 @@ configuration (``functions.settings``).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,12 +29,18 @@ from functions import problems
 from functions.control import routes as control_routes
 from functions.control import seed as seed_routes
 from functions.control.models import SessionView
-from functions.control.service import NotAMember, NotOwner, SessionFull
+from functions.control.service import NotAMember, NotOwner, SessionBusy, SessionFull
 from functions.history import routes as history_routes
 from functions.history.queries import FlightNotFound, HistoryError
 from functions.identity import caller
 from functions.leases import StreamCapReached
-from functions.middleware import BodyLimit, RequestLog
+from functions.middleware import (
+    BodyLimit,
+    ProblemCORS,
+    RequestLog,
+    ResponseHeaders,
+    dashboard_csp,
+)
 from functions.playback import PlaybackError
 from functions.problems import Problem, problem_response
 from functions.services import Services
@@ -39,6 +48,7 @@ from functions.sessions import SessionGone, SessionNotFound, VersionConflict
 from functions.settings import get_settings
 from functions.stream import routes as stream_routes
 from functions.stream.source import ChunkTimeout
+from functions.threads import CHUNK_STORE, SESSION_STORE, run_in
 from functions.tokens import InvalidToken
 
 logger = Logger(service="dispatch-replay-api")
@@ -64,6 +74,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
     # clients are asked to wait longer.
     ClientError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
     BotoCoreError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
+    SessionBusy: (503, "session-busy", "The session is changing too fast; retry", 1),
     ChunkTimeout: (503, "chunks-unavailable", "Replay data temporarily unavailable", 2),
     CorruptChunk: (503, "chunk-damaged", "Replay data damaged", 30),
 }
@@ -129,6 +140,41 @@ def _register_domain_errors(app: FastAPI) -> None:
     app.add_exception_handler(StreamCapReached, stream_cap)
 
 
+READINESS_TIMEOUT_S = 3.0
+# Read by /readyz: a key in the lease namespace, which both functions may read (IAM).
+READINESS_PROBE_KEY = "lease#readiness-probe"
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """Each dependency's state: ``ok``, or the error code (never AWS's message)."""
+    sessions = services.sessions
+    chunks = services.chunks
+
+    def table() -> None:
+        sessions.dynamodb.get_item(
+            TableName=sessions.table, Key={"session_id": {"S": READINESS_PROBE_KEY}}
+        )
+
+    def bucket() -> None:
+        chunks.s3.list_objects_v2(Bucket=chunks.bucket, Prefix="published/", MaxKeys=1)
+
+    async def check(call: Callable[[], None], pool: ThreadPoolExecutor) -> str:
+        try:
+            await asyncio.wait_for(run_in(pool, call), READINESS_TIMEOUT_S)
+        except TimeoutError:
+            return "timeout"
+        except ClientError as exc:
+            return str(exc.response.get("Error", {}).get("Code", "error"))
+        except Exception as exc:  # noqa: BLE001 - reported by name: the probe's whole point
+            return type(exc).__name__
+        return "ok"
+
+    table_state, bucket_state = await asyncio.gather(
+        check(table, SESSION_STORE), check(bucket, CHUNK_STORE)
+    )
+    return {"sessions_table": table_state, "bucket": bucket_state}
+
+
 def create_app(services: Services | None = None) -> FastAPI:
     """The app; ``services`` default to real clients built from the environment."""
     services = services or Services.from_settings(get_settings())
@@ -147,13 +193,16 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORS,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "If-Match", "Last-Event-ID", "Authorization"],
             expose_headers=["ETag", "Location", "X-Request-Id"],
             max_age=600,
         )
+    stream_origin = urlsplit(settings.stream_base_url)
+    connect = [f"{stream_origin.scheme}://{stream_origin.netloc}"] if stream_origin.netloc else []
+    app.add_middleware(ResponseHeaders, csp=dashboard_csp(connect))
     # Outermost: every answer is logged and carries its id, 413s and preflights included.
     app.add_middleware(RequestLog)
     app.include_router(control_routes.router)
@@ -176,7 +225,27 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
+        """Liveness: the process answers. It checks nothing else, so that a storage outage
+        never gets healthy processes restarted; readiness is ``/readyz``."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the sessions table and the bucket answer (each within
+        ``READINESS_TIMEOUT_S``). 503 problem+json naming what failed otherwise, e.g. after
+        the local demo's in-memory store restarted empty."""
+        checks = await readiness(services)
+        if all(result == "ok" for result in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        problem = Problem(
+            503,
+            "not-ready",
+            "A dependency is unavailable",
+            ", ".join(f"{name}: {result}" for name, result in checks.items() if result != "ok"),
+            headers={"Retry-After": "5"},
+            checks=checks,
+        )
+        return problem_response(problem, request.url.path)
 
     # The dashboard: static files, using only the public API above. "/" is its page;
     # anything else unknown stays a problem+json 404.

@@ -139,7 +139,7 @@ async def seed_control(body: SeedControlRequest, caller: Caller, service: Sessio
 async def seed_set_params(
     body: SeedParamsRequest, caller: Caller, service: Sessions
 ) -> SessionView:
-    """Each given parameter is applied as its own control action, range first."""
+    """The given parameters, range first, applied as one control change (one write)."""
     session = await run_in(SESSION_STORE, service.get, caller, body.session_id)
     commands: list[Command] = []
     if body.start_time is not None or body.end_time is not None:
@@ -150,6 +150,6 @@ async def seed_set_params(
         commands.append(SetSpeed(action="set_speed", speed=body.playback_speed))
     if body.filters is not None:
         commands.append(SetFilters(action="set_filters", filters=body.filters))
-    for command in commands:
-        session = await run_in(SESSION_STORE, service.control, caller, body.session_id, command)
+    if commands:
+        session = await run_in(SESSION_STORE, service.control, caller, body.session_id, *commands)
     return await view(service, caller, session)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from chunker.day import ServiceDay
 from chunker.reader import NotPublished
@@ -41,14 +42,20 @@ from functions.sessions import (
 from functions.tokens import InvalidToken, issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
-CONFLICT_RETRIES = 16
+# Without expected_version a conflicting write is re-applied on the current session for up
+# to this long (then 503 session-busy, nothing changed): never a 409 the caller did not ask for.
+CONFLICT_BUDGET_S = 5.0
 CONFLICT_BACKOFF_S = 0.005  # the first wait's bound; doubles at each conflict (jittered)
-CONFLICT_BACKOFF_MAX_S = 0.1
+CONFLICT_BACKOFF_MAX_S = 0.5
 DEFAULT_TICK_MS = 1_000
 
 
 class NotOwner(PermissionError):
     """Only the session's owner may do this."""
+
+
+class SessionBusy(Exception):
+    """Writers kept winning over this one for ``CONFLICT_BUDGET_S``; nothing was changed."""
 
 
 class SessionFull(Exception):
@@ -153,17 +160,24 @@ class SessionService:
 
     # --- control ------------------------------------------------------------------------------
 
-    def control(self, caller: str, session_id: str, command: Command) -> Session:
-        """Apply one command; see the module docstring for the concurrency rules."""
+    def control(self, caller: str, session_id: str, command: Command, *more: Command) -> Session:
+        """Apply a command (and ``more`` after it, in the same write: one new version);
+        see the module docstring for the concurrency rules. ``command`` carries the
+        ``expected_version`` and ``command_id`` of them all."""
         session = self.get(caller, session_id)
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in _attempts():
             if command.command_id is not None and command.command_id == session.last_command_id:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
             if expected is not None and expected != session.version:
                 raise VersionConflict(session)
             now = self.services.now_ms()
-            changed = self._apply(session, command, now)
+            changed = session
+            for each in (command, *more):
+                changed = self._apply(changed, each, now)
+            changed = replace(
+                changed, version=session.version + 1, last_command_id=command.command_id
+            )
             try:
                 self.store.replace(changed, session.version, now_ms=now)
             except VersionConflict as conflict:
@@ -173,7 +187,7 @@ class SessionService:
                 session = self._visible(caller, session_id, current)
                 continue
             return changed
-        raise VersionConflict(session)
+        raise SessionBusy(session_id)
 
     @staticmethod
     def _visible(caller: str, session_id: str, session: Session | None) -> Session:
@@ -283,7 +297,7 @@ class SessionService:
         """Apply ``change`` if ``allowed`` (else ``NotOwner``), as a conditional write,
         re-applied on the current session after a conflict."""
         current = self.get(caller, session_id) if session is None else session
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in _attempts():
             if not allowed(current):
                 raise NotOwner("only the owner can do this")
             now = self.services.now_ms()
@@ -297,7 +311,7 @@ class SessionService:
                 current = found
                 continue
             return changed
-        raise VersionConflict(current)
+        raise SessionBusy(session_id)
 
     def join(self, caller: str, share_token: str) -> Session:
         """Redeem a share token: ``caller`` becomes a member of the session."""
@@ -305,7 +319,7 @@ class SessionService:
         claims = verify(self._secret, share_token, "share", now=now_s)
         session_id = str(claims["sid"])
         session = self.store.get(session_id, now_ms=self.services.now_ms())
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in _attempts():
             if session is None:
                 raise SessionNotFound(session_id)
             if claims.get("gen", 0) != session.share_generation:
@@ -323,7 +337,7 @@ class SessionService:
                 session = self._after_conflict(attempt, conflict, session_id)
                 continue
             return joined
-        raise VersionConflict(session)
+        raise SessionBusy(session_id)
 
     def _after_conflict(
         self, attempt: int, conflict: VersionConflict, session_id: str
@@ -346,6 +360,16 @@ class SessionService:
         if self.store.renew_presence(session_id, until, expires_at, caller, now_ms=now) is None:
             raise SessionNotFound(session_id)
         return until
+
+
+def _attempts() -> Iterator[int]:
+    """Attempt numbers 0, 1, 2, ... until ``CONFLICT_BUDGET_S`` has passed (the first
+    attempt always runs)."""
+    deadline = time.monotonic() + CONFLICT_BUDGET_S
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        yield attempt
+        attempt += 1
 
 
 def _back_off(attempt: int) -> None:
