@@ -660,3 +660,29 @@ def test_the_apps_storage_clients_give_up_well_inside_api_gateways_30_s() -> Non
         config = client.meta.config
         attempts = config.retries["total_max_attempts"]
         assert attempts * (config.connect_timeout + config.read_timeout) <= 21, client
+
+
+def test_a_removed_members_open_stream_ends_the_owners_goes_on(server: Server) -> None:
+    from tests.streaming import StreamReader
+
+    session = server.new_session(START, END, state="playing")
+    server.update(session.session_id, members=frozenset({"bob"}))
+    with httpx.Client(timeout=30) as client:
+        owner = StreamReader(client, server.stream_url(session))
+        member = StreamReader(client, server.stream_url(session, "bob"))
+        try:
+            for reader in (owner, member):
+                reader.read_until(lambda event: event.event == "playback")
+            removed = client.delete(
+                f"{server.url}{SESSIONS}/{session.session_id}/members/bob",
+                headers={"X-Replay-User": "alice"},
+            )
+            assert removed.status_code == 204
+            events = member.read_to_end()
+            assert events[-1].event == "error"
+            assert events[-1].json()["code"] == "access_revoked"
+            seen = len(owner.events)
+            owner.read_until(lambda event: event.event == "playback", since=seen)
+        finally:
+            owner.close()
+            member.close()

@@ -9,6 +9,7 @@ resume) is built before the response starts, so it goes out at once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -96,10 +97,33 @@ async def open_stream(
         release_soon(leases, lease)
         raise
     return StreamingResponse(
-        holding(player.run(first), leases, lease, services.now_ms),
+        holding(while_allowed(player, viewer, player.run(first)), leases, lease, services.now_ms),
         media_type="text/event-stream; charset=utf-8",
         headers=SSE_HEADERS,
     )
+
+
+async def while_allowed(
+    player: Player, viewer: str, body: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``body``'s writes while ``viewer`` may still see the session. A member the owner
+    removed is told (``error`` ``access_revoked``) at the change that removed them, which
+    reaches the player as a new version: the write it caused is not sent."""
+    try:
+        async for chunk in body:
+            if not player.session.can_access(viewer):
+                yield player.final(
+                    "error",
+                    "access_revoked",
+                    code="access_revoked",
+                    message="you were removed from this session",
+                )
+                return
+            yield chunk
+    finally:
+        close = getattr(body, "aclose", None)  # an async generator: its own finally runs now
+        if close is not None:
+            await close()
 
 
 @router.get(
