@@ -11,6 +11,9 @@ Item attributes::
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
+
+The table also holds the stream leases (keys ``lease#...``, ``functions.leases``), which
+never match ``SESSION_ID_PATTERN``, so no session read can meet one.
 """
 
 from __future__ import annotations

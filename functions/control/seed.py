@@ -33,6 +33,7 @@ from functions.control.models import (
 )
 from functions.control.routes import ERRORS, Sessions, view
 from functions.identity import Caller
+from functions.problems import documented
 from functions.services import Services, get_services
 from functions.sessions import Filters
 from functions.stream import sse
@@ -84,7 +85,11 @@ class SeedParamsRequest(_SeedBody):
 @router.post(
     "/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Events"}, **ERRORS},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Events"},
+        **ERRORS,
+        **documented(e429="Too many concurrent streams for this user (Retry-After)."),
+    },
     summary="Seed-compatible: create a playing session and stream it",
 )
 async def seed_stream(
