@@ -106,13 +106,21 @@ class StreamLeases:
         """A lease for a new stream of ``subject`` on ``session_id``, or
         ``StreamCapReached`` (and nothing held)."""
         stream_id = secrets.token_hex(8)
-        self._take(user_key(subject), stream_id, self.per_user, "user", now_ms)
+        taken: list[str] = []
+        scopes = (
+            ("user", user_key(subject), self.per_user),
+            ("session", session_key(session_id), self.per_session),
+        )
         try:
-            self._take(session_key(session_id), stream_id, self.per_session, "session", now_ms)
+            for scope, key, cap in scopes:
+                if cap > 0:  # 0: not capped
+                    self._take(key, stream_id, cap, scope, now_ms)
+                    taken.append(key)
         except BaseException:
-            self._release(user_key(subject), stream_id)
+            for key in taken:
+                self._release(key, stream_id)
             raise
-        return Lease(stream_id, (user_key(subject), session_key(session_id)))
+        return Lease(stream_id, tuple(taken))
 
     def renew(self, lease: Lease, now_ms: int) -> None:
         """Extend ``lease`` by ``lease_ms`` from ``now_ms``. A lease that lapsed (renewals

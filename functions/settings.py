@@ -55,9 +55,10 @@ class AppSettings(BaseSettings):
     chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # Concurrent streams: one open stream holds one Lambda execution environment, so one
     # user (or one session's co-watchers) may hold only this many (429 beyond). Counted
-    # in DynamoDB with leases of STREAM_LEASE_S, renewed while a stream lives.
-    stream_max_per_user: int = Field(default=8, ge=1, le=1_000)
-    stream_max_per_session: int = Field(default=64, ge=1, le=1_000)
+    # in DynamoDB with leases of STREAM_LEASE_S, renewed while a stream lives. 0: no cap
+    # (and no lease) of that kind.
+    stream_max_per_user: int = Field(default=8, ge=0, le=1_000)
+    stream_max_per_session: int = Field(default=64, ge=0, le=1_000)
     stream_lease_s: int = Field(default=60, ge=3, le=900)
 
 

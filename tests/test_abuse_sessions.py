@@ -686,3 +686,11 @@ def test_a_removed_members_open_stream_ends_the_owners_goes_on(server: Server) -
         finally:
             owner.close()
             member.close()
+
+
+def test_a_cap_of_zero_takes_no_lease(target: Target) -> None:
+    leases = replace_caps(target.services, per_user=0, per_session=2)
+    now = target.clock.now
+    lease = leases.take("alice", "s-" + "q" * 22, now)
+    assert lease.keys == (session_key("s-" + "q" * 22),)
+    assert leases.held(user_key("alice"), now) == {}
