@@ -411,7 +411,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         service_day = publish_morning(settings, BUCKET, TABLE)
         dynamodb = dynamodb_client()
         port = free_port()
-        env = server_environment(BUCKET, TABLE, secret)
+        # Every stream here is one synthetic user's ("bench"), hundreds per session: the
+        # caps on concurrent streams (and their leases) are off; bench load, a user per
+        # viewer and five per session, runs with them.
+        caps_off = {"STREAM_MAX_PER_USER": "0", "STREAM_MAX_PER_SESSION": "0"}
+        env = server_environment(BUCKET, TABLE, secret, caps_off)
         pinned = (os.cpu_count() or 1) >= 2
         server = start_stream_server(port, env, pinned)
         try:

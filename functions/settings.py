@@ -42,6 +42,9 @@ class AppSettings(BaseSettings):
     # Sessions.
     session_ttl_s: int = Field(default=86_400, ge=300)
     presence_lease_s: int = Field(default=120, ge=10)
+    # Co-watchers who may join one session (409 session-full beyond): bounds the item (a
+    # member is up to 200 characters; DynamoDB's limit is 400 KB) and each poll's read.
+    session_max_members: int = Field(default=50, ge=0, le=1_000)
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
 
     # Where clients open streams (the Function URL in the cloud; empty = same origin).
@@ -58,6 +61,13 @@ class AppSettings(BaseSettings):
     # asker), then tells its client to come back: never a silent stream.
     stream_chunk_wait_s: float = Field(default=10.0, gt=0, le=60)
     chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # Concurrent streams: one open stream holds one Lambda execution environment, so one
+    # user (or one session's co-watchers) may hold only this many (429 beyond). Counted
+    # in DynamoDB with leases of STREAM_LEASE_S, renewed while a stream lives. 0: no cap
+    # (and no lease) of that kind.
+    stream_max_per_user: int = Field(default=8, ge=0, le=1_000)
+    stream_max_per_session: int = Field(default=64, ge=0, le=1_000)
+    stream_lease_s: int = Field(default=60, ge=3, le=900)
 
     @field_validator("jwt_audience", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import orjson
+from aws_lambda_powertools import Logger
 
 from chunker.chunk_format import CorruptChunk, Manifest
 from chunker.prepared import PreparedTick
@@ -33,6 +34,11 @@ from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatch, SessionWatchers
 
 RETRY_MS = 3000
+CHUNK_ERROR_MESSAGES = {
+    "chunk_damaged": "replay data for this position is damaged; retry later",
+    "chunk_unavailable": "replay data is temporarily unavailable; reconnect",
+}
+logger = Logger(service="dispatch-replay-api")
 END_RESERVE_BYTES = 1024  # room kept for the final event under the byte limit
 DEADLINE_MARGIN_MS = 3000  # stop this long before the invocation deadline
 PREFETCH_LEAD_S = 3.0  # start loading the next chunk this long (wall time) before it is due
@@ -323,7 +329,9 @@ class Player:
         after its retries, or was slower than the wait bound; retrying soon should work.
         """
         code = "chunk_damaged" if isinstance(exc, CorruptChunk) else "chunk_unavailable"
-        return self.final("error", code, code=code, message=f"{type(exc).__name__}: {exc}"[:300])
+        # The exception names S3 keys and carries botocore's text: logged, never sent.
+        logger.warning("stream chunk error", extra={"code": code, "error": str(exc)[:300]})
+        return self.final("error", code, code=code, message=CHUNK_ERROR_MESSAGES[code])
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         """The stream's writes, starting with ``first`` (from ``opening``)."""
