@@ -18,6 +18,7 @@ from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.sessions import is_session_id
 from functions.stream.player import Player, StreamRuntime
+from functions.stream.response import EventStreamResponse
 from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatchers
 from functions.threads import SESSION_STORE, run_in
@@ -84,8 +85,11 @@ async def open_stream(
     # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
     # problem+json answers through the app's handlers, before any 200 is sent.
     first = await player.opening()
-    return StreamingResponse(
-        player.run(first), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
+    return EventStreamResponse(
+        player.run(first),
+        send_timeout_s=settings.stream_send_timeout_s,
+        hard_deadline=player.hard_deadline,
+        headers=SSE_HEADERS,
     )
 
 
