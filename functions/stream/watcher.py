@@ -81,6 +81,10 @@ class SessionWatchers:
             return 0
         return sum(1 for watch in self._watches.values() if watch.session is not None)
 
+    def watched(self, session_id: str) -> bool:
+        """Whether any stream of this process follows (and so polls) ``session_id``."""
+        return session_id in self._watches
+
     @contextlib.asynccontextmanager
     async def watching(self, session: Session) -> AsyncIterator[SessionWatch]:
         """Subscribe to a session for the duration of a stream."""
