@@ -451,3 +451,139 @@ def iter_sse(response: httpx.Response) -> Iterator[Event]:
     parser = SSEParser()
     for chunk in response.iter_raw():
         yield from parser.feed(chunk)
+
+
+CACHE_BYTES = 64 * 1024 * 1024
+# What the process may hold beyond the cache: transient chunk decodes in the loader
+# threads (a decoded demo-day chunk is ~5 MB of Python objects before it is prepared),
+# allocator slack, the stream's buffers. Stated in docs/reliability.md.
+RSS_MARGIN_BYTES = 64 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def demo_day_on_moto() -> Iterator[tuple[dict[str, str], int, int]]:
+    """The full demo day (150 vehicles, 300 flights, 24 h), generated and chunked as
+    ``dispatch-replay demo`` does, on a moto server; its environment and day window."""
+    import datetime as dt
+    import os
+
+    from chunker.aws import s3_client
+    from chunker.chunk_format import ChunkerConfig
+    from chunker.cli import run_ranges_in_processes
+    from chunker.day import ServiceDay
+    from chunker.job import chunk_day
+    from chunker.synthetic import GeneratorSettings, generate_day, write_day
+    from functions.demo import DEMO_BUCKET, DEMO_TABLE, local_app_environment
+    from functions.local_stack import moto_server
+    from functions.services import dynamodb_client
+    from functions.sessions import ensure_table
+
+    saved = dict(os.environ)
+    with moto_server() as aws:
+        os.environ.update(aws.environment)
+        try:
+            s3 = s3_client()
+            s3.create_bucket(Bucket=DEMO_BUCKET)
+            settings = GeneratorSettings(service_date=dt.date(2026, 3, 14))
+            day = generate_day(settings)
+            write_day(day, lambda key, body: s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body))
+            chunk_day(
+                s3,
+                DEMO_BUCKET,
+                settings.airport,
+                day.keys.service_date,
+                ChunkerConfig(),
+                jobs=2,
+                run_ranges=run_ranges_in_processes(quiet=True),
+            )
+            ensure_table(dynamodb_client(), DEMO_TABLE)
+            service_day = ServiceDay.of(day.keys.service_date, day.reference.airport.timezone)
+            env = {**os.environ, **local_app_environment(DEMO_BUCKET, DEMO_TABLE)}
+            yield env, service_day.start_ms, service_day.end_ms
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def test_one_fast_viewer_of_the_whole_day_stays_in_memory(
+    demo_day_on_moto: tuple[dict[str, str], int, int], tmp_path: Path
+) -> None:
+    """One viewer plays the whole demo day at 4096x (every chunk passes through the
+    cache): the server process's RSS, read from /proc, stays within its baseline +
+    CHUNK_CACHE_BYTES + RSS_MARGIN_BYTES. Before #15 the cache counted 1/17 of what it
+    held: 64 MiB counted were ~1 GB resident."""
+    import subprocess
+    import sys
+
+    from functions.local_stack import free_port, stop_process, wait_for_http
+
+    env, start, end = demo_day_on_moto
+    env = {**env, "CHUNK_CACHE_BYTES": str(CACHE_BYTES), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "functions.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(rss_bytes(server.pid))
+            stop.wait(0.1)
+
+    try:
+        wait_for_http(f"{url}/healthz", 60, server)
+        with httpx.Client(timeout=30) as client:
+            created = client.post(
+                f"{url}/api/replay/sessions",
+                json={"airport": "XLHI", "start": start, "end": end, "speed": 4096},
+            )
+            assert created.status_code == 201, created.text
+            session = created.json()
+            stream_url = url + session["stream"]["url"]
+            # Warm up every code path with one paused stream's first write: the baseline.
+            with client.stream("GET", stream_url) as response:
+                assert next(iter_sse(response)).event == "snapshot"
+            baseline = rss_bytes(server.pid)
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            played = client.post(
+                f"{url}/api/replay/sessions/{session['session_id']}/control",
+                json={"action": "play"},
+            )
+            assert played.status_code == 200, played.text
+            last_event_id, ended, reached = None, False, start
+            deadline = time.monotonic() + 240
+            while not ended:  # reconnect like EventSource (byte and duration limits)
+                assert time.monotonic() < deadline, f"stream reached only {reached - start} ms"
+                headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+                with client.stream("GET", stream_url, headers=headers) as response:
+                    assert response.status_code == 200
+                    for event in iter_sse(response):
+                        last_event_id = event.id
+                        if event.event == "end":
+                            ended = True
+                            break
+                        if event.event in ("vehicle_update", "snapshot"):
+                            reached = max(reached, event.json()["t"])
+                        assert event.event != "error", event.data
+            stop.set()
+            sampler.join(timeout=5)
+            health = client.get(f"{url}/healthz")
+            assert health.status_code == 200
+    finally:
+        stop.set()
+        stop_process(server)
+    peak = max(samples)
+    limit = baseline + CACHE_BYTES + RSS_MARGIN_BYTES
+    mib = 1024 * 1024
+    print(
+        f"RSS baseline {baseline / mib:.0f} MiB, peak {peak / mib:.0f} MiB, limit {limit / mib:.0f}"
+    )
+    assert reached >= end - 120_000  # the whole day went through the stream
+    assert peak <= limit, f"peak RSS {peak / mib:.0f} MiB > {limit / mib:.0f} MiB"
