@@ -340,7 +340,9 @@ def silent_clients(s3: S3Client, day_start: int, attack: Attack) -> None:
                 assert current is not None
                 server.update(session.session_id, timeline=current.timeline + 1)
             time.sleep(0.05)  # a co-watcher's pace: one seek per session per poll
-        # Their streams ended, so the poller no longer reads them.
+        # Their streams ended, so the poller no longer reads them; each with a write
+        # still blocked (cut by the send timeout, or by the duration limit before it).
+        assert runtime_of(server).stats.send_timeouts == attack.count
         rest.unaffected(frames=5)
         for silent in clients:
             silent.close()
@@ -383,7 +385,7 @@ ATTACKS = [
         5,
         "ended at the duration limit although the send timeout is long",
         silent_clients,
-        {"stream_send_timeout_s": 120.0, "stream_max_seconds": 2.0, "send_buffer": SLOW_LINK},
+        {"stream_send_timeout_s": 120.0, "stream_max_seconds": 5.0, "send_buffer": SLOW_LINK},
     ),
 ]
 

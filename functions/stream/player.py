@@ -49,7 +49,11 @@ class StreamStats:
     frames: int = 0
     bytes: int = 0
     snapshots: int = 0
+    send_timeouts: int = 0  # streams ended because their client stopped reading
     lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def count_send_timeout(self) -> None:
+        self.send_timeouts += 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +61,7 @@ class StreamStats:
             "frames": self.frames,
             "bytes": self.bytes,
             "snapshots": self.snapshots,
+            "send_timeouts": self.send_timeouts,
             "lateness_samples": len(self.lateness_ms),
         }
 

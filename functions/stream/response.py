@@ -43,12 +43,14 @@ class EventStreamResponse(StreamingResponse):
         hard_deadline: Callable[[], float],
         headers: dict[str, str] | None = None,
         media_type: str = "text/event-stream; charset=utf-8",
+        on_timeout: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(content, headers=headers, media_type=media_type)
         self.events = content
         self.send_timeout_s = send_timeout_s
         self.hard_deadline = hard_deadline  # monotonic seconds (the player's may move)
         self.timed_out = False
+        self.on_timeout = on_timeout
 
     async def _send(self, send: Send, message: Message) -> None:
         # A timer per write (``asyncio.timeout_at``), not a task per write (``wait_for``):
@@ -72,6 +74,8 @@ class EventStreamResponse(StreamingResponse):
             # The client stopped reading. Returning without completing the response makes
             # the server close the connection; nothing more can be told to this client.
             self.timed_out = True
+            if self.on_timeout is not None:
+                self.on_timeout()
             logger.info("stream ended: the client stopped reading", extra={"reason": str(exc)})
         finally:
             aclose: Any = getattr(self.events, "aclose", None)

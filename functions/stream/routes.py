@@ -90,6 +90,7 @@ async def open_stream(
         send_timeout_s=settings.stream_send_timeout_s,
         hard_deadline=player.hard_deadline,
         headers=SSE_HEADERS,
+        on_timeout=runtime.stats.count_send_timeout,
     )
 
 
