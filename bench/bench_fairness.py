@@ -23,27 +23,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
-import os
-import secrets
 import socket
 import time
 from typing import Any
 
-from bench.bench_stream import Received, Setup, _forward, read_stream
+from bench.bench_stream import Received, Setup, open_streams, read_stream, stream_stack
 from bench.common import (
-    client_conditions,
     percentile,
     say,
-    start_stream_server,
     write_result,
 )
-from bench.stack import AIRPORT, publish_morning, server_environment
-from chunker.synthetic import GeneratorSettings
-from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
+from bench.stack import AIRPORT
 from functions.playback import PlaybackClock
-from functions.services import dynamodb_client
-from functions.sessions import Filters, Session, SessionStore, VersionConflict
+from functions.sessions import Filters, Session, VersionConflict
 
 BUCKET = "bench-fairness"
 TABLE = "bench-fairness-sessions"
@@ -143,17 +135,7 @@ async def window(setup: Setup, count: int, window_s: float, hostile: int) -> dic
             lateness.append(now - (clock.wall_time_of(int(parts[2])) or now))
 
     stop = asyncio.Event()
-    tasks: list[asyncio.Future[Any]] = []
-    streams = []
-    for index in range(count):
-        session = sessions[index % len(sessions)]
-        received = Received()
-        streams.append(received)
-        callback = functools.partial(_forward, on_event, session.clock)
-        path = setup.stream_path(session)
-        tasks.append(asyncio.ensure_future(read_stream(setup.port, path, received, stop, callback)))
-        if index % 25 == 24:
-            await asyncio.sleep(0.05)
+    _, tasks = await open_streams(setup, sessions, count, stop, on_event)
     silent: list[socket.socket] = []
     background: list[asyncio.Future[Any]] = []
     if hostile:
@@ -196,9 +178,6 @@ async def window(setup: Setup, count: int, window_s: float, hostile: int) -> dic
         quiet = [setup.session(start + HOUR, 1.0, state="paused") for _ in range(hostile)]
         silent = [_silent(setup.port, setup.stream_path(s)) for s in quiet]
         background.append(asyncio.ensure_future(_seek_forever(setup, quiet, stop)))
-    deadline = time.monotonic() + 60
-    while any(s.first_event_ms is None for s in streams) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
     health: list[float] = []
     probe = asyncio.ensure_future(_probe_health(setup.port, stop, health))
@@ -230,35 +209,13 @@ async def window(setup: Setup, count: int, window_s: float, hostile: int) -> dic
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = GeneratorSettings(
-        vehicles=args.vehicles, flights=args.flights, start_hour=6, hours=2
-    )
-    secret = secrets.token_urlsafe(32)
-    with moto_server() as aws:
-        os.environ.update(aws.environment)
-        service_day = publish_morning(settings, BUCKET, TABLE)
-        port = free_port()
-        env = server_environment(BUCKET, TABLE, secret)
-        pinned = (os.cpu_count() or 1) >= 2
-        server = start_stream_server(port, env, pinned)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
-            with client_conditions(pinned):
-                setup = Setup(
-                    port=port,
-                    server=server,
-                    store=SessionStore(dynamodb_client(), TABLE),
-                    secret=secret.encode(),
-                    day_start=service_day.start_ms + 6 * 3_600_000,
-                )
-                say(f"fairness: {args.streams} normal streams, no hostile ones")
-                none = asyncio.run(window(setup, args.streams, args.window, 0))
-                say(f"  {none}")
-                say(f"fairness: the same beside {args.hostile} hostile streams of each kind")
-                hostile = asyncio.run(window(setup, args.streams, args.window, args.hostile))
-                say(f"  {hostile}")
-        finally:
-            stop_process(server)
+    with stream_stack(args.vehicles, args.flights, BUCKET, TABLE) as setup:
+        say(f"fairness: {args.streams} normal streams, no hostile ones")
+        none = asyncio.run(window(setup, args.streams, args.window, 0))
+        say(f"  {none}")
+        say(f"fairness: the same beside {args.hostile} hostile streams of each kind")
+        hostile = asyncio.run(window(setup, args.streams, args.window, args.hostile))
+        say(f"  {hostile}")
     ratio = (
         hostile["lateness_ms_p99"] / none["lateness_ms_p99"] if none["lateness_ms_p99"] else None
     )
@@ -275,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "window_s": args.window,
             "hostile_per_kind": args.hostile,
             "vehicles": args.vehicles,
-            "server_pinned_to_one_core": pinned,
+            "server_pinned_to_one_core": setup.pinned,
         },
         "none": none,
         "hostile": hostile,
