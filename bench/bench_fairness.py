@@ -14,8 +14,10 @@ windows in the same run, the same normal load in both (``--streams`` 10-fps stre
 
 Reported: the normal streams' frame lateness p50/p99 (client-side, against the session's
 playback clock), their frame rate, /healthz latency p50/p99 and failures (2 s timeout),
-and the server's CPU. Pass: p99 lateness with hostile streams <= 1.5x the p99 without +
-10 ms, the normal frame rate within 10 % of the other window's, and no /healthz failure.
+and the server's CPU. Valid only if, without hostile streams, p99 lateness <= 200 ms and
+/healthz never failed (else the machine was too busy). Pass: p99 lateness with hostile
+streams <= 1.5x the p99 without + 10 ms, the normal frame rate within 10 % of the other
+window's, and no /healthz failure.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ async def _forge(setup: Setup, session: Session, day_start: int, stop: asyncio.E
         task = asyncio.ensure_future(
             read_stream(setup.port, setup.stream_path(session, forged), received, one)
         )
-        while not received.events and not task.done():
+        while not received.events and not task.done() and not stop.is_set():
             await asyncio.sleep(0.01)
         one.set()
         await task
@@ -220,11 +222,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hostile["lateness_ms_p99"] / none["lateness_ms_p99"] if none["lateness_ms_p99"] else None
     )
     rate = hostile["normal_frames_per_s"] / none["normal_frames_per_s"]
+    # Without hostile streams the server must pace well, or the machine was too busy for
+    # the comparison to mean anything (other processes on the cores): say so, fail.
+    valid = none["lateness_ms_p99"] <= 200 and none["healthz_failures"] == 0
     passed = (
-        hostile["lateness_ms_p99"] <= 1.5 * none["lateness_ms_p99"] + 10
+        valid
+        and hostile["lateness_ms_p99"] <= 1.5 * none["lateness_ms_p99"] + 10
         and 0.9 <= rate <= 1.1
         and hostile["healthz_failures"] == 0
-        and none["healthz_failures"] == 0
     )
     result = {
         "settings": {
@@ -240,6 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "normal_frame_rate_hostile_over_none": round(rate, 3),
         "criteria": "p99 hostile <= 1.5 x p99 none + 10 ms; frame rate within 10 %; "
         "no /healthz failure",
+        "valid_measurement": valid,
         "passed": passed,
     }
     write_result("fairness", result)
