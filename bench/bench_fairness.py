@@ -2,7 +2,9 @@
 
 One server process (pinned to CPU 0 when there are two), clients in this process (CPU 1),
 moto server for S3 and DynamoDB, the 2-hour synthetic morning of ``bench stream``. Two
-windows in the same run, the same normal load in both (``--streams`` 10-fps streams over
+kinds of window, interleaved ``--rounds`` times in the same run (other work on the
+machine then falls on both alike; each kind is reported by its median round), the same
+normal load in both (``--streams`` 10-fps streams over
 10 sessions at 10x, as in ``bench stream``'s ramp):
 
 - ``none``: the normal streams alone;
@@ -14,8 +16,8 @@ windows in the same run, the same normal load in both (``--streams`` 10-fps stre
 
 Reported: the normal streams' frame lateness p50/p99 (client-side, against the session's
 playback clock), their frame rate, /healthz latency p50/p99 and failures (2 s timeout),
-and the server's CPU. Valid only if, without hostile streams, p99 lateness <= 200 ms and
-/healthz never failed (else the machine was too busy). Pass: p99 lateness with hostile
+and the server's CPU. Valid only if, without hostile streams, p99 lateness <= 200 ms (else the
+machine was too busy). Pass: p99 lateness with hostile
 streams <= 1.5x the p99 without + 10 ms, the normal frame rate within 10 % of the other
 window's, and no /healthz failure.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from typing import Any
@@ -46,7 +49,8 @@ HOUR = 3_600_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=100, help="normal 10-fps streams")
-    parser.add_argument("--window", type=float, default=15.0, help="seconds per window")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per window")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved none/hostile pairs")
     parser.add_argument("--hostile", type=int, default=3, help="streams of each hostile kind")
     parser.add_argument("--vehicles", type=int, default=150)
     parser.add_argument("--flights", type=int, default=300)
@@ -210,40 +214,55 @@ async def window(setup: Setup, count: int, window_s: float, hostile: int) -> dic
     }
 
 
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median p99 lateness (noise from other work on the machine lands
+    in single rounds; interleaving puts it on both sides alike)."""
+    return sorted(rounds, key=lambda r: r["lateness_ms_p99"])[len(rounds) // 2]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    rounds: dict[str, list[dict[str, Any]]] = {"none": [], "hostile": []}
     with stream_stack(args.vehicles, args.flights, BUCKET, TABLE) as setup:
-        say(f"fairness: {args.streams} normal streams, no hostile ones")
-        none = asyncio.run(window(setup, args.streams, args.window, 0))
-        say(f"  {none}")
-        say(f"fairness: the same beside {args.hostile} hostile streams of each kind")
-        hostile = asyncio.run(window(setup, args.streams, args.window, args.hostile))
-        say(f"  {hostile}")
+        for index in range(args.rounds):
+            for kind, hostile_count in (("none", 0), ("hostile", args.hostile)):
+                say(
+                    f"fairness round {index + 1}/{args.rounds}: {args.streams} normal streams, "
+                    f"{hostile_count} hostile of each kind"
+                )
+                measured = asyncio.run(window(setup, args.streams, args.window, hostile_count))
+                say(f"  {measured}")
+                rounds[kind].append(measured)
+    none, hostile = _median_round(rounds["none"]), _median_round(rounds["hostile"])
     ratio = (
         hostile["lateness_ms_p99"] / none["lateness_ms_p99"] if none["lateness_ms_p99"] else None
     )
     rate = hostile["normal_frames_per_s"] / none["normal_frames_per_s"]
+    failures = sum(r["healthz_failures"] for r in rounds["hostile"])
     # Without hostile streams the server must pace well, or the machine was too busy for
     # the comparison to mean anything (other processes on the cores): say so, fail.
-    valid = none["lateness_ms_p99"] <= 200 and none["healthz_failures"] == 0
+    valid = none["lateness_ms_p99"] <= 200
     passed = (
         valid
         and hostile["lateness_ms_p99"] <= 1.5 * none["lateness_ms_p99"] + 10
         and 0.9 <= rate <= 1.1
-        and hostile["healthz_failures"] == 0
+        and failures == 0
     )
     result = {
         "settings": {
             "normal_streams": args.streams,
             "window_s": args.window,
+            "rounds": args.rounds,
             "hostile_per_kind": args.hostile,
             "vehicles": args.vehicles,
-            "server_pinned_to_one_core": setup.pinned,
+            "server_pinned_to_one_core": (os.cpu_count() or 1) >= 2,
         },
         "none": none,
         "hostile": hostile,
+        "rounds": rounds,
+        "healthz_failures_with_hostile": failures,
         "p99_lateness_hostile_over_none": None if ratio is None else round(ratio, 2),
         "normal_frame_rate_hostile_over_none": round(rate, 3),
-        "criteria": "p99 hostile <= 1.5 x p99 none + 10 ms; frame rate within 10 %; "
+        "criteria": "median-round p99 hostile <= 1.5 x none + 10 ms; frame rate within 10 %; "
         "no /healthz failure",
         "valid_measurement": valid,
         "passed": passed,
