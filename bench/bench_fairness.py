@@ -206,9 +206,12 @@ async def window(setup: Setup, count: int, window_s: float, hostile: int) -> dic
     for client in silent:
         client.close()
     forged = sum(
-        task.result()
+        forged_count
         for task in background
-        if task.done() and not task.cancelled() and task.exception() is None
+        if task.done()
+        and not task.cancelled()
+        and task.exception() is None
+        and isinstance(forged_count := task.result(), int)
     )
     return {
         "normal_streams": count,
