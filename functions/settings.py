@@ -57,6 +57,9 @@ class AppSettings(BaseSettings):
     stream_max_seconds: float = Field(default=840.0, gt=0)
     stream_max_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     stream_resume_max_gap_ms: int = Field(default=300_000, ge=0)
+    # A write the client does not take within this long ends the stream (a client that
+    # stopped reading); the duration limit also cuts a blocked write short.
+    stream_send_timeout_s: float = Field(default=30.0, gt=0, le=300)
     # A stream waits at most this long for a chunk from S3 (the load goes on for the next
     # asker), then tells its client to come back: never a silent stream.
     stream_chunk_wait_s: float = Field(default=10.0, gt=0, le=60)

@@ -118,7 +118,7 @@ class SessionService:
             range_start=start,
             range_end=end,
             loop=request.loop,
-        )
+        ).checked_pace()  # bounded stream work (issue #15): the rule lives with the clock
         clock = clock.seek(now, position)
         if request.state == "playing":
             clock = clock.play(now)

@@ -20,6 +20,7 @@ from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.sessions import is_session_id
 from functions.stream.player import Player, StreamRuntime
+from functions.stream.response import EventStreamResponse
 from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatchers
 from functions.threads import SESSION_STORE, run_in
@@ -96,10 +97,12 @@ async def open_stream(
     except BaseException:
         release_soon(leases, lease)
         raise
-    return StreamingResponse(
+    return EventStreamResponse(
         holding(while_allowed(player, viewer, player.run(first)), leases, lease, services.now_ms),
-        media_type="text/event-stream; charset=utf-8",
+        send_timeout_s=settings.stream_send_timeout_s,
+        hard_deadline=player.hard_deadline,
         headers=SSE_HEADERS,
+        on_timeout=runtime.stats.count_send_timeout,
     )
 
 
