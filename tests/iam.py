@@ -135,21 +135,36 @@ def _matches(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
-def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+def _condition_holds(condition: dict[str, Any], context: tuple[tuple[str, str], ...]) -> bool:
+    values: dict[str, list[str]] = {}
+    for key, value in context:
+        values.setdefault(key, []).append(value)
     for operator, tests in condition.items():
+        qualifier, _, base = operator.rpartition(":")
         for key, expected in tests.items():
-            if key not in context:
+            actual = values.get(key)
+            if qualifier == "ForAllValues":
+                # IAM: true when the key is absent or every value matches a pattern.
+                ok = all(_value_matches(base, v, expected) for v in actual or ())
+            elif qualifier == "ForAnyValue":
+                ok = any(_value_matches(base, v, expected) for v in actual or ())
+            elif qualifier:
+                raise NotImplementedError(f"condition qualifier {qualifier}")
+            elif actual is None:
                 return False  # no ...IfExists here: a missing key never matches
-            actual = context[key]
-            if operator == "StringLike":
-                ok = any(_matches(p, actual) for p in _listed(expected))
-            elif operator == "StringEquals":
-                ok = actual in _listed(expected)
             else:
-                raise NotImplementedError(f"condition operator {operator}")
+                ok = all(_value_matches(base, v, expected) for v in actual)
             if not ok:
                 return False
     return True
+
+
+def _value_matches(operator: str, actual: str, expected: Any) -> bool:
+    if operator == "StringLike":
+        return any(_matches(p, actual) for p in _listed(expected))
+    if operator == "StringEquals":
+        return actual in _listed(expected)
+    raise NotImplementedError(f"condition operator {operator}")
 
 
 # What Lambda itself does with a function's role: deliver a failed asynchronous invocation
@@ -181,7 +196,7 @@ class Role:
 
     def allowing(self, request: Request) -> list[dict[str, Any]]:
         """The statements that allow ``request`` (empty: denied)."""
-        context = dict(request.context)
+        context = request.context
         found = []
         for statement in self.statements:
             if statement.get("Effect") != "Allow":
@@ -287,12 +302,34 @@ def iam_requests(
             )
         else:
             tables = [params["TableName"]]
-        return [Request(action, arns("table", t)) for t in tables]
+        context = tuple(("dynamodb:LeadingKeys", key) for key in leading_keys(params))
+        return [Request(action, arns("table", t), context) for t in tables]
     if service == "lambda":
         return [Request(action, arns("function", params["FunctionName"]))]
     if service == "secretsmanager":
         return [Request(action, arns("secret", params["SecretId"]))]
     raise NotImplementedError(f"{service}.{operation}: which resource? (tests/iam.py)")
+
+
+# The sessions table's partition key (template.yaml SessionsTable KeySchema).
+TABLE_HASH_KEY = "session_id"
+
+
+def leading_keys(params: dict[str, Any]) -> list[str]:
+    """``dynamodb:LeadingKeys`` of an item request: the partition key values it touches."""
+    items = [params.get("Key"), params.get("Item")]
+    for table in params.get("RequestItems", {}).values():
+        if isinstance(table, dict):  # BatchGetItem: {"Keys": [...]}
+            items += table.get("Keys", [])
+        else:  # BatchWriteItem: [{"PutRequest": {"Item"}} | {"DeleteRequest": {"Key"}}]
+            for request in table:
+                items += [request.get("PutRequest", {}).get("Item")]
+                items += [request.get("DeleteRequest", {}).get("Key")]
+    return [
+        next(iter(item[TABLE_HASH_KEY].values()))
+        for item in items
+        if isinstance(item, dict) and TABLE_HASH_KEY in item
+    ]
 
 
 # --- the same, read from the source: every client call the shipped modules contain ----------

@@ -32,7 +32,15 @@ from tests import ground_truth
 from tests.sse_client import Event, SSEParser
 from tests.streaming import Server, StreamReader, publish_tiny_day, serve
 
-served = contextlib.contextmanager(serve)
+
+@contextlib.contextmanager
+def served(s3: S3Client, **overrides: Any) -> Iterator[Server]:
+    """A stream server for these attacks. One test user opens every stream here (the
+    attackers' and the bystanders'), so the per-user and per-session stream caps are off:
+    they are attacked, with their own figures, in tests/test_abuse_sessions.py."""
+    caps_off = {"stream_max_per_user": 0, "stream_max_per_session": 0}
+    yield from serve(s3, **(caps_off | overrides))
+
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -16,6 +16,7 @@ from functions import handlers
 from functions.control.models import SessionCreate
 from functions.control.service import SessionService
 from functions.services import Services
+from functions.sessions import Session
 from functions.settings import get_settings
 from tests.conftest import BUCKET
 from tests.streaming import SECRET, TABLE, build_services, publish_day
@@ -95,14 +96,7 @@ def published(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     monkeypatch.setattr(handlers, "_adapter", None)
-    window = {"start": "2026-03-14T00:30:00+08:00", "end": "2026-03-14T02:30:00+08:00"}
-    sample = SessionService(services).create(
-        OWNER, SessionCreate.model_validate({"airport": "XLHI", **window})
-    )
-    # Carol joined earlier (control-remove-member.json removes her).
-    services.sessions.create(
-        dataclasses.replace(sample, session_id=SESSION_ID, members=frozenset({MEMBER}))
-    )
+    services.sessions.create(event_sample_session(services))
     yield services
     get_settings.cache_clear()
 
@@ -139,6 +133,17 @@ def test_event_file_drives_the_handler(published: Services, name: str) -> None:
         assert headers["content-type"].startswith("application/json")
         json.loads(response["body"])
     assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+
+def event_sample_session(services: Services) -> Session:
+    """The session the HTTP event files address (not stored): Alice's, over two hours of
+    the published day, id ``SESSION_ID``; Carol joined earlier (control-remove-member.json
+    removes her)."""
+    window = {"start": "2026-03-14T00:30:00+08:00", "end": "2026-03-14T02:30:00+08:00"}
+    sample = SessionService(services).create(
+        OWNER, SessionCreate.model_validate({"airport": "XLHI", **window})
+    )
+    return dataclasses.replace(sample, session_id=SESSION_ID, members=frozenset({MEMBER}))
 
 
 def test_control_events_change_the_stored_session(published: Services) -> None:

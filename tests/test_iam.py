@@ -12,7 +12,6 @@ the role may list the bucket without conditions (moto always answers 404).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 from collections.abc import Iterator
@@ -26,8 +25,6 @@ import pytest
 from chunker.aws import object_exists
 from chunker.reader import ChunkReader, NotPublished
 from functions import handlers
-from functions.control.models import SessionCreate
-from functions.control.service import SessionService
 from functions.settings import get_settings
 from tests.conftest import BUCKET
 from tests.iam import (
@@ -37,10 +34,12 @@ from tests.iam import (
     AwsEdge,
     Call,
     Physical,
+    Request,
     Role,
     aws_edge,
     client_calls_in,
     iam_action,
+    iam_requests,
     modules_loaded_by,
     roles,
     translated_template,
@@ -48,7 +47,12 @@ from tests.iam import (
 from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.streaming import SECRET, TABLE, build_services, publish_day
-from tests.test_control_handler import EXPECTED_STATUS, OWNER, SESSION_ID, LambdaContext
+from tests.test_control_handler import (
+    EXPECTED_STATUS,
+    SESSION_ID,
+    LambdaContext,
+    event_sample_session,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -128,11 +132,7 @@ def control_environment(
     """The control function as deployed: key from Secrets Manager, JWT claims in events."""
     publish_day(s3, airport="XLHI", seed=5)
     services = build_services(s3)
-    window = {"start": "2026-03-14T00:30:00+08:00", "end": "2026-03-14T02:30:00+08:00"}
-    sample = SessionService(services).create(
-        OWNER, SessionCreate.model_validate({"airport": "XLHI", **window})
-    )
-    services.sessions.create(dataclasses.replace(sample, session_id=SESSION_ID))
+    services.sessions.create(event_sample_session(services))
     for name, value in {
         "REPLAY_BUCKET": BUCKET,
         "REPLAY_TABLE": TABLE,
@@ -328,3 +328,22 @@ def test_every_client_call_in_the_shipped_code_is_granted_and_nothing_else(
     missing = {a: in_code[a] for a in needed - granted}
     assert not missing, f"called in code, granted to none of {functions}: {missing}"
     assert granted <= needed, f"granted, but no code calls it: {granted - needed}"
+
+
+def test_the_stream_role_reads_lease_items_but_no_session_item_one_by_one(
+    edge: tuple[AwsEdge, dict[str, Role]],
+) -> None:
+    """The StreamLeases statement is bounded by ``dynamodb:LeadingKeys`` as IAM evaluates
+    it: a GetItem of a lease is allowed, of a session is not (the stream reads sessions
+    only with BatchGetItem and its one UpdateItem at open)."""
+    stream = edge[1]["StreamFunction"]
+    table = arn_of("table", TABLE)
+
+    def get_item(key: str) -> Request:
+        params = {"TableName": TABLE, "Key": {"session_id": {"S": key}}}
+        (request,) = iam_requests("dynamodb", "GetItem", params, arn_of)
+        assert request.resource == table
+        return request
+
+    assert stream.allows(get_item("lease#user#alice"))
+    assert not stream.allows(get_item(SESSION_ID))
