@@ -63,7 +63,7 @@ $(SAM):
 build-%:
 	@"$(PYTHON312)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
 		|| { echo "building Lambda artifacts needs Python 3.12 (the runtime's version): install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; exit 1; }
-	"$(PYTHON312)" packaging/lambda_build.py $* "$(or $(ARTIFACTS_DIR),.aws-sam/build/$*)" --arch $(ARCH)
+	"$(PYTHON312)" lambda_build.py $* "$(or $(ARTIFACTS_DIR),.aws-sam/build/$*)" --arch $(ARCH)
 
 # `make -s print-PYTHON312`: a variable as this Makefile resolves it (the artifact tests ask).
 print-%:

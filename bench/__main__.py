@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["chunker", "chunker_process", "encoding", "stream", "load"]
+BENCHMARKS = ["chunker", "chunker_process", "encoding", "stream", "load", "coldstart"]
 
 
 def main() -> int:

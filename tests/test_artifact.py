@@ -1,6 +1,6 @@
 """The Lambda artifacts as they would be deployed, built by the recipe `sam build` runs.
 
-Built once per session by ``make build-<LogicalId>`` (packaging/lambda_build.py): the
+Built once per session by ``make build-<LogicalId>`` (lambda_build.py): the
 aarch64 folders that go to Lambda, checked for what they hold (wheel tags, ARM shared
 objects, pins, no test or laptop files, byte-code), and their x86_64 twins (same pins,
 same recipe) run here by a Python 3.12 that sees only the artifact and the standard
@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from chunker.reader import ChunkReader
 from functions.control.models import SessionCreate
@@ -33,13 +34,14 @@ from functions.control.service import SessionService
 from functions.local_stack import MotoServer, moto_server, stop_process
 from functions.services import Services
 from functions.sessions import Session, SessionStore, ensure_table
+from lambda_build import make_variable
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import RuntimeApiEmulator
 from tests.sse_client import SSEParser
 from tests.streaming import SECRET, settings
 from tests.test_bridge import load
 from tests.test_control_handler import EXPECTED_STATUS
-from tests.test_template import FUNCTIONS
+from tests.test_template import FUNCTIONS, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
 
@@ -50,7 +52,7 @@ OWNER = "user-alice-0001"
 EM_AARCH64, EM_X86_64 = 183, 62
 # Lambda's python3.12 runs on Amazon Linux 2023: glibc 2.34.
 LAMBDA_GLIBC = (2, 34)
-NEVER_SHIPPED = ("tests", "bench", "docs", "events", ".ci", "packaging", "chunker/synthetic")
+NEVER_SHIPPED = ("tests", "bench", "docs", "events", ".ci", "lambda_build.py", "chunker/synthetic")
 LAPTOP_MODULES = (
     "functions/cli.py",
     "functions/demo.py",
@@ -60,18 +62,6 @@ LAPTOP_MODULES = (
     "functions/dashboard",
     "chunker/cli.py",
 )
-
-
-def make_variable(name: str) -> str:
-    """A variable as the Makefile resolves it (one place knows where Python 3.12 is)."""
-    out = subprocess.run(
-        ["make", "-s", "--no-print-directory", f"print-{name}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 PYTHON312 = make_variable("PYTHON312")
@@ -569,3 +559,29 @@ def test_the_stream_artifact_streams_through_its_exec_wrapper(
     assert events[0].event == "snapshot"
     assert events[-1].event == "reconnect", "it ends itself before the deadline"
     assert recorded.trailers == {}
+
+
+# --- sam local ---------------------------------------------------------------------------
+
+
+def test_env_json_fills_every_variable_sam_local_would_fill_with_a_logical_id() -> None:
+    """`sam local --env-vars events/env.json`: SAM resolves !Ref / !GetAtt in Environment to
+    logical ids ("ReplayBucket"), so each such variable needs a real local value here."""
+    overrides = json.loads((ROOT / "events" / "env.json").read_text())
+    shared = overrides.pop("Parameters")
+    assert set(overrides) <= set(FUNCTIONS), "sections are function logical ids"
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+    global_variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    for function, properties in FUNCTIONS.items():
+        variables = {**global_variables, **properties.get("Environment", {}).get("Variables", {})}
+        local = {**shared, **overrides.get(function, {})}
+        intrinsic = {name for name, value in variables.items() if isinstance(value, dict)}
+        assert intrinsic <= set(local), f"{function}: {sorted(intrinsic - set(local))}"
+        assert local["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def test_events_readme_lists_every_event_file() -> None:
+    readme = (ROOT / "events" / "README.md").read_text()
+    for event in sorted((ROOT / "events").glob("*.json")):
+        prefix = event.name.split("-")[0]
+        assert event.name in readme or f"`{prefix}-*.json`" in readme, event.name

@@ -1,7 +1,7 @@
 """Build one Lambda function's artifact folder: its code, its pinned dependencies, byte-code.
 
-    python packaging/lambda_build.py ControlFunction .aws-sam/build/ControlFunction
-    python packaging/lambda_build.py ChunkerFunction out/ --arch x86_64   # the test twin
+    python lambda_build.py ControlFunction .aws-sam/build/ControlFunction
+    python lambda_build.py ChunkerFunction out/ --arch x86_64   # the test twin
 
 ``sam build`` runs this through ``BuildMethod: makefile`` (the Makefile's
 ``build-<LogicalId>`` targets); ``make build`` runs the same targets, and the artifact
@@ -38,7 +38,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 PYTHON_VERSION = "3.12"  # template.yaml Globals: Runtime python3.12
 # Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to
 # that glibc runs there. pip does not widen a manylinux_2_X tag by itself, so list them.
@@ -85,6 +85,19 @@ FUNCTIONS = {
     # The chunker serves no HTTP.
     "ChunkerFunction": Function(packages=("chunker",), unused_dependencies=("fastapi", "mangum")),
 }
+
+
+def make_variable(name: str) -> str:
+    """A Makefile variable as make resolves it (``make print-NAME``), e.g. ``PYTHON312``:
+    one place decides which interpreter builds and runs the artifacts."""
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", f"print-{name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
 
 
 class BuildError(Exception):
