@@ -232,11 +232,11 @@ def test_each_folder_holds_only_what_its_function_runs(aarch64: Artifacts, funct
         wrapper = artifact / "functions" / "bridge" / "exec-wrapper"
         assert os.access(wrapper, os.X_OK), "the exec wrapper must stay executable"
     # Lambda runs the code as another user than the one who built it.
-    for path in artifact.rglob("*"):
-        mode = path.stat().st_mode
-        assert mode & 0o004, f"{path} is not world-readable"
-        if path.is_dir():
-            assert mode & 0o001, f"{path} is not world-searchable"
+    for entry in artifact.rglob("*"):
+        mode = entry.stat().st_mode
+        assert mode & 0o004, f"{entry} is not world-readable"
+        if entry.is_dir():
+            assert mode & 0o001, f"{entry} is not world-searchable"
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
@@ -420,7 +420,7 @@ class Stack:
     sample: Session
 
 
-def moto_client(server: MotoServer, service: str) -> Any:
+def moto_client(server: MotoServer, service: Any) -> Any:
     """A dev-side boto3 client on the test's moto server (setup and read-back only)."""
     environment = server.environment
     return boto3.client(
