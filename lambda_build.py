@@ -82,8 +82,11 @@ class Function:
 FUNCTIONS = {
     "ControlFunction": Function(packages=("functions", "chunker"), exclude=("functions/bridge",)),
     "StreamFunction": Function(packages=("functions", "chunker")),
-    # The chunker serves no HTTP.
-    "ChunkerFunction": Function(packages=("chunker",), unused_dependencies=("fastapi", "mangum")),
+    # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
+    "ChunkerFunction": Function(
+        packages=("chunker",),
+        unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle", "pyjwt"),
+    ),
 }
 
 
