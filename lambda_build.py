@@ -65,6 +65,9 @@ DEPENDENCY_JUNK = (
     "zstandard/_cffi.*.so",
     "annotated_types/test_cases.py",  # its own test suite's data
     "*.pyi",
+    "*.c",  # C sources and headers (cffi ships some): nothing is compiled in Lambda
+    "*.h",
+    "*.pyx",
     "*/py.typed",
 )
 
@@ -149,14 +152,16 @@ def platforms(arch: str) -> list[str]:
 def install_dependencies(function: str, arch: str, target: Path) -> None:
     """pip-install the function's dependencies as binary wheels for Lambda into ``target``.
 
-    Installed into a cache folder per (architecture, requirements, pins) first and copied
-    from there, so the second function with the same dependencies, and every rebuild
-    whose pins did not change, costs a copy instead of a resolve.
+    Installed into a cache folder per (architecture, requirements, pins, this recipe) first
+    and copied from there, so the second function with the same dependencies, and every
+    rebuild whose pins did not change, costs a copy instead of a resolve. ``make clean``
+    empties the cache (old entries are not pruned otherwise).
     """
     requirements = runtime_requirements(function)
-    pins_text = (ROOT / "constraints.txt").read_bytes()
+    # The recipe itself is part of the key: a changed junk list must not reuse a cache.
+    inputs = (ROOT / "constraints.txt").read_bytes() + Path(__file__).read_bytes()
     key = hashlib.sha256(
-        "\n".join([arch, PYTHON_VERSION, *MANYLINUX, *requirements]).encode() + pins_text
+        "\n".join([arch, PYTHON_VERSION, *MANYLINUX, *requirements]).encode() + inputs
     ).hexdigest()[:16]
     cache = ROOT / ".aws-sam" / "deps" / f"{arch}-{key}"
     if not (cache / ".complete").exists():
