@@ -67,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=int, default=2, help="busy hours to encode")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = GeneratorSettings(start_hour=6, hours=args.hours + 1)
+def busy_chunk_documents(hours: int) -> list[dict[str, Any]]:
+    """Chunk documents of ``hours`` busy hours of the synthetic day (from 07:00; 06:00
+    warms the state up), built in memory as the chunker builds them."""
+    settings = GeneratorSettings(start_hour=6, hours=hours + 1)
     day = generate_day(settings)
     service_day = ServiceDay.of(day.keys.service_date, day.reference.airport.timezone)
     rules = Rules.for_day(day.reference, service_day)
@@ -80,12 +82,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = ChunkerConfig()
     state = ReplayState()
     documents = []
-    for hour in range(settings.start_hour, settings.start_hour + args.hours + 1):
+    for hour in range(settings.start_hour, settings.start_hour + hours + 1):
         start, end = service_day.hour_window(hour)
         hour_rows = {k: by_time(r for r in v if start <= r["t"] < end) for k, v in rows.items()}
         built = build_hour(day.keys.airport, service_day, hour, config, state, hour_rows)
         if hour > settings.start_hour:  # the first hour warms the state up
             documents.extend(chunk.document for chunk in built.chunks)
+    return documents
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    documents = busy_chunk_documents(args.hours)
     say(f"{len(documents)} chunks from busy hours")
     table = {}
     for name, (encode, decode) in CANDIDATES.items():

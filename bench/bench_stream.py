@@ -27,6 +27,7 @@ import os
 import secrets
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,7 @@ class Setup:
     store: SessionStore
     secret: bytes
     day_start: int  # local 06:00, the first generated hour
+    pinned: bool = False  # the server on CPU 0, the client on CPU 1
 
     def session(
         self, position: int, speed: float, state: str = "playing", span_ms: int = 3_600_000
@@ -271,20 +273,7 @@ async def concurrency_step(setup: Setup, count: int, window_s: float) -> dict[st
             lateness.append(now - (clock.wall_time_of(int(parts[2])) or now))
 
     stop = asyncio.Event()
-    streams = []
-    tasks = []
-    for index in range(count):
-        session = sessions[index % len(sessions)]
-        received = Received()
-        streams.append(received)
-        callback = functools.partial(_forward, on_event, session.clock)
-        path = setup.stream_path(session)
-        tasks.append(asyncio.ensure_future(read_stream(setup.port, path, received, stop, callback)))
-        if index % 25 == 24:
-            await asyncio.sleep(0.05)
-    deadline = time.monotonic() + 60
-    while any(s.first_event_ms is None for s in streams) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    streams, tasks = await open_streams(setup, sessions, count, stop, on_event)
     opened = sum(1 for s in streams if s.first_event_ms is not None)
     await asyncio.sleep(1.0)
     cpu0, client0, wall0 = setup.server_cpu_s(), time.process_time(), time.monotonic()
@@ -311,6 +300,59 @@ async def concurrency_step(setup: Setup, count: int, window_s: float) -> dict[st
 
 def _forward(on_event: Any, clock: PlaybackClock, now: float, name: str, event_id: str) -> None:
     on_event(now, event_id, clock)
+
+
+async def open_streams(
+    setup: Setup, sessions: list[Session], count: int, stop: asyncio.Event, on_event: Any
+) -> tuple[list[Received], list[asyncio.Future[None]]]:
+    """``count`` streams over ``sessions`` (round robin), read until ``stop``, each event
+    passed to ``on_event(now, event_id, clock)``; returns once all have their first event
+    (or after 60 s)."""
+    streams = []
+    tasks = []
+    for index in range(count):
+        session = sessions[index % len(sessions)]
+        received = Received()
+        streams.append(received)
+        callback = functools.partial(_forward, on_event, session.clock)
+        path = setup.stream_path(session)
+        tasks.append(asyncio.ensure_future(read_stream(setup.port, path, received, stop, callback)))
+        if index % 25 == 24:
+            await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while any(s.first_event_ms is None for s in streams) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return streams, tasks
+
+
+@contextlib.contextmanager
+def stream_stack(
+    vehicles: int, flights: int, bucket: str, table: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Setup]:
+    """The 2-hour morning on a moto server, the stream server on CPU 0 (with two CPUs),
+    this process as the client on CPU 1; always stopped."""
+    settings = GeneratorSettings(vehicles=vehicles, flights=flights, start_hour=6, hours=2)
+    secret = secrets.token_urlsafe(32)
+    with moto_server() as aws:
+        os.environ.update(aws.environment)
+        service_day = publish_morning(settings, bucket, table)
+        port = free_port()
+        env = server_environment(bucket, table, secret, extra_env)
+        pinned = (os.cpu_count() or 1) >= 2
+        server = start_stream_server(port, env, pinned)
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
+            with client_conditions(pinned):  # the instrument: CPU 1, its GC kept out
+                yield Setup(
+                    port=port,
+                    server=server,
+                    store=SessionStore(dynamodb_client(), table),
+                    secret=secret.encode(),
+                    day_start=service_day.start_ms + 6 * 3_600_000,
+                    pinned=pinned,
+                )
+        finally:
+            stop_process(server)
 
 
 async def measure_concurrency(setup: Setup, counts: list[int], window_s: float) -> list[Any]:
@@ -402,38 +444,20 @@ async def measure_first_event(setup: Setup, samples: int = 20) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings = GeneratorSettings(
-        vehicles=args.vehicles, flights=args.flights, start_hour=6, hours=2
-    )
-    secret = secrets.token_urlsafe(32)
-    with moto_server() as aws:
-        os.environ.update(aws.environment)
-        service_day = publish_morning(settings, BUCKET, TABLE)
-        dynamodb = dynamodb_client()
-        port = free_port()
-        env = server_environment(BUCKET, TABLE, secret)
-        pinned = (os.cpu_count() or 1) >= 2
-        server = start_stream_server(port, env, pinned)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
-            with client_conditions(pinned):  # the instrument: CPU 1, its GC kept out
-                setup = Setup(
-                    port=port,
-                    server=server,
-                    store=SessionStore(dynamodb, TABLE),
-                    secret=secret.encode(),
-                    day_start=service_day.start_ms + 6 * 3_600_000,
-                )
-                first = asyncio.run(measure_first_event(setup))
-                say(f"first event: {first}")
-                seek = asyncio.run(measure_seek(setup, args.seeks))
-                say(f"seek: {seek}")
-                counts = [int(c) for c in args.ramp.split(",")]
-                say("concurrency ramp (10-fps streams over 10 sessions):")
-                ramp = asyncio.run(measure_concurrency(setup, counts, args.window))
-                pacing = asyncio.run(measure_pacing(setup, args.minutes))
-        finally:
-            stop_process(server)
+    # Every stream here is one synthetic user's ("bench"), hundreds per session: the caps on
+    # concurrent streams (and their leases) are off; bench load, a user per viewer and five
+    # per session, runs with them.
+    caps_off = {"STREAM_MAX_PER_USER": "0", "STREAM_MAX_PER_SESSION": "0"}
+    with stream_stack(args.vehicles, args.flights, BUCKET, TABLE, caps_off) as setup:
+        pinned = setup.pinned
+        first = asyncio.run(measure_first_event(setup))
+        say(f"first event: {first}")
+        seek = asyncio.run(measure_seek(setup, args.seeks))
+        say(f"seek: {seek}")
+        counts = [int(c) for c in args.ramp.split(",")]
+        say("concurrency ramp (10-fps streams over 10 sessions):")
+        ramp = asyncio.run(measure_concurrency(setup, counts, args.window))
+        pacing = asyncio.run(measure_pacing(setup, args.minutes))
     sustained = [s for s in ramp if s["lateness_ms_p99"] <= 50 and s["opened"] == s["streams"]]
     at_100 = next((s for s in ramp if s["streams"] == 100), None)
     real_1x = pacing["1x"]["stream"]["bytes_per_s"]

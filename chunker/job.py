@@ -28,8 +28,8 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.exceptions import ClientError
 
+from chunker.aws import object_exists
 from chunker.build import STATE_KIND, build_hour
 from chunker.chunk_format import (
     Catalogue,
@@ -391,14 +391,14 @@ class DayJob:
         )
 
     def is_built(self) -> bool:
-        """Whether this version's manifest already exists."""
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=self.keys.manifest(self.version))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        """Whether this version's manifest already exists.
+
+        Asked by listing, not by HEAD: S3 answers a HEAD of a missing key with 404 only to a
+        caller allowed ``s3:ListBucket`` without conditions, and 403 to this role, whose
+        ListBucket is limited to prefixes (docs/operations.md, "IAM").
+        """
+        key = self.keys.manifest(self.version)
+        return object_exists(self.s3, self.bucket, key)
 
     def finalize(self) -> Manifest | None:
         """Write the manifest and the pointer if every hour's part exists; else None."""

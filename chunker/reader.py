@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
+from chunker.aws import object_exists
 from chunker.chunk_format import CorruptChunk, Manifest, Pointer, decode_chunk
 from chunker.day import ServiceDay
 from chunker.keys import PUBLISHED_PREFIX, DayKeys, date_of_pointer_key, published_prefix
@@ -97,7 +98,12 @@ class ChunkReader:
         try:
             body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            code = exc.response.get("Error", {}).get("Code")
+            # A role without an unconditional s3:ListBucket gets 403 for a missing key, not
+            # 404 (chunker.aws.object_exists): only a listing tells the two apart.
+            if code in ("NoSuchKey", "404") or (
+                code == "AccessDenied" and not object_exists(self.s3, self.bucket, key)
+            ):
                 raise NotPublished(f"s3://{self.bucket}/{key} does not exist") from exc
             raise
         return body

@@ -11,9 +11,12 @@ import argparse
 import datetime as dt
 import os
 import secrets
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from chunker.aws import s3_client
@@ -57,8 +60,29 @@ def local_app_environment(bucket: str, table: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a service manager's or ``kill``'s stop) ends the demo like Ctrl-C: by an
+    exception, so every ``finally`` runs and the moto child is stopped. By default SIGTERM
+    kills at once (uvicorn, too, re-raises it after its graceful shutdown), orphaning it."""
+
+    def unwind(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo; returns the summary printed by the CLI."""
+    with sigterm_unwinds():
+        return _run(args, say)
+
+
+def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[str, Any]:
     report = say or (lambda text: print(text, file=sys.stderr, flush=True))
     settings = GeneratorSettings(
         service_date=dt.date.fromisoformat(args.date),

@@ -37,8 +37,11 @@ def free_port() -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """Whether ``host:port`` can be listened on right now."""
+    """Whether ``host:port`` can be listened on right now, as a server listens: with
+    ``SO_REUSEADDR`` (uvicorn sets it), so connections of a server that just stopped,
+    left in TIME_WAIT, do not keep its port busy."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

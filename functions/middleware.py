@@ -14,6 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from functions.problems import Problem, problem_response
 
@@ -27,7 +29,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed, and bodies
+    that are not UTF-8 (every body here is JSON, which RFC 8259 says is UTF-8): a charset
+    other than UTF-8 is 415, UTF-16/32 or invalid bytes 400. Python's ``json`` would
+    otherwise guess UTF-16 and UTF-32 from the bytes and accept them."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -37,7 +42,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         too_large = Problem(
             413,
             "payload-too-large",
@@ -47,28 +53,58 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await problem_response(too_large, scope.get("path"))(scope, receive, send)
             return
-        if declared is not None:
-            await self.app(scope, receive, send)
+        charset = _charset(headers.get("content-type", ""))
+        if charset not in (None, "utf-8", "utf8"):
+            unsupported = Problem(
+                415, "unsupported-media-type", "Unsupported media type", "Bodies are UTF-8 JSON."
+            )
+            await problem_response(unsupported, scope.get("path"))(scope, receive, send)
             return
-        # No Content-Length (chunked): read the body first, it is small by definition.
+        # Read the body first: it is small by definition (declared or counted).
         messages: list[Message] = []
-        received = 0
+        body = bytearray()
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
                 break
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
                 await problem_response(too_large, scope.get("path"))(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
+        if not _is_utf8_text(bytes(body)):
+            not_utf8 = Problem(
+                400, "malformed-json", "Malformed JSON body", "JSON bodies must be UTF-8."
+            )
+            await problem_response(not_utf8, scope.get("path"))(scope, receive, send)
+            return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type, lower-cased (None if absent)."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _is_utf8_text(body: bytes) -> bool:
+    """Valid UTF-8 without NUL bytes (UTF-16/32 JSON has them; JSON text never does)."""
+    if b"\x00" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class RequestLog:
@@ -119,3 +155,85 @@ class RequestLog:
             if not answered:  # the server's error handler answers 500
                 log(500)
             raise
+
+
+def dashboard_csp(connect_origins: list[str]) -> str:
+    """The dashboard's Content-Security-Policy: its own scripts and styles only (style
+    attributes in its markup allowed), no framing, connections to this origin and the
+    stream's (``STREAM_BASE_URL``, another origin in the cloud)."""
+    connect = " ".join(["'self'", *connect_origins])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "style-src-attr 'unsafe-inline'; img-src 'self' data:; "
+        f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+class ResponseHeaders:
+    """Headers every answer needs, and HEAD.
+
+    - Every answer: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``
+      (stream URLs carry a token in their query).
+    - The dashboard (``/``, ``/static/*``): a Content-Security-Policy with
+      ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` (older browsers).
+    - The session API (``/api/replay/sessions*`` and the seed's routes), whose answers
+      carry stream and share tokens: ``Cache-Control: no-store`` unless the route set one
+      (the stream sets ``no-cache``).
+    - HEAD is answered as GET without the body, except on streams: a HEAD there would open
+      a stream (and hold one of the caller's places) for nothing, so it stays 405.
+    """
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        head = scope["method"] == "HEAD" and not path.endswith("/stream")
+        if head:
+            scope = {**scope, "method": "GET"}
+        dashboard = path == "/" or path.startswith("/static/")
+        tokens = path.startswith(("/api/replay/sessions", "/api/auto_dispatch/"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if dashboard:
+                    headers.setdefault("Content-Security-Policy", self.csp)
+                    headers.setdefault("X-Frame-Options", "DENY")
+                if tokens:
+                    headers.setdefault("Cache-Control", "no-store")
+            elif head and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # dropped; the last body message ends the answer
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ProblemCORS(CORSMiddleware):
+    """Starlette's CORS, with a rejected preflight answered as problem+json (it answers
+    text/plain) like every other 4xx; its CORS headers (``Vary``) are kept."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        problem = Problem(
+            response.status_code,
+            "cors-rejected",
+            "CORS preflight rejected",
+            bytes(response.body).decode("utf-8", "replace"),
+        )
+        answer = problem_response(problem)
+        for name in ("vary",):
+            if name in response.headers:
+                answer.headers[name] = response.headers[name]
+        return answer

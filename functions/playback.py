@@ -16,6 +16,10 @@ from typing import Literal
 
 MIN_SPEED = 1 / 16
 MAX_SPEED = 4096.0
+# A looping pass lasts at least this long in wall time. Shorter passes show nothing a
+# person can follow and make every frame a re-sync snapshot; see ``min_loop_range_ms``.
+MIN_LOOP_PASS_MS = 500
+DEFAULT_TICK_MS = 1000
 PlaybackState = Literal["playing", "paused"]
 PlaybackStatus = Literal["playing", "paused", "ended"]
 
@@ -38,6 +42,27 @@ def check_range(start: int, end: int) -> tuple[int, int]:
     if end <= start:
         raise PlaybackError(f"range end ({end}) must be after its start ({start})")
     return start, end
+
+
+def min_loop_range_ms(speed: float, tick_ms: int = DEFAULT_TICK_MS) -> int:
+    """The shortest range a clock may loop over at ``speed``: one tick of the data, and one
+    pass of ``MIN_LOOP_PASS_MS`` wall time (at 4096x: 2,048 s of replay time)."""
+    return max(tick_ms, math.ceil(speed * MIN_LOOP_PASS_MS))
+
+
+def check_pace(
+    start: int, end: int, speed: float, loop: bool, tick_ms: int = DEFAULT_TICK_MS
+) -> None:
+    """``PlaybackError`` unless a clock over ``[start, end)`` at ``speed`` is one a stream
+    can follow with bounded work: a looping range at least ``min_loop_range_ms`` long. (A
+    non-looping range of any length just ends.) Control calls this on create and on every
+    change of range, speed or loop; the stream bounds its work on its own as well."""
+    if loop and end - start < (shortest := min_loop_range_ms(speed, tick_ms)):
+        raise PlaybackError(
+            f"a looping range at {speed:g}x must span at least {shortest} ms "
+            f"(one pass of {MIN_LOOP_PASS_MS} ms); this one spans {end - start} ms: "
+            "widen the range, lower the speed or turn loop off"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +131,11 @@ class PlaybackClock:
     def _anchored(self, now: int, **changes: object) -> PlaybackClock:
         return replace(self, anchor_position=self.position_at(now), anchor_wall=now, **changes)  # type: ignore[arg-type]
 
+    def checked_pace(self, tick_ms: int = DEFAULT_TICK_MS) -> PlaybackClock:
+        """This clock, if ``check_pace`` accepts it."""
+        check_pace(self.range_start, self.range_end, self.speed, self.loop, tick_ms)
+        return self
+
     def play(self, now: int) -> PlaybackClock:
         """Start or resume; playing again after the end restarts from the range start."""
         if self.status_at(now) == "ended":
@@ -131,7 +161,7 @@ class PlaybackClock:
 
     def set_speed(self, now: int, speed: float) -> PlaybackClock:
         """Change speed without moving the position."""
-        return self._anchored(now, speed=check_speed(speed))
+        return self._anchored(now, speed=check_speed(speed)).checked_pace()
 
     def set_range(self, now: int, start: int, end: int) -> PlaybackClock:
         """Replace the range; the position is kept, clamped into the new range."""
@@ -139,11 +169,11 @@ class PlaybackClock:
         position = min(max(self.position_at(now), start), end - 1)
         return replace(
             self, range_start=start, range_end=end, anchor_position=position, anchor_wall=now
-        )
+        ).checked_pace()
 
     def set_loop(self, now: int, loop: bool) -> PlaybackClock:
         """Turn looping on or off."""
-        return self._anchored(now, loop=loop)
+        return self._anchored(now, loop=loop).checked_pace()
 
     def step(self, now: int, ticks: int, tick_ms: int) -> PlaybackClock:
         """Move ``ticks`` ticks forward (or back) while paused."""

@@ -7,16 +7,20 @@ controllers' writes conflict.
 
 Item attributes::
 
-    session_id S, owner S, airport S, members SS (optional),
+    session_id S, owner S, airport S, members SS (optional), share_generation N (optional),
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
+
+The table also holds the stream leases (keys ``lease#...``, ``functions.leases``), which
+never match ``SESSION_ID_PATTERN``, so no session read can meet one.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +49,21 @@ class VersionConflict(Exception):
 
 
 class SessionNotFound(LookupError):
-    """No such session (or it expired)."""
+    """No such session (or not visible to the caller)."""
+
+
+class SessionGone(SessionNotFound):
+    """The session expired (``expires_at`` passed). It stays gone: DynamoDB's TTL sweep may
+    take days to delete the item, so the store refuses it on every read and write."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(f"{session.session_id} expired at {session.expires_at} (epoch s)")
+        self.session = session
+
+
+def wall_now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
 
 
 def new_session_id() -> str:
@@ -96,6 +114,9 @@ class Session:
     expires_at: int
     members: frozenset[str] = field(default_factory=frozenset)
     last_command_id: str | None = None
+    # Share tokens carry the generation they were issued in; revoking bumps it, and every
+    # token issued before stops working.
+    share_generation: int = 0
 
     @classmethod
     def new(
@@ -122,6 +143,11 @@ class Session:
             presence_until=now + presence_lease_ms,
             expires_at=now // 1000 + ttl_s,
         )
+
+    def expired(self, now_ms: int) -> bool:
+        """Whether the session has expired at wall time ``now_ms``: from ``expires_at`` on it
+        cannot be read, controlled, joined, streamed or renewed."""
+        return now_ms >= self.expires_at * 1000
 
     def can_access(self, subject: str) -> bool:
         """The owner and members (holders of a redeemed share token) may view and control."""
@@ -159,6 +185,8 @@ class Session:
             item["members"] = {"SS": sorted(self.members)}
         if self.last_command_id:
             item["last_command_id"] = {"S": self.last_command_id}
+        if self.share_generation:
+            item["share_generation"] = {"N": str(self.share_generation)}
         return item
 
     @classmethod
@@ -187,11 +215,18 @@ class Session:
             expires_at=number("expires_at"),
             members=frozenset(item.get("members", {}).get("SS", [])),
             last_command_id=item.get("last_command_id", {}).get("S"),
+            share_generation=int(item.get("share_generation", {}).get("N", "0")),
         )
 
 
 class SessionStore:
-    """Sessions in DynamoDB, with conditional writes on ``version``."""
+    """Sessions in DynamoDB, with conditional writes on ``version``.
+
+    Expiry is enforced here, on every read and write, at wall time ``now_ms`` (the
+    caller's clock; the system clock when not given): an expired item reads as gone
+    (``SessionGone``, or None in the poller's batch reads) and every write's condition
+    refuses it, so nothing revives a session whose ``expires_at`` has passed.
+    """
 
     def __init__(
         self, dynamodb: DynamoDBClient, table: str, polls: DynamoDBClient | None = None
@@ -202,22 +237,26 @@ class SessionStore:
         # of its own: it may use a client that does not retry (None: the same client).
         self.polls = dynamodb if polls is None else polls
 
-    def get(self, session_id: str, consistent: bool = True) -> Session | None:
-        """The session, or None if it does not exist (or has an invalid id)."""
+    def get(
+        self, session_id: str, consistent: bool = True, now_ms: int | None = None
+    ) -> Session | None:
+        """The session, or None if it does not exist (or has an invalid id); raises
+        ``SessionGone`` if it expired."""
         if not is_session_id(session_id):
             return None
         response = self.dynamodb.get_item(
             TableName=self.table, Key={"session_id": {"S": session_id}}, ConsistentRead=consistent
         )
         item = response.get("Item")
-        return None if item is None else Session.from_item(item)
+        return None if item is None else _live(Session.from_item(item), now_ms)
 
     def get_many(
-        self, session_ids: list[str], consistent: bool = True
+        self, session_ids: list[str], consistent: bool = True, now_ms: int | None = None
     ) -> dict[str, Session | None]:
         """Sessions by id, read with ``BatchGetItem`` (100 keys per request). An id maps to
-        None if it does not exist (or is invalid); ids DynamoDB left unprocessed (throttling)
-        are absent from the answer, for the caller to retry later."""
+        None if it does not exist, expired, or is invalid; ids DynamoDB left unprocessed
+        (throttling) are absent from the answer, for the caller to retry later."""
+        now = wall_now_ms() if now_ms is None else now_ms
         result: dict[str, Session | None] = {
             session_id: None for session_id in session_ids if not is_session_id(session_id)
         }
@@ -242,7 +281,8 @@ class SessionStore:
                 if session_id in unprocessed:
                     continue
                 item = sessions.get(session_id)
-                result[session_id] = None if item is None else Session.from_item(item)
+                session = None if item is None else Session.from_item(item)
+                result[session_id] = None if session is None or session.expired(now) else session
         return result
 
     def create(self, session: Session) -> None:
@@ -253,19 +293,24 @@ class SessionStore:
             ConditionExpression="attribute_not_exists(session_id)",
         )
 
-    def replace(self, session: Session, expected_version: int) -> None:
-        """Store ``session`` if the stored version is still ``expected_version``."""
+    def replace(self, session: Session, expected_version: int, now_ms: int | None = None) -> None:
+        """Store ``session`` if the stored version is still ``expected_version`` and the
+        stored item has not expired (``SessionGone`` if it has)."""
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
                 Item=session.to_item(),
-                ConditionExpression="version = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+                ConditionExpression="version = :expected AND expires_at > :now",
+                ExpressionAttributeValues={
+                    ":expected": {"N": str(expected_version)},
+                    ":now": {"N": str(_now_s(now_ms))},
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",  # the conflict's current version
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise VersionConflict(_stored(exc)) from exc
+                stored = _stored(exc)
+                raise VersionConflict(None if stored is None else _live(stored, now_ms)) from exc
             raise
 
     def delete(self, session_id: str) -> bool:
@@ -278,12 +323,18 @@ class SessionStore:
         return "Attributes" in response
 
     def renew_presence(
-        self, session_id: str, presence_until: int, expires_at: int, viewer: str
+        self,
+        session_id: str,
+        presence_until: int,
+        expires_at: int,
+        viewer: str,
+        now_ms: int | None = None,
     ) -> Session | None:
         """Extend viewer presence and the TTL without touching ``version``, if ``viewer`` may
         see the session; the session as stored afterwards, or None if it does not exist or
-        ``viewer`` may not see it. One request whatever happens: presence only moves
-        forward, so when another viewer renewed it further, the stored item is as good."""
+        ``viewer`` may not see it (``SessionGone`` if it expired: never revived). One request
+        whatever happens: presence only moves forward, so when another viewer renewed it
+        further, the stored item is as good."""
         if not is_session_id(session_id):
             return None
         try:
@@ -292,11 +343,12 @@ class SessionStore:
                 Key={"session_id": {"S": session_id}},
                 UpdateExpression="SET presence_until = :p, expires_at = :e",
                 ConditionExpression="attribute_exists(session_id) AND presence_until < :p"
-                " AND (#owner = :viewer OR contains(members, :viewer))",
+                " AND expires_at > :now AND (#owner = :viewer OR contains(members, :viewer))",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={
                     ":p": {"N": str(presence_until)},
                     ":e": {"N": str(expires_at)},
+                    ":now": {"N": str(_now_s(now_ms))},
                     ":viewer": {"S": viewer},
                 },
                 ReturnValues="ALL_NEW",
@@ -305,9 +357,24 @@ class SessionStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 stored = _stored(exc)
-                return stored if stored is not None and stored.can_access(viewer) else None
+                if stored is None or not stored.can_access(viewer):
+                    return None
+                return _live(stored, now_ms)
             raise
         return Session.from_item(response["Attributes"])
+
+
+def _now_s(now_ms: int | None) -> int:
+    """Epoch seconds of ``now_ms`` (default: now), as ``expires_at`` counts them: a session
+    is live while ``expires_at > now_s``, i.e. ``now_ms < expires_at * 1000``."""
+    return (wall_now_ms() if now_ms is None else now_ms) // 1000
+
+
+def _live(session: Session, now_ms: int | None) -> Session:
+    """``session``, unless it expired at ``now_ms`` (default: now): then ``SessionGone``."""
+    if session.expired(wall_now_ms() if now_ms is None else now_ms):
+        raise SessionGone(session)
+    return session
 
 
 def _stored(exc: ClientError) -> Session | None:

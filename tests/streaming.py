@@ -3,6 +3,7 @@ the app in a thread on a free port."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import deque
@@ -19,7 +20,6 @@ from chunker.job import chunk_day
 from chunker.reader import ChunkReader
 from chunker.state import RECENT_NOTIFICATIONS, expired_task
 from functions.app import create_app
-from functions.local_stack import free_port
 from functions.playback import PlaybackClock
 from functions.services import Services, session_store
 from functions.sessions import Filters, Session, ensure_table
@@ -172,14 +172,21 @@ class Server:
         return f"{self.url}/api/replay/sessions/{session.session_id}/stream?token={token}"
 
 
-def serve(s3: S3Client, **overrides: Any) -> Iterator[Server]:
+def serve(s3: S3Client, send_buffer: int | None = None, **overrides: Any) -> Iterator[Server]:
+    """The app under uvicorn in a thread. ``send_buffer``: the kernel send buffer of its
+    connections (SO_SNDBUF, inherited from the listening socket), as on a slow link: a
+    client that stops reading blocks the server's writes after a few KB, not megabytes."""
     services = build_services(s3, **overrides)
     app = create_app(services)
-    port = free_port()
+    listener = socket.socket()
+    if send_buffer is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, args=([listener],), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -190,6 +197,7 @@ def serve(s3: S3Client, **overrides: Any) -> Iterator[Server]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        listener.close()
 
 
 class StreamReader:

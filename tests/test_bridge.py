@@ -25,6 +25,7 @@ from functions.control.service import SessionService
 from functions.local_stack import LOCAL_CREDENTIALS, MotoServer, moto_server, stop_process
 from functions.services import Services
 from functions.sessions import SessionStore, ensure_table
+from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import Recorded, RuntimeApiEmulator
 from tests.sse_client import Event, SSEParser
@@ -98,7 +99,11 @@ def aws(published: Published) -> Iterator[MotoServer]:
 
 @contextmanager
 def bridge(
-    emulator: RuntimeApiEmulator, log: Path, aws: MotoServer | None = None, app: str | None = None
+    emulator: RuntimeApiEmulator,
+    log: Path,
+    aws: MotoServer | None = None,
+    app: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The exec wrapper, run the way Lambda runs it: with the managed bootstrap as "$@"."""
     env = {
@@ -114,6 +119,7 @@ def bridge(
         "STREAM_POLL_MS": "100",
         **(aws.environment if aws else LOCAL_CREDENTIALS),
         **({"BRIDGE_APP": app} if app else {}),
+        **(extra_env or {}),
     }
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -206,6 +212,28 @@ def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
     resumed = sse_events(body)
     assert resumed and all(e.event != "error" for e in resumed)
     assert resumed[-1].event == "reconnect"
+
+
+def test_the_seed_stream_with_a_bearer_jwt_streams_through_the_function_url(
+    aws: MotoServer, published: Published, tmp_path: Path
+) -> None:
+    """No authorizer on a Function URL: the app verifies the JWT (issuer on 127.0.0.1)."""
+    with serve_issuer() as issuer:
+        seed = load("stream-seed.json")
+        seed["headers"]["authorization"] = f"Bearer {issuer.token(sub='user-carol-0003')}"
+        jwt_env = {"JWT_ISSUER": issuer.url, "JWT_AUDIENCE": AUDIENCE, "AUTH_MODE": "jwt"}
+        with (
+            RuntimeApiEmulator() as emulator,
+            bridge(emulator, tmp_path / "bridge.log", aws, extra_env=jwt_env),
+        ):
+            recorded = emulator.invoke(seed, timeout_s=5).wait()
+    assert_streaming_request(recorded)
+    prelude, body = recorded.split()
+    assert prelude["statusCode"] == 200, body[:500]
+    events = sse_events(body)
+    assert [e.event for e in events[:2]] == ["session", "snapshot"]
+    stored = published.services.sessions.get(events[0].json()["session_id"])
+    assert stored is not None and stored.owner == "user-carol-0003"
 
 
 def test_an_error_after_the_first_byte_goes_into_the_trailers(tmp_path: Path) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import tracemalloc
 from typing import TYPE_CHECKING
 
+from chunker.chunk_format import decode_chunk
+from chunker.prepared import PreparedChunk
 from chunker.reader import ChunkReader
 from functions.stream import source as source_module
 from functions.stream.source import ChunkSource
@@ -58,3 +62,47 @@ def test_a_stale_day_list_is_refreshed_once_in_the_background(s3: S3Client) -> N
         assert source._airports["XTST"].manifests  # manifests kept across the refresh
 
     asyncio.run(scenario())
+
+
+def test_a_prepared_chunk_counts_the_memory_it_really_holds(s3: S3Client) -> None:
+    """The cache's accounting against tracemalloc (issue #15: it counted 1/17 of it)."""
+    publish_tiny_day(s3)
+    reader = ChunkReader(s3, BUCKET)
+    manifest = reader.published("XTST", "2026-03-14").manifest
+    stored = [(entry.key, reader._get(entry.key)) for entry in manifest.chunks[::12]]
+    tracemalloc.start()
+    try:
+        for key, blob in stored:
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            # Decoded inside the window and dropped, as a cache load does: the strings the
+            # prepared chunk keeps come from its document.
+            prepared = PreparedChunk.from_document(key, decode_chunk(blob))
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+            # Counted at least what is allocated (and what pymalloc rounds up on top).
+            assert held * 0.98 <= prepared.size <= held * 1.25 + 1024, (key, held, prepared.size)
+            del prepared
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_full_cache_holds_no_more_memory_than_its_limit(s3: S3Client) -> None:
+    publish_tiny_day(s3)
+    limit = 1024 * 1024
+    manifest = ChunkReader(s3, BUCKET).published("XTST", "2026-03-14").manifest
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        reader = ChunkReader(s3, BUCKET, cache_bytes=limit)
+        for entry in manifest.chunks[:24]:  # 24 chunks (~6 MB) through a 1 MiB cache
+            reader.chunk(entry.key)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert reader.chunks.bytes <= limit
+    assert len(reader.chunks) >= 2
+    # What the cache holds is within its limit (plus the reader and its S3 client's share).
+    assert held <= limit + 256 * 1024, held

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 EVENTS = Path(__file__).parent.parent / "events"
 SESSION_ID = "s-EventSampleSession000001"
 OWNER = "user-alice-0001"
+MEMBER = "user-carol-0003"
 
 # Each control/history event file and the status it must produce.
 EXPECTED_STATUS = {
@@ -49,6 +50,9 @@ EXPECTED_STATUS = {
     "control-presence.json": 200,
     "control-stream-token.json": 200,
     "control-delete-session.json": 204,
+    "control-revoke-shares.json": 204,
+    "control-list-members.json": 200,
+    "control-remove-member.json": 204,
     "seed-control-jump.json": 200,
     "seed-set-params.json": 200,
     "history-airports.json": 200,
@@ -95,7 +99,10 @@ def published(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service
     sample = SessionService(services).create(
         OWNER, SessionCreate.model_validate({"airport": "XLHI", **window})
     )
-    services.sessions.create(dataclasses.replace(sample, session_id=SESSION_ID))
+    # Carol joined earlier (control-remove-member.json removes her).
+    services.sessions.create(
+        dataclasses.replace(sample, session_id=SESSION_ID, members=frozenset({MEMBER}))
+    )
     yield services
     get_settings.cache_clear()
 
@@ -224,3 +231,18 @@ def test_the_stream_token_key_comes_from_secrets_manager(
     assert get_settings().stream_token_secret.get_secret_value() == key
     assert key not in repr(get_settings())  # never printed
     assert invoke("control-get-session.json")["statusCode"] == 200
+
+
+def test_revoking_shares_refuses_the_sample_join_and_removal_takes_effect(
+    published: Services,
+) -> None:
+    assert invoke("control-revoke-shares.json")["statusCode"] == 204
+    refused = invoke("control-join.json")
+    assert refused["statusCode"] == 403, refused["body"]
+    assert json.loads(refused["body"])["detail"] == "share token revoked"
+    listed = json.loads(invoke("control-list-members.json")["body"])
+    assert listed["members"] == [MEMBER]
+    assert invoke("control-remove-member.json")["statusCode"] == 204
+    stored = published.sessions.get(SESSION_ID)
+    assert stored is not None and stored.members == frozenset()
+    assert invoke("control-remove-member.json")["statusCode"] == 404

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from functions.local_stack import free_port, port_is_free
 from tests.demo_server import demo_server
 from tests.streaming import StreamReader
 
@@ -87,3 +90,67 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def _still_running(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    running = _still_running(pids)
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = _still_running(pids)
+    return running
+
+
+def test_sigterm_stops_the_moto_child_while_serving_and_while_setting_up(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM (a service manager's stop, ``kill``) used to kill the demo at once and
+    orphan its moto server; now it unwinds like Ctrl-C, in either phase."""
+    with demo_server(tmp_path / "serving.log") as server:
+        children = server.child_pids()
+        assert children
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=30)
+        assert not _wait_gone(children), "the moto server outlived the demo"
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    setting_up = subprocess.Popen(
+        [sys.executable, "-m", "functions.cli", "demo", "--port", str(free_port()), "--hours", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        children_file = Path(f"/proc/{setting_up.pid}/task/{setting_up.pid}/children")
+        deadline = time.monotonic() + 60
+        children = []
+        while not children:  # the moto server started; the day is being generated
+            assert time.monotonic() < deadline, "the demo started no moto server"
+            children = [int(pid) for pid in children_file.read_text().split()]
+            time.sleep(0.05)
+        setting_up.send_signal(signal.SIGTERM)
+        assert setting_up.wait(timeout=30) != 0
+        assert not _wait_gone(children), "the moto server outlived the demo"
+    finally:
+        if setting_up.poll() is None:
+            setting_up.kill()
+
+
+def test_a_port_left_in_time_wait_is_free_to_serve_on() -> None:
+    """A server that just stopped leaves its accepted connections in TIME_WAIT; a restart
+    on the same port must not be refused for them (uvicorn listens with SO_REUSEADDR)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its end goes to TIME_WAIT
+    client.close()
+    listener.close()
+    assert port_is_free("127.0.0.1", port)

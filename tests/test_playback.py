@@ -3,11 +3,20 @@ stream's rule for following a clock that changed."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chunker.state import floor_tick
-from functions.playback import MAX_SPEED, MIN_SPEED, PlaybackClock
+from functions.playback import (
+    MAX_SPEED,
+    MIN_SPEED,
+    PlaybackClock,
+    PlaybackError,
+    check_pace,
+    min_loop_range_ms,
+)
+from functions.stream.pacing import MIN_WAIT_MS, Step, frame_due, frame_target, next_step
 from functions.stream.player import ahead_of
 
 START = 1_773_439_200_000
@@ -75,3 +84,105 @@ def test_a_stream_the_clock_is_not_behind_has_its_next_frame_due_within_a_tick(
     due = clock.wall_time_of(position + TICK_MS, near=now)
     assert due is not None
     assert due <= now + TICK_MS / speed + 0.01  # float rounding of epoch-ms arithmetic
+
+
+# --- bounded work whatever the session says (issue #15, finding 1) ---------------------
+
+
+def test_a_looping_range_must_last_half_a_second_of_wall_time_at_its_speed() -> None:
+    assert min_loop_range_ms(4096.0) == 2_048_000
+    assert min_loop_range_ms(1.0) == 1_000  # one tick: a pass is at least one tick
+    assert min_loop_range_ms(1.0, tick_ms=100) == 500
+    check_pace(START, START + 2_048_000, 4096.0, loop=True)
+    check_pace(START, START + 1, 4096.0, loop=False)  # without loop it simply ends
+    with pytest.raises(PlaybackError, match="at least 2048000 ms"):
+        check_pace(START, START + 1, 4096.0, loop=True)
+
+
+def test_changes_that_would_make_a_looping_pass_too_short_are_refused() -> None:
+    now = 2_000_000
+    clock = PlaybackClock("playing", 4096.0, START, 0, START, START + 3_600_000, loop=True)
+    with pytest.raises(PlaybackError):
+        clock.set_range(now, START, START + 1)  # a co-watcher's 1 ms range
+    slow = PlaybackClock("playing", 1.0, START, 0, START, START + 60_000, loop=True)
+    with pytest.raises(PlaybackError):
+        slow.set_speed(now, 4096.0)
+    short = PlaybackClock("playing", 4096.0, START, 0, START, START + 60_000)
+    with pytest.raises(PlaybackError):
+        short.set_loop(now, True)
+    assert short.set_loop(now, False).loop is False
+    assert clock.set_range(now, START, START + 2_048_000).range_end == START + 2_048_000
+
+
+def simulate(
+    clock: PlaybackClock, seconds: float, tick_ms: int = TICK_MS, max_fps: float = 10.0
+) -> tuple[int, int, list[float]]:
+    """The player's loop on a fake clock: what it does in ``seconds`` of wall time, using
+    the player's own pure functions (``frame_due``, ``frame_target``, ``next_step``) and
+    its position rule (floored to the tick; back to the clock's position after a wrap).
+    Returns (turns of the loop, frames sent, every wait's length in ms)."""
+    now = float(clock.anchor_wall)
+    end = now + seconds * 1000
+    position = floor_tick(clock.position_at(now), clock.range_start, tick_ms)
+    last_target, last_write, frames, turns = -1e18, now, 0, 0
+    waits: list[float] = []
+    while now < end:
+        turns += 1
+        assert turns < 100_000, "the loop spins"
+        due = frame_due(clock, position, tick_ms, False, now)
+        target = frame_target(due, last_target, 1000 / max_fps)
+        step = next_step(now, target, last_write, 15_000, end)
+        if step.action == "frame":
+            assert step.at <= now  # never a frame scheduled after now
+            last_target = step.at
+            current = floor_tick(clock.position_at(step.at), clock.range_start, tick_ms)
+            if current != position:
+                position, last_write, frames = current, now, frames + 1
+        elif step.action == "heartbeat":
+            last_write = now
+        else:
+            assert step.at >= now + MIN_WAIT_MS
+            waits.append(step.at - now)
+            now = step.at
+    return turns, frames, waits
+
+
+def test_a_1_ms_looping_range_at_4096x_costs_at_most_max_fps_turns_a_second() -> None:
+    """The attack of issue #15: every pass lasts 1/4096 ms, below the float resolution of
+    an epoch-ms wall time, so the next tick is always due "now" (one rounding step either
+    side). The loop still waits between frames, and sends at most ``max_fps``."""
+    anchor_wall = 1_773_400_000_123
+    clock = PlaybackClock("playing", 4096.0, START, anchor_wall, START, START + 1, loop=True)
+    turns, frames, waits = simulate(clock, seconds=30)
+    assert turns <= 30 * 10 * 3 + 10  # per 1/max_fps: a frame, a wait, one re-aim
+    assert all(wait >= MIN_WAIT_MS for wait in waits)
+    assert frames == 0  # a range inside one tick never moves the tick-aligned position
+
+
+@given(
+    span=st.integers(1, 3_600_000),
+    speed=st.floats(MIN_SPEED, MAX_SPEED),
+    loop=st.booleans(),
+    anchor_wall=st.integers(0, 2_000_000_000_000),
+)
+def test_whatever_the_clock_the_loop_sends_at_most_max_fps_and_always_waits(
+    span: int, speed: float, loop: bool, anchor_wall: int
+) -> None:
+    clock = PlaybackClock("playing", speed, START, anchor_wall, START, START + span, loop)
+    turns, frames, _ = simulate(clock, seconds=5)
+    assert frames <= 5 * 10 + 1
+    # Per frame: the frame, the wait for the next, at most one re-aim (a looping clock's
+    # nearest pass moved while waiting); and a heartbeat or two.
+    assert turns <= 3 * (5 * 10 + 1) + 5
+
+
+def test_a_frame_due_within_the_timer_resolution_is_sent_now_not_waited_for() -> None:
+    now = 1_773_400_000_000.0
+    step = next_step(now, now + 0.0002, last_write=now, heartbeat_ms=15_000, deadline=now + 1e6)
+    assert step == Step("frame", now)
+    later = next_step(now, now + 40.0, last_write=now, heartbeat_ms=15_000, deadline=now + 1e6)
+    assert later == Step("wait", now + 40.0)
+    passed = next_step(now, None, last_write=now, heartbeat_ms=15_000, deadline=now + 0.0001)
+    assert passed.action == "wait" and passed.at == now + MIN_WAIT_MS
+    assert frame_target(now, last_frame=now - 30, frame_interval_ms=100) == now + 70
+    assert frame_target(None, last_frame=now, frame_interval_ms=100) is None

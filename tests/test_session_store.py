@@ -16,20 +16,24 @@ from functions.services import dynamodb_client, session_store
 from functions.sessions import (
     Filters,
     Session,
+    SessionGone,
     SessionStore,
     VersionConflict,
     ensure_table,
     new_session_id,
+    wall_now_ms,
 )
 from tests.faults import Fault, FaultInjector
 
 TABLE = "sessions-test"
 START = 1_773_439_200_000
+NOW = wall_now_ms()  # sessions are created now: the store refuses expired ones
+NOW_S = NOW // 1000
 
 
-def a_session(position: int = START) -> Session:
+def a_session(position: int = START, now: int = NOW, ttl_s: int = 86_400) -> Session:
     clock = PlaybackClock("paused", 1.0, position, 0, START, START + 3_600_000)
-    return Session.new("alice", "XTST", clock, Filters(), 1_000, 120_000, 86_400)
+    return Session.new("alice", "XTST", clock, Filters(), now, 120_000, ttl_s)
 
 
 @pytest.fixture
@@ -86,15 +90,16 @@ def test_renewing_presence_answers_the_stored_session_in_one_request(
     session = replace(a_session(), members=frozenset({"bob"}))
     store.create(session)
     sent = count_requests(store)
-    renewed = store.renew_presence(session.session_id, 500_000, 9_000, "alice")
-    assert renewed == replace(session, presence_until=500_000, expires_at=9_000)
+    until, expires = NOW + 500_000, NOW_S + 9_000
+    renewed = store.renew_presence(session.session_id, until, expires, "alice")
+    assert renewed == replace(session, presence_until=until, expires_at=expires)
     # Another viewer renewed further: presence never moves back; the stored item comes back.
-    assert store.renew_presence(session.session_id, 400_000, 8_000, "bob") == renewed
+    assert store.renew_presence(session.session_id, until - 100, expires - 1, "bob") == renewed
     # Someone who may not see it renews nothing and learns nothing.
-    assert store.renew_presence(session.session_id, 600_000, 9_500, "mallory") is None
+    assert store.renew_presence(session.session_id, until + 100, expires + 1, "mallory") is None
     assert store.get(session.session_id) == renewed
-    assert store.renew_presence(new_session_id(), 500_000, 9_000, "alice") is None
-    assert store.renew_presence("not-an-id", 500_000, 9_000, "alice") is None
+    assert store.renew_presence(new_session_id(), until, expires, "alice") is None
+    assert store.renew_presence("not-an-id", until, expires, "alice") is None
     assert sent == ["UpdateItem", "UpdateItem", "UpdateItem", "GetItem", "UpdateItem"]
 
 
@@ -161,3 +166,26 @@ def test_of_racing_conditional_writes_exactly_one_wins(store: SessionStore) -> N
     assert sum(wins) == rounds, f"{sum(wins) - rounds} rounds had two winners"
     stored = store.get(session.session_id)
     assert stored is not None and stored.version == rounds + 1
+
+
+def test_an_expired_session_is_refused_by_every_read_and_write(store: SessionStore) -> None:
+    """DynamoDB's TTL sweep may leave an expired item for days: the store itself refuses
+    it from ``expires_at`` on, one request each, and nothing moves ``expires_at`` again."""
+    session = replace(a_session(now=NOW, ttl_s=300), members=frozenset({"bob"}))
+    store.create(session)
+    expires_ms = session.expires_at * 1000
+    assert store.get(session.session_id, now_ms=expires_ms - 1) == session
+    sent = count_requests(store)
+    for reader in ("alice", "bob"):
+        with pytest.raises(SessionGone):
+            store.renew_presence(
+                session.session_id, expires_ms + 120_000, NOW_S + 86_400, reader, expires_ms
+            )
+    assert store.renew_presence(session.session_id, expires_ms, NOW_S, "eve", expires_ms) is None
+    with pytest.raises(SessionGone):
+        store.get(session.session_id, now_ms=expires_ms)
+    with pytest.raises(SessionGone):
+        store.replace(session.changed(timeline=2), session.version, now_ms=expires_ms + 16_000)
+    assert store.get_many([session.session_id], now_ms=expires_ms) == {session.session_id: None}
+    assert sent == ["UpdateItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem", "BatchGetItem"]
+    assert store.get(session.session_id, now_ms=expires_ms - 1) == session  # untouched

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from functions.playback import PlaybackClock
 from functions.sessions import Filters, Session
+from functions.stream.response import EventStreamResponse, send_budget
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
 from tests.streaming import (
@@ -640,3 +642,57 @@ def test_the_next_chunk_is_loaded_before_it_is_needed(server: Server, truth: Any
     source = server.app.state.stream_runtime.source
     assert source.loads_started >= 3
     assert source.waits == 1, "only the first chunk (the snapshot's) was waited for"
+
+
+# --- the response class: writes that block end the stream (issue #15, finding 4) --------
+
+
+def test_the_send_budget_is_the_timeout_cut_short_at_the_hard_deadline() -> None:
+    assert send_budget(100.0, 30.0, hard_deadline=1_000.0) == 30.0
+    assert send_budget(100.0, 30.0, hard_deadline=110.0) == 10.0
+    assert send_budget(100.0, 30.0, hard_deadline=90.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("send_timeout_s", "deadline_in_s"),
+    [(0.05, 3600.0), (3600.0, 0.05)],
+    ids=["timeout", "deadline"],
+)
+def test_a_write_the_client_never_takes_ends_the_response_and_closes_the_stream(
+    send_timeout_s: float, deadline_in_s: float
+) -> None:
+    """A client that stopped reading: the second write never completes. The response
+    returns (the server then drops the connection) and the producer's ``finally`` runs,
+    whether the send timeout or the duration limit comes first."""
+    closed = asyncio.Event()
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b": hb\n\n"
+        finally:
+            closed.set()
+
+    async def scenario() -> EventStreamResponse:
+        deadline = asyncio.get_running_loop().time() + deadline_in_s
+        response = EventStreamResponse(
+            events(), send_timeout_s=send_timeout_s, hard_deadline=lambda: deadline
+        )
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if len(sent) == 3:  # the start and one event went out; then the client stalls
+                await asyncio.Event().wait()
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            return {}
+
+        scope = {"type": "http", "asgi": {"spec_version": "2.4"}}
+        await asyncio.wait_for(response(scope, receive, send), timeout=30)
+        assert closed.is_set()
+        assert [m["type"] for m in sent] == ["http.response.start"] + ["http.response.body"] * 2
+        return response
+
+    assert asyncio.run(scenario()).timed_out

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.iam import translated_template
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -97,15 +99,6 @@ def test_policies_are_least_privilege(name: str) -> None:
         assert resources != "*" and "*" not in (resources if isinstance(resources, list) else [])
 
 
-def test_the_stream_function_only_renews_presence_and_polls_sessions() -> None:
-    """What the stream function does to the sessions table: a stream open is one
-    UpdateItem (presence renewed, session read), polls are BatchGetItem."""
-    sessions = [s for s in _statements(FUNCTIONS["StreamFunction"]) if s["Sid"] == "Sessions"]
-    assert [sorted(s["Action"]) for s in sessions] == [
-        ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
-    ]
-
-
 def test_bucket_is_private_encrypted_and_tls_only() -> None:
     bucket = RESOURCES["ReplayBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
@@ -124,3 +117,93 @@ def test_no_secret_is_written_into_the_template_or_code() -> None:
     text = (ROOT / "template.yaml").read_text()
     assert "STREAM_TOKEN_SECRET:" not in text  # only the ARN of the generated secret
     assert re.search(r"STREAM_TOKEN_SECRET_ARN: !Ref StreamTokenSecret", text)
+
+
+# --- the template as AWS applies it (after the SAM transform) -----------------------------
+
+TRANSLATED = translated_template()
+GENERATED: dict[str, Any] = TRANSLATED["Resources"]
+OPERATION_KEYS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+def _http_api_routes() -> list[tuple[str, str, list[Any]]]:
+    """(method, path, security) of every route of the HTTP API, as API Gateway imports them."""
+    body = GENERATED["ReplayHttpApi"]["Properties"]["Body"]
+    routes = []
+    for path, operations in body["paths"].items():
+        for key, operation in operations.items():
+            method = "ANY" if key == "x-amazon-apigateway-any-method" else key.upper()
+            if key in OPERATION_KEYS or method == "ANY":
+                routes.append((method, path, operation.get("security", [])))
+    return routes
+
+
+def _path_matches(template: str, path: str) -> bool:
+    """API Gateway's path matching: ``{name}`` one segment, ``{name+}`` one or more."""
+    pattern = re.escape(template)
+    pattern = re.sub(r"\\\{[^}]+\\\+\\\}", r"[^?]+", pattern)  # greedy
+    pattern = re.sub(r"\\\{[^}]+\\\}", r"[^/]+", pattern)
+    return re.fullmatch(pattern, path) is not None
+
+
+def _matching(method: str, path: str) -> list[tuple[str, str, list[Any]]]:
+    return [r for r in _http_api_routes() if r[0] in (method, "ANY") and _path_matches(r[1], path)]
+
+
+def _app_operations() -> list[tuple[str, str]]:
+    """(method, concrete path) of every operation the app serves under /api."""
+    from functions.app import create_app
+    from functions.services import Services
+    from tests.streaming import settings
+
+    app = create_app(Services(settings=settings(), sessions=None, chunks=None))  # type: ignore[arg-type]
+    operations = []
+    for path, methods in app.openapi()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        operations += [(m.upper(), concrete) for m in methods if m in OPERATION_KEYS]
+    return [(m, p) for m, p in operations if p.startswith("/api/")]
+
+
+def test_every_api_operation_is_routed_behind_the_jwt_authorizer() -> None:
+    operations = _app_operations()
+    assert len(operations) >= 15
+    for method, path in operations:
+        routes = _matching(method, path)
+        assert routes, f"{method} {path} reaches no route of the HTTP API"
+        assert all(security == [{"Jwt": []}] for _, _, security in routes), (method, path)
+
+
+def test_cors_preflights_are_answered_without_a_token() -> None:
+    """A preflight carries no Authorization header: a route with the JWT authorizer would
+    answer it 401. With CORS configured and no route for OPTIONS, API Gateway answers
+    preflights itself (docs: "Configure CORS for HTTP APIs")."""
+    for _, path in _app_operations():
+        for _, _, security in _matching("OPTIONS", path):
+            assert security in ([], [{}]), f"OPTIONS {path} would need a token"
+    body = GENERATED["ReplayHttpApi"]["Properties"]["Body"]
+    cors = body["x-amazon-apigateway-cors"]
+    assert cors["allowOrigins"] == [TEMPLATE["Parameters"]["DashboardOrigin"]["Default"]]
+    assert {m for m, _ in _app_operations()} <= set(cors["allowMethods"])
+    # What the dashboard sends cross-origin.
+    assert {"authorization", "content-type", "if-match"} <= set(cors["allowHeaders"])
+    assert {"etag", "location", "retry-after"} <= set(cors["exposeHeaders"])
+
+
+def test_a_second_stack_in_the_account_gets_its_own_names() -> None:
+    schedules = [r for r in GENERATED.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert len(schedules) == 2
+    assert all("Name" not in s["Properties"] for s in schedules)  # CloudFormation names them
+    for resource in GENERATED.values():
+        # A fixed or "${AWS::StackName}-..." name collides or passes 64 characters.
+        assert "FunctionName" not in resource["Properties"] or resource["Type"] != (
+            "AWS::Lambda::Function"
+        )
+
+
+@pytest.mark.parametrize(
+    "name", ["ReplayBucket", "SessionsTable", "StreamTokenSecret", "ChunkerDeadLetterQueue"]
+)
+def test_stateful_resources_survive_a_stack_delete_or_replacement(name: str) -> None:
+    resource = GENERATED[name]
+    assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+    assert f"`{name}`" in (ROOT / "docs" / "operations.md").read_text()  # and says why

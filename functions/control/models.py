@@ -39,6 +39,8 @@ Instant = Annotated[
         examples=[1773446400000, "2026-03-14T08:00:00+08:00"],
     ),
 ]
+# JSON true/false only: lax parsing would take "yes", "on", 1 or "0" as a boolean.
+StrictFlag = Annotated[bool, Field(strict=True)]
 Speed = Annotated[
     float,
     Field(
@@ -60,7 +62,7 @@ class SessionCreate(BaseModel):
     speed: Speed = 1.0
     state: Literal["playing", "paused"] = "paused"
     position: Instant | None = Field(default=None, description="Start position (default: start).")
-    loop: bool = False
+    loop: StrictFlag = False
     filters: Filters = Filters()
 
 
@@ -121,7 +123,7 @@ class SetLoop(_Command):
     """Loop the range (or stop at its end)."""
 
     action: Literal["set_loop"]
-    loop: bool
+    loop: StrictFlag
 
 
 class Step(_Command):
@@ -223,6 +225,14 @@ class ShareView(BaseModel):
 
     share_token: str
     expires_at: int = Field(description="Epoch seconds.")
+
+
+class MembersView(BaseModel):
+    """Who joined a session with a share token (the owner's view)."""
+
+    session_id: str
+    members: list[str] = Field(description="Subjects, sorted.")
+    limit: int = Field(description="How many may join (SESSION_MAX_MEMBERS).")
 
 
 class PresenceView(BaseModel):

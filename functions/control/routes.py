@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
 
 from functions.control.models import (
     Command,
     JoinRequest,
+    MembersView,
     PresenceView,
     SessionCreate,
     SessionView,
@@ -81,7 +82,13 @@ async def create_session(
 @router.post(
     "/join",
     response_model=SessionView,
-    responses={**ERRORS, **documented(e403="Invalid or expired share token.")},
+    responses={
+        **ERRORS,
+        **documented(
+            e403="Invalid, expired or revoked share token.",
+            e409="The session has as many members as it may (`session-full`).",
+        ),
+    },
     summary="Join with a share token",
 )
 async def join_session(body: JoinRequest, caller: Caller, service: Sessions) -> SessionView:
@@ -153,6 +160,56 @@ async def share_session(session_id: str, caller: Caller, service: Sessions) -> S
     """A token another user redeems with ``POST /api/replay/sessions/join``."""
     token, expires_at = await run_in(SESSION_STORE, service.share, caller, session_id)
     return ShareView(share_token=token, expires_at=expires_at)
+
+
+@router.delete(
+    "/{session_id}/shares",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**ERRORS, **documented(e403="Only the owner can revoke.")},
+    summary="Revoke every share token issued so far",
+)
+async def revoke_shares(session_id: str, caller: Caller, service: Sessions) -> Response:
+    """Tokens issued before this call no longer let anyone join (403); members who
+    already joined stay (remove them with ``DELETE …/members/{member}``)."""
+    await run_in(SESSION_STORE, service.revoke_shares, caller, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{session_id}/members",
+    response_model=MembersView,
+    responses={**ERRORS, **documented(e403="Only the owner can list the members.")},
+    summary="List the co-watchers who joined",
+)
+async def list_members(session_id: str, caller: Caller, service: Sessions) -> MembersView:
+    """The subjects who joined with a share token (owner only)."""
+    session = await run_in(SESSION_STORE, service.members, caller, session_id)
+    return MembersView(
+        session_id=session_id,
+        members=sorted(session.members),
+        limit=service.settings.session_max_members,
+    )
+
+
+@router.delete(
+    "/{session_id}/members/{member}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **ERRORS,
+        **documented(e403="Only the owner can remove others (a member may remove themself)."),
+    },
+    summary="Remove a co-watcher",
+)
+async def remove_member(
+    session_id: str,
+    member: Annotated[str, Path(max_length=200, description="The member's subject.")],
+    caller: Caller,
+    service: Sessions,
+) -> Response:
+    """The member can no longer read, control or open a stream of the session (a share
+    token they still hold lets them back in unless the owner revoked tokens)."""
+    await run_in(SESSION_STORE, service.remove_member, caller, session_id, member)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

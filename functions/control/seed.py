@@ -33,6 +33,7 @@ from functions.control.models import (
 )
 from functions.control.routes import ERRORS, Sessions, view
 from functions.identity import Caller
+from functions.problems import documented
 from functions.services import Services, get_services
 from functions.sessions import Filters
 from functions.stream import sse
@@ -84,7 +85,11 @@ class SeedParamsRequest(_SeedBody):
 @router.post(
     "/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Events"}, **ERRORS},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Events"},
+        **ERRORS,
+        **documented(e429="Too many concurrent streams for this user (Retry-After)."),
+    },
     summary="Seed-compatible: create a playing session and stream it",
 )
 async def seed_stream(
@@ -139,7 +144,7 @@ async def seed_control(body: SeedControlRequest, caller: Caller, service: Sessio
 async def seed_set_params(
     body: SeedParamsRequest, caller: Caller, service: Sessions
 ) -> SessionView:
-    """Each given parameter is applied as its own control action, range first."""
+    """The given parameters, range first, applied as one control change (one write)."""
     session = await run_in(SESSION_STORE, service.get, caller, body.session_id)
     commands: list[Command] = []
     if body.start_time is not None or body.end_time is not None:
@@ -150,6 +155,6 @@ async def seed_set_params(
         commands.append(SetSpeed(action="set_speed", speed=body.playback_speed))
     if body.filters is not None:
         commands.append(SetFilters(action="set_filters", filters=body.filters))
-    for command in commands:
-        session = await run_in(SESSION_STORE, service.control, caller, body.session_id, command)
+    if commands:
+        session = await run_in(SESSION_STORE, service.control, caller, body.session_id, *commands)
     return await view(service, caller, session)

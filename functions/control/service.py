@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from chunker.day import ServiceDay
 from chunker.reader import NotPublished
@@ -33,20 +35,35 @@ from functions.services import Services
 from functions.sessions import (
     Filters,
     Session,
+    SessionGone,
     SessionNotFound,
     VersionConflict,
 )
-from functions.tokens import issue, verify
+from functions.tokens import InvalidToken, issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
-CONFLICT_RETRIES = 16
+# Without expected_version a conflicting write is re-applied on the current session for up
+# to this long (then 503 session-busy, nothing changed): never a 409 the caller did not ask for.
+CONFLICT_BUDGET_S = 5.0
 CONFLICT_BACKOFF_S = 0.005  # the first wait's bound; doubles at each conflict (jittered)
-CONFLICT_BACKOFF_MAX_S = 0.1
+CONFLICT_BACKOFF_MAX_S = 0.5
 DEFAULT_TICK_MS = 1_000
 
 
 class NotOwner(PermissionError):
     """Only the session's owner may do this."""
+
+
+class SessionBusy(Exception):
+    """Writers kept winning over this one for ``CONFLICT_BUDGET_S``; nothing was changed."""
+
+
+class SessionFull(Exception):
+    """The session has as many members as it may have."""
+
+
+class NotAMember(LookupError):
+    """No such member of the session."""
 
 
 class SessionService:
@@ -61,8 +78,19 @@ class SessionService:
     # --- reading ----------------------------------------------------------------------------
 
     def get(self, caller: str, session_id: str) -> Session:
-        """The session if ``caller`` may see it; otherwise it does not exist for them."""
-        return self._visible(caller, session_id, self.store.get(session_id))
+        """The session if ``caller`` may see it; otherwise it does not exist for them.
+        Expired: ``SessionGone`` (for whoever could see it)."""
+        return self._visible(caller, session_id, self._read(caller, session_id))
+
+    def _read(self, caller: str, session_id: str) -> Session | None:
+        """The stored session at the service's clock; expired ones are gone, and say so
+        only to someone who could see them."""
+        try:
+            return self.store.get(session_id, now_ms=self.services.now_ms())
+        except SessionGone as gone:
+            if gone.session.can_access(caller):
+                raise
+            raise SessionNotFound(session_id) from None
 
     def stream_access(self, caller: str, session: Session) -> StreamAccess:
         """A fresh stream token and the URL to open the stream with."""
@@ -90,7 +118,7 @@ class SessionService:
             range_start=start,
             range_end=end,
             loop=request.loop,
-        )
+        ).checked_pace()  # bounded stream work (issue #15): the rule lives with the clock
         clock = clock.seek(now, position)
         if request.state == "playing":
             clock = clock.play(now)
@@ -132,18 +160,26 @@ class SessionService:
 
     # --- control ------------------------------------------------------------------------------
 
-    def control(self, caller: str, session_id: str, command: Command) -> Session:
-        """Apply one command; see the module docstring for the concurrency rules."""
+    def control(self, caller: str, session_id: str, command: Command, *more: Command) -> Session:
+        """Apply a command (and ``more`` after it, in the same write: one new version);
+        see the module docstring for the concurrency rules. ``command`` carries the
+        ``expected_version`` and ``command_id`` of them all."""
         session = self.get(caller, session_id)
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in _attempts():
             if command.command_id is not None and command.command_id == session.last_command_id:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
             if expected is not None and expected != session.version:
                 raise VersionConflict(session)
-            changed = self._apply(session, command, self.services.now_ms())
+            now = self.services.now_ms()
+            changed = session
+            for each in (command, *more):
+                changed = self._apply(changed, each, now)
+            changed = replace(
+                changed, version=session.version + 1, last_command_id=command.command_id
+            )
             try:
-                self.store.replace(changed, session.version)
+                self.store.replace(changed, session.version, now_ms=now)
             except VersionConflict as conflict:
                 if expected is not None:
                     raise
@@ -151,7 +187,7 @@ class SessionService:
                 session = self._visible(caller, session_id, current)
                 continue
             return changed
-        raise VersionConflict(session)
+        raise SessionBusy(session_id)
 
     @staticmethod
     def _visible(caller: str, session_id: str, session: Session | None) -> Session:
@@ -210,29 +246,98 @@ class SessionService:
             raise NotOwner("only the owner can share a session")
         now_s = self.services.now_ms() // 1000
         ttl = self.settings.share_token_ttl_s
-        return issue(self._secret, "share", session_id, ttl, now=now_s), now_s + ttl
+        token = issue(
+            self._secret, "share", session_id, ttl, now=now_s, gen=session.share_generation
+        )
+        return token, now_s + ttl
+
+    def revoke_shares(self, caller: str, session_id: str) -> Session:
+        """Invalidate every share token issued so far (owner only); members stay."""
+        return self._change(
+            caller,
+            session_id,
+            lambda session: caller == session.owner,
+            lambda session, now: session.changed(
+                share_generation=session.share_generation + 1, updated_at=now
+            ),
+        )
+
+    def members(self, caller: str, session_id: str) -> Session:
+        """The session, for its owner to list the members."""
+        session = self.get(caller, session_id)
+        if session.owner != caller:
+            raise NotOwner("only the owner can list the members")
+        return session
+
+    def remove_member(self, caller: str, session_id: str, member: str) -> Session:
+        """Remove ``member``: the owner removes anyone, a member may remove themself."""
+        session = self.get(caller, session_id)
+        if caller not in (session.owner, member):
+            raise NotOwner("only the owner can remove other members")
+        if member not in session.members:
+            raise NotAMember(f"{member!r} is not a member of this session")
+        return self._change(
+            caller,
+            session_id,
+            lambda session: caller in (session.owner, member),
+            lambda session, now: session.changed(
+                members=session.members - {member}, updated_at=now
+            ),
+            session,
+        )
+
+    def _change(
+        self,
+        caller: str,
+        session_id: str,
+        allowed: Callable[[Session], bool],
+        change: Callable[[Session, int], Session],
+        session: Session | None = None,
+    ) -> Session:
+        """Apply ``change`` if ``allowed`` (else ``NotOwner``), as a conditional write,
+        re-applied on the current session after a conflict."""
+        current = self.get(caller, session_id) if session is None else session
+        for attempt in _attempts():
+            if not allowed(current):
+                raise NotOwner("only the owner can do this")
+            now = self.services.now_ms()
+            changed = change(current, now)
+            try:
+                self.store.replace(changed, current.version, now_ms=now)
+            except VersionConflict as conflict:
+                found = self._after_conflict(attempt, conflict, session_id)
+                if found is None:
+                    raise SessionNotFound(session_id) from None
+                current = found
+                continue
+            return changed
+        raise SessionBusy(session_id)
 
     def join(self, caller: str, share_token: str) -> Session:
         """Redeem a share token: ``caller`` becomes a member of the session."""
         now_s = self.services.now_ms() // 1000
         claims = verify(self._secret, share_token, "share", now=now_s)
         session_id = str(claims["sid"])
-        session = self.store.get(session_id)
-        for attempt in range(CONFLICT_RETRIES):
+        session = self.store.get(session_id, now_ms=self.services.now_ms())
+        for attempt in _attempts():
             if session is None:
                 raise SessionNotFound(session_id)
+            if claims.get("gen", 0) != session.share_generation:
+                raise InvalidToken("share token revoked")
             if session.can_access(caller):
                 return session
-            joined = session.changed(
-                members=session.members | {caller}, updated_at=self.services.now_ms()
-            )
+            limit = self.settings.session_max_members
+            if len(session.members) >= limit:
+                raise SessionFull(f"this session has its {limit} members; the owner may remove one")
+            now = self.services.now_ms()
+            joined = session.changed(members=session.members | {caller}, updated_at=now)
             try:
-                self.store.replace(joined, session.version)
+                self.store.replace(joined, session.version, now_ms=now)
             except VersionConflict as conflict:
                 session = self._after_conflict(attempt, conflict, session_id)
                 continue
             return joined
-        raise VersionConflict(session)
+        raise SessionBusy(session_id)
 
     def _after_conflict(
         self, attempt: int, conflict: VersionConflict, session_id: str
@@ -245,16 +350,26 @@ class SessionService:
         if attempt == 0:
             return conflict.current
         _back_off(attempt)
-        return self.store.get(session_id)
+        return self.store.get(session_id, now_ms=self.services.now_ms())
 
     def renew_presence(self, caller: str, session_id: str) -> int:
         """A viewer is still watching: extend the lease streams check, and the TTL."""
         now = self.services.now_ms()
         until = now + self.settings.presence_lease_s * 1000
         expires_at = now // 1000 + self.settings.session_ttl_s
-        if self.store.renew_presence(session_id, until, expires_at, caller) is None:
+        if self.store.renew_presence(session_id, until, expires_at, caller, now_ms=now) is None:
             raise SessionNotFound(session_id)
         return until
+
+
+def _attempts() -> Iterator[int]:
+    """Attempt numbers 0, 1, 2, ... until ``CONFLICT_BUDGET_S`` has passed (the first
+    attempt always runs)."""
+    deadline = time.monotonic() + CONFLICT_BUDGET_S
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        yield attempt
+        attempt += 1
 
 
 def _back_off(attempt: int) -> None:

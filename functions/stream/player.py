@@ -19,22 +19,31 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import orjson
+from aws_lambda_powertools import Logger
 
 from chunker.chunk_format import CorruptChunk, Manifest
 from chunker.prepared import PreparedTick
 from chunker.state import floor_tick
 from functions.playback import PlaybackClock
+from functions.problems import Problem
 from functions.sessions import Session
 from functions.settings import AppSettings
 from functions.stream import sse
 from functions.stream.cursor import Cursor
 from functions.stream.frames import FilterPlan, frame_events, snapshot_data
+from functions.stream.pacing import frame_due, frame_target, next_step
 from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatch, SessionWatchers
 
 RETRY_MS = 3000
+CHUNK_ERROR_MESSAGES = {
+    "chunk_damaged": "replay data for this position is damaged; retry later",
+    "chunk_unavailable": "replay data is temporarily unavailable; reconnect",
+}
+logger = Logger(service="dispatch-replay-api")
 END_RESERVE_BYTES = 1024  # room kept for the final event under the byte limit
 DEADLINE_MARGIN_MS = 3000  # stop this long before the invocation deadline
+FINAL_WRITE_GRACE_MS = 1000  # a write still blocked this long after the deadline is dropped
 PREFETCH_LEAD_S = 3.0  # start loading the next chunk this long (wall time) before it is due
 
 
@@ -46,7 +55,11 @@ class StreamStats:
     frames: int = 0
     bytes: int = 0
     snapshots: int = 0
+    send_timeouts: int = 0  # streams ended because their client stopped reading
     lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def count_send_timeout(self) -> None:
+        self.send_timeouts += 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +67,7 @@ class StreamStats:
             "frames": self.frames,
             "bytes": self.bytes,
             "snapshots": self.snapshots,
+            "send_timeouts": self.send_timeouts,
             "lateness_samples": len(self.lateness_ms),
         }
 
@@ -67,6 +81,10 @@ class StreamRuntime:
     watchers: SessionWatchers
     now_ms: Callable[[], int]
     stats: StreamStats = field(default_factory=StreamStats)
+
+
+def _size(*parts: bytes | list[bytes]) -> int:
+    return sum(len(p) if isinstance(p, bytes) else sum(map(len, p)) for p in parts)
 
 
 class StreamClosed(Exception):
@@ -128,6 +146,11 @@ class Player:
     def mono_of(self, wall_ms: float) -> float:
         """Monotonic time (s) of a wall time (ms)."""
         return self._mono0 + (wall_ms - self._wall0) / 1000
+
+    def hard_deadline(self) -> float:
+        """Monotonic time (s) past which no write may still block: the duration limit plus
+        a grace for the final event (the response class enforces it)."""
+        return self.mono_of(self.deadline_wall + FINAL_WRITE_GRACE_MS)
 
     # --- building blocks ---------------------------------------------------------------
 
@@ -219,37 +242,63 @@ class Player:
 
     # --- opening -----------------------------------------------------------------------
 
+    def resumable(self, cursor: Cursor | None, current: int) -> bool:
+        """Whether the stream can resume at ``cursor`` by rebuilding the frames from it to
+        ``current``: same timeline, inside the session's range, and no further back than
+        the resume gap plus one frame. Anything else (a cursor from another range or day, or
+        a forged one) re-syncs with a snapshot, so the work before the first byte is bounded
+        by the session, not by the client's header."""
+        if cursor is None or cursor.timeline != self.session.timeline:
+            return False
+        clock = self.session.clock
+        frame_span = clock.speed * 1000 / self.settings.stream_max_fps + self.tick_ms
+        return (
+            clock.range_start - self.tick_ms < cursor.after
+            and cursor.until <= clock.range_end
+            and not ahead_of(clock, cursor.until, current)
+            and current - cursor.after <= self.settings.stream_resume_max_gap_ms + frame_span
+        )
+
     async def opening(self) -> bytes:
         """The first write: retry, prelude, playback state, then resume or a snapshot.
 
-        Called before the response starts, so a failure here becomes an HTTP error.
+        Called before the response starts, so a failure here becomes an HTTP error. Like
+        every write it fits the byte limit: a resume that would not is replaced by a
+        snapshot, and a snapshot that would not is an error (the limit is too small).
         """
         now = self.wall_now()
         clock = self.session.clock
         current, _ = await self.aligned(clock.position_at(now))
         parts = [sse.retry(RETRY_MS), *self.prelude]
         cursor = self.cursor_in
-        resumable = (
-            cursor is not None
-            and cursor.timeline == self.session.timeline
-            and clock.range_start <= cursor.until
-            and not ahead_of(clock, cursor.until, current)
-            and current - cursor.until <= self.settings.stream_resume_max_gap_ms
-        )
-        if resumable:
-            assert cursor is not None
+        limit = self.settings.stream_max_bytes - END_RESERVE_BYTES
+
+        def tail() -> list[bytes]:
+            ended = [self.end_event()] if clock.status_at(now) == "ended" else []
+            return [self.event("playback", self.playback_payload(now)), *ended]
+
+        body: bytes | None = None
+        if cursor is not None and self.resumable(cursor, current):
             self.position = cursor.after
-            parts.append(await self.frame(cursor.after, cursor.until, skip=cursor.delivered))
+            body = await self.frame(cursor.after, cursor.until, skip=cursor.delivered)
             self.position = cursor.until
             if current > cursor.until:
-                parts.append(await self.frame(cursor.until, current))
-        else:
+                body += await self.frame(cursor.until, current)
+            if _size(parts, body, tail()) > limit:
+                body = None  # too much missed for one write: a snapshot instead
+        if body is None:
             reason = "resync" if self.resume_requested else "start"
-            parts.append(await self.snapshot(current, reason))
-        parts.append(self.event("playback", self.playback_payload(now)))
-        if clock.status_at(now) == "ended":
-            parts.append(self.end_event())
-        return b"".join(parts)
+            body = await self.snapshot(current, reason)
+        out = b"".join([*parts, body, *tail()])
+        if len(out) > limit:
+            raise Problem(
+                503,
+                "stream-byte-limit",
+                "The first write is larger than the stream's byte limit",
+                f"the opening snapshot takes {len(out):,} bytes; STREAM_MAX_BYTES is "
+                f"{self.settings.stream_max_bytes:,}",
+            )
+        return out
 
     def end_event(self) -> bytes:
         self.ended_sent = True
@@ -259,20 +308,10 @@ class Player:
 
     def next_frame_wall(self) -> float | None:
         """Wall time of the next frame, or None while nothing will advance."""
-        clock = self.session.clock
-        if clock.state == "paused":
-            return None
-        next_tick = self.position + self.tick_ms
-        if next_tick > clock.last_position and not clock.loop:
-            if self.ended_sent:
-                return None
-            next_tick = clock.last_position  # nothing left to show but the end itself
-        # Near now: once a looping clock has wrapped, its anchor (set before the wrap) is
-        # ahead of P, yet P + tick is due in this pass, not never.
-        due = clock.wall_time_of(next_tick, near=self.wall_now())
-        if due is None:  # re-anchored ahead of P (e.g. a speed change mid-tick): due now
-            due = float(clock.anchor_wall)
-        return max(due, self.last_target + 1000 / self.settings.stream_max_fps)
+        due = frame_due(
+            self.session.clock, self.position, self.tick_ms, self.ended_sent, self.wall_now()
+        )
+        return frame_target(due, self.last_target, 1000 / self.settings.stream_max_fps)
 
     async def advance(self, target: float) -> bytes:
         """The frame due at wall time ``target`` (empty if the position did not move)."""
@@ -323,7 +362,9 @@ class Player:
         after its retries, or was slower than the wait bound; retrying soon should work.
         """
         code = "chunk_damaged" if isinstance(exc, CorruptChunk) else "chunk_unavailable"
-        return self.final("error", code, code=code, message=f"{type(exc).__name__}: {exc}"[:300])
+        # The exception names S3 keys and carries botocore's text: logged, never sent.
+        logger.warning("stream chunk error", extra={"code": code, "error": str(exc)[:300]})
+        return self.final("error", code, code=code, message=CHUNK_ERROR_MESSAGES[code])
 
     async def run(self, first: bytes) -> AsyncIterator[bytes]:
         """The stream's writes, starting with ``first`` (from ``opening``)."""
@@ -367,11 +408,13 @@ class Player:
             if now >= self.deadline_wall:
                 yield self.final("reconnect", "duration_limit")
                 return
-            target = self.next_frame_wall()
-            if target is not None and target <= now:
+            step = next_step(
+                now, self.next_frame_wall(), self.last_write_wall, heartbeat_ms, self.deadline_wall
+            )
+            if step.action == "frame":
                 saved = (self.position, self.timeline, self.ended_sent, self.last_target)
                 try:
-                    out = await self.advance(target)
+                    out = await self.advance(step.at)
                 except Exception as exc:  # noqa: BLE001 - reported to the client, then resumable
                     yield self.chunk_error(exc)
                     return
@@ -383,10 +426,7 @@ class Player:
                         return
                     yield out
                 continue
-            if now - self.last_write_wall >= heartbeat_ms:
+            if step.action == "heartbeat":
                 yield sse.comment("hb")
                 continue
-            wake = min(self.last_write_wall + heartbeat_ms, self.deadline_wall)
-            if target is not None:
-                wake = min(wake, target)
-            await watch.wait_until(self.mono_of(wake))
+            await watch.wait_until(self.mono_of(step.at))

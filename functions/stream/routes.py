@@ -9,15 +9,18 @@ resume) is built before the response starts, so it goes out at once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from functions.leases import holding, release_soon
 from functions.problems import Problem
 from functions.services import Services, get_services
 from functions.sessions import is_session_id
 from functions.stream.player import Player, StreamRuntime
+from functions.stream.response import EventStreamResponse
 from functions.stream.source import ChunkSource
 from functions.stream.watcher import SessionWatchers
 from functions.threads import SESSION_STORE, run_in
@@ -77,16 +80,53 @@ async def open_stream(
         now + settings.presence_lease_s * 1000,
         now // 1000 + settings.session_ttl_s,
         viewer,
+        now,
     )
     if session is None:
         raise Problem(404, "session-not-found", "Session not found")
-    player = Player(runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude)
-    # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
-    # problem+json answers through the app's handlers, before any 200 is sent.
-    first = await player.opening()
-    return StreamingResponse(
-        player.run(first), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
+    # The caps on concurrent streams (429 StreamCapReached), before any 200.
+    leases = services.stream_leases
+    lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
+    try:
+        player = Player(
+            runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
+        )
+        # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
+        # problem+json answers through the app's handlers, before any 200 is sent.
+        first = await player.opening()
+    except BaseException:
+        release_soon(leases, lease)
+        raise
+    return EventStreamResponse(
+        holding(while_allowed(player, viewer, player.run(first)), leases, lease, services.now_ms),
+        send_timeout_s=settings.stream_send_timeout_s,
+        hard_deadline=player.hard_deadline,
+        headers=SSE_HEADERS,
+        on_timeout=runtime.stats.count_send_timeout,
     )
+
+
+async def while_allowed(
+    player: Player, viewer: str, body: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``body``'s writes while ``viewer`` may still see the session. A member the owner
+    removed is told (``error`` ``access_revoked``) at the change that removed them, which
+    reaches the player as a new version: the write it caused is not sent."""
+    try:
+        async for chunk in body:
+            if not player.session.can_access(viewer):
+                yield player.final(
+                    "error",
+                    "access_revoked",
+                    code="access_revoked",
+                    message="you were removed from this session",
+                )
+                return
+            yield chunk
+    finally:
+        close = getattr(body, "aclose", None)  # an async generator: its own finally runs now
+        if close is not None:
+            await close()
 
 
 @router.get(
@@ -97,6 +137,10 @@ async def open_stream(
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
         401: {"description": "Missing, invalid or expired stream token (problem+json)."},
         404: {"description": "No such session, or nothing published (problem+json)."},
+        429: {
+            "description": "Too many concurrent streams for this user or session "
+            "(problem+json, Retry-After)."
+        },
         503: {
             "description": "Storage failed or was too slow, or a chunk is damaged "
             "(problem+json, Retry-After)."

@@ -38,13 +38,16 @@ class SessionWatch:
                 waiter.set_result(None)
 
     async def wait_until(self, deadline: float) -> None:
-        """Sleep until monotonic time ``deadline`` or the next change, whichever is first.
+        """Sleep until monotonic time ``deadline`` or the next change, whichever is first;
+        always yields to the event loop, even for a deadline already past.
 
         A future woken by ``loop.call_at`` (the loop's clock is ``time.monotonic``) costs far
         less per frame than ``asyncio.wait_for``, which matters with hundreds of streams.
         """
         loop = asyncio.get_running_loop()
         if deadline <= loop.time():
+            # Still yield: a caller that loops on this must never starve the event loop.
+            await asyncio.sleep(0)
             return
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.add(waiter)
@@ -77,6 +80,10 @@ class SessionWatchers:
         if self._poller is None:
             return 0
         return sum(1 for watch in self._watches.values() if watch.session is not None)
+
+    def watched(self, session_id: str) -> bool:
+        """Whether any stream of this process follows (and so polls) ``session_id``."""
+        return session_id in self._watches
 
     @contextlib.asynccontextmanager
     async def watching(self, session: Session) -> AsyncIterator[SessionWatch]:
