@@ -69,6 +69,7 @@ DEPENDENCY_JUNK = (
     "*.h",
     "*.pyx",
     "*/py.typed",
+    "*.map",  # source maps of the API docs page's scripts: a browser's debugger reads them
 )
 
 
@@ -88,7 +89,7 @@ FUNCTIONS = {
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
         packages=("chunker",),
-        unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle", "pyjwt"),
+        unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle-v2", "pyjwt"),
     ),
 }
 

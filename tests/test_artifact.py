@@ -40,7 +40,7 @@ from tests.runtime_emulator import RuntimeApiEmulator
 from tests.sse_client import SSEParser
 from tests.streaming import SECRET, settings
 from tests.test_bridge import load
-from tests.test_control_handler import EXPECTED_STATUS
+from tests.test_control_handler import EXPECTED_STATUS, MEMBER
 from tests.test_template import FUNCTIONS, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
@@ -471,7 +471,9 @@ def stack(twin: Artifacts) -> Iterator[Stack]:
         window = {"start": "2026-03-14T00:30:00+08:00", "end": "2026-03-14T02:30:00+08:00"}
         request = SessionCreate.model_validate({"airport": "XLHI", **window})
         sample = SessionService(services).create(OWNER, request)
-        yield Stack(server, store, results, dataclasses.replace(sample, session_id=SESSION_ID))
+        # As tests/test_control_handler.py stores it: the events address this id and member.
+        sample = dataclasses.replace(sample, session_id=SESSION_ID, members=frozenset({MEMBER}))
+        yield Stack(server, store, results, sample)
 
 
 def reset_session(stack: Stack, **changes: Any) -> None:
