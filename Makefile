@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The virtualenv is rebuilt whenever the declared dependencies or their pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo test unit lint bench clean
+.PHONY: venv demo test unit lint bench clean build sam
 
 venv: $(STAMP)
 
@@ -36,9 +36,42 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
+# --- Lambda artifacts ---------------------------------------------------------------------
+# Python 3.12 (the Lambda runtime's version) builds them: pip resolves the wheels for it and
+# compileall writes its byte-code. pyenv's is found without help; else pass PYTHON312=...
+PYTHON312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) \
+	$(shell command -v python3.12 2>/dev/null))
+# aarch64 for Lambda (template.yaml: arm64); the artifact tests build an x86_64 twin.
+ARCH ?= aarch64
+LAMBDA_FUNCTIONS := ControlFunction StreamFunction ChunkerFunction
+# The SAM CLI lives in its own virtualenv: its pins are not the app's.
+SAM_VENV ?= .venv-sam
+SAM_CLI_VERSION ?= 1.170.0
+SAM := $(SAM_VENV)/bin/sam
+
+## build: sam build (.aws-sam/build: one folder per function, arm64 wheels, .pyc) via the targets below
+build: $(SAM)
+	$(SAM) build --build-in-source
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+
+# What `sam build` runs for each function (BuildMethod: makefile), with ARTIFACTS_DIR set;
+# without it (e.g. `make build-ChunkerFunction ARCH=x86_64`) the folder is .aws-sam/build/<id>.
+build-%:
+	@"$(PYTHON312)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
+		|| { echo "building Lambda artifacts needs Python 3.12 (the runtime's version): install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; exit 1; }
+	"$(PYTHON312)" lambda_build.py $* "$(or $(ARTIFACTS_DIR),.aws-sam/build/$*)" --arch $(ARCH)
+
+# `make -s print-PYTHON312`: a variable as this Makefile resolves it (the artifact tests ask).
+print-%:
+	@echo '$($*)'
+
 ## bench: every benchmark, results as JSON under bench/results/
 bench: venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results/*.tmp
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache bench/results/*.tmp

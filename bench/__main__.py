@@ -7,7 +7,16 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["chunker", "chunker_process", "encoding", "prepared", "stream", "load", "fairness"]
+BENCHMARKS = [
+    "chunker",
+    "chunker_process",
+    "encoding",
+    "prepared",
+    "stream",
+    "load",
+    "fairness",
+    "coldstart",
+]
 
 
 def main() -> int:

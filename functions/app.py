@@ -280,11 +280,14 @@ def create_app(services: Services | None = None) -> FastAPI:
         return problem_response(problem, request.url.path)
 
     # The dashboard: static files, using only the public API above. "/" is its page;
-    # anything else unknown stays a problem+json 404.
-    @app.get("/", include_in_schema=False)
-    async def dashboard() -> FileResponse:
-        return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    # anything else unknown stays a problem+json 404. The Lambda artifacts leave it out
+    # (a static host serves it in AWS: README, "Deploying to AWS"), and there "/" is a 404.
+    if DASHBOARD_DIR.is_dir():
 
-    app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+        @app.get("/", include_in_schema=False)
+        async def dashboard() -> FileResponse:
+            return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+        app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
 
     return app

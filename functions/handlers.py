@@ -6,8 +6,11 @@ session id when the path names one) to every log line and counts, as CloudWatch 
 metrics, sessions created, control actions applied and version conflicts — read from the
 route and the response status, so the app itself stays free of Lambda concerns.
 
-The app and its AWS clients are built on the first invocation and reused while the
-container is warm; importing this module needs no AWS access and no configuration.
+In Lambda the app, its AWS clients and the stream-token key are built when the runtime
+imports this module (the init phase: no request waits for them, and a misconfigured
+function fails its init rather than its first request); anywhere else they are built on
+the first invocation, so importing this module needs no AWS access and no configuration.
+Either way they are reused while the container is warm.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+
+from functions.app import create_app
 
 SERVICE = "dispatch-replay-api"
 logger = Logger(service=SERVICE)
@@ -43,8 +48,6 @@ _adapter: Mangum | None = None
 def _mangum() -> Mangum:
     global _adapter  # noqa: PLW0603  # one app per warm container, built on first use
     if _adapter is None:
-        from functions.app import create_app
-
         # problem+json is text: without this Mangum would base64 every error body.
         _adapter = Mangum(
             create_app(),
@@ -96,3 +99,11 @@ def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.warning("stream served buffered: AWS_LAMBDA_EXEC_WRAPPER is not in effect")
     response: dict[str, Any] = _mangum()(event, context)  # type: ignore[arg-type]
     return response
+
+
+# Lambda sets AWS_LAMBDA_INITIALIZATION_TYPE (on-demand, provisioned-concurrency,
+# snap-start) while it initializes a function, which for Python is importing its handler
+# module: build everything per-container now. The code path is the same one a first
+# request would take; only the moment differs.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
+    _mangum()

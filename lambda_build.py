@@ -1,0 +1,326 @@
+"""Build one Lambda function's artifact folder: its code, its pinned dependencies, byte-code.
+
+    python lambda_build.py ControlFunction .aws-sam/build/ControlFunction
+    python lambda_build.py ChunkerFunction out/ --arch x86_64   # the test twin
+
+``sam build`` runs this through ``BuildMethod: makefile`` (the Makefile's
+``build-<LogicalId>`` targets); ``make build`` runs the same targets, and the artifact
+tests run it with ``--arch x86_64`` so the twin can be imported on this machine.
+docs/operations.md says why this mechanism and what each folder holds.
+
+What goes in:
+- the runtime dependencies of pyproject.toml ``[project].dependencies`` (less the ones a
+  function does not use, see ``FUNCTIONS``), resolved and pinned by constraints.txt, as
+  manylinux wheels for CPython 3.12 on the function's architecture (never built from
+  source: a wheel built here would be for this machine);
+- the first-party packages the function imports, without the laptop-only modules (CLI,
+  demo, local stack, the synthetic generator) and without the dashboard (served from a
+  static host, README "Deploying to AWS");
+- byte-code for all of it, compiled by a Python 3.12 (the runtime's version): Lambda's
+  ``/var/task`` is read-only, so without it every cold start compiles everything again.
+
+Run with the Python 3.12 that compiles the byte-code (the Makefile finds it); pip runs in
+that interpreter too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PYTHON_VERSION = "3.12"  # template.yaml Globals: Runtime python3.12
+# Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): any manylinux wheel up to
+# that glibc runs there. pip does not widen a manylinux_2_X tag by itself, so list them.
+MANYLINUX = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
+ARCHITECTURES = ("aarch64", "x86_64")
+
+# Never in any artifact: modules and files only a laptop, the CLI or the tests use.
+LAPTOP_ONLY = (
+    "functions/cli.py",
+    "functions/demo.py",
+    "functions/serve.py",
+    "functions/openapi.py",
+    "functions/local_moto.py",
+    "functions/local_stack.py",
+    "functions/dashboard",
+    "chunker/cli.py",
+    "chunker/synthetic",
+)
+# What dependency wheels carry that no function runs.
+DEPENDENCY_JUNK = (
+    "bin",  # console scripts pip writes with --target
+    "*/__pycache__",  # compiled again below, by the runtime's Python, hash-based
+    "zstandard/backend_cffi.py",  # the C backend is used; this one needs cffi
+    "zstandard/_cffi.*.so",
+    "annotated_types/test_cases.py",  # its own test suite's data
+    "*.pyi",
+    "*.c",  # C sources and headers (cffi ships some): nothing is compiled in Lambda
+    "*.h",
+    "*.pyx",
+    "*/py.typed",
+    "*.map",  # source maps of the API docs page's scripts: a browser's debugger reads them
+)
+
+
+@dataclass(frozen=True)
+class Function:
+    """What one function's folder holds."""
+
+    packages: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    # Runtime dependencies (pyproject names) this function never imports.
+    unused_dependencies: tuple[str, ...] = ()
+
+
+FUNCTIONS = {
+    "ControlFunction": Function(packages=("functions", "chunker"), exclude=("functions/bridge",)),
+    "StreamFunction": Function(packages=("functions", "chunker")),
+    # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
+    "ChunkerFunction": Function(
+        packages=("chunker",),
+        unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle-v2", "pyjwt"),
+    ),
+}
+
+
+def make_variable(name: str) -> str:
+    """A Makefile variable as make resolves it (``make print-NAME``), e.g. ``PYTHON312``:
+    one place decides which interpreter builds and runs the artifacts."""
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", f"print-{name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+class BuildError(Exception):
+    """A build that cannot go on; the message is one line for the person running it."""
+
+
+def _name(requirement: str) -> str:
+    """The normalized distribution name of a PEP 508 requirement string."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if not match:
+        raise BuildError(f"cannot read requirement {requirement!r} in pyproject.toml")
+    return normalize(match.group(1))
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_requirements(function: str) -> list[str]:
+    """pyproject's runtime dependencies this function uses, as written there."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    unused = {normalize(n) for n in FUNCTIONS[function].unused_dependencies}
+    return [r for r in project["dependencies"] if _name(r) not in unused]
+
+
+def constraints() -> dict[str, str]:
+    """constraints.txt as {normalized name: exact version}."""
+    pins: dict[str, str] = {}
+    for raw in (ROOT / "constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            raise BuildError(f"constraints.txt pins with ==, not {line!r}")
+        pins[normalize(name)] = version.strip()
+    return pins
+
+
+def platforms(arch: str) -> list[str]:
+    """pip ``--platform`` values for Lambda's glibc on ``arch``."""
+    return [f"{tag}_{arch}" for tag in MANYLINUX]
+
+
+def install_dependencies(function: str, arch: str, target: Path) -> None:
+    """pip-install the function's dependencies as binary wheels for Lambda into ``target``.
+
+    Installed into a cache folder per (architecture, requirements, pins, this recipe) first
+    and copied from there, so the second function with the same dependencies, and every
+    rebuild whose pins did not change, costs a copy instead of a resolve. ``make clean``
+    empties the cache (old entries are not pruned otherwise).
+    """
+    requirements = runtime_requirements(function)
+    # The recipe itself is part of the key: a changed junk list must not reuse a cache.
+    inputs = (ROOT / "constraints.txt").read_bytes() + Path(__file__).read_bytes()
+    key = hashlib.sha256(
+        "\n".join([arch, PYTHON_VERSION, *MANYLINUX, *requirements]).encode() + inputs
+    ).hexdigest()[:16]
+    cache = ROOT / ".aws-sam" / "deps" / f"{arch}-{key}"
+    if not (cache / ".complete").exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{arch}-{key}-", dir=cache.parent))
+        partial.chmod(0o755)  # mkdtemp's 0700 would be copied onto the artifact's root
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "--target",
+            str(partial),
+            "--implementation",
+            "cp",
+            "--python-version",
+            PYTHON_VERSION,
+            "--only-binary=:all:",
+            "--no-compile",
+            "--constraint",
+            str(ROOT / "constraints.txt"),
+        ]
+        for platform in platforms(arch):
+            command += ["--platform", platform]
+        result = subprocess.run([*command, *requirements], check=False)
+        if result.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise BuildError(f"pip could not install the {arch} wheels for {function}")
+        _remove(partial, DEPENDENCY_JUNK)
+        strip_debug_info(partial, arch)
+        check_pins(partial)
+        compile_bytecode(partial)
+        (partial / ".complete").touch()
+        try:
+            partial.rename(cache)
+        except OSError:  # a concurrent build finished the same cache first
+            shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(cache, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+
+
+# binutils that can rewrite each architecture's ELF files (Debian: binutils and
+# binutils-aarch64-linux-gnu; .ci/run installs them).
+STRIP = {"aarch64": "aarch64-linux-gnu-strip", "x86_64": "strip"}
+
+
+def strip_debug_info(site: Path, arch: str) -> None:
+    """Drop DWARF debug sections from the wheels' shared objects (zstandard ships 9.7 MB
+    of them); symbols and code stay as they are."""
+    tool = shutil.which(STRIP[arch])
+    if tool is None:
+        raise BuildError(
+            f"{STRIP[arch]} not found: install binutils for {arch} "
+            "(Debian: apt-get install binutils binutils-aarch64-linux-gnu)"
+        )
+    shared_objects = sorted(str(p) for p in site.rglob("*.so"))
+    if shared_objects:
+        subprocess.run([tool, "--strip-debug", *shared_objects], check=True)
+
+
+def check_pins(site: Path) -> None:
+    """Every installed distribution is pinned by constraints.txt, at that version."""
+    pins = constraints()
+    for dist_info in site.glob("*.dist-info"):
+        name, _, version = dist_info.name.removesuffix(".dist-info").rpartition("-")
+        pinned = pins.get(normalize(name))
+        if pinned is None:
+            raise BuildError(f"runtime dependency {name} {version} is not in constraints.txt")
+        if pinned != version:
+            raise BuildError(f"{name} installed at {version}, constraints.txt pins {pinned}")
+
+
+def _remove(root: Path, patterns: tuple[str, ...]) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):
+        relative = path.relative_to(root).as_posix()
+        if path.exists() and any(fnmatch.fnmatch(relative, p) for p in patterns):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def copy_code(function: str, target: Path) -> None:
+    """The function's first-party packages, source files only, less what it never runs."""
+    spec = FUNCTIONS[function]
+    excluded = (*LAPTOP_ONLY, *spec.exclude)
+    for package in spec.packages:
+        for source in sorted((ROOT / package).rglob("*")):
+            relative = source.relative_to(ROOT).as_posix()
+            if any(relative == e or relative.startswith(e + "/") for e in excluded):
+                continue
+            if "__pycache__" in source.parts or source.is_dir():
+                continue
+            if source.suffix != ".py" and relative != "functions/bridge/exec-wrapper":
+                continue
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)  # keeps the exec wrapper executable
+
+
+def compile_bytecode(*folders: Path) -> None:
+    """Byte-code for every module, valid without looking at the source (hash based,
+    unchecked): the folder is immutable once deployed, and a zip round trip changes
+    file times (2 s resolution), which would make timestamp-based .pyc files stale."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            *map(str, folders),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise BuildError(f"compileall failed: {(result.stdout + result.stderr).strip()[:500]}")
+
+
+def build(function: str, target: Path, arch: str) -> None:
+    """The whole recipe into an empty (or emptied) ``target``."""
+    if function not in FUNCTIONS:
+        raise BuildError(f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}")
+    if sys.version_info[:2] != tuple(int(p) for p in PYTHON_VERSION.split(".")):
+        raise BuildError(
+            f"run the build with Python {PYTHON_VERSION} (the Lambda runtime), "
+            f"not {sys.version.split()[0]}"
+        )
+    if target.exists():
+        for child in target.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    target.mkdir(parents=True, exist_ok=True)
+    install_dependencies(function, arch, target)  # compiled in their cache
+    copy_code(function, target)
+    compile_bytecode(*(target / package for package in FUNCTIONS[function].packages))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("function", help="logical id in template.yaml, e.g. ControlFunction")
+    parser.add_argument("target", type=Path, help="the artifact folder (ARTIFACTS_DIR)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="aarch64")
+    args = parser.parse_args(argv)
+    try:
+        build(args.function, args.target.resolve(), args.arch)
+    except BuildError as exc:
+        print(f"lambda_build: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.umask(0o022)  # artifact files readable by the Lambda runtime's user
+    sys.exit(main())
