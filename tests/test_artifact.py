@@ -29,8 +29,6 @@ import pytest
 import yaml
 
 from chunker.reader import ChunkReader
-from functions.control.models import SessionCreate
-from functions.control.service import SessionService
 from functions.local_stack import MotoServer, moto_server, stop_process
 from functions.services import Services
 from functions.sessions import Session, SessionStore, ensure_table
@@ -40,15 +38,13 @@ from tests.runtime_emulator import RuntimeApiEmulator
 from tests.sse_client import SSEParser
 from tests.streaming import SECRET, settings
 from tests.test_bridge import load
-from tests.test_control_handler import EXPECTED_STATUS, MEMBER
+from tests.test_control_handler import EXPECTED_STATUS, SESSION_ID, event_sample_session
 from tests.test_template import FUNCTIONS, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
 
 ROOT = Path(__file__).parent.parent
 BUCKET, TABLE = "artifact-test", "artifact-sessions"
-SESSION_ID = "s-EventSampleSession000001"
-OWNER = "user-alice-0001"
 EM_AARCH64, EM_X86_64 = 183, 62
 # Lambda's python3.12 runs on Amazon Linux 2023: glibc 2.34.
 LAMBDA_GLIBC = (2, 34)
@@ -468,12 +464,7 @@ def stack(twin: Artifacts) -> Iterator[Stack]:
             sessions=store,
             chunks=ChunkReader(s3, BUCKET),
         )
-        window = {"start": "2026-03-14T00:30:00+08:00", "end": "2026-03-14T02:30:00+08:00"}
-        request = SessionCreate.model_validate({"airport": "XLHI", **window})
-        sample = SessionService(services).create(OWNER, request)
-        # As tests/test_control_handler.py stores it: the events address this id and member.
-        sample = dataclasses.replace(sample, session_id=SESSION_ID, members=frozenset({MEMBER}))
-        yield Stack(server, store, results, sample)
+        yield Stack(server, store, results, event_sample_session(services))
 
 
 def reset_session(stack: Stack, **changes: Any) -> None:
