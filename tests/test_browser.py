@@ -389,6 +389,20 @@ def test_share_link_lets_a_second_viewer_follow_the_session(
         assert bob.state()["clockPosition"] == owner.state()["clockPosition"]
         assert bob.state()["connection"] == "paused"
         assert bob.errors == []
+
+        # The owner removes Bob: his open stream ends for good, and his page says why
+        # (it does not reconnect as after an outage). The owner's stream goes on.
+        removed = owner.page.evaluate(
+            "(url) => fetch(url, {method: 'DELETE'}).then((r) => r.status)",
+            f"/api/replay/sessions/{session}/members/bob",
+        )
+        assert removed == 204
+        bob.wait("s.connection === 'error'")
+        assert bob.page.locator("#overlay-text").inner_text() == (
+            "The session's owner removed you from it"
+        )
+        owner.play()
+        owner.wait("s.streamPlayback.state === 'playing' && s.connection === 'live'")
     finally:
         bob_context.close()
     assert owner.errors == []

@@ -342,7 +342,12 @@ function start(view, manifest, airports) {
     onEvent,
     onTransport: updateConnection,
     onView: (fresh) => app.controls.applyView(fresh),
-    onFatal: (error) => fatal(error?.message || t("toast.sessionGone")),
+    onFatal: (error) =>
+      fatal(
+        error?.code === "access_revoked"
+          ? t("toast.accessRevoked")
+          : error?.message || t("toast.sessionGone"),
+      ),
   });
   app.stream.start();
   setInterval(renewPresence, PRESENCE_INTERVAL_MS);

@@ -127,7 +127,9 @@ export class ReplayStream {
     } catch {
       data = {};
     }
-    if (data.code === "session_gone") {
+    // Final: the session is gone, or its owner removed this viewer (a retry would only
+    // meet a 404 and look like an outage meanwhile).
+    if (data.code === "session_gone" || data.code === "access_revoked") {
       this.fail(data);
       return;
     }
