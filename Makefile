@@ -39,7 +39,9 @@ lint: venv
 # --- Lambda artifacts ---------------------------------------------------------------------
 # Python 3.12 (the Lambda runtime's version) builds them: pip resolves the wheels for it and
 # compileall writes its byte-code. pyenv's is found without help; else pass PYTHON312=...
+# pyenv's root is asked, then its default place (pyenv need not be on PATH), then PATH.
 PYTHON312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) \
+	$(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
 	$(shell command -v python3.12 2>/dev/null))
 # aarch64 for Lambda (template.yaml: arm64); the artifact tests build an x86_64 twin.
 ARCH ?= aarch64
