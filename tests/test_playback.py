@@ -115,12 +115,20 @@ def test_changes_that_would_make_a_looping_pass_too_short_are_refused() -> None:
 
 
 def simulate(
-    clock: PlaybackClock, seconds: float, tick_ms: int = TICK_MS, max_fps: float = 10.0
+    clock: PlaybackClock,
+    seconds: float,
+    tick_ms: int = TICK_MS,
+    max_fps: float = 10.0,
+    wake_early_ms: float = 0.0,
+    lateness: list[float] | None = None,
 ) -> tuple[int, int, list[float]]:
     """The player's loop on a fake clock: what it does in ``seconds`` of wall time, using
     the player's own pure functions (``frame_due``, ``frame_target``, ``next_step``) and
-    its position rule (floored to the tick; back to the clock's position after a wrap).
-    Returns (turns of the loop, frames sent, every wait's length in ms)."""
+    its position rule (the frame due at the target, floored to the tick; back to the
+    clock's position after a wrap). ``wake_early_ms``: every timer fires that much before
+    its time, as real timers and the monotonic/wall conversion do. Returns (turns of the
+    loop, frames sent, every wait's length in ms); appends each frame's lateness (sent
+    minus the time playback reached its tick, ms) to ``lateness``."""
     now = float(clock.anchor_wall)
     end = now + seconds * 1000
     position = floor_tick(clock.position_at(now), clock.range_start, tick_ms)
@@ -134,16 +142,19 @@ def simulate(
         step = next_step(now, target, last_write, 15_000, end)
         if step.action == "frame":
             assert step.at <= now  # never a frame scheduled after now
-            last_target = step.at
-            current = floor_tick(clock.position_at(step.at), clock.range_start, tick_ms)
+            assert target is not None and target < now + MIN_WAIT_MS
+            last_target = target
+            current = floor_tick(clock.position_at(target), clock.range_start, tick_ms)
             if current != position:
                 position, last_write, frames = current, now, frames + 1
+                if lateness is not None and due is not None:
+                    lateness.append(now - due)  # since playback reached the tick
         elif step.action == "heartbeat":
             last_write = now
         else:
             assert step.at >= now + MIN_WAIT_MS
             waits.append(step.at - now)
-            now = step.at
+            now = max(now, step.at - wake_early_ms)
     return turns, frames, waits
 
 
@@ -174,6 +185,19 @@ def test_whatever_the_clock_the_loop_sends_at_most_max_fps_and_always_waits(
     # Per frame: the frame, the wait for the next, at most one re-aim (a looping clock's
     # nearest pass moved while waiting); and a heartbeat or two.
     assert turns <= 3 * (5 * 10 + 1) + 5
+
+
+@pytest.mark.parametrize("speed", [1.0, 2.5, 8.0])  # a frame per tick (beyond 10x: merged)
+def test_a_timer_that_wakes_early_does_not_cost_a_frame_interval(speed: float) -> None:
+    """Timers fire a little early (and the monotonic -> wall conversion rounds): the frame
+    due then, a fraction of a millisecond away, is sent at once *with its tick*. Sampling
+    the clock at "now" instead missed the tick, and the next try came a whole frame
+    interval later (100 ms at 10 fps: the p99 lateness `bench stream` showed)."""
+    clock = PlaybackClock("playing", speed, START, 1_773_400_000_000, START, START + 3_600_000)
+    lateness: list[float] = []
+    _, frames, _ = simulate(clock, seconds=10, wake_early_ms=0.3, lateness=lateness)
+    assert frames >= 10 * speed - 1  # every tick of the 10 s, each as its own frame
+    assert max(lateness) <= MIN_WAIT_MS
 
 
 def test_a_frame_due_within_the_timer_resolution_is_sent_now_not_waited_for() -> None:

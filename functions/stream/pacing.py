@@ -21,7 +21,8 @@ MIN_WAIT_MS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """``frame``: send the frame due at wall time ``at`` (never after now); ``heartbeat``:
+    """``frame``: send now (``at``, never after now) the frame due at the target, which is
+    at most ``MIN_WAIT_MS`` ahead; ``heartbeat``:
     send a comment; ``wait``: sleep until ``at`` (at least ``MIN_WAIT_MS`` from now) or a
     control change, whichever is first."""
 

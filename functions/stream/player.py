@@ -273,6 +273,8 @@ class Player:
         cursor = self.cursor_in
         limit = self.settings.stream_max_bytes - END_RESERVE_BYTES
 
+        # A function, not a list: built after the body, whose frames move P, and the
+        # tail's event ids (and the end event's position) carry that P.
         def tail() -> list[bytes]:
             ended = [self.end_event()] if clock.status_at(now) == "ended" else []
             return [self.event("playback", self.playback_payload(now)), *ended]
@@ -408,13 +410,15 @@ class Player:
             if now >= self.deadline_wall:
                 yield self.final("reconnect", "duration_limit")
                 return
-            step = next_step(
-                now, self.next_frame_wall(), self.last_write_wall, heartbeat_ms, self.deadline_wall
-            )
-            if step.action == "frame":
+            target = self.next_frame_wall()
+            step = next_step(now, target, self.last_write_wall, heartbeat_ms, self.deadline_wall)
+            if step.action == "frame" and target is not None:
                 saved = (self.position, self.timeline, self.ended_sent, self.last_target)
                 try:
-                    out = await self.advance(step.at)
+                    # The frame due at ``target``, sent now (at most MIN_WAIT_MS early: a
+                    # timer wakes a little before its time, and the frame sampled at "now"
+                    # would miss its tick and wait a whole frame interval for the next).
+                    out = await self.advance(target)
                 except Exception as exc:  # noqa: BLE001 - reported to the client, then resumable
                     yield self.chunk_error(exc)
                     return
