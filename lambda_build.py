@@ -47,15 +47,10 @@ ARCHITECTURES = ("aarch64", "x86_64")
 
 # Never in any artifact: modules and files only a laptop, the CLI or the tests use.
 LAPTOP_ONLY = (
-    "functions/cli.py",
-    "functions/demo.py",
-    "functions/serve.py",
-    "functions/openapi.py",
-    "functions/local_moto.py",
-    "functions/local_stack.py",
+    "functions/local",  # the CLI, the demo, the local stack, the OpenAPI exporter
     "functions/dashboard",
-    "chunker/cli.py",
-    "chunker/synthetic",
+    "chunker/batch/cli.py",
+    "synthetic",
 )
 # What dependency wheels carry that no function runs.
 DEPENDENCY_JUNK = (
@@ -84,7 +79,9 @@ class Function:
 
 
 FUNCTIONS = {
-    "ControlFunction": Function(packages=("functions", "chunker"), exclude=("functions/bridge",)),
+    "ControlFunction": Function(
+        packages=("functions", "chunker"), exclude=("functions/aws_lambda/bridge",)
+    ),
     "StreamFunction": Function(packages=("functions", "chunker")),
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
@@ -258,7 +255,7 @@ def copy_code(function: str, target: Path) -> None:
                 continue
             if "__pycache__" in source.parts or source.is_dir():
                 continue
-            if source.suffix != ".py" and relative != "functions/bridge/exec-wrapper":
+            if source.suffix != ".py" and relative != "functions/aws_lambda/bridge/exec-wrapper":
                 continue
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)

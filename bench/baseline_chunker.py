@@ -16,8 +16,8 @@ from typing import Any
 import zstandard
 from pydantic import ValidationError
 
-from chunker.day import ServiceDay, to_ms
-from chunker.records import RECORD_MODELS
+from chunker.format.day import ServiceDay, to_ms
+from chunker.format.records import RECORD_MODELS
 
 Row = dict[str, Any]
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from functions.services import Services, get_services
+from functions.app.dependencies import Services, get_services
 
 router = APIRouter(prefix="/bench/baseline")
 

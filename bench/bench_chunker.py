@@ -16,13 +16,13 @@ from moto import mock_aws
 
 from bench.baseline_chunker import baseline_full_state_per_tick, baseline_rows
 from bench.common import percentile, say, write_result
-from chunker.aws import s3_client
-from chunker.chunk_format import ChunkerConfig
-from chunker.day import ServiceDay
-from chunker.job import HourOutcome, chunk_day
-from chunker.keys import classify_raw_key
-from chunker.reader import ChunkReader
-from chunker.synthetic import GeneratorSettings, generate_day
+from chunker.batch.run import HourOutcome, chunk_day
+from chunker.format.day import ServiceDay
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.keys import classify_raw_key
+from chunker.format.read import ChunkReader
+from chunker.format.s3 import s3_client
+from synthetic import GeneratorSettings, generate_day
 
 BUCKET = "bench-replay"
 

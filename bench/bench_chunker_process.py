@@ -17,18 +17,18 @@ import sys
 from typing import Any
 
 from bench.common import say, write_result
-from chunker.aws import s3_client
-from chunker.synthetic import GeneratorSettings, generate_day, write_day
-from functions.local_stack import moto_server
+from chunker.format.s3 import s3_client
+from functions.local.stack import moto_server
+from synthetic import GeneratorSettings, generate_day, write_day
 
 BUCKET = "bench-replay-process"
 
 # Runs in the child: chunk the given hours (all when empty), report CPU, wall and peak RSS.
 CHILD = """
 import json, resource, sys, time
-from chunker.aws import s3_client
-from chunker.chunk_format import ChunkerConfig
-from chunker.job import DayJob
+from chunker.format.s3 import s3_client
+from chunker.format.encoding import ChunkerConfig
+from chunker.batch.run import DayJob
 bucket, airport, date, hours = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 wall, cpu = time.perf_counter(), time.process_time()
 job = DayJob.open(s3_client(), bucket, airport, date, ChunkerConfig())

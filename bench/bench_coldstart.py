@@ -44,13 +44,14 @@ TARGET_MS = 500.0
 FUNCTIONS = ("ControlFunction", "StreamFunction", "ChunkerFunction")
 
 # What each function does in its init phase (the Lambda runtime, or the bridge for the
-# stream function: functions/bridge/__main__.py serve() before next_invocation()).
+# stream function: functions/aws_lambda/bridge/__main__.py serve() before next_invocation()).
 INIT = {
-    "ControlFunction": "import functions.handlers",
+    "ControlFunction": "import functions.aws_lambda.handlers",
     "StreamFunction": (
-        "from functions.bridge.__main__ import DEFAULT_APP, load_app\nload_app(DEFAULT_APP)"
+        "from functions.aws_lambda.bridge.__main__ import DEFAULT_APP, load_app\n"
+        "load_app(DEFAULT_APP)"
     ),
-    "ChunkerFunction": "import chunker.handler",
+    "ChunkerFunction": "import chunker.batch.lambda_handler",
 }
 PROBE = """
 import time

@@ -18,15 +18,15 @@ import orjson
 import zstandard
 
 from bench.common import say, write_result
-from chunker.build import build_hour
-from chunker.chunk_format import ChunkerConfig
-from chunker.day import ServiceDay
-from chunker.job import by_time, parse_file
-from chunker.keys import classify_raw_key
-from chunker.records import RECORD_KINDS
-from chunker.state import ReplayState
-from chunker.synthetic import GeneratorSettings, generate_day
-from chunker.validate import Rules
+from chunker.batch.build import build_hour
+from chunker.batch.run import by_time, parse_file
+from chunker.batch.validate import Rules
+from chunker.format.day import ServiceDay
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.keys import classify_raw_key
+from chunker.format.records import RECORD_KINDS
+from chunker.format.state import ReplayState
+from synthetic import GeneratorSettings, generate_day
 
 Codec = tuple[Callable[[dict[str, Any]], bytes], Callable[[bytes], Any]]
 

@@ -39,8 +39,8 @@ from bench.common import (
     write_result,
 )
 from bench.stack import AIRPORT
-from functions.playback import PlaybackClock
-from functions.sessions import Filters, Session, VersionConflict
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.sessions import Filters, Session, VersionConflict
 
 BUCKET = "bench-fairness"
 TABLE = "bench-fairness-sessions"

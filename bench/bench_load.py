@@ -98,13 +98,13 @@ from bench.common import (
     write_result,
 )
 from bench.stack import AIRPORT, publish_morning, server_environment
-from chunker.chunk_format import ChunkerConfig
-from chunker.synthetic import GeneratorSettings
-from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
-from functions.playback import PlaybackClock
-from functions.services import dynamodb_client
-from functions.sessions import SessionStore
-from functions.settings import AppSettings
+from chunker.format.encoding import ChunkerConfig
+from functions.app.dependencies import dynamodb_client
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.session_store import SessionStore
+from functions.app.settings import AppSettings
+from functions.local.stack import free_port, moto_server, stop_process, wait_for_http
+from synthetic import GeneratorSettings
 
 BUCKET = "bench-load"
 TABLE = "bench-load-sessions"

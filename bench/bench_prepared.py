@@ -19,8 +19,8 @@ from typing import Any
 
 from bench.bench_encoding import busy_chunk_documents
 from bench.common import percentile, say, write_result
-from chunker.chunk_format import decode_chunk, encode_chunk
-from chunker.prepared import PreparedChunk
+from chunker.format.encoding import decode_chunk, encode_chunk
+from chunker.format.prepared import PreparedChunk
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,12 +40,13 @@ from bench.common import (
     write_result,
 )
 from bench.stack import AIRPORT, publish_morning, server_environment
-from chunker.synthetic import GeneratorSettings
-from functions.local_stack import free_port, moto_server, stop_process, wait_for_http
-from functions.playback import PlaybackClock
-from functions.services import dynamodb_client
-from functions.sessions import Filters, Session, SessionStore
-from functions.tokens import issue
+from functions.app.dependencies import dynamodb_client
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.session_store import SessionStore
+from functions.app.domain.sessions import Filters, Session
+from functions.app.domain.tokens import issue
+from functions.local.stack import free_port, moto_server, stop_process, wait_for_http
+from synthetic import GeneratorSettings
 
 BUCKET = "bench-stream"
 TABLE = "bench-stream-sessions"

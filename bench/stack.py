@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from chunker.aws import s3_client
-from chunker.chunk_format import ChunkerConfig
-from chunker.day import ServiceDay
-from chunker.job import chunk_day
-from chunker.synthetic import GeneratorSettings, generate_day, write_day
-from functions.services import dynamodb_client
-from functions.sessions import ensure_table
+from chunker.batch.run import chunk_day
+from chunker.format.day import ServiceDay
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.s3 import s3_client
+from functions.app.dependencies import dynamodb_client
+from functions.local.stack import ensure_table
+from synthetic import GeneratorSettings, generate_day, write_day
 
 AIRPORT = "XLHI"
 

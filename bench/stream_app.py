@@ -17,8 +17,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from bench.baseline_stream import router
-from functions.app import create_app
-from functions.stream.routes import stream_runtime
+from functions.app.application import create_app
+from functions.app.stream.routes import stream_runtime
 
 stats_router = APIRouter(include_in_schema=False)
 

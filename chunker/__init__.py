@@ -1,5 +1,5 @@
 """Raw recordings -> time-bucketed replay chunks (keyframe + per-tick deltas) in S3.
 
-The chunker owns the chunk format (``chunker.chunk_format``), the raw-record contract
-(``chunker.records``) and the reader the stream uses (``chunker.reader``).
+The chunker owns the chunk format (``chunker.format.encoding``), the raw-record contract
+(``chunker.format.records``) and the reader the stream uses (``chunker.format.read``).
 """

@@ -11,8 +11,8 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from chunker.aws import s3_client
-from functions.local_moto import atomic_dynamodb
+from chunker.format.s3 import s3_client
+from functions.local.moto_patch import atomic_dynamodb
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from functions.local_stack import free_port, stop_process, wait_for_http
+from functions.local.stack import free_port, stop_process, wait_for_http
 
 # A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
 SMALL_DAY = ["--vehicles", "40", "--flights", "60", "--start-hour", "6", "--hours", "3"]
@@ -38,7 +38,7 @@ def demo_server(log: Path, extra: list[str] | None = None) -> Iterator[DemoServe
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "functions.cli", "demo", "--port", str(port)]
+            [sys.executable, "-m", "functions.local.cli", "demo", "--port", str(port)]
             + (extra if extra is not None else SMALL_DAY),
             stdout=sink,
             stderr=subprocess.STDOUT,

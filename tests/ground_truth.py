@@ -13,11 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chunker.day import ServiceDay
-from chunker.keys import DayKeys, classify_raw_key
-from chunker.records import RECORD_MODELS, Reference
-from chunker.state import RECENT_NOTIFICATIONS
-from chunker.validate import (
+from chunker.batch.validate import (
     AREA_MARGIN_DEG,
     MAX_LINE_BYTES,
     flight_row,
@@ -25,6 +21,10 @@ from chunker.validate import (
     position_row,
     task_row,
 )
+from chunker.format.day import ServiceDay
+from chunker.format.keys import DayKeys, classify_raw_key
+from chunker.format.records import RECORD_MODELS, Reference
+from chunker.format.state import RECENT_NOTIFICATIONS
 
 BUILDERS: dict[str, Any] = {
     "positions": position_row,

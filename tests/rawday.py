@@ -1,6 +1,6 @@
 """A tiny, fully controlled raw day for tests: every edge case on purpose.
 
-Unlike the realistic generator (chunker.synthetic), this builder makes the awkward cases
+Unlike the realistic generator (synthetic), this builder makes the awkward cases
 dense: same-millisecond ties, exact duplicates, out-of-order lines, bad lines, vehicles
 silent for hours, timestamps in several offsets and precisions (so both the fast path and
 the pydantic path are exercised), and more notifications than the keyframe keeps.
@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from chunker.day import ServiceDay, from_ms
-from chunker.keys import DayKeys
-from chunker.records import (
+from chunker.format.day import ServiceDay, from_ms
+from chunker.format.keys import DayKeys
+from chunker.format.records import (
     Airport,
     Depot,
     Point,

@@ -15,16 +15,17 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from chunker.chunk_format import ChunkerConfig
-from chunker.job import chunk_day
-from chunker.reader import ChunkReader
-from chunker.state import RECENT_NOTIFICATIONS, expired_task
-from functions.app import create_app
-from functions.playback import PlaybackClock
-from functions.services import Services, session_store
-from functions.sessions import Filters, Session, ensure_table
-from functions.settings import AppSettings
-from functions.tokens import issue
+from chunker.batch.run import chunk_day
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.read import ChunkReader
+from chunker.format.state import RECENT_NOTIFICATIONS, expired_task
+from functions.app.application import create_app
+from functions.app.dependencies import Services, session_store
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.sessions import Filters, Session
+from functions.app.domain.tokens import issue
+from functions.app.settings import AppSettings
+from functions.local.stack import ensure_table
 from tests.conftest import BUCKET
 from tests.rawday import build_raw_day
 from tests.sse_client import Event, SSEParser

@@ -20,15 +20,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.app import create_app
-from functions.leases import (
+from functions.app.application import create_app
+from functions.app.dependencies import Services
+from functions.app.domain.leases import (
     StreamCapReached,
     live_leases,
     retry_after_s,
     session_key,
     user_key,
 )
-from functions.services import Services
 from tests.streaming import Server, build_services, publish_tiny_day, serve
 from tests.test_control_api import END, SESSIONS, START, Clock
 
@@ -633,8 +633,8 @@ def test_a_rejected_cors_preflight_is_problem_json(s3: S3Client) -> None:
 def test_an_action_that_loses_every_race_is_503_session_busy_and_changes_nothing(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from functions.control import service
-    from functions.sessions import VersionConflict
+    from functions.app.control import actions as service
+    from functions.app.domain.sessions import VersionConflict
 
     view = target.create()
     store = target.services.sessions
@@ -654,7 +654,7 @@ def test_an_action_that_loses_every_race_is_503_session_busy_and_changes_nothing
 def test_the_apps_storage_clients_give_up_well_inside_api_gateways_30_s() -> None:
     """Worst case of one call, every attempt stalled: attempts x (connect + read)
     timeouts. The app's S3 client used to allow 5 x 30 s; DynamoDB's 5 x 5 s."""
-    from functions.services import app_s3_client, dynamodb_client
+    from functions.app.dependencies import app_s3_client, dynamodb_client
 
     for client in (app_s3_client(), dynamodb_client()):
         config = client.meta.config

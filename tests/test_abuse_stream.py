@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from chunker.keys import DayKeys
-from functions.playback import PlaybackClock
-from functions.sessions import Session
-from functions.stream.player import StreamRuntime
+from chunker.format.keys import DayKeys
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.sessions import Session
+from functions.app.stream.player import StreamRuntime
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
 from tests.streaming import Server, StreamReader, publish_tiny_day, serve
@@ -477,16 +477,15 @@ def demo_day_on_moto() -> Iterator[tuple[dict[str, str], int, int]]:
     import datetime as dt
     import os
 
-    from chunker.aws import s3_client
-    from chunker.chunk_format import ChunkerConfig
-    from chunker.cli import run_ranges_in_processes
-    from chunker.day import ServiceDay
-    from chunker.job import chunk_day
-    from chunker.synthetic import GeneratorSettings, generate_day, write_day
-    from functions.demo import DEMO_BUCKET, DEMO_TABLE, local_app_environment
-    from functions.local_stack import moto_server
-    from functions.services import dynamodb_client
-    from functions.sessions import ensure_table
+    from chunker.batch.cli import run_ranges_in_processes
+    from chunker.batch.run import chunk_day
+    from chunker.format.day import ServiceDay
+    from chunker.format.encoding import ChunkerConfig
+    from chunker.format.s3 import s3_client
+    from functions.app.dependencies import dynamodb_client
+    from functions.local.demo import DEMO_BUCKET, DEMO_TABLE, local_app_environment
+    from functions.local.stack import ensure_table, moto_server
+    from synthetic import GeneratorSettings, generate_day, write_day
 
     saved = dict(os.environ)
     with moto_server() as aws:
@@ -525,7 +524,7 @@ def test_one_fast_viewer_of_the_whole_day_stays_in_memory(
     import subprocess
     import sys
 
-    from functions.local_stack import free_port, stop_process, wait_for_http
+    from functions.local.stack import free_port, stop_process, wait_for_http
 
     env, start, end = demo_day_on_moto
     env = {**env, "CHUNK_CACHE_BYTES": str(CACHE_BYTES), "POWERTOOLS_LOG_LEVEL": "WARNING"}
@@ -533,7 +532,7 @@ def test_one_fast_viewer_of_the_whole_day_stays_in_memory(
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "serve.log").open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "functions.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "functions.local.cli", "serve", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

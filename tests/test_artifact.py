@@ -28,10 +28,11 @@ import boto3
 import pytest
 import yaml
 
-from chunker.reader import ChunkReader
-from functions.local_stack import MotoServer, moto_server, stop_process
-from functions.services import Services
-from functions.sessions import Session, SessionStore, ensure_table
+from chunker.format.read import ChunkReader
+from functions.app.dependencies import Services
+from functions.app.domain.session_store import SessionStore
+from functions.app.domain.sessions import Session
+from functions.local.stack import MotoServer, ensure_table, moto_server, stop_process
 from lambda_build import make_variable
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import RuntimeApiEmulator
@@ -48,15 +49,11 @@ BUCKET, TABLE = "artifact-test", "artifact-sessions"
 EM_AARCH64, EM_X86_64 = 183, 62
 # Lambda's python3.12 runs on Amazon Linux 2023: glibc 2.34.
 LAMBDA_GLIBC = (2, 34)
-NEVER_SHIPPED = ("tests", "bench", "docs", "events", ".ci", "lambda_build.py", "chunker/synthetic")
+NEVER_SHIPPED = ("tests", "bench", "docs", "events", ".ci", "lambda_build.py", "synthetic")
 LAPTOP_MODULES = (
-    "functions/cli.py",
-    "functions/demo.py",
-    "functions/serve.py",
-    "functions/local_moto.py",
-    "functions/local_stack.py",
+    "functions/local",
     "functions/dashboard",
-    "chunker/cli.py",
+    "chunker/batch/cli.py",
 )
 
 
@@ -227,9 +224,9 @@ def test_each_folder_holds_only_what_its_function_runs(aarch64: Artifacts, funct
         assert not {"fastapi", "starlette", "mangum"} & set(installed)
         assert not [f for f in files if f.startswith("functions/")]
     if function == "ControlFunction":
-        assert not [f for f in files if f.startswith("functions/bridge/")]
+        assert not [f for f in files if f.startswith("functions/aws_lambda/bridge/")]
     if function == "StreamFunction":
-        wrapper = artifact / "functions" / "bridge" / "exec-wrapper"
+        wrapper = artifact / "functions" / "aws_lambda" / "bridge" / "exec-wrapper"
         assert os.access(wrapper, os.X_OK), "the exec wrapper must stay executable"
     # Lambda runs the code as another user than the one who built it.
     for entry in artifact.rglob("*"):

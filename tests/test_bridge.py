@@ -18,13 +18,19 @@ from typing import Any
 import boto3
 import pytest
 
-from chunker.job import chunk_day
-from chunker.reader import ChunkReader
-from functions.control.models import SessionCreate
-from functions.control.service import SessionService
-from functions.local_stack import LOCAL_CREDENTIALS, MotoServer, moto_server, stop_process
-from functions.services import Services
-from functions.sessions import SessionStore, ensure_table
+from chunker.batch.run import chunk_day
+from chunker.format.read import ChunkReader
+from functions.app.control.actions import SessionService
+from functions.app.control.schema import SessionCreate
+from functions.app.dependencies import Services
+from functions.app.domain.session_store import SessionStore
+from functions.local.stack import (
+    LOCAL_CREDENTIALS,
+    MotoServer,
+    ensure_table,
+    moto_server,
+    stop_process,
+)
 from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import Recorded, RuntimeApiEmulator
@@ -35,7 +41,7 @@ pytestmark = pytest.mark.end_to_end
 
 ROOT = Path(__file__).parent.parent
 EVENTS = ROOT / "events"
-WRAPPER = ROOT / "functions" / "bridge" / "exec-wrapper"
+WRAPPER = ROOT / "functions" / "aws_lambda" / "bridge" / "exec-wrapper"
 BUCKET, TABLE = "bridge-test", "bridge-sessions"
 SESSION_ID = "s-EventSampleSession000001"
 OWNER = "user-alice-0001"

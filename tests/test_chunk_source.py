@@ -9,11 +9,11 @@ import time
 import tracemalloc
 from typing import TYPE_CHECKING
 
-from chunker.chunk_format import decode_chunk
-from chunker.prepared import PreparedChunk
-from chunker.reader import ChunkReader
-from functions.stream import source as source_module
-from functions.stream.source import ChunkSource
+from chunker.format.encoding import decode_chunk
+from chunker.format.prepared import PreparedChunk
+from chunker.format.read import ChunkReader
+from functions.app.stream import chunk_source as source_module
+from functions.app.stream.chunk_source import ChunkSource
 from tests.conftest import BUCKET
 from tests.streaming import publish_tiny_day
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunker.chunk_format import ChunkerConfig, Manifest, Pointer, decode_chunk
-from chunker.job import DayJob, chunk_day, chunk_hours, plan_day
-from chunker.keys import DayKeys
-from chunker.reader import ChunkReader, NotPublished
-from chunker.sources import InputError
+from chunker.batch.raw_inputs import InputError
+from chunker.batch.run import DayJob, chunk_day, chunk_hours, plan_day
+from chunker.format.encoding import ChunkerConfig, Manifest, Pointer, decode_chunk
+from chunker.format.keys import DayKeys
+from chunker.format.read import ChunkReader, NotPublished
 from tests import ground_truth
 from tests.conftest import BUCKET
 from tests.rawday import build_raw_day

@@ -39,9 +39,11 @@ def handler_module(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mo
     monkeypatch.setenv("REPLAY_BUCKET", BUCKET)
     monkeypatch.setenv("CHUNK_BUCKET_MS", "600000")
     monkeypatch.setenv("CHUNK_HISTOGRAM_BIN_MS", "600000")
-    import chunker.handler
+    import chunker.batch.lambda_handler
 
-    yield importlib.reload(chunker.handler)  # module-level settings and client under the mock
+    yield importlib.reload(
+        chunker.batch.lambda_handler
+    )  # module-level settings and client under the mock
 
 
 def load_raw_day(s3: S3Client, airport: str = "XLHI") -> None:

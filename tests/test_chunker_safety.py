@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from chunker.chunk_format import Pointer
-from chunker.keys import DayKeys
-from chunker.reader import ChunkReader
-from functions.local_stack import LOCAL_CREDENTIALS, MotoServer, moto_server, stop_process
+from chunker.format.encoding import Pointer
+from chunker.format.keys import DayKeys
+from chunker.format.read import ChunkReader
+from functions.local.stack import LOCAL_CREDENTIALS, MotoServer, moto_server, stop_process
 from tests import ground_truth
 from tests.rawday import build_raw_day
 
@@ -57,7 +57,7 @@ def chunk_process(server: MotoServer, log: Path) -> subprocess.Popen[bytes]:
     }
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "functions.cli", "chunk", "--airport", "XTST",
+            [sys.executable, "-m", "functions.local.cli", "chunk", "--airport", "XTST",
              "--date", "2026-03-14", "--bucket-ms", "300000"],
             env=env, stdout=sink, stderr=sink,
         )  # fmt: skip

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chunker.day import ServiceDay
-from functions import openapi
-from functions.app import create_app
-from functions.services import Services
+from chunker.format.day import ServiceDay
+from functions.app.application import create_app
+from functions.app.dependencies import Services
+from functions.local import openapi
 from tests.streaming import build_services, publish_tiny_day
 
 if TYPE_CHECKING:

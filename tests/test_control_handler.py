@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from functions import handlers
-from functions.control.models import SessionCreate
-from functions.control.service import SessionService
-from functions.services import Services
-from functions.sessions import Session
-from functions.settings import get_settings
+from functions.app.control.actions import SessionService
+from functions.app.control.schema import SessionCreate
+from functions.app.dependencies import Services
+from functions.app.domain.sessions import Session
+from functions.app.settings import get_settings
+from functions.aws_lambda import handlers
 from tests.conftest import BUCKET
 from tests.streaming import SECRET, TABLE, build_services, publish_day
 
@@ -211,7 +211,7 @@ def test_importing_the_handlers_needs_no_configuration() -> None:
         [
             sys.executable,
             "-c",
-            "import functions.handlers as h; print(callable(h.control_handler))",
+            "import functions.aws_lambda.handlers as h; print(callable(h.control_handler))",
         ],
         capture_output=True,
         text=True,

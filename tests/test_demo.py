@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from functions.local_stack import free_port, port_is_free
+from functions.local.stack import free_port, port_is_free
 from tests.demo_server import demo_server
 from tests.streaming import StreamReader
 
@@ -73,7 +73,7 @@ def test_demo_refuses_a_port_in_use_with_a_one_line_error(tmp_path: Path) -> Non
         port = first.url.rsplit(":", 1)[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         second = subprocess.run(
-            [sys.executable, "-m", "functions.cli", "demo", "--port", port, "--hours", "1"],
+            [sys.executable, "-m", "functions.local.cli", "demo", "--port", port, "--hours", "1"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -119,7 +119,16 @@ def test_sigterm_stops_the_moto_child_while_serving_and_while_setting_up(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     setting_up = subprocess.Popen(
-        [sys.executable, "-m", "functions.cli", "demo", "--port", str(free_port()), "--hours", "3"],
+        [
+            sys.executable,
+            "-m",
+            "functions.local.cli",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--hours",
+            "3",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -15,10 +15,10 @@ import pytest
 import zstandard
 from fastapi.testclient import TestClient
 
-from chunker.chunk_format import ChunkEntry
-from chunker.keys import DayKeys
-from chunker.reader import ChunkReader
-from functions.app import create_app
+from chunker.format.encoding import ChunkEntry
+from chunker.format.keys import DayKeys
+from chunker.format.read import ChunkReader
+from functions.app.application import create_app
 from tests import ground_truth
 from tests.conftest import BUCKET
 from tests.faults import Fault, FaultInjector, url_names
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 KEYS = DayKeys("XTST", "2026-03-14")
 # Attempts per call, first one included: botocore's ``max_attempts`` counts retries
-# (chunker.aws.s3_client: 5, functions.services.dynamodb_client: 4).
+# (chunker.format.s3.s3_client: 5, functions.app.dependencies.dynamodb_client: 4).
 S3_ATTEMPTS = 6
 DYNAMODB_ATTEMPTS = 5
 

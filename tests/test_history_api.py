@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chunker.keys import DayKeys
-from functions.app import create_app
+from chunker.format.keys import DayKeys
+from functions.app.application import create_app
 from tests.ground_truth import state_at, valid_rows
 from tests.streaming import CONFIG, build_services, publish_tiny_day
 

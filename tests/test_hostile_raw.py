@@ -14,8 +14,8 @@ Never another exception type, never a hang (the per-test timeout), and never mem
 grows with what a file inflates to: the hostile run's ``tracemalloc`` peak must stay under
 the clean day's peak, plus what reading the object costs (a raw object is held whole by
 design, at most ``MAX_COMPRESSED_BYTES``), plus ``READING_MARGIN`` (from the piece and line
-caps of ``chunker.sources``), plus twice the rejected lines the case quarantines (at most
-``MAX_REJECTED_BYTES``, beyond which ``chunker.validate`` refuses the file). Bombs inflate
+caps of ``chunker.batch.raw_inputs``), plus twice the rejected lines the case quarantines (at most
+``MAX_REJECTED_BYTES``, beyond which ``chunker.batch.validate`` refuses the file). Bombs inflate
 to 0.2-1 GiB from objects of about 1 MB, so memory proportional to the inflated size
 could not pass. The real ``MAX_INFLATED_BYTES`` (8 GiB) is exercised once, in a child
 process measured by its peak resident set size.
@@ -45,15 +45,10 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from chunker import sources
-from chunker.aws import s3_client
-from chunker.chunk_format import ChunkerConfig, Manifest
-from chunker.day import ServiceDay
-from chunker.job import chunk_day
-from chunker.keys import DayKeys
-from chunker.reader import ChunkReader
-from chunker.sources import _PIECE, MAX_INFLATED_BYTES, InputError
-from chunker.validate import (
+from chunker.batch import raw_inputs as sources
+from chunker.batch.raw_inputs import _PIECE, MAX_INFLATED_BYTES, InputError
+from chunker.batch.run import chunk_day
+from chunker.batch.validate import (
     DUPLICATE,
     INVALID_JSON,
     LINE_TOO_LONG,
@@ -62,6 +57,11 @@ from chunker.validate import (
     QUARANTINE_RAW_BYTES,
     SCHEMA_VIOLATION,
 )
+from chunker.format.day import ServiceDay
+from chunker.format.encoding import ChunkerConfig, Manifest
+from chunker.format.keys import DayKeys
+from chunker.format.read import ChunkReader
+from chunker.format.s3 import s3_client
 from tests import ground_truth
 from tests.conftest import BUCKET
 from tests.rawday import build_raw_day, iso

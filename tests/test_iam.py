@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from chunker.aws import object_exists
-from chunker.reader import ChunkReader, NotPublished
-from functions import handlers
-from functions.settings import get_settings
+from chunker.format.read import ChunkReader, NotPublished
+from chunker.format.s3 import object_exists
+from functions.app.settings import get_settings
+from functions.aws_lambda import handlers
 from tests.conftest import BUCKET
 from tests.iam import (
     ACCOUNT,
@@ -222,9 +222,11 @@ def chunker_handler(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> ModuleType
     monkeypatch.setenv("CHUNK_HISTOGRAM_BIN_MS", "600000")
     for key, body in build_raw_day(seed=4, hours=(6, 8), airport="XLHI").objects().items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    import chunker.handler
+    import chunker.batch.lambda_handler
 
-    return importlib.reload(chunker.handler)  # module-level settings and client under the mock
+    return importlib.reload(
+        chunker.batch.lambda_handler
+    )  # module-level settings and client under the mock
 
 
 def test_the_chunker_calls_exactly_what_its_role_allows(
@@ -290,8 +292,8 @@ def test_missing_keys_are_told_apart_from_denied_reads_without_list_bucket(
 
 # Client calls in shipped modules that no deployed function makes, and why.
 LOCAL_ONLY = {
-    "dynamodb:CreateTable": "functions.sessions.ensure_table: the local stack's table",
-    "dynamodb:UpdateTimeToLive": "functions.sessions.ensure_table: the local stack's table",
+    "dynamodb:CreateTable": "functions.local.stack.ensure_table: the local stack's table",
+    "dynamodb:UpdateTimeToLive": "functions.local.stack.ensure_table: the local stack's table",
 }
 
 
@@ -312,10 +314,10 @@ def granted_to_code(*functions: str) -> set[str]:
 @pytest.mark.parametrize(
     ("import_name", "functions"),
     [
-        ("chunker.handler", ("ChunkerFunction",)),
+        ("chunker.batch.lambda_handler", ("ChunkerFunction",)),
         # One app serves both (the stream function through the bridge): its modules are
         # the same, each function's own share is what test_*_calls_exactly_* records.
-        ("functions.app", ("ControlFunction", "StreamFunction")),
+        ("functions.app.application", ("ControlFunction", "StreamFunction")),
     ],
 )
 def test_every_client_call_in_the_shipped_code_is_granted_and_nothing_else(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from functions.bearer import IssuerUnavailable, JwtVerifier, TokenRejected
+from functions.app.web.bearer import IssuerUnavailable, JwtVerifier, TokenRejected
 from tests.jwt_issuer import AUDIENCE, Issuer, rsa_key, serve_issuer
 from tests.streaming import Server, StreamReader, publish_tiny_day, serve
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chunker.state import floor_tick
-from functions.playback import (
+from chunker.format.state import floor_tick
+from functions.app.domain.playback import (
     MAX_SPEED,
     MIN_SPEED,
     PlaybackClock,
@@ -16,8 +16,8 @@ from functions.playback import (
     check_pace,
     min_loop_range_ms,
 )
-from functions.stream.pacing import MIN_WAIT_MS, Step, frame_due, frame_target, next_step
-from functions.stream.player import ahead_of
+from functions.app.stream.pacing import MIN_WAIT_MS, Step, frame_due, frame_target, next_step
+from functions.app.stream.player import ahead_of
 
 START = 1_773_439_200_000
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.cli import main
+from functions.local.cli import main
 
 DOCS = Path(__file__).parent.parent / "docs" / "schemas"
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from chunker.aws import s3_client
-from functions.app import create_app
+from chunker.format.s3 import s3_client
+from functions.app.application import create_app
 from tests.conftest import BUCKET
 from tests.streaming import build_services, publish_tiny_day
 

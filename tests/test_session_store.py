@@ -11,18 +11,18 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from functions.playback import PlaybackClock
-from functions.services import dynamodb_client, session_store
-from functions.sessions import (
+from functions.app.dependencies import dynamodb_client, session_store
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.session_store import SessionStore
+from functions.app.domain.sessions import (
     Filters,
     Session,
     SessionGone,
-    SessionStore,
     VersionConflict,
-    ensure_table,
     new_session_id,
     wall_now_ms,
 )
+from functions.local.stack import ensure_table
 from tests.faults import Fault, FaultInjector
 
 TABLE = "sessions-test"
@@ -138,7 +138,7 @@ def test_the_pollers_reads_are_not_retried() -> None:
 def test_of_racing_conditional_writes_exactly_one_wins(store: SessionStore) -> None:
     """Optimistic concurrency needs DynamoDB's atomic condition-and-write. moto alone checks
     and writes in two steps, so racers could both win (a lost update, seen in
-    test_racing_controllers_never_lose_an_update); functions.local_moto closes that gap for
+    test_racing_controllers_never_lose_an_update); functions.local.moto_patch closes that gap for
     the local stack and the tests. Each round: two threads write over the same version."""
     session = a_session()
     store.create(session)

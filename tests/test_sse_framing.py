@@ -1,4 +1,4 @@
-"""Property tests of the SSE framing (functions/stream/sse.py) against an independent
+"""Property tests of the SSE framing (functions/app/stream/sse.py) against an independent
 parser that follows the WHATWG rules (tests/sse_client.py): whatever the payload and
 however the bytes are split or cut, a client gets back exactly the events that were
 framed, or a prefix of them, never a damaged one."""
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functions.stream import sse
+from functions.app.stream import sse
 from tests.sse_client import SSEParser
 
 names = st.text(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from functions.playback import PlaybackClock
-from functions.sessions import Filters, Session
-from functions.stream.response import EventStreamResponse, send_budget
+from functions.app.domain.playback import PlaybackClock
+from functions.app.domain.sessions import Filters, Session
+from functions.app.stream.response import EventStreamResponse, send_budget
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
 from tests.streaming import (
@@ -32,7 +32,7 @@ from tests.streaming import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-from chunker.keys import DayKeys
+from chunker.format.keys import DayKeys
 
 KEYS = DayKeys("XTST", "2026-03-14")
 

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from chunker.job import chunk_day
-from chunker.records import RECORD_MODELS, Reference
-from chunker.synthetic import GeneratedDay, GeneratorSettings, generate_day, write_day
-from chunker.synthetic.layout import build_layout
-from functions.cli import main
+from chunker.batch.run import chunk_day
+from chunker.format.records import RECORD_MODELS, Reference
+from functions.local.cli import main
+from synthetic import GeneratedDay, GeneratorSettings, generate_day, write_day
+from synthetic.layout import build_layout
 from tests.conftest import BUCKET
 
 if TYPE_CHECKING:

@@ -152,8 +152,8 @@ def _matching(method: str, path: str) -> list[tuple[str, str, list[Any]]]:
 
 def _app_operations() -> list[tuple[str, str]]:
     """(method, concrete path) of every operation the app serves under /api."""
-    from functions.app import create_app
-    from functions.services import Services
+    from functions.app.application import create_app
+    from functions.app.dependencies import Services
     from tests.streaming import settings
 
     app = create_app(Services(settings=settings(), sessions=None, chunks=None))  # type: ignore[arg-type]

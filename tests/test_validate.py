@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunker.day import ServiceDay, to_ms
-from chunker.validate import (
+from chunker.batch.validate import (
     INVALID_JSON,
     LINE_TOO_LONG,
     OUTSIDE_AIRPORT_AREA,
@@ -24,6 +23,7 @@ from chunker.validate import (
     Reject,
     Rules,
 )
+from chunker.format.day import ServiceDay, to_ms
 from tests.rawday import tiny_reference
 
 REFERENCE = tiny_reference()

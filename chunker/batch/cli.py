@@ -1,0 +1,222 @@
+"""``dispatch-replay generate | chunk | schema``: the chunker's command line.
+
+Errors are one line on stderr and a non-zero exit status; progress goes to stderr; the
+result summary (JSON) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from chunker.batch.run import DayJob, HourOutcome, chunk_day
+from chunker.format.encoding import ChunkerConfig, HourPart
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_AIRPORT = "XLHI"
+DEFAULT_DATE = "2026-03-14"
+
+
+def bucket_from(args: argparse.Namespace) -> str:
+    """The bucket from ``--bucket`` or ``REPLAY_BUCKET``."""
+    bucket: str | None = args.bucket or os.environ.get("REPLAY_BUCKET")
+    if not bucket:
+        raise ValueError("no bucket: pass --bucket or set REPLAY_BUCKET")
+    return bucket
+
+
+def _hour_line(outcome: HourOutcome, total: int) -> str:
+    part = outcome.part
+    accepted = {k: c.accepted for k, c in part.counts.items()}
+    rate = accepted["positions"] / outcome.seconds if outcome.seconds else 0.0
+    return (
+        f"hour {part.hour:02d}/{total:02d}: {accepted['positions']:,} positions "
+        f"({rate:,.0f}/s), {accepted['tasks']:,} task events, {accepted['flights']:,} flight "
+        f"events, {accepted['notifications']:,} notifications, {part.quarantined:,} quarantined, "
+        f"{len(part.chunks)} chunks in {outcome.seconds:.2f} s"
+    )
+
+
+def _range_worker(
+    bucket: str,
+    airport: str,
+    service_date: str,
+    config: dict[str, Any],
+    hours: list[int],
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    """Run one range of hours in a worker process with its own S3 client."""
+    from chunker.format.s3 import s3_client
+
+    job = DayJob.open(s3_client(), bucket, airport, service_date, ChunkerConfig(**config))
+    parts: list[dict[str, Any]] = []
+
+    def report(outcome: HourOutcome) -> None:
+        parts.append(outcome.part.model_dump(mode="json"))
+        if not quiet:
+            print(_hour_line(outcome, job.day.hours), file=sys.stderr, flush=True)
+
+    job.run_hours(hours, report)
+    return parts
+
+
+def run_ranges_in_processes(quiet: bool) -> Any:
+    """A ``run_ranges`` for ``chunk_day`` that runs each range in its own process."""
+
+    def run(job: DayJob, ranges: list[range]) -> list[HourPart]:
+        context = get_context("spawn")  # no fork of a process holding boto3 clients/threads
+        with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
+            futures = [
+                pool.submit(
+                    _range_worker,
+                    job.bucket,
+                    job.keys.airport,
+                    job.keys.service_date,
+                    job.config.model_dump(),
+                    list(hours),
+                    quiet,
+                )
+                for hours in ranges
+            ]
+            return [HourPart.model_validate(p) for f in futures for p in f.result()]
+
+    return run
+
+
+def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
+    """Chunk and publish a service day."""
+    config = ChunkerConfig(
+        bucket_ms=args.bucket_ms,
+        tick_ms=args.tick_ms,
+        task_retention_ms=args.task_retention_min * 60_000,
+    )
+    total = 0
+
+    def progress(outcome: HourOutcome) -> None:
+        if not args.quiet:
+            print(_hour_line(outcome, total), file=sys.stderr, flush=True)
+
+    job_count = max(1, args.jobs)
+    summary = chunk_day(
+        s3,
+        bucket_from(args),
+        args.airport,
+        args.date,
+        config,
+        force=args.force,
+        progress=progress,
+        jobs=job_count,
+        run_ranges=run_ranges_in_processes(args.quiet) if job_count > 1 else None,
+    )
+    return summary.as_dict()
+
+
+def cmd_generate(args: argparse.Namespace, s3: S3Client | None) -> dict[str, Any]:
+    """Generate a synthetic recorded day into S3 or a directory."""
+    from synthetic import GeneratorSettings, generate_day, write_day
+
+    settings = GeneratorSettings(
+        airport=args.airport,
+        service_date=dt.date.fromisoformat(args.date),
+        seed=args.seed,
+        vehicles=args.vehicles,
+        flights=args.flights,
+        start_hour=args.start_hour,
+        hours=args.hours,
+        messy_fraction=args.messy,
+    )
+    progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    day = generate_day(settings, progress)
+    if args.out:
+        root = Path(args.out)
+
+        def put(key: str, data: bytes) -> None:
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        target = str(root)
+    else:
+        assert s3 is not None
+        bucket = bucket_from(args)
+
+        def put(key: str, data: bytes) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+        target = f"s3://{bucket}"
+    write_day(day, put)
+    return {
+        "target": target,
+        "prefix": day.keys.raw_prefix,
+        "objects": len(day.objects),
+        "bytes": sum(len(b) for b in day.objects.values()),
+        "records": day.counts,
+        "injected": day.injected,
+        "expected_rejections": day.expected_rejections,
+    }
+
+
+def cmd_schema(args: argparse.Namespace) -> dict[str, Any]:
+    """Write the JSON Schema of every raw record kind and of the reference data."""
+    from chunker.format.records import RECORD_MODELS, Reference
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    models: dict[str, type[BaseModel]] = {**RECORD_MODELS, "reference": Reference}
+    for name, model in models.items():
+        path = out / f"{name}.schema.json"
+        schema = model.model_json_schema()
+        schema["$id"] = f"https://dispatch-replay.example/schemas/{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(str(path))
+    return {"written": written}
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the chunker's subcommands on the top-level parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--airport", default=DEFAULT_AIRPORT, help="airport id (default XLHI)")
+    common.add_argument("--date", default=DEFAULT_DATE, help="service date YYYY-MM-DD")
+    common.add_argument("--bucket", help="S3 bucket (default: $REPLAY_BUCKET)")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    gen = sub.add_parser("generate", parents=[common], help="generate a synthetic recorded day")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--vehicles", type=int, default=150)
+    gen.add_argument("--flights", type=int, default=300)
+    gen.add_argument("--start-hour", type=int, default=0)
+    gen.add_argument("--hours", type=int, default=24)
+    gen.add_argument(
+        "--messy",
+        type=float,
+        default=0.0,
+        help="fraction of raw lines to corrupt/duplicate/reorder (0..0.5)",
+    )
+    gen.add_argument("--out", help="write to this directory instead of S3")
+
+    chunk = sub.add_parser("chunk", parents=[common], help="chunk and publish a service day")
+    chunk.add_argument("--bucket-ms", type=int, default=60_000, help="replay time per chunk")
+    chunk.add_argument("--tick-ms", type=int, default=1_000, help="base tick (>= 100)")
+    chunk.add_argument(
+        "--task-retention-min",
+        type=int,
+        default=60,
+        help="minutes a finished task stays in the replay state (0: all day)",
+    )
+    chunk.add_argument("--jobs", type=int, default=1, help="parallel processes (hour ranges)")
+    chunk.add_argument("--force", action="store_true", help="rebuild even if already built")
+
+    schema = sub.add_parser("schema", help="export JSON Schemas of the raw-data contract")
+    schema.add_argument("--out", default="docs/schemas")

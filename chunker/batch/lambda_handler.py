@@ -1,0 +1,155 @@
+"""Lambda handler of the chunk job: scheduled (a whole day) or on demand (a day or hours).
+
+Events (see events/chunker-*.json)::
+
+    {"airport": "XLHI", "service_date": "2026-03-14"}                  # whole day
+    {"airport": "XLHI", "service_date": "previous", "timezone": "Asia/Shanghai"}  # yesterday
+    {"airport": "XLHI", "service_date": "2026-03-14", "hours": [5, 6],
+     "expected_version": "0123456789abcdef"}                              # one fan-out job
+    {"airport": "XLHI", "service_date": "2026-03-14", "force": true}     # rebuild
+    {"airport": "XLHI", "service_date": "previous", "timezone": "Asia/Shanghai",
+     "fan_out": true, "hours_per_job": 2}    # plan, then one async invocation per range
+    {"airport": "XLHI", "service_date": "current", "timezone": "Asia/Shanghai",
+     "fan_out": true}                         # the hourly option: today so far
+
+Fan-out: the planner computes the day's version and hour ranges and invokes this same
+function asynchronously once per range (``InvocationType=Event``), each with the planned
+version; the job that completes the day publishes it. A failed job is retried by Lambda
+and then goes to the dead-letter destination; the published version stays untouched.
+
+The handler parses the event, calls ``chunker.batch.run`` and returns its summary; bad events
+and bad input raise (the invocation fails and goes to the dead-letter destination).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chunker.batch.run import chunk_day, chunk_hours, plan_day
+from chunker.batch.settings import ChunkerSettings
+from chunker.format.keys import check_airport, check_date
+from chunker.format.s3 import s3_client
+
+logger = Logger(service="dispatch-replay-chunker")
+SETTINGS = ChunkerSettings()  # type: ignore[call-arg]  # read from the environment
+S3 = s3_client()
+_lambda_client: Any = None
+
+
+def lambda_client() -> Any:
+    """The Lambda client fan-out uses to start hour jobs (created on first use)."""
+    global _lambda_client  # noqa: PLW0603  # one per warm container
+    if _lambda_client is None:
+        _lambda_client = boto3.client("lambda")
+    return _lambda_client
+
+
+def fan_out(request: ChunkRequest, service_date: str, function_arn: str) -> dict[str, Any]:
+    """Start one asynchronous job per hour range of the day; returns the plan."""
+    version, ranges, built = plan_day(
+        S3,
+        SETTINGS.replay_bucket,
+        request.airport,
+        service_date,
+        SETTINGS.chunker_config,
+        request.hours_per_job,
+    )
+    if built and not request.force:
+        return {"version": version, "jobs": 0, "already_built": True}
+    client = lambda_client()
+    for hours in ranges:
+        payload = {
+            "airport": request.airport,
+            "service_date": service_date,
+            "hours": list(hours),
+            "expected_version": version,
+        }
+        client.invoke(
+            FunctionName=function_arn,
+            InvocationType="Event",
+            Payload=json.dumps(payload).encode(),
+        )
+    logger.info("fanned out", extra={"version": version, "jobs": len(ranges)})
+    return {"version": version, "jobs": len(ranges), "already_built": built}
+
+
+class ChunkRequest(BaseModel):
+    """A chunk job request."""
+
+    model_config = ConfigDict(extra="forbid")
+    airport: str
+    service_date: str = Field(
+        description="YYYY-MM-DD, 'previous' (yesterday in `timezone`) or 'current' (today so far)"
+    )
+    timezone: str = Field(default="UTC", description="The airport's IANA zone, for 'previous'.")
+    hours: list[int] | None = Field(default=None, min_length=1, max_length=25)
+    expected_version: str | None = None
+    force: bool = False
+    fan_out: bool = Field(default=False, description="Plan hour jobs and invoke them async.")
+    hours_per_job: int = Field(default=1, ge=1, le=24)
+
+    @field_validator("airport")
+    @classmethod
+    def _airport(cls, value: str) -> str:
+        return check_airport(value)
+
+    @field_validator("service_date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return value if value in ("previous", "current") else check_date(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Asia"
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def concrete_date(self, now: dt.datetime) -> str:
+        """The service date, 'previous' / 'current' resolved in the airport's zone."""
+        if self.service_date not in ("previous", "current"):
+            return self.service_date
+        today = now.astimezone(ZoneInfo(self.timezone)).date()
+        if self.service_date == "current":
+            return today.isoformat()
+        return (today - dt.timedelta(days=1)).isoformat()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Chunk a whole day, or the requested hours of it."""
+    request = ChunkRequest.model_validate(event)
+    service_date = request.concrete_date(dt.datetime.now(dt.UTC))
+    logger.append_keys(airport=request.airport, service_date=service_date)
+    config = SETTINGS.chunker_config
+    if request.fan_out:
+        if request.hours is not None:
+            raise ValueError("fan_out plans the hours itself; do not give 'hours'")
+        return fan_out(request, service_date, context.invoked_function_arn)
+    if request.hours is None:
+        summary = chunk_day(
+            S3, SETTINGS.replay_bucket, request.airport, service_date, config, force=request.force
+        )
+    else:
+        summary = chunk_hours(
+            S3,
+            SETTINGS.replay_bucket,
+            request.airport,
+            service_date,
+            request.hours,
+            config,
+            expected_version=request.expected_version,
+        )
+    result = summary.as_dict()
+    logger.info("chunk job done", extra={"summary": result})
+    return result

@@ -1,0 +1,293 @@
+"""The one FastAPI app: control API, history queries, the SSE stream, the seed's routes.
+
+Served by uvicorn locally (``dispatch-replay serve`` / ``demo``), by Mangum in the control
+Lambda and by the streaming bridge in the stream Lambda. Local and cloud differ only in
+configuration (``functions.app.settings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from chunker.format.day import InvalidServiceDay
+from chunker.format.encoding import CorruptChunk
+from chunker.format.keys import InvalidIdentifier
+from chunker.format.read import NotPublished, OutsideDay
+from functions.app.control import legacy as seed_routes
+from functions.app.control import routes as control_routes
+from functions.app.control.actions import NotAMember, NotOwner, SessionBusy, SessionFull
+from functions.app.control.schema import SessionView
+from functions.app.dependencies import Services
+from functions.app.domain.leases import StreamCapReached
+from functions.app.domain.playback import PlaybackError
+from functions.app.domain.sessions import SessionGone, SessionNotFound, VersionConflict
+from functions.app.domain.tokens import InvalidToken
+from functions.app.history import routes as history_routes
+from functions.app.history.queries import FlightNotFound, HistoryError
+from functions.app.settings import get_settings
+from functions.app.stream import routes as stream_routes
+from functions.app.stream.chunk_source import ChunkTimeout
+from functions.app.threads import CHUNK_STORE, SESSION_STORE, run_in
+from functions.app.web import problems
+from functions.app.web.identity import caller, jwt_verifier
+from functions.app.web.middleware import (
+    BodyLimit,
+    ProblemCORS,
+    RequestLog,
+    ResponseHeaders,
+    dashboard_csp,
+)
+from functions.app.web.problems import Problem, problem_response
+
+logger = Logger(service="dispatch-replay-api")
+
+DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
+# Swagger UI 5 (OpenAPI 3.1, which FastAPI writes) from the swagger-ui-bundle-v2 wheel, so
+# /docs works with no internet (FastAPI's default page loads it from a CDN).
+SWAGGER_UI_DIR = Path(str(swagger_ui_path))
+DOCS_ASSETS = "/docs/assets"
+
+# Domain exception -> (status, type slug, title, Retry-After seconds or None).
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
+    SessionNotFound: (404, "session-not-found", "Session not found", None),
+    SessionGone: (404, "session-gone", "Session expired", None),
+    NotPublished: (404, "not-published", "Nothing published for this airport and time", None),
+    OutsideDay: (404, "not-published", "Nothing published for this airport and time", None),
+    FlightNotFound: (404, "flight-not-found", "Flight not found", None),
+    NotOwner: (403, "not-owner", "Only the session's owner can do this", None),
+    NotAMember: (404, "member-not-found", "No such member", None),
+    SessionFull: (409, "session-full", "The session has as many members as it may", None),
+    InvalidToken: (403, "invalid-share-token", "Invalid share token", None),
+    PlaybackError: (422, "invalid-playback", "Invalid playback request", None),
+    HistoryError: (422, "invalid-query", "Invalid query", None),
+    InvalidIdentifier: (422, "invalid-identifier", "Invalid identifier", None),
+    InvalidServiceDay: (422, "invalid-identifier", "Invalid service day", None),
+    # Storage failures. A damaged chunk stays damaged until the day is re-chunked, so its
+    # clients are asked to wait longer.
+    ClientError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
+    BotoCoreError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
+    SessionBusy: (503, "session-busy", "The session is changing too fast; retry", 1),
+    ChunkTimeout: (503, "chunks-unavailable", "Replay data temporarily unavailable", 2),
+    CorruptChunk: (503, "chunk-damaged", "Replay data damaged", 30),
+}
+# Their messages carry AWS internals: logged, never sent.
+PRIVATE_DETAIL = (ClientError, BotoCoreError)
+
+
+def _register_domain_errors(app: FastAPI) -> None:
+    for exception_type, (status, slug, title, retry_after_s) in DOMAIN_ERRORS.items():
+
+        async def handler(
+            request: Request,
+            exc: Exception,
+            status: int = status,
+            slug: str = slug,
+            title: str = title,
+            retry_after_s: int | None = retry_after_s,
+        ) -> JSONResponse:
+            detail = str(exc)[:300]
+            if status >= 500:
+                logger.warning("storage unavailable", extra={"problem": slug, "error": detail})
+            if isinstance(exc, PRIVATE_DETAIL):
+                detail = "Retry shortly."
+            headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+            problem = Problem(status, slug, title, detail, headers=headers)
+            return problem_response(problem, request.url.path)
+
+        app.add_exception_handler(exception_type, handler)
+
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VersionConflict)
+        services: Services = request.app.state.services
+        extra: dict[str, Any] = {}
+        if exc.current is not None:
+            subject = caller(request, services)
+            view = SessionView.of(exc.current, subject, services.now_ms(), None)
+            extra["current"] = view.model_dump(mode="json")
+        problem = Problem(
+            409,
+            "version-conflict",
+            "The session changed since that version",
+            "Re-read the session (see `current`) and retry with its version.",
+            headers={"ETag": f'"{exc.current.version}"'} if exc.current else None,
+            **extra,
+        )
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(VersionConflict, conflict)
+
+    async def stream_cap(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StreamCapReached)
+        problem = Problem(
+            429,
+            "too-many-streams",
+            "Too many concurrent streams",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after_s)},
+            scope=exc.scope,
+            limit=exc.cap,
+        )
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(StreamCapReached, stream_cap)
+
+
+READINESS_TIMEOUT_S = 3.0
+# Read by /readyz: a key in the lease namespace, which both functions may read (IAM).
+READINESS_PROBE_KEY = "lease#readiness-probe"
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """Each dependency's state: ``ok``, or the error code (never AWS's message)."""
+    sessions = services.sessions
+    chunks = services.chunks
+
+    def table() -> None:
+        sessions.dynamodb.get_item(
+            TableName=sessions.table, Key={"session_id": {"S": READINESS_PROBE_KEY}}
+        )
+
+    def bucket() -> None:
+        chunks.s3.list_objects_v2(Bucket=chunks.bucket, Prefix="published/", MaxKeys=1)
+
+    async def check(call: Callable[[], None], pool: ThreadPoolExecutor) -> str:
+        try:
+            await asyncio.wait_for(run_in(pool, call), READINESS_TIMEOUT_S)
+        except TimeoutError:
+            return "timeout"
+        except ClientError as exc:
+            return str(exc.response.get("Error", {}).get("Code", "error"))
+        except Exception as exc:  # noqa: BLE001 - reported by name: the probe's whole point
+            return type(exc).__name__
+        return "ok"
+
+    table_state, bucket_state = await asyncio.gather(
+        check(table, SESSION_STORE), check(bucket, CHUNK_STORE)
+    )
+    return {"sessions_table": table_state, "bucket": bucket_state}
+
+
+def _add_docs_page(app: FastAPI) -> None:
+    """``/docs``: Swagger UI over ``/openapi.json``, every asset served by the app itself."""
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=oauth2_redirect,
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def docs_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+
+def create_app(services: Services | None = None) -> FastAPI:
+    """The app; ``services`` default to real clients built from the environment."""
+    services = services or Services.from_settings(get_settings())
+    settings = services.settings
+    app = FastAPI(
+        title="dispatch-replay",
+        version="1.0.0",
+        summary="Replay of airport ground-handling auto-dispatch: sessions, history, SSE.",
+        docs_url=None,  # served below from packaged assets
+        redoc_url=None,  # ReDoc would load from a CDN too; /docs is the one docs page
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    app.state.jwt_verifier = jwt_verifier(settings)
+    problems.install(app)
+    _register_domain_errors(app)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            ProblemCORS,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "If-Match", "Last-Event-ID", "Authorization"],
+            expose_headers=["ETag", "Location", "X-Request-Id"],
+            max_age=600,
+        )
+    stream_origin = urlsplit(settings.stream_base_url)
+    connect = [f"{stream_origin.scheme}://{stream_origin.netloc}"] if stream_origin.netloc else []
+    app.add_middleware(ResponseHeaders, csp=dashboard_csp(connect))
+    # Outermost: every answer is logged and carries its id, 413s and preflights included.
+    app.add_middleware(RequestLog)
+    app.include_router(control_routes.router)
+    app.include_router(seed_routes.router)
+    app.include_router(history_routes.router)
+    app.include_router(stream_routes.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                problems.PROBLEM_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    _add_docs_page(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers. It checks nothing else, so that a storage outage
+        never gets healthy processes restarted; readiness is ``/readyz``."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the sessions table and the bucket answer (each within
+        ``READINESS_TIMEOUT_S``). 503 problem+json naming what failed otherwise, e.g. after
+        the local demo's in-memory store restarted empty."""
+        checks = await readiness(services)
+        if all(result == "ok" for result in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        problem = Problem(
+            503,
+            "not-ready",
+            "A dependency is unavailable",
+            ", ".join(f"{name}: {result}" for name, result in checks.items() if result != "ok"),
+            headers={"Retry-After": "5"},
+            checks=checks,
+        )
+        return problem_response(problem, request.url.path)
+
+    # The dashboard: static files, using only the public API above. "/" is its page;
+    # anything else unknown stays a problem+json 404. The Lambda artifacts leave it out
+    # (a static host serves it in AWS: README, "Deploying to AWS"), and there "/" is a 404.
+    if DASHBOARD_DIR.is_dir():
+
+        @app.get("/", include_in_schema=False)
+        async def dashboard() -> FileResponse:
+            return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+        app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+
+    return app

@@ -1,0 +1,219 @@
+"""Replay sessions: the domain model (shared by the control API and the stream).
+
+The DynamoDB store is ``functions.app.domain.session_store``.
+
+One item per session, key ``session_id``. Every control change is a conditional write on
+``version`` (optimistic concurrency), so two controllers can never overwrite each other
+silently. Presence renewals do not touch ``version``: viewers heartbeating must not make
+controllers' writes conflict.
+
+Item attributes::
+
+    session_id S, owner S, airport S, members SS (optional), share_generation N (optional),
+    state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
+    filters S (JSON), timeline N, version N, last_command_id S (optional),
+    created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
+
+The table also holds the stream leases (keys ``lease#...``, ``functions.app.domain.leases``), which
+never match ``SESSION_ID_PATTERN``, so no session read can meet one.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from chunker.format.records import EntityId, TaskStatus, TaskType, VehicleType
+from functions.app.domain.playback import PlaybackClock
+
+if TYPE_CHECKING:
+    pass
+
+SESSION_ID_PATTERN = r"^s-[A-Za-z0-9_-]{20,40}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+MAX_FILTER_VALUES = 500
+
+
+class VersionConflict(Exception):
+    """The item changed since it was read; carries the current session (None if gone)."""
+
+    def __init__(self, current: Session | None) -> None:
+        super().__init__("session version conflict")
+        self.current = current
+
+
+class SessionNotFound(LookupError):
+    """No such session (or not visible to the caller)."""
+
+
+class SessionGone(SessionNotFound):
+    """The session expired (``expires_at`` passed). It stays gone: DynamoDB's TTL sweep may
+    take days to delete the item, so the store refuses it on every read and write."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(f"{session.session_id} expired at {session.expires_at} (epoch s)")
+        self.session = session
+
+
+def wall_now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable session id."""
+    return "s-" + secrets.token_urlsafe(18)
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a session id."""
+    return isinstance(value, str) and _SESSION_ID.match(value) is not None
+
+
+class Filters(BaseModel):
+    """Server-side filters. A missing (null) list means "no filter on that dimension".
+
+    Vehicles pass by ``vehicle_types`` and ``vehicle_ids``; tasks by ``task_types``,
+    ``task_statuses``, ``flights`` and ``stands``; flights by ``flights`` and ``stands``;
+    notifications by ``flights`` (notifications about no flight always pass).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vehicle_types: list[VehicleType] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    vehicle_ids: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    task_types: list[TaskType] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    task_statuses: list[TaskStatus] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    flights: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    stands: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+
+    def is_empty(self) -> bool:
+        """Whether nothing is filtered."""
+        return all(value is None for value in self.model_dump().values())
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A replay session as stored."""
+
+    session_id: str
+    owner: str
+    airport: str
+    clock: PlaybackClock
+    filters: Filters
+    version: int
+    timeline: int  # bumped by discontinuities (seek, step, range, filters): streams re-sync
+    created_at: int
+    updated_at: int
+    presence_until: int
+    expires_at: int
+    members: frozenset[str] = field(default_factory=frozenset)
+    last_command_id: str | None = None
+    # Share tokens carry the generation they were issued in; revoking bumps it, and every
+    # token issued before stops working.
+    share_generation: int = 0
+
+    @classmethod
+    def new(
+        cls,
+        owner: str,
+        airport: str,
+        clock: PlaybackClock,
+        filters: Filters,
+        now: int,
+        presence_lease_ms: int,
+        ttl_s: int,
+    ) -> Session:
+        """A session at version 1, created at wall time ``now`` (epoch ms)."""
+        return cls(
+            session_id=new_session_id(),
+            owner=owner,
+            airport=airport,
+            clock=clock,
+            filters=filters,
+            version=1,
+            timeline=1,
+            created_at=now,
+            updated_at=now,
+            presence_until=now + presence_lease_ms,
+            expires_at=now // 1000 + ttl_s,
+        )
+
+    def expired(self, now_ms: int) -> bool:
+        """Whether the session has expired at wall time ``now_ms``: from ``expires_at`` on it
+        cannot be read, controlled, joined, streamed or renewed."""
+        return now_ms >= self.expires_at * 1000
+
+    def can_access(self, subject: str) -> bool:
+        """The owner and members (holders of a redeemed share token) may view and control."""
+        return subject == self.owner or subject in self.members
+
+    def changed(self, **changes: Any) -> Session:
+        """A copy with changes and the next version."""
+        return replace(self, version=self.version + 1, **changes)
+
+    # --- item mapping ------------------------------------------------------------------
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (low-level attribute values)."""
+        clock = self.clock
+        item: dict[str, Any] = {
+            "session_id": {"S": self.session_id},
+            "owner": {"S": self.owner},
+            "airport": {"S": self.airport},
+            "state": {"S": clock.state},
+            "speed": {"N": repr(clock.speed)},
+            "anchor_position": {"N": str(clock.anchor_position)},
+            "anchor_wall": {"N": str(clock.anchor_wall)},
+            "range_start": {"N": str(clock.range_start)},
+            "range_end": {"N": str(clock.range_end)},
+            "loop": {"BOOL": clock.loop},
+            "filters": {"S": self.filters.model_dump_json(exclude_none=True)},
+            "version": {"N": str(self.version)},
+            "timeline": {"N": str(self.timeline)},
+            "created_at": {"N": str(self.created_at)},
+            "updated_at": {"N": str(self.updated_at)},
+            "presence_until": {"N": str(self.presence_until)},
+            "expires_at": {"N": str(self.expires_at)},
+        }
+        if self.members:
+            item["members"] = {"SS": sorted(self.members)}
+        if self.last_command_id:
+            item["last_command_id"] = {"S": self.last_command_id}
+        if self.share_generation:
+            item["share_generation"] = {"N": str(self.share_generation)}
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Session:
+        """Parse a DynamoDB item."""
+        number = lambda name: int(item[name]["N"])  # noqa: E731
+        return cls(
+            session_id=item["session_id"]["S"],
+            owner=item["owner"]["S"],
+            airport=item["airport"]["S"],
+            clock=PlaybackClock(
+                state=item["state"]["S"],
+                speed=float(item["speed"]["N"]),
+                anchor_position=number("anchor_position"),
+                anchor_wall=number("anchor_wall"),
+                range_start=number("range_start"),
+                range_end=number("range_end"),
+                loop=item["loop"]["BOOL"],
+            ),
+            filters=Filters.model_validate(orjson.loads(item["filters"]["S"])),
+            version=number("version"),
+            timeline=number("timeline"),
+            created_at=number("created_at"),
+            updated_at=number("updated_at"),
+            presence_until=number("presence_until"),
+            expires_at=number("expires_at"),
+            members=frozenset(item.get("members", {}).get("SS", [])),
+            last_command_id=item.get("last_command_id", {}).get("S"),
+            share_generation=int(item.get("share_generation", {}).get("N", "0")),
+        )

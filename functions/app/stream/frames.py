@@ -1,0 +1,139 @@
+"""What a stream sends: filtered frames and snapshots, assembled from pre-encoded rows.
+
+Nothing here decodes or re-encodes a row: rows arrive as JSON bytes from the prepared
+chunks and are only selected and concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from chunker.format.prepared import (
+    FlightEntry,
+    NotificationEntry,
+    PreparedState,
+    PreparedTick,
+    TaskEntry,
+)
+from functions.app.domain.sessions import Filters
+
+# The order of a frame's events (discrete events first, then where vehicles are).
+FRAME_EVENTS = ("task_update", "flight_update", "notification", "vehicle_update")
+
+
+def _allowed(values: Sequence[str] | None) -> frozenset[str] | None:
+    # Enum members are str subclasses; compare by their plain values.
+    return None if values is None else frozenset(str(v) for v in values)
+
+
+class FilterPlan:
+    """Filters compiled against the fleet, so each check is a set lookup."""
+
+    __slots__ = ("flights", "stands", "task_statuses", "task_types", "vehicles")
+
+    def __init__(self, filters: Filters, vehicle_types: Mapping[str, str]) -> None:
+        types = _allowed(filters.vehicle_types)
+        ids = _allowed(filters.vehicle_ids)
+        if types is None and ids is None:
+            self.vehicles: frozenset[str] | None = None
+        else:
+            self.vehicles = frozenset(
+                vehicle_id
+                for vehicle_id, vehicle_type in vehicle_types.items()
+                if (types is None or vehicle_type in types) and (ids is None or vehicle_id in ids)
+            )
+        self.task_types = _allowed(filters.task_types)
+        self.task_statuses = _allowed(filters.task_statuses)
+        self.flights = _allowed(filters.flights)
+        self.stands = _allowed(filters.stands)
+
+    def vehicle(self, vehicle_id: str) -> bool:
+        return self.vehicles is None or vehicle_id in self.vehicles
+
+    def task(self, task: TaskEntry) -> bool:
+        return (
+            (self.task_types is None or task.task_type in self.task_types)
+            and (self.task_statuses is None or task.status in self.task_statuses)
+            and (self.flights is None or task.flight_id in self.flights)
+            and (self.stands is None or task.stand in self.stands)
+        )
+
+    def flight(self, flight: FlightEntry) -> bool:
+        return (self.flights is None or flight.id in self.flights) and (
+            self.stands is None or flight.stand in self.stands
+        )
+
+    def notification(self, note: NotificationEntry) -> bool:
+        return self.flights is None or note.flight_id is None or note.flight_id in self.flights
+
+
+def _array(items: Iterable[bytes]) -> bytes:
+    return b"[" + b",".join(items) + b"]"
+
+
+def frame_events(
+    ticks: Iterable[PreparedTick], until: int, plan: FilterPlan
+) -> list[tuple[str, bytes]]:
+    """Events of one frame: every delta tick in it merged, in ``FRAME_EVENTS`` order.
+
+    Vehicles keep their last fix in the frame; tasks, flights and notifications keep every
+    row in order. Kinds with nothing left after filtering produce no event.
+    """
+    vehicles: dict[str, bytes] = {}
+    tasks: list[bytes] = []
+    flights: list[bytes] = []
+    notes: list[bytes] = []
+    allowed = plan.vehicles
+    for tick in ticks:
+        if tick.vehicles:
+            if allowed is None:
+                vehicles.update(tick.vehicles)
+            else:
+                for vehicle_id, row in tick.vehicles:
+                    if vehicle_id in allowed:
+                        vehicles[vehicle_id] = row
+        tasks.extend(task.json for task in tick.tasks if plan.task(task))
+        flights.extend(flight.json for flight in tick.flights if plan.flight(flight))
+        notes.extend(note.json for note in tick.notifications if plan.notification(note))
+    head = b'{"t":' + str(until).encode()
+    events = []
+    if tasks:
+        events.append(("task_update", head + b',"tasks":' + _array(tasks) + b"}"))
+    if flights:
+        events.append(("flight_update", head + b',"flights":' + _array(flights) + b"}"))
+    if notes:
+        events.append(("notification", head + b',"notifications":' + _array(notes) + b"}"))
+    if vehicles:
+        events.append(("vehicle_update", head + b',"vehicles":' + _array(vehicles.values()) + b"}"))
+    return events
+
+
+def snapshot_data(
+    state: PreparedState, at: int, plan: FilterPlan, reason: str, timeline: int
+) -> bytes:
+    """The ``snapshot`` event's data: the full filtered state at ``at``."""
+    vehicles = (state.vehicles[k] for k in sorted(state.vehicles) if plan.vehicle(k))
+    tasks = (e.json for k, e in sorted(state.tasks.items()) if plan.task(e))
+    flights = (e.json for k, e in sorted(state.flights.items()) if plan.flight(e))
+    notes = (n.json for n in state.notifications if plan.notification(n))
+    return b"".join(
+        (
+            b'{"t":',
+            str(at).encode(),
+            b',"reason":"',
+            reason.encode(),
+            b'","timeline":',
+            str(timeline).encode(),
+            b',"task_retention_ms":',
+            str(state.task_retention_ms).encode(),
+            b',"vehicles":',
+            _array(vehicles),
+            b',"tasks":',
+            _array(tasks),
+            b',"flights":',
+            _array(flights),
+            b',"notifications":',
+            _array(notes),
+            b"}",
+        )
+    )

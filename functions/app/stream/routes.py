@@ -1,0 +1,175 @@
+"""HTTP endpoints of the stream.
+
+``GET /api/replay/sessions/{session_id}/stream?token=...`` is EventSource-compatible: the
+short-lived stream token (from the control API) authenticates it, since EventSource cannot
+send headers. Everything that can fail is checked before the 200 is sent — a browser's
+EventSource gives up for good on any other status — and the first write (snapshot or
+resume) is built before the response starts, so it goes out at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from functions.app.dependencies import Services, get_services
+from functions.app.domain.leases import holding, release_soon
+from functions.app.domain.sessions import is_session_id
+from functions.app.domain.tokens import InvalidToken, verify
+from functions.app.stream.chunk_source import ChunkSource
+from functions.app.stream.player import Player, StreamRuntime
+from functions.app.stream.response import EventStreamResponse
+from functions.app.stream.watcher import SessionWatchers
+from functions.app.threads import SESSION_STORE, run_in
+from functions.app.web.problems import Problem
+
+router = APIRouter(tags=["stream"])
+
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # no proxy buffering
+    # Deliberately no "Connection: keep-alive": forbidden in HTTP/2 (Safari drops the stream).
+}
+
+
+def stream_runtime(request: Request) -> StreamRuntime:
+    """The process's shared stream machinery, created on first use."""
+    state = request.app.state
+    runtime: StreamRuntime | None = getattr(state, "stream_runtime", None)
+    if runtime is None:
+        services: Services = state.services
+        settings = services.settings
+        runtime = StreamRuntime(
+            settings=settings,
+            source=ChunkSource(services.chunks, settings.stream_chunk_wait_s),
+            watchers=SessionWatchers(services.sessions, settings.stream_poll_ms / 1000),
+            now_ms=services.now_ms,
+        )
+        state.stream_runtime = runtime
+    return runtime
+
+
+def invocation_deadline_ms(request: Request, now_ms: int) -> int | None:
+    """The Lambda invocation's deadline when served by Lambda (Mangum puts the context in
+    the ASGI scope), else None."""
+    context: Any = request.scope.get("aws.context")
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return None if remaining is None else now_ms + int(remaining())
+
+
+async def open_stream(
+    request: Request,
+    services: Services,
+    runtime: StreamRuntime,
+    session_id: str,
+    viewer: str,
+    last_event_id: str | None,
+    prelude: list[bytes] | None = None,
+) -> StreamingResponse:
+    """Renew presence (which reads the session and checks ``viewer`` may see it, in one
+    request), build the first write, and start the response."""
+    now = services.now_ms()
+    settings = services.settings
+    session = await run_in(
+        SESSION_STORE,
+        services.sessions.renew_presence,
+        session_id,
+        now + settings.presence_lease_s * 1000,
+        now // 1000 + settings.session_ttl_s,
+        viewer,
+        now,
+    )
+    if session is None:
+        raise Problem(404, "session-not-found", "Session not found")
+    # The caps on concurrent streams (429 StreamCapReached), before any 200.
+    leases = services.stream_leases
+    lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
+    try:
+        player = Player(
+            runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
+        )
+        # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
+        # problem+json answers through the app's handlers, before any 200 is sent.
+        first = await player.opening()
+    except BaseException:
+        release_soon(leases, lease)
+        raise
+    return EventStreamResponse(
+        holding(while_allowed(player, viewer, player.run(first)), leases, lease, services.now_ms),
+        send_timeout_s=settings.stream_send_timeout_s,
+        hard_deadline=player.hard_deadline,
+        headers=SSE_HEADERS,
+        on_timeout=runtime.stats.count_send_timeout,
+    )
+
+
+async def while_allowed(
+    player: Player, viewer: str, body: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``body``'s writes while ``viewer`` may still see the session. A member the owner
+    removed is told (``error`` ``access_revoked``) at the change that removed them, which
+    reaches the player as a new version: the write it caused is not sent."""
+    try:
+        async for chunk in body:
+            if not player.session.can_access(viewer):
+                yield player.final(
+                    "error",
+                    "access_revoked",
+                    code="access_revoked",
+                    message="you were removed from this session",
+                )
+                return
+            yield chunk
+    finally:
+        close = getattr(body, "aclose", None)  # an async generator: its own finally runs now
+        if close is not None:
+            await close()
+
+
+@router.get(
+    "/api/replay/sessions/{session_id}/stream",
+    summary="Stream a session as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        401: {"description": "Missing, invalid or expired stream token (problem+json)."},
+        404: {"description": "No such session, or nothing published (problem+json)."},
+        429: {
+            "description": "Too many concurrent streams for this user or session "
+            "(problem+json, Retry-After)."
+        },
+        503: {
+            "description": "Storage failed or was too slow, or a chunk is damaged "
+            "(problem+json, Retry-After)."
+        },
+    },
+)
+async def stream_session(
+    request: Request,
+    session_id: str,
+    token: Annotated[str, Query(max_length=2048, description="Stream token from the control API.")],
+    services: Annotated[Services, Depends(get_services)],
+    runtime: Annotated[StreamRuntime, Depends(stream_runtime)],
+    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
+    resume_from: Annotated[
+        str | None,
+        Query(
+            max_length=256, description="Resume point for clients that cannot set Last-Event-ID."
+        ),
+    ] = None,
+) -> StreamingResponse:
+    """Open (or resume) the event stream of a session."""
+    if not is_session_id(session_id):
+        raise Problem(404, "session-not-found", "Session not found")
+    secret = services.settings.stream_token_secret.get_secret_value().encode()
+    try:
+        claims = verify(secret, token, "stream", session_id)
+    except InvalidToken as exc:
+        raise Problem(401, "invalid-stream-token", "Invalid stream token", str(exc)) from exc
+    viewer = str(claims.get("sub", ""))
+    return await open_stream(
+        request, services, runtime, session_id, viewer, last_event_id or resume_from
+    )

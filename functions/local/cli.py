@@ -1,0 +1,86 @@
+"""The ``dispatch-replay`` command: chunker commands plus the local stack (serve, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from chunker.batch import cli as chunker_cli
+from chunker.batch.raw_inputs import InputError
+from chunker.format.day import InvalidServiceDay
+from chunker.format.keys import InvalidIdentifier
+from functions.local import demo, openapi, serve
+from functions.local.stack import LocalStackError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="dispatch-replay",
+        description="Replay of airport ground-handling auto-dispatch.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chunker_cli.add_commands(sub)
+    demo.add_command(sub)
+    serve.add_command(sub)
+    openapi.add_command(sub)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "schema":
+            result = chunker_cli.cmd_schema(args)
+        elif args.command == "demo":
+            result = demo.run(args)
+        elif args.command == "serve":
+            result = serve.run(args)
+        elif args.command == "openapi":
+            result = openapi.run(args)
+            if not result:
+                return 0
+        else:
+            from chunker.format.s3 import s3_client
+
+            s3 = s3_client()
+            if args.command == "generate":
+                result = chunker_cli.cmd_generate(args, None if args.out else s3)
+            else:
+                result = chunker_cli.cmd_chunk(args, s3)
+    except (InputError, InvalidIdentifier, InvalidServiceDay, ValueError, ValidationError) as exc:
+        print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE if not isinstance(exc, InputError) else EXIT_FAILED
+    except LocalStackError as exc:
+        print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as exc:
+        print(f"dispatch-replay {args.command}: AWS error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"dispatch-replay {args.command}: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
