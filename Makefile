@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The virtualenv is rebuilt whenever the declared dependencies or their pins change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo test unit lint bench clean build sam
+.PHONY: venv demo test unit lint bench clean build sam deploy
 
 venv: $(STAMP)
 
@@ -66,6 +66,15 @@ build-%:
 	@"$(PYTHON312)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
 		|| { echo "building Lambda artifacts needs Python 3.12 (the runtime's version): install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; exit 1; }
 	"$(PYTHON312)" lambda_build.py $* "$(or $(ARTIFACTS_DIR),.aws-sam/build/$*)" --arch $(ARCH)
+
+## deploy: build, deploy STACK (default dispatch-replay), publish the dashboard to it (README, "Deploying to AWS")
+# The first time, pass the parameters: SAM_DEPLOY_ARGS='--parameter-overrides JwtIssuer=... JwtAudience=...'
+# (or SAM_DEPLOY_ARGS=--guided).
+STACK ?= dispatch-replay
+deploy: venv build
+	$(SAM) deploy --stack-name $(STACK) --resolve-s3 --capabilities CAPABILITY_IAM \
+		--no-fail-on-empty-changeset $(SAM_DEPLOY_ARGS)
+	$(BIN)/dispatch-replay publish-dashboard --stack $(STACK)
 
 # `make -s print-PYTHON312`: a variable as this Makefile resolves it (the artifact tests ask).
 print-%:

@@ -14,7 +14,7 @@ from chunker.batch import cli as chunker_cli
 from chunker.batch.raw_inputs import InputError
 from chunker.format.day import InvalidServiceDay
 from chunker.format.keys import InvalidIdentifier
-from functions.local import demo, openapi, serve
+from functions.local import demo, openapi, publish, serve
 from functions.local.stack import LocalStackError
 
 EXIT_USAGE = 2
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_command(sub)
     serve.add_command(sub)
     openapi.add_command(sub)
+    publish.add_command(sub)
     return parser
 
 
@@ -54,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = demo.run(args)
         elif args.command == "serve":
             result = serve.run(args)
+        elif args.command == "publish-dashboard":
+            result = publish.run(args)
         elif args.command == "openapi":
             result = openapi.run(args)
             if not result:
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, InvalidIdentifier, InvalidServiceDay, ValueError, ValidationError) as exc:
         print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, InputError) else EXIT_FAILED
-    except LocalStackError as exc:
+    except (LocalStackError, publish.PublishError) as exc:
         print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except (ClientError, BotoCoreError) as exc:
