@@ -173,19 +173,26 @@ class Server:
         return f"{self.url}/api/replay/sessions/{session.session_id}/stream?token={token}"
 
 
-def serve(s3: S3Client, send_buffer: int | None = None, **overrides: Any) -> Iterator[Server]:
+def serve(
+    s3: S3Client,
+    send_buffer: int | None = None,
+    front: Callable[[FastAPI], Any] | None = None,
+    **overrides: Any,
+) -> Iterator[Server]:
     """The app under uvicorn in a thread. ``send_buffer``: the kernel send buffer of its
     connections (SO_SNDBUF, inherited from the listening socket), as on a slow link: a
-    client that stops reading blocks the server's writes after a few KB, not megabytes."""
+    client that stops reading blocks the server's writes after a few KB, not megabytes.
+    ``front``: what stands in front of the app in the cloud (an ASGI wrapper of it)."""
     services = build_services(s3, **overrides)
     app = create_app(services)
+    served = app if front is None else front(app)
     listener = socket.socket()
     if send_buffer is not None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, args=([listener],), daemon=True)
     thread.start()

@@ -230,8 +230,15 @@ def create_app(services: Services | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "X-Request-Id"],
             max_age=600,
         )
-    stream_origin = urlsplit(settings.stream_base_url)
-    connect = [f"{stream_origin.scheme}://{stream_origin.netloc}"] if stream_origin.netloc else []
+    # The page connects to the stream's origin and, signing in, to its identity provider.
+    connect = []
+    for url in (
+        settings.stream_base_url,
+        settings.jwt_issuer if settings.auth_mode == "jwt" else "",
+    ):
+        origin = urlsplit(url or "")
+        if origin.netloc:
+            connect.append(f"{origin.scheme}://{origin.netloc}")
     app.add_middleware(ResponseHeaders, csp=dashboard_csp(connect))
     # Outermost: every answer is logged and carries its id, 413s and preflights included.
     app.add_middleware(RequestLog)

@@ -1,13 +1,11 @@
 // The REST client: the public control and history API, nothing else.
 
-// Same origin by default; a deployment sets apiBase (and authToken) in config.js.
+import { signIn } from "./auth.js";
+
+// Same origin by default (the hosted dashboard shares its origin with the API); config.js
+// may name another apiBase, and a deployment's sign-in (auth.js).
 const CONFIG = globalThis.DISPATCH_REPLAY ?? {};
 const BASE = `${(CONFIG.apiBase ?? "").replace(/\/$/, "")}/api/replay`;
-
-function bearer() {
-  const token = typeof CONFIG.authToken === "function" ? CONFIG.authToken() : CONFIG.authToken;
-  return token ? `Bearer ${token}` : null;
-}
 
 /** A non-2xx answer; `problem` is the problem+json body when there is one. */
 export class ApiError extends Error {
@@ -33,11 +31,11 @@ export class Api {
     this.user = user;
   }
 
-  async request(method, path, body) {
+  async request(method, path, body, renewed = false) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.user) headers["X-Replay-User"] = this.user;
-    const authorization = bearer();
+    const authorization = await signIn.authorization();
     if (authorization) headers.Authorization = authorization;
     const response = await fetch(BASE + path, {
       method,
@@ -45,6 +43,11 @@ export class Api {
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });
+    if (response.status === 401 && signIn.enabled && !renewed) {
+      // The sign-in lapsed (a token the authorizer no longer takes): renew it, once.
+      await signIn.renew();
+      return this.request(method, path, body, true);
+    }
     if (!response.ok) {
       let problem = null;
       try {

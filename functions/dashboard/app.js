@@ -2,6 +2,7 @@
 // shows the connection state, and draws everything once per animation frame.
 
 import { Api, ApiError } from "./api.js";
+import { signIn } from "./auth.js";
 import { AirportTime, PlaybackClock } from "./clock.js";
 import { Controls } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
@@ -328,6 +329,16 @@ function start(view, manifest, airports) {
   app.controls.sync();
   bindMap();
   $("lang-toggle").addEventListener("click", () => setLanguage(language() === "zh" ? "en" : "zh"));
+  if (signIn.enabled) {
+    const signOut = $("sign-out");
+    const showUser = (user) => {
+      signOut.hidden = !user;
+      signOut.title = user ? user.email || user.preferred_username || user.sub || "" : "";
+    };
+    showUser(signIn.user());
+    signIn.onChange(showUser);
+    signOut.addEventListener("click", () => signIn.signOut());
+  }
   onLanguageChange(() => {
     renderHeader();
     relayoutLegend();
