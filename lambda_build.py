@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,8 @@ def install_dependencies(function: str, arch: str, target: Path) -> None:
 
     Installed into a cache folder per (architecture, requirements, pins, this recipe) first
     and copied from there, so the second function with the same dependencies, and every
-    rebuild whose pins did not change, costs a copy instead of a resolve. ``make clean``
-    empties the cache (old entries are not pruned otherwise).
+    rebuild whose pins did not change, costs a copy instead of a resolve. Entries unused for
+    a day are pruned (``prune_cache``); ``make clean`` empties the cache.
     """
     requirements = runtime_requirements(function)
     # The recipe itself is part of the key: a changed junk list must not reuse a cache.
@@ -200,7 +201,29 @@ def install_dependencies(function: str, arch: str, target: Path) -> None:
             partial.rename(cache)
         except OSError:  # a concurrent build finished the same cache first
             shutil.rmtree(partial, ignore_errors=True)
+    (cache / ".complete").touch()  # its last use: what pruning goes by
     shutil.copytree(cache, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+    prune_cache(cache.parent, keep=cache)
+
+
+CACHE_UNUSED_S = 86_400
+
+
+def prune_cache(root: Path, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove dependency caches (and abandoned partial ones) not used for a day: each pin
+    or recipe change leaves a 60-90 MB folder behind otherwise. A day, not "all but the
+    newest": another build may be copying from an older entry right now."""
+    now = time.time() if now is None else now
+    removed = []
+    for entry in root.iterdir():
+        if entry == keep or not entry.is_dir():
+            continue
+        marker = entry / ".complete"
+        last_use = (marker if marker.exists() else entry).stat().st_mtime
+        if now - last_use > CACHE_UNUSED_S:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 # binutils that can rewrite each architecture's ELF files (Debian: binutils and

@@ -579,3 +579,28 @@ def test_events_readme_lists_every_event_file() -> None:
     for event in sorted((ROOT / "events").glob("*.json")):
         prefix = event.name.split("-")[0]
         assert event.name in readme or f"`{prefix}-*.json`" in readme, event.name
+
+
+def test_dependency_caches_unused_for_a_day_are_pruned(tmp_path: Path) -> None:
+    from lambda_build import CACHE_UNUSED_S, prune_cache
+
+    now = 1_800_000_000.0
+    entries = {}
+    for name, age in {
+        "current": 10 * CACHE_UNUSED_S,
+        "recent": 60,
+        "old": CACHE_UNUSED_S + 1,
+    }.items():
+        entry = tmp_path / name
+        (entry / "pkg").mkdir(parents=True)
+        (entry / ".complete").touch()
+        os.utime(entry / ".complete", (now - age, now - age))
+        entries[name] = entry
+    abandoned = tmp_path / ".x86_64-key-partial"  # a build killed mid-install
+    abandoned.mkdir()
+    os.utime(abandoned, (now - 2 * CACHE_UNUSED_S, now - 2 * CACHE_UNUSED_S))
+
+    removed = prune_cache(tmp_path, keep=entries["current"], now=now)
+
+    assert sorted(p.name for p in removed) == [".x86_64-key-partial", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "recent"]
