@@ -17,7 +17,7 @@ from functions.app.domain.playback import (
     min_loop_range_ms,
 )
 from functions.app.stream.pacing import MIN_WAIT_MS, Step, frame_due, frame_target, next_step
-from functions.app.stream.player import ahead_of
+from functions.app.stream.playhead import ahead_of
 
 START = 1_773_439_200_000
 
