@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import orjson
 
@@ -59,8 +59,7 @@ class StreamLimits:
         return self.max_bytes - END_RESERVE_BYTES
 
 
-@dataclass(frozen=True, slots=True)
-class TickGrid:
+class TickGrid(NamedTuple):
     """The chunk around a replay instant: where its ticks fall and where it ends."""
 
     start: int
@@ -75,8 +74,11 @@ class TickGrid:
         return floor_tick(t, self.start, self.tick_ms)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+# The per-turn values below are named tuples: the loop makes several per frame of every
+# stream, and a tuple is built in about half the time of a frozen dataclass.
+
+
+class Frame(NamedTuple):
     """The delta ticks ``(after, until]``, merged into one frame, minus its first ``skip``
     events (a resume mid-frame)."""
 
@@ -85,8 +87,7 @@ class Frame:
     skip: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The full state at tick-aligned ``at``."""
 
     at: int
@@ -96,8 +97,7 @@ class Snapshot:
 Move = Frame | Snapshot
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):
     """What the loop does at ``now``. ``frame``: send the frame due at wall time ``at``
     (at most ``MIN_WAIT_MS`` ahead of now); ``heartbeat``: a comment; ``wait``: until
     ``at`` or a control change; ``control``: follow the session's new version; ``end``:
@@ -108,8 +108,7 @@ class Turn:
     final: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
+class Mark(NamedTuple):
     """What ``rewind`` restores: the position before a write that was not sent."""
 
     position: int
