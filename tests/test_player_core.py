@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from chunker.format.encoding import Catalogue, CorruptChunk, Manifest
 from chunker.format.prepared import PreparedChunk
 from chunker.format.read import NotPublished
-from chunker.format.records import Vehicle, VehicleType
+from chunker.format.records import TaskType, Vehicle, VehicleType
 from functions.app.domain.playback import MAX_SPEED, MIN_SPEED, PlaybackClock
 from functions.app.domain.sessions import Filters, Session
 from functions.app.settings import AppSettings
@@ -611,7 +611,7 @@ def test_pause_speed_seek_and_range_changes_mid_stream() -> None:
 
 def test_filters_change_mid_stream_applies_to_every_later_frame() -> None:
     start = DAY + 600_000
-    only_v2 = Filters(vehicle_ids=["V2"], task_types=["refuel"])
+    only_v2 = Filters(vehicle_ids=["V2"], task_types=[TaskType.REFUEL])
     changes: list[tuple[float, Change]] = [
         (W0 + 3_000, lambda s, now: s.changed(filters=only_v2, timeline=s.timeline + 1))
     ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
@@ -263,7 +263,7 @@ class Player:
         logger.warning("stream chunk error", extra={"code": code, "error": str(exc)[:300]})
         return self.final("error", code, code=code, message=CHUNK_ERROR_MESSAGES[code])
 
-    async def run(self, first: bytes) -> AsyncIterator[bytes]:
+    async def run(self, first: bytes) -> AsyncGenerator[bytes, None]:
         """The stream's writes, starting with ``first`` (from ``opening``)."""
         runtime = self.runtime
         stats = runtime.stats
