@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,6 +22,7 @@ from functions.app.application import create_app
 from functions.app.stream.routes import stream_runtime
 
 stats_router = APIRouter(include_in_schema=False)
+LATENESS_SAMPLES = 100_000  # the last frames' lateness kept for ``/bench/stats?lateness=true``
 
 
 @stats_router.get("/bench/stats")
@@ -42,7 +44,7 @@ async def bench_stats(
         await asyncio.sleep(0.1)  # let async generators finalized by the GC close
     runtime = stream_runtime(request)
     if lateness:
-        samples = sorted(runtime.stats.lateness_ms)
+        samples = sorted(runtime.stats.lateness_ms or ())
         for p in (50, 99):
             rank = min(len(samples) - 1, len(samples) * p // 100)
             extra[f"server_lateness_ms_p{p}"] = round(samples[rank], 1) if samples else None
@@ -92,8 +94,11 @@ def _first(obj: Any, names: tuple[str, ...]) -> Any:
 
 
 def create() -> FastAPI:
-    """The real app with the bench routes mounted beside it."""
+    """The real app with the bench routes mounted beside it, its streams recording their
+    frames' lateness (production streams do not: a benchmark's samples are its own)."""
     app = create_app()
     app.include_router(router)
     app.include_router(stats_router)
+    runtime = stream_runtime(Request({"type": "http", "app": app}))
+    runtime.stats.lateness_ms = deque(maxlen=LATENESS_SAMPLES)
     return app

@@ -16,8 +16,8 @@ from functions.app.domain.playback import (
     check_pace,
     min_loop_range_ms,
 )
-from functions.app.stream.pacing import MIN_WAIT_MS, Step, frame_due, frame_target, next_step
-from functions.app.stream.player import ahead_of
+from functions.app.stream.pacing import MIN_WAIT_MS, Step, frame_target, next_step
+from functions.app.stream.playhead import ahead_of
 
 START = 1_773_439_200_000
 
@@ -114,90 +114,8 @@ def test_changes_that_would_make_a_looping_pass_too_short_are_refused() -> None:
     assert clock.set_range(now, START, START + 2_048_000).range_end == START + 2_048_000
 
 
-def simulate(
-    clock: PlaybackClock,
-    seconds: float,
-    tick_ms: int = TICK_MS,
-    max_fps: float = 10.0,
-    wake_early_ms: float = 0.0,
-    lateness: list[float] | None = None,
-) -> tuple[int, int, list[float]]:
-    """The player's loop on a fake clock: what it does in ``seconds`` of wall time, using
-    the player's own pure functions (``frame_due``, ``frame_target``, ``next_step``) and
-    its position rule (the frame due at the target, floored to the tick; back to the
-    clock's position after a wrap). ``wake_early_ms``: every timer fires that much before
-    its time, as real timers and the monotonic/wall conversion do. Returns (turns of the
-    loop, frames sent, every wait's length in ms); appends each frame's lateness (sent
-    minus the time playback reached its tick, ms) to ``lateness``."""
-    now = float(clock.anchor_wall)
-    end = now + seconds * 1000
-    position = floor_tick(clock.position_at(now), clock.range_start, tick_ms)
-    last_target, last_write, frames, turns = -1e18, now, 0, 0
-    waits: list[float] = []
-    while now < end:
-        turns += 1
-        assert turns < 100_000, "the loop spins"
-        due = frame_due(clock, position, tick_ms, False, now)
-        target = frame_target(due, last_target, 1000 / max_fps)
-        step = next_step(now, target, last_write, 15_000, end)
-        if step.action == "frame":
-            assert step.at <= now  # never a frame scheduled after now
-            assert target is not None and target < now + MIN_WAIT_MS
-            last_target = target
-            current = floor_tick(clock.position_at(target), clock.range_start, tick_ms)
-            if current != position:
-                position, last_write, frames = current, now, frames + 1
-                if lateness is not None and due is not None:
-                    lateness.append(now - due)  # since playback reached the tick
-        elif step.action == "heartbeat":
-            last_write = now
-        else:
-            assert step.at >= now + MIN_WAIT_MS
-            waits.append(step.at - now)
-            now = max(now, step.at - wake_early_ms)
-    return turns, frames, waits
-
-
-def test_a_1_ms_looping_range_at_4096x_costs_at_most_max_fps_turns_a_second() -> None:
-    """The attack of issue #15: every pass lasts 1/4096 ms, below the float resolution of
-    an epoch-ms wall time, so the next tick is always due "now" (one rounding step either
-    side). The loop still waits between frames, and sends at most ``max_fps``."""
-    anchor_wall = 1_773_400_000_123
-    clock = PlaybackClock("playing", 4096.0, START, anchor_wall, START, START + 1, loop=True)
-    turns, frames, waits = simulate(clock, seconds=30)
-    assert turns <= 30 * 10 * 3 + 10  # per 1/max_fps: a frame, a wait, one re-aim
-    assert all(wait >= MIN_WAIT_MS for wait in waits)
-    assert frames == 0  # a range inside one tick never moves the tick-aligned position
-
-
-@given(
-    span=st.integers(1, 3_600_000),
-    speed=st.floats(MIN_SPEED, MAX_SPEED),
-    loop=st.booleans(),
-    anchor_wall=st.integers(0, 2_000_000_000_000),
-)
-def test_whatever_the_clock_the_loop_sends_at_most_max_fps_and_always_waits(
-    span: int, speed: float, loop: bool, anchor_wall: int
-) -> None:
-    clock = PlaybackClock("playing", speed, START, anchor_wall, START, START + span, loop)
-    turns, frames, _ = simulate(clock, seconds=5)
-    assert frames <= 5 * 10 + 1
-    # Per frame: the frame, the wait for the next, at most one re-aim (a looping clock's
-    # nearest pass moved while waiting); and a heartbeat or two.
-    assert turns <= 3 * (5 * 10 + 1) + 5
-
-
-@pytest.mark.parametrize("speed", [1.0, 2.5, 8.0])  # a frame per tick (beyond 10x: merged)
-def test_a_timer_that_wakes_early_does_not_cost_a_frame_interval(speed: float) -> None:
-    """Timers fire a little early (and the monotonic -> wall conversion rounds): the frame
-    due then, a fraction of a millisecond away, is sent at once *with its tick*. Sampling
-    the clock at "now" instead missed the tick, and the next try came a whole frame
-    interval later (100 ms at 10 fps: the p99 lateness `bench stream` showed)."""
-    clock = PlaybackClock("playing", speed, START, 1_773_400_000_000, START, START + 3_600_000)
-    lateness: list[float] = []
-    _, frames, _ = simulate(clock, seconds=10, wake_early_ms=0.3, lateness=lateness)
-    assert frames >= 10 * speed - 1  # every tick of the 10 s, each as its own frame
-    assert max(lateness) <= MIN_WAIT_MS
+# The player's loop on a fake clock (at most max_fps frames, always waiting, early timers,
+# the 1 ms looping range at 4096x) runs the real Player in tests/test_player_core.py.
 
 
 def test_a_frame_due_within_the_timer_resolution_is_sent_now_not_waited_for() -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from functions.app.domain.playback import PlaybackClock
-from functions.app.domain.sessions import Filters, Session
+from functions.app.domain.sessions import Filters
 from functions.app.stream.response import EventStreamResponse, send_budget
 from tests import ground_truth
 from tests.sse_client import Event, SSEParser
@@ -82,10 +82,14 @@ def test_paused_stream_starts_with_the_true_state(server: Server, truth: Any) ->
     assert all(e.id for e in events)
 
 
-@pytest.mark.parametrize("speed", [64.0, 256.0, 1024.0])
 def test_playing_stream_delivers_every_event_once_and_the_true_state(
-    server: Server, truth: Any, speed: float
+    server: Server, truth: Any
 ) -> None:
+    """At 256x across an hour and two chunk boundaries: every discrete event once, the
+    true state at the end, frames merged, and every chunk after the first loaded before
+    the stream needed it (prefetched). Every speed's pacing and merging, on a fake clock:
+    tests/test_player_core.py."""
+    speed = 256.0
     rows, service_day = truth
     start = service_day.start_ms + 3_600_000 - 20_000  # crosses an hour and a chunk boundary
     # The clock leaves ``start`` 1 s from now (until then it is clamped there), so a stream
@@ -100,9 +104,12 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
     with httpx.Client() as client:
         reader = StreamReader(client, server.stream_url(session))
         events = reader.read_until(
-            lambda e: e.event == "vehicle_update" and e.json()["t"] >= start + 150_000
+            lambda e: e.event == "vehicle_update" and e.json()["t"] >= start + 650_000
         )
         reader.close()
+    source = server.app.state.stream_runtime.source
+    assert source.loads_started >= 3
+    assert source.waits == 1, "only the first chunk (the snapshot's) was waited for"
     assert events[0].event == "snapshot" and events[0].json()["t"] < start + 20_000
     state = ClientState()
     for event in events:
@@ -116,16 +123,16 @@ def test_playing_stream_delivers_every_event_once_and_the_true_state(
     assert len(frames) < (last - first) / CONFIG.tick_ms / 2
 
 
-# 8x: one tick per frame (as at 1x-10x); 60x and 400x merge ticks into frames.
-@pytest.mark.parametrize("speed", [8.0, 60.0, 400.0])
 def test_resume_after_100_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
-    server: Server, truth: Any, speed: float
+    server: Server, truth: Any
 ) -> None:
     """Resume torture: 100 connections, each dropped at a random byte of what the server
     wrote (inside an event, between events, inside a UTF-8 sequence), each followed by the
     browser's reconnect with the last event id. About once per ten connections, the state at
     a complete frame equals the ground truth at that position; at the end every discrete
-    event arrived exactly once, and no resume fell back to a snapshot."""
+    event arrived exactly once, and no resume fell back to a snapshot. At 60x (merged
+    frames) over HTTP; at 8x, 60x and 400x on a fake clock in tests/test_player_core.py."""
+    speed = 60.0
     rows, service_day = truth
     start = service_day.start_ms + 3_600_000 - 30_000  # crosses an hour and a chunk boundary
     session = server.new_session(start, service_day.end_ms, speed=speed, state="playing")
@@ -280,64 +287,6 @@ def test_filters_are_applied_server_side(server: Server, truth: Any) -> None:
     ]
 
 
-def test_duration_limit_ends_cleanly_and_resume_continues(
-    s3: S3Client, day: Any, truth: Any
-) -> None:
-    rows, service_day = truth
-    for server in serve(s3, stream_max_seconds=1.0):
-        start = service_day.start_ms + 3_600_000
-        session = server.new_session(
-            start, service_day.start_ms + 3 * 3_600_000, speed=32.0, state="playing"
-        )
-        state = ClientState()
-        with httpx.Client() as client:
-            first = StreamReader(client, server.stream_url(session))
-            events = first.read_to_end()
-            assert (
-                events[-1].event == "reconnect" and events[-1].json()["reason"] == "duration_limit"
-            )
-            for event in events:
-                state.apply(event)
-            second = StreamReader(client, server.stream_url(session), first.parser.last_event_id)
-            reached = frame_position(events)
-            more = second.read_until(
-                lambda e: e.event == "vehicle_update" and e.json()["t"] > reached + 20_000  # noqa: B023
-            )
-            second.close()
-        assert more[0].event != "snapshot"  # resumed, not re-synced
-        for event in more:
-            state.apply(event)
-        first_t = events[0].json()["t"]
-        assert state.t is not None
-        assert by_time(state.discrete) == expected_discrete(rows, first_t, state.t)
-        assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
-
-
-def test_byte_limit_ends_cleanly_and_resume_continues(s3: S3Client, day: Any, truth: Any) -> None:
-    rows, service_day = truth
-    for server in serve(s3, stream_max_bytes=64 * 1024):
-        start = service_day.start_ms + 600_000
-        session = server.new_session(
-            start, service_day.start_ms + 3 * 3_600_000, speed=256.0, state="playing"
-        )
-        state = ClientState()
-        with httpx.Client() as client:
-            first = StreamReader(client, server.stream_url(session))
-            events = first.read_to_end()
-            raw_bytes = sum(len(e.data) for e in events)
-            assert events[-1].event == "reconnect" and events[-1].json()["reason"] == "byte_limit"
-            assert raw_bytes <= 64 * 1024
-            for event in events:
-                state.apply(event)
-            second = StreamReader(client, server.stream_url(session), first.parser.last_event_id)
-            more = second.read_until(lambda e: e.event == "vehicle_update")
-            second.close()
-        for event in more:
-            state.apply(event)
-        assert state.t is not None
-        assert by_time(state.discrete) == expected_discrete(rows, events[0].json()["t"], state.t)
-
-
 def test_bad_requests_get_problem_json_before_any_stream(server: Server, truth: Any) -> None:
     _, service_day = truth
     session = server.new_session(service_day.start_ms, service_day.end_ms)
@@ -407,170 +356,13 @@ def test_a_departed_client_leaves_nothing_running(server: Server, truth: Any) ->
         time.sleep(0.02)
 
 
-def test_ending_the_range_sends_end_then_heartbeats(s3: S3Client, day: Any, truth: Any) -> None:
-    _, service_day = truth
-    for server in serve(s3, stream_heartbeat_s=0.2):
-        end = service_day.start_ms + 600_000
-        session = server.new_session(
-            service_day.start_ms, end, position=end - 30_000, speed=32.0, state="playing"
-        )
-        with httpx.Client() as client:
-            reader = StreamReader(client, server.stream_url(session))
-            events = reader.read_until(lambda e: e.event == "end")
-            deadline = time.monotonic() + 10
-            while len(reader.parser.comments) < 2:
-                assert time.monotonic() < deadline
-                reader.events.extend(reader.parser.feed(next(reader._chunks)))
-            reader.close()
-        # The last tick may hold no change (then no frame names it): the end event says
-        # where the stream stopped, and no frame went past it.
-        assert events[-1].json()["position"] == end - CONFIG.tick_ms
-        assert end - 10 * CONFIG.tick_ms <= frame_position(events) <= end - CONFIG.tick_ms
-        assert [e.event for e in reader.events].count("end") == 1
-        assert reader.parser.comments[:2] == ["hb", "hb"]
-
-
-def test_lapsed_presence_ends_the_stream(server: Server, truth: Any) -> None:
-    _, service_day = truth
-    session = server.new_session(service_day.start_ms, service_day.end_ms)
-    with httpx.Client() as client:
-        reader = StreamReader(client, server.stream_url(session))
-        reader.read_until(lambda e: e.event == "playback")
-        # Nobody renews presence: make it lapse now (what time would do after the lease).
-        server.services.sessions.dynamodb.update_item(
-            TableName=server.services.sessions.table,
-            Key={"session_id": {"S": session.session_id}},
-            UpdateExpression="SET presence_until = :p",
-            ExpressionAttributeValues={":p": {"N": "1"}},
-        )
-        events = reader.read_to_end()
-    assert events[-1].event == "reconnect" and events[-1].json()["reason"] == "idle"
-
-
-def test_loop_wraps_with_a_snapshot(s3: S3Client, day: Any, truth: Any) -> None:
-    rows, service_day = truth
-    for server in serve(s3):
-        start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
-        session = server.new_session(
-            start, end, position=end - 5_000, speed=16.0, state="playing", loop=True
-        )
-        with httpx.Client() as client:
-            reader = StreamReader(client, server.stream_url(session))
-            events = reader.read_until(
-                lambda e: e.event == "snapshot" and e.json()["reason"] == "loop"
-            )
-            reader.close()
-        wrap = next(e for e in events if e.event == "snapshot" and e.json()["reason"] == "loop")
-        assert start <= wrap.json()["t"] < end
-        state = ClientState()
-        state.apply(wrap)
-        assert state.state() == ground_truth.state_at(
-            rows, service_day, CONFIG.tick_ms, wrap.json()["t"]
-        )
-        assert not any(e.event == "end" for e in events)
-
-
-def wrapped_session(server: Server, start: int, end: int, ago_ms: int) -> Session:
-    """A session looping at 16x over ``[start, end)``, anchored 1 s before the end
-    ``ago_ms`` ago: its clock has wrapped since."""
-    return server.new_session(
-        start,
-        end,
-        position=end - 1_000,
-        speed=16.0,
-        state="playing",
-        loop=True,
-        anchor_wall=server.services.now_ms() - ago_ms,
-    )
-
-
-@pytest.mark.parametrize("control", [None, "set_filters"])
-def test_a_looping_clock_anchored_before_the_wrap_streams_the_current_pass(
-    s3: S3Client, truth: Any, control: str | None
-) -> None:
-    """The clock was anchored near the end of its range and has wrapped since: frames follow
-    the pass the clock is in now, at the stream's start and after a control change (found by
-    ``bench load``: the stream jumped back to the anchor with one frame spanning the range)."""
-    _, service_day = truth
-    for server in serve(s3):
-        start, end = service_day.start_ms + 600_000, service_day.start_ms + 660_000
-        span = end - start
-        session = wrapped_session(server, start, end, 3_000)  # 47 s into the next pass
-        clock: PlaybackClock = session.clock
-        with httpx.Client() as client:
-            reader = StreamReader(client, server.stream_url(session))
-            reader.read_until(lambda e: e.event == "playback")
-            since = len(reader.events)
-            if control is not None:  # what set_filters does: a new timeline, same clock
-                server.update(session.session_id, filters=Filters(), timeline=session.timeline + 1)
-                reader.read_until(lambda e: e.event == "playback", since=since)
-                since = len(reader.events)
-            frames: list[tuple[int, int, int]] = []  # (after, until, arrival wall)
-            while len(frames) < 6:
-                reader.read_until(lambda e: e.event == "vehicle_update", since=since)
-                for event in reader.events[since:]:
-                    if event.event == "vehicle_update" and event.id.endswith(".1"):
-                        _, after, until, _ = event.id.split(".")
-                        frames.append((int(after), int(until), server.services.now_ms()))
-                since = len(reader.events)
-            reader.close()
-    for after, until, arrived in frames:
-        # Never ahead of the clock's current pass (cyclically), and no frame spans a pass.
-        assert (clock.position_at(arrived) - until) % span < span // 2, (after, until)
-        assert 0 < until - after <= 16 * 2_000, (after, until)
-
-
-def test_a_control_change_behind_a_wrap_the_stream_already_made_goes_back_at_once(
-    s3: S3Client, truth: Any
-) -> None:
-    """The stream wrapped on the clock it knew, but the change it learns next (made before
-    that wrap, e.g. a slower speed) puts the clock just before the end: the stream snaps
-    back to the clock's position and keeps playing, instead of going silent until the
-    clock comes round (found by ``bench load``: 2-6 s without a frame)."""
-    rows, service_day = truth
-    for server in serve(s3):
-        # A 10-minute range: the stream is 15 s into the next pass and moves 16 s a second
-        # until it learns the change, so it stays far more than half a pass behind the
-        # clock however slowly the change reaches it (with a 1-minute range, 0.6 s late on
-        # a loaded machine was enough for a plain frame forward instead).
-        start, end = service_day.start_ms + 600_000, service_day.start_ms + 1_200_000
-        session = wrapped_session(server, start, end, 1_000)  # 15 s into the next pass
-        with httpx.Client() as client:
-            reader = StreamReader(client, server.stream_url(session))
-            reader.read_until(lambda e: e.event == "playback")
-            since = len(reader.events)
-            changed_at = server.services.now_ms()
-            behind = end - 6_000
-            clock = PlaybackClock("playing", 1.0, behind, changed_at, start, end, loop=True)
-            changed = server.update(session.session_id, clock=clock)
-            reader.read_until(
-                lambda e, version=changed.version: (
-                    e.event == "playback" and e.json()["version"] == version
-                ),
-                since=since,
-            )
-            arrived = server.services.now_ms()
-            learned = len(reader.events)
-            events = reader.read_until(lambda e: e.event == "vehicle_update", since=learned)
-            reader.close()
-    change = events[since:learned]
-    snapshot = next(e for e in change if e.event == "snapshot")
-    assert snapshot.json()["reason"] == "control"
-    assert behind - CONFIG.tick_ms <= snapshot.json()["t"] <= clock.position_at(arrived)
-    state = ClientState()
-    state.apply(snapshot)
-    assert state.state() == ground_truth.state_at(
-        rows, service_day, CONFIG.tick_ms, snapshot.json()["t"]
-    )
-    frame = next(e for e in events[learned:] if e.event == "vehicle_update")
-    assert snapshot.json()["t"] < frame.json()["t"] < end  # on from there, before the wrap
-
-
-@pytest.mark.parametrize(("speed", "frames"), [(1.0, 4), (8.0, 10), (256.0, 10)])
+# 1x (a frame per tick, each sent when the clock reaches it): tests/test_player_core.py.
+@pytest.mark.parametrize(("speed", "frames"), [(8.0, 10), (256.0, 10)])
 def test_playback_clock_is_never_ahead_of_the_frames(
     server: Server, truth: Any, speed: float, frames: int
 ) -> None:
-    """Frames never run ahead of the session's clock (they can only be late)."""
+    """Frames never run ahead of the session's clock as a client receives them (they can
+    only be late). Every speed on a fake clock: tests/test_player_core.py."""
     _, service_day = truth
     start = service_day.start_ms + 1_000_000
     session = server.new_session(start, service_day.end_ms, speed=speed, state="playing")
@@ -628,20 +420,6 @@ def test_seed_stream_creates_a_session_and_obeys_the_seed_control_route(
         )
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
-
-
-def test_the_next_chunk_is_loaded_before_it_is_needed(server: Server, truth: Any) -> None:
-    _, service_day = truth
-    start = service_day.start_ms + 60_000
-    boundary = service_day.start_ms + 2 * CONFIG.bucket_ms  # two chunk boundaries ahead
-    session = server.new_session(start, service_day.end_ms, speed=256.0, state="playing")
-    with httpx.Client() as client:
-        reader = StreamReader(client, server.stream_url(session))
-        reader.read_until(lambda e: e.event == "vehicle_update" and e.json()["t"] > boundary)
-        reader.close()
-    source = server.app.state.stream_runtime.source
-    assert source.loads_started >= 3
-    assert source.waits == 1, "only the first chunk (the snapshot's) was waited for"
 
 
 # --- the response class: writes that block end the stream (issue #15, finding 4) --------

@@ -92,10 +92,6 @@ class Filters(BaseModel):
     flights: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
     stands: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
 
-    def is_empty(self) -> bool:
-        """Whether nothing is filtered."""
-        return all(value is None for value in self.model_dump().values())
-
 
 @dataclass(frozen=True, slots=True)
 class Session:
