@@ -527,6 +527,13 @@ def test_bad_elements_are_reported_and_skipped(
                 {"lat": 49.0, "lon": 2.5},
             ],
         },
+        {
+            "type": "way",
+            "id": 13,
+            "nodes": [14, 15],
+            "tags": {"aeroway": "runway", "ref": "99/99"},
+            "geometry": [{"lat": 49.0, "lon": 2.5}, {"lat": 49.0, "lon": 2.5}],
+        },
         "not an element",
         {**a_stand, "id": 4, "tags": {"aeroway": "parking_position", "ref": "Run up Position 28"}},
     ]
@@ -538,10 +545,12 @@ def test_bad_elements_are_reported_and_skipped(
     assert reasons["node/1"] == "invalid_coordinate"
     assert reasons["way/2"] == "missing_nodes"
     assert reasons["relation/3"] == "unsupported_geometry"
-    assert reasons[f"element #{len(document['elements']) - 5}"] == "malformed_element"
+    assert reasons[f"element #{len(document['elements']) - 6}"] == "malformed_element"
     assert reasons[f"element #{len(document['elements']) - 2}"] == "malformed_element"
     assert reasons["node/5"] == "no_road_nearby"
     assert reasons["way/6"] == "area"
+    assert reasons["way/13"] == "no_geometry"
+    assert "99/99" not in {r.runway_id for r in reference.runways}
     stands = {s.stand_id for s in reference.stands}
     assert "Run_up_Position_28" in stands
     assert report["stand_labels"]["Run_up_Position_28"]["label"] == "Run up Position 28"

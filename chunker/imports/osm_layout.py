@@ -695,6 +695,15 @@ class _Importer:
         for ref in sorted(groups):
             ways = groups[ref]
             points = sorted({p for w in ways for p in w.points if p is not None})
+            if len(points) < 2:
+                for way in ways:
+                    self.report.skip(
+                        _element("way", way.osm_id),
+                        "runway",
+                        "no_geometry",
+                        f"runway {ref!r} has fewer than two distinct points",
+                    )
+                continue
             start, end = max(
                 ((a, b) for i, a in enumerate(points) for b in points[i + 1 :]),
                 key=lambda ab: self.frame.distance(*ab),
