@@ -12,6 +12,7 @@ import gzip
 import heapq
 import json
 import math
+import random
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chunker.batch.run import chunk_day
 from chunker.batch.validate import Rules
@@ -28,6 +31,9 @@ from chunker.format.encoding import ChunkerConfig
 from chunker.format.keys import DayKeys
 from chunker.format.read import ChunkReader
 from chunker.format.records import ENTITY_ID_PATTERN, Reference
+from chunker.imports.osm_document import parse_document
+from chunker.imports.osm_layout import import_layout
+from chunker.imports.overlay import Overlay
 from functions.local.cli import main
 from tests.conftest import BUCKET
 
@@ -689,3 +695,36 @@ def test_the_import_is_deterministic(
         tmp_path, capsys, FIXTURES / AIRPORTS["LFPG"][0], FIXTURES / AIRPORTS["LFPG"][1]
     )
     assert reference.model_dump_json() == imported["LFPG"][0].model_dump_json()
+
+
+JUNK: list[Any] = [None, "x", -1, 1e308, [], {}, True, "95", {"lat": None}, [None], [{"lat": 1}]]
+TAG_JUNK = ["", "Run up 1", "  ", "ÉÉ", "a" * 300, "yes", "EHAM!"]
+EHAM_DOCUMENT = {"elements": raw_elements(AIRPORTS["EHAM"][0])}
+EHAM_OVERLAY = Overlay.model_validate(
+    {"airport": {"airport_id": "EHAM", "timezone": "Europe/Amsterdam"}}
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), corruptions=st.integers(1, 400))
+def test_corrupted_extracts_never_crash_the_import(seed: int, corruptions: int) -> None:
+    """Any field of any element replaced by junk: an import, or a clear ValueError."""
+    document = copy.deepcopy(EHAM_DOCUMENT)
+    rng = random.Random(seed)
+    for _ in range(corruptions):
+        element = rng.choice(document["elements"])
+        key = rng.choice([*element, "tags"])
+        values = element.get(key)
+        if key == "tags" and isinstance(values, dict) and values:
+            values[rng.choice(sorted(values))] = rng.choice(TAG_JUNK)
+        elif isinstance(values, list) and values:
+            values[rng.randrange(len(values))] = rng.choice(JUNK)
+        else:
+            element[key] = rng.choice(JUNK)
+    try:
+        result = import_layout(parse_document(orjson.dumps(document)), EHAM_OVERLAY)
+    except ValueError as exc:  # what the CLI turns into one line and exit status 2
+        assert str(exc)
+        return
+    Reference.model_validate_json(result.reference.model_dump_json())
+    assert result.reference.stands

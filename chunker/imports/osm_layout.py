@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chunker.format.records import (
+    AIRPORT_ID_PATTERN,
     ENTITY_ID_PATTERN,
     Airport,
     Depot,
@@ -515,6 +516,11 @@ class _Importer:
             raise NoUsableLayout(
                 "no airport id: the extract has no aerodrome with an icao=* tag; "
                 "give airport.airport_id in the overlay"
+            )
+        if not re.match(AIRPORT_ID_PATTERN, airport_id):
+            raise NoUsableLayout(
+                f"the aerodrome's icao={airport_id!r} is not an airport id "
+                f"({AIRPORT_ID_PATTERN}); give airport.airport_id in the overlay"
             )
         name = given.name or tags.get("name:en") or tags.get("name") or airport_id
         name_zh = given.name_zh or tags.get("name:zh")
