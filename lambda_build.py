@@ -51,6 +51,7 @@ LAPTOP_ONLY = (
     "functions/local",  # the CLI, the demo, the local stack, the OpenAPI exporter
     "functions/dashboard",
     "chunker/batch/cli.py",
+    "chunker/imports",  # importers of foreign formats (OSM layouts, tracks): laptop-only
     "synthetic",
 )
 # What dependency wheels carry that no function runs.

@@ -54,6 +54,7 @@ LAPTOP_MODULES = (
     "functions/local",
     "functions/dashboard",
     "chunker/batch/cli.py",
+    "chunker/imports",
 )
 
 

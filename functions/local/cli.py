@@ -14,6 +14,7 @@ from chunker.batch import cli as chunker_cli
 from chunker.batch.raw_inputs import InputError
 from chunker.format.day import InvalidServiceDay
 from chunker.format.keys import InvalidIdentifier
+from chunker.imports import cli as imports_cli
 from functions.local import demo, openapi, publish, serve
 from functions.local.stack import LocalStackError
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_command(sub)
     openapi.add_command(sub)
     publish.add_command(sub)
+    imports_cli.add_command(sub)
     return parser
 
 
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = serve.run(args)
         elif args.command == "publish-dashboard":
             result = publish.run(args)
+        elif args.command == "import-layout":
+            result = imports_cli.run(args)
         elif args.command == "openapi":
             result = openapi.run(args)
             if not result:
