@@ -31,6 +31,7 @@ from functions.app.control.schema import (
     StreamAccess,
 )
 from functions.app.dependencies import Services
+from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock, PlaybackError, check_range
 from functions.app.domain.sessions import (
     Filters,
@@ -39,7 +40,7 @@ from functions.app.domain.sessions import (
     SessionNotFound,
     VersionConflict,
 )
-from functions.app.domain.tokens import InvalidToken, issue, verify
+from functions.app.domain.tokens import InvalidShareToken, issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
 # Without expected_version a conflicting write is re-applied on the current session for up
@@ -50,20 +51,37 @@ CONFLICT_BACKOFF_MAX_S = 0.5
 DEFAULT_TICK_MS = 1_000
 
 
-class NotOwner(PermissionError):
+class NotOwner(DomainError, PermissionError):
     """Only the session's owner may do this."""
 
+    status = 403
+    slug = "not-owner"
+    title = "Only the session's owner can do this"
 
-class SessionBusy(Exception):
+
+class SessionBusy(DomainError):
     """Writers kept winning over this one for ``CONFLICT_BUDGET_S``; nothing was changed."""
 
+    status = 503
+    slug = "session-busy"
+    title = "The session is changing too fast; retry"
+    retry_after_s = 1
 
-class SessionFull(Exception):
+
+class SessionFull(DomainError):
     """The session has as many members as it may have."""
 
+    status = 409
+    slug = "session-full"
+    title = "The session has as many members as it may"
 
-class NotAMember(LookupError):
+
+class NotAMember(DomainError, LookupError):
     """No such member of the session."""
+
+    status = 404
+    slug = "member-not-found"
+    title = "No such member"
 
 
 class SessionService:
@@ -323,7 +341,7 @@ class SessionService:
             if session is None:
                 raise SessionNotFound(session_id)
             if claims.get("gen", 0) != session.share_generation:
-                raise InvalidToken("share token revoked")
+                raise InvalidShareToken("share token revoked")
             if session.can_access(caller):
                 return session
             limit = self.settings.session_max_members

@@ -17,14 +17,14 @@ from fastapi.responses import StreamingResponse
 
 from functions.app.dependencies import Services, get_services
 from functions.app.domain.leases import holding, release_soon
-from functions.app.domain.sessions import is_session_id
-from functions.app.domain.tokens import InvalidToken, verify
+from functions.app.domain.sessions import AccessRevoked, SessionNotFound, is_session_id
+from functions.app.domain.tokens import verify
+from functions.app.stream import sse
 from functions.app.stream.chunk_source import ChunkSource
 from functions.app.stream.player import Player, StreamRuntime
 from functions.app.stream.response import EventStreamResponse
 from functions.app.stream.watcher import SessionWatchers
 from functions.app.threads import SESSION_STORE, run_in
-from functions.app.web.problems import Problem
 
 router = APIRouter(tags=["stream"])
 
@@ -83,7 +83,7 @@ async def open_stream(
         now,
     )
     if session is None:
-        raise Problem(404, "session-not-found", "Session not found")
+        raise SessionNotFound()
     # The caps on concurrent streams (429 StreamCapReached), before any 200.
     leases = services.stream_leases
     lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
@@ -115,12 +115,8 @@ async def while_allowed(
     try:
         async for chunk in body:
             if not player.session.can_access(viewer):
-                yield player.final(
-                    "error",
-                    "access_revoked",
-                    code="access_revoked",
-                    message="you were removed from this session",
-                )
+                fields = sse.error_fields(AccessRevoked())
+                yield player.final("error", fields["code"], **fields)
                 return
             yield chunk
     finally:
@@ -163,12 +159,9 @@ async def stream_session(
 ) -> StreamingResponse:
     """Open (or resume) the event stream of a session."""
     if not is_session_id(session_id):
-        raise Problem(404, "session-not-found", "Session not found")
+        raise SessionNotFound()
     secret = services.settings.stream_token_secret.get_secret_value().encode()
-    try:
-        claims = verify(secret, token, "stream", session_id)
-    except InvalidToken as exc:
-        raise Problem(401, "invalid-stream-token", "Invalid stream token", str(exc)) from exc
+    claims = verify(secret, token, "stream", session_id)  # InvalidStreamToken: 401
     viewer = str(claims.get("sub", ""))
     return await open_stream(
         request, services, runtime, session_id, viewer, last_event_id or resume_from
