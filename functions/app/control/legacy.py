@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chunker.format.records import AIRPORT_ID_PATTERN
+from functions.app import paths
 from functions.app.control.routes import ERRORS, Sessions, view
 from functions.app.control.schema import (
     Command,
@@ -41,7 +42,7 @@ from functions.app.threads import SESSION_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import documented
 
-router = APIRouter(prefix="/api/auto_dispatch/replay", tags=["seed-compatible"])
+router = APIRouter(prefix=paths.LEGACY, tags=["seed-compatible"])
 
 
 class _SeedBody(BaseModel):
@@ -83,7 +84,7 @@ class SeedParamsRequest(_SeedBody):
 
 
 @router.post(
-    "/stream",
+    paths.STREAM_SUFFIX,
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Events"},

@@ -36,7 +36,9 @@ from functions.app.domain.playback import PlaybackClock
 if TYPE_CHECKING:
     pass
 
-SESSION_ID_PATTERN = r"^s-[A-Za-z0-9_-]{20,40}$"
+SESSION_ID_PREFIX = "s-"
+SESSION_ID = SESSION_ID_PREFIX + r"[A-Za-z0-9_-]{20,40}"  # unanchored, for paths (``paths``)
+SESSION_ID_PATTERN = f"^{SESSION_ID}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 MAX_FILTER_VALUES = 500
 
@@ -94,7 +96,7 @@ def wall_now_ms() -> int:
 
 def new_session_id() -> str:
     """A fresh, unguessable session id."""
-    return "s-" + secrets.token_urlsafe(18)
+    return SESSION_ID_PREFIX + secrets.token_urlsafe(18)
 
 
 def is_session_id(value: str) -> bool:
