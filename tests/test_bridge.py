@@ -31,6 +31,7 @@ from functions.local.stack import (
     moto_server,
     stop_process,
 )
+from tests.emf import emitted
 from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import Recorded, RuntimeApiEmulator
@@ -190,6 +191,12 @@ def test_events_stream_out_while_the_invocation_runs(
     assert any(e.event == "playback" and e.json()["state"] == "paused" for e in events)
     # It ended itself before the invocation deadline, telling the client to reconnect.
     assert names[-1] == "reconnect" and events[-1].json()["reason"] == "duration_limit"
+    # The invocation's metrics reached stdout (CloudWatch's EMF input) before it ended.
+    metrics = emitted((tmp_path / "bridge.log").read_text())
+    ended = [dims["reason"] for name, dims, _ in metrics if name == "StreamsEnded"]
+    assert ended == ["duration_limit"]
+    assert sum(value for name, _, value in metrics if name == "BytesSent") == len(body)
+    assert sum(value for name, _, value in metrics if name == "StreamsOpened") == 1
 
 
 def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(

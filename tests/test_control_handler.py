@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from functions.app import metrics
 from functions.app.control.actions import SessionService
 from functions.app.control.schema import SessionCreate
 from functions.app.dependencies import Services
@@ -169,6 +170,7 @@ def test_the_joined_user_can_then_control(published: Services) -> None:
 def test_metrics_and_correlation_ids_are_emitted(
     published: Services, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    metrics.flush()  # the fixture's own session, created outside any invocation
     capfd.readouterr()
     log_stream = io.StringIO()
     log_handler = handlers.logger.registered_handler

@@ -44,7 +44,7 @@ from functions.app.web.middleware import (
 )
 from functions.app.web.problems import Problem, problem_response
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
 # Swagger UI 5 (OpenAPI 3.1, which FastAPI writes) from the swagger-ui-bundle-v2 wheel, so

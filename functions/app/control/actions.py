@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from chunker.format.day import ServiceDay
 from chunker.format.read import NotPublished
+from functions.app import metrics, paths
 from functions.app.control.schema import (
     Command,
     Pause,
@@ -115,10 +116,8 @@ class SessionService:
         now_s = self.services.now_ms() // 1000
         ttl = self.settings.stream_token_ttl_s
         token = issue(self._secret, "stream", session.session_id, ttl, now=now_s, sub=caller)
-        url = (
-            f"{self.settings.stream_base_url.rstrip('/')}/api/replay/sessions/"
-            f"{session.session_id}/stream?token={token}"
-        )
+        base = self.settings.stream_base_url.rstrip("/")
+        url = f"{base}{paths.stream_path(session.session_id)}?token={token}"
         return StreamAccess(url=url, token=token, expires_at=now_s + ttl)
 
     # --- creating and deleting ----------------------------------------------------------------
@@ -150,6 +149,7 @@ class SessionService:
             self.settings.session_ttl_s,
         )
         self.store.create(session)
+        metrics.count("SessionsCreated")
         return session
 
     def delete(self, caller: str, session_id: str) -> None:
@@ -188,6 +188,7 @@ class SessionService:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
             if expected is not None and expected != session.version:
+                metrics.count("VersionConflicts")
                 raise VersionConflict(session)
             now = self.services.now_ms()
             changed = session
@@ -200,10 +201,12 @@ class SessionService:
                 self.store.replace(changed, session.version, now_ms=now)
             except VersionConflict as conflict:
                 if expected is not None:
+                    metrics.count("VersionConflicts")
                     raise
                 current = self._after_conflict(attempt, conflict, session_id)
                 session = self._visible(caller, session_id, current)
                 continue
+            metrics.count("ControlActions")
             return changed
         raise SessionBusy(session_id)
 

@@ -40,7 +40,7 @@ from functions.app.threads import SESSION_STORE, run_in
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 LEASE_PREFIX = "lease#"
 TAKE_ATTEMPTS = 8  # racing opens: each conflict means another open (or end) went first

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools import Logger
 from fastapi import Depends, Request
 
+from functions.app import paths
 from functions.app.dependencies import Services, get_services
 from functions.app.settings import AppSettings
 from functions.app.web.problems import Problem
@@ -24,13 +25,13 @@ from functions.app.web.problems import Problem
 if TYPE_CHECKING:  # PyJWT + cryptography cost ~130 ms to import: only where a verifier runs
     from functions.app.web.bearer import JwtVerifier
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:|+-]{0,199}$")
 LOCAL_USER_HEADER = "x-replay-user"
 # Routes that verify a bearer JWT in the app when no authorizer claims came with the
 # request. Only what the stream's Function URL must serve to a JWT caller: every other
 # route needing an identity is reached through the HTTP API and its authorizer.
-BEARER_PATHS = frozenset({"/api/auto_dispatch/replay/stream"})
+BEARER_PATHS = frozenset({paths.LEGACY_STREAM})
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 

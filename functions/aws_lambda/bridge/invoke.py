@@ -36,7 +36,7 @@ from functions.aws_lambda.bridge.runtime_api import (
     http_prelude,
 )
 
-logger = Logger(service="dispatch-replay-stream")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
