@@ -205,13 +205,13 @@ def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
     with RuntimeApiEmulator() as emulator, bridge(emulator, tmp_path / "bridge.log", aws) as proc:
         bad_token = emulator.invoke(load("stream-bad-token.json")).wait()
         unusable = emulator.invoke({"hello": "world"}).wait()
-        seed = emulator.invoke(load("stream-seed.json")).wait()
+        legacy = emulator.invoke(load("stream-legacy.json")).wait()
         streamed = emulator.invoke(load("stream-resume.json"), timeout_s=5).wait()
         assert proc.poll() is None, "the same process is still serving"
     for recorded, status, slug in (
         (bad_token, 401, "invalid-stream-token"),
         (unusable, 400, "bad-event"),
-        (seed, 401, "unauthenticated"),  # a Function URL carries no JWT claims
+        (legacy, 401, "unauthenticated"),  # a Function URL carries no JWT claims
     ):
         assert_streaming_request(recorded)
         prelude, body = recorded.split()
@@ -227,19 +227,19 @@ def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
     assert resumed[-1].event == "reconnect"
 
 
-def test_the_seed_stream_with_a_bearer_jwt_streams_through_the_function_url(
+def test_the_legacy_stream_with_a_bearer_jwt_streams_through_the_function_url(
     aws: MotoServer, published: Published, tmp_path: Path
 ) -> None:
     """No authorizer on a Function URL: the app verifies the JWT (issuer on 127.0.0.1)."""
     with serve_issuer() as issuer:
-        seed = load("stream-seed.json")
-        seed["headers"]["authorization"] = f"Bearer {issuer.token(sub='user-carol-0003')}"
+        legacy = load("stream-legacy.json")
+        legacy["headers"]["authorization"] = f"Bearer {issuer.token(sub='user-carol-0003')}"
         jwt_env = {"JWT_ISSUER": issuer.url, "JWT_AUDIENCE": AUDIENCE, "AUTH_MODE": "jwt"}
         with (
             RuntimeApiEmulator() as emulator,
             bridge(emulator, tmp_path / "bridge.log", aws, extra_env=jwt_env),
         ):
-            recorded = emulator.invoke(seed, timeout_s=5).wait()
+            recorded = emulator.invoke(legacy, timeout_s=5).wait()
     assert_streaming_request(recorded)
     prelude, body = recorded.split()
     assert prelude["statusCode"] == 200, body[:500]

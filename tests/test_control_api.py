@@ -383,7 +383,7 @@ def test_jwt_mode_needs_the_authorizer_claims(s3: S3Client) -> None:
         assert_problem(response, 401, "unauthenticated")
 
 
-def test_seed_control_and_set_params_map_onto_the_same_session(api: TestClient) -> None:
+def test_legacy_control_and_set_params_map_onto_the_same_session(api: TestClient) -> None:
     session = create(api)
     sid = session["session_id"]
     base = "/api/auto_dispatch/replay"

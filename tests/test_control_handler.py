@@ -55,8 +55,8 @@ EXPECTED_STATUS = {
     "control-revoke-shares.json": 204,
     "control-list-members.json": 200,
     "control-remove-member.json": 204,
-    "seed-control-jump.json": 200,
-    "seed-set-params.json": 200,
+    "legacy-control-jump.json": 200,
+    "legacy-set-params.json": 200,
     "history-airports.json": 200,
     "history-manifest.json": 200,
     "history-state.json": 200,
@@ -116,7 +116,7 @@ def test_every_http_event_file_is_covered() -> None:
     on_disk = {
         p.name
         for p in EVENTS.glob("*.json")
-        if p.name.startswith(("control-", "seed-", "history-"))
+        if p.name.startswith(("control-", "legacy-", "history-"))
     }
     assert on_disk == set(EXPECTED_STATUS)
 

@@ -1,4 +1,4 @@
-"""The one FastAPI app: control API, history queries, the SSE stream, the seed's routes.
+"""The one FastAPI app: control API, history queries, the SSE stream, the legacy client's routes.
 
 Served by uvicorn locally (``dispatch-replay serve`` / ``demo``), by Mangum in the control
 Lambda and by the streaming bridge in the stream Lambda. Local and cloud differ only in
@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from functions.app.control import legacy as seed_routes
+from functions.app.control import legacy as legacy_routes
 from functions.app.control import routes as control_routes
 from functions.app.control.schema import SessionView
 from functions.app.dependencies import Services
@@ -169,7 +169,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     # Outermost: every answer is logged and carries its id, 413s and preflights included.
     app.add_middleware(RequestLog)
     app.include_router(control_routes.router)
-    app.include_router(seed_routes.router)
+    app.include_router(legacy_routes.router)
     app.include_router(history_routes.router)
     app.include_router(stream_routes.router)
 

@@ -1,7 +1,7 @@
 """The app's public URL shapes, defined once: the routes mount these prefixes, the control
 API builds stream URLs from them, and the logs and response headers recognise them.
 
-Paths are part of the public API (docs/api.md, docs/openapi.json, the dashboard, the seed's
+Paths are part of the public API (docs/api.md, docs/openapi.json, the dashboard, the legacy
 client): changing one here changes it everywhere at once, which is the point, and the
 OpenAPI test notices.
 """
@@ -16,7 +16,7 @@ SESSIONS = "/api/replay/sessions"  # the session resource (control routes' prefi
 STREAM_SUFFIX = "/stream"
 STREAM = SESSIONS + "/{session_id}" + STREAM_SUFFIX  # GET: the EventSource stream
 AIRPORTS = "/api/replay/airports"  # the history queries' prefix
-LEGACY = "/api/auto_dispatch/replay"  # the seed client's routes' prefix
+LEGACY = "/api/auto_dispatch/replay"  # the legacy client's routes' prefix
 LEGACY_STREAM = LEGACY + STREAM_SUFFIX  # POST: creates a session and streams it
 # Answers under these prefixes carry stream or share tokens (never cached).
 TOKEN_PREFIXES = (SESSIONS, LEGACY + "/")

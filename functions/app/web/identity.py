@@ -3,7 +3,7 @@
 Behind API Gateway (HTTP API, payload 2.0) the JWT authorizer has verified the token and
 put its claims in the event, which Mangum hands to the app as ``scope["aws.event"]``; the
 subject is the ``sub`` claim. The stream function's Function URL has no authorizer: on the
-one route it serves that needs a caller (the seed's fetch-based stream) the app verifies
+one route it serves that needs a caller (the legacy client's fetch-based stream) the app verifies
 the bearer JWT itself, against the same issuer and audiences (``functions.app.web.bearer``).
 Locally (``AUTH_MODE=local``) the subject is the ``X-Replay-User`` header, or
 ``LOCAL_IDENTITY`` — for a laptop, never for a deployment.

@@ -184,7 +184,7 @@ class ResponseHeaders:
       (stream URLs carry a token in their query).
     - The dashboard (``/``, ``/static/*``): a Content-Security-Policy with
       ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` (older browsers).
-    - The session API (``/api/replay/sessions*`` and the seed's routes), whose answers
+    - The session API (``/api/replay/sessions*`` and the legacy client's routes), whose answers
       carry stream and share tokens: ``Cache-Control: no-store`` unless the route set one
       (the stream sets ``no-cache``).
     - HEAD is answered as GET without the body, except on streams: a HEAD there would open
