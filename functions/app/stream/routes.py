@@ -144,12 +144,12 @@ async def while_allowed(
     removed is told (``error`` ``access_revoked``) at the change that removed them, which
     reaches the player as a new version: the write it caused is not sent."""
     try:
-        async for chunk in body:
+        async for body_part in body:
             if not player.session.can_access(viewer):
                 fields = sse.error_fields(AccessRevoked())
                 yield player.final("error", fields["code"], **fields)
                 return
-            yield chunk
+            yield body_part
     finally:
         close = getattr(body, "aclose", None)  # an async generator: its own finally runs now
         if close is not None:
