@@ -15,7 +15,6 @@ from functions.app.domain.sessions import SESSION_ID
 SESSIONS = "/api/replay/sessions"  # the session resource (control routes' prefix)
 STREAM_SUFFIX = "/stream"
 STREAM = SESSIONS + "/{session_id}" + STREAM_SUFFIX  # GET: the EventSource stream
-AIRPORTS = "/api/replay/airports"  # the history queries' prefix
 LEGACY = "/api/auto_dispatch/replay"  # the legacy client's routes' prefix
 LEGACY_STREAM = LEGACY + STREAM_SUFFIX  # POST: creates a session and streams it
 # Answers under these prefixes carry stream or share tokens (never cached).

@@ -9,14 +9,15 @@ headers, body limits, authentication) and the handlers here turn the framework's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from functions.app.domain.errors import ErrorEntry
+if TYPE_CHECKING:  # the streaming bridge imports this module: keep its start light
+    from functions.app.domain.errors import ErrorEntry
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://dispatch-replay.example/problems/"
