@@ -410,8 +410,8 @@ def racing_controllers_without_if_match(target: Target) -> Counter[str]:
     return Counter({"200 or 503 session-busy; applied iff 200": sum(results.values())})
 
 
-def seed_set_params_writes(target: Target) -> Counter[str]:
-    """The seed's set-params with range, speed and filters: one write, one new version."""
+def legacy_set_params_writes(target: Target) -> Counter[str]:
+    """The legacy client's set-params with range, speed and filters: one write, one new version."""
     view = target.create()
     store = target.services.sessions
     sent: list[str] = []
@@ -547,7 +547,7 @@ ATTACKS = [
     Attack(
         "7",
         "seed set-params with range, speed and filters",
-        seed_set_params_writes,
+        legacy_set_params_writes,
         {"PutItem": 1},
     ),
     Attack(

@@ -31,6 +31,7 @@ from functions.local.stack import (
     moto_server,
     stop_process,
 )
+from tests.emf import emitted
 from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import Recorded, RuntimeApiEmulator
@@ -190,6 +191,12 @@ def test_events_stream_out_while_the_invocation_runs(
     assert any(e.event == "playback" and e.json()["state"] == "paused" for e in events)
     # It ended itself before the invocation deadline, telling the client to reconnect.
     assert names[-1] == "reconnect" and events[-1].json()["reason"] == "duration_limit"
+    # The invocation's metrics reached stdout (CloudWatch's EMF input) before it ended.
+    metrics = emitted((tmp_path / "bridge.log").read_text())
+    ended = [dims["reason"] for name, dims, _ in metrics if name == "StreamsEnded"]
+    assert ended == ["duration_limit"]
+    assert sum(value for name, _, value in metrics if name == "BytesSent") == len(body)
+    assert sum(value for name, _, value in metrics if name == "StreamsOpened") == 1
 
 
 def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
@@ -198,13 +205,13 @@ def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
     with RuntimeApiEmulator() as emulator, bridge(emulator, tmp_path / "bridge.log", aws) as proc:
         bad_token = emulator.invoke(load("stream-bad-token.json")).wait()
         unusable = emulator.invoke({"hello": "world"}).wait()
-        seed = emulator.invoke(load("stream-seed.json")).wait()
+        legacy = emulator.invoke(load("stream-legacy.json")).wait()
         streamed = emulator.invoke(load("stream-resume.json"), timeout_s=5).wait()
         assert proc.poll() is None, "the same process is still serving"
     for recorded, status, slug in (
         (bad_token, 401, "invalid-stream-token"),
         (unusable, 400, "bad-event"),
-        (seed, 401, "unauthenticated"),  # a Function URL carries no JWT claims
+        (legacy, 401, "unauthenticated"),  # a Function URL carries no JWT claims
     ):
         assert_streaming_request(recorded)
         prelude, body = recorded.split()
@@ -220,19 +227,19 @@ def test_one_warm_process_serves_many_invocations_and_reports_errors_as_http(
     assert resumed[-1].event == "reconnect"
 
 
-def test_the_seed_stream_with_a_bearer_jwt_streams_through_the_function_url(
+def test_the_legacy_stream_with_a_bearer_jwt_streams_through_the_function_url(
     aws: MotoServer, published: Published, tmp_path: Path
 ) -> None:
     """No authorizer on a Function URL: the app verifies the JWT (issuer on 127.0.0.1)."""
     with serve_issuer() as issuer:
-        seed = load("stream-seed.json")
-        seed["headers"]["authorization"] = f"Bearer {issuer.token(sub='user-carol-0003')}"
+        legacy = load("stream-legacy.json")
+        legacy["headers"]["authorization"] = f"Bearer {issuer.token(sub='user-carol-0003')}"
         jwt_env = {"JWT_ISSUER": issuer.url, "JWT_AUDIENCE": AUDIENCE, "AUTH_MODE": "jwt"}
         with (
             RuntimeApiEmulator() as emulator,
             bridge(emulator, tmp_path / "bridge.log", aws, extra_env=jwt_env),
         ):
-            recorded = emulator.invoke(seed, timeout_s=5).wait()
+            recorded = emulator.invoke(legacy, timeout_s=5).wait()
     assert_streaming_request(recorded)
     prelude, body = recorded.split()
     assert prelude["statusCode"] == 200, body[:500]

@@ -383,7 +383,7 @@ def test_jwt_mode_needs_the_authorizer_claims(s3: S3Client) -> None:
         assert_problem(response, 401, "unauthenticated")
 
 
-def test_seed_control_and_set_params_map_onto_the_same_session(api: TestClient) -> None:
+def test_legacy_control_and_set_params_map_onto_the_same_session(api: TestClient) -> None:
     session = create(api)
     sid = session["session_id"]
     base = "/api/auto_dispatch/replay"
@@ -451,3 +451,46 @@ def test_logs_carry_no_tokens(api: TestClient, caplog: pytest.LogCaptureFixture)
     assert session["stream"]["token"] not in logged
     assert share not in logged
     assert "token=" not in logged
+
+
+def _vocabulary() -> list[type[Exception]]:
+    """Every DomainError subclass the app defines (imported with it)."""
+    from functions.app.domain.errors import DomainError
+
+    found: list[type[Exception]] = []
+    pending: list[type[Exception]] = [DomainError]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def test_every_error_of_the_vocabulary_is_documented() -> None:
+    """Each slug (HTTP) and each stream error code (SSE) an error can carry is in the
+    table a client reads, docs/api.md; and every domain error names itself completely."""
+    from functions.app.domain.errors import FOREIGN, STREAM_FAILED
+
+    api_md = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    subclasses = _vocabulary()
+    assert {cls.__name__ for cls in subclasses} >= {
+        "SessionNotFound",
+        "SessionGone",
+        "VersionConflict",
+        "StreamCapReached",
+        "InvalidStreamToken",
+        "InvalidShareToken",
+        "NotOwner",
+        "SessionBusy",
+    }
+    for cls in subclasses:
+        assert isinstance(cls.status, int) and 400 <= cls.status < 600, cls  # type: ignore[attr-defined]
+        assert cls.title, cls  # type: ignore[attr-defined]
+    slugs = {cls.slug for cls in subclasses} - {"invalid-token"}  # type: ignore[attr-defined]
+    slugs |= {kind.slug for _, kind in FOREIGN}
+    for slug in slugs:
+        assert f"`{slug}`" in api_md, slug
+    codes = {cls.event_code for cls in subclasses if cls.event_code}  # type: ignore[attr-defined]
+    codes |= {kind.event_code for _, kind in FOREIGN if kind.event_code} | {STREAM_FAILED}
+    for code in codes:
+        assert f"| `{code}` |" in api_md, code

@@ -188,17 +188,17 @@ def test_the_stream_function_calls_exactly_what_its_role_allows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with serve_issuer() as issuer:
-        # The seed's stream with a real bearer JWT: it creates its session from here.
+        # The legacy client's stream with a real bearer JWT: it creates its session from here.
         monkeypatch.setenv("JWT_ISSUER", issuer.url)
         monkeypatch.setenv("JWT_AUDIENCE", f"other-client,{AUDIENCE}")
-        seed = event("stream-seed.json")
-        seed["headers"]["authorization"] = f"Bearer {issuer.token()}"
-        events = {**{n: event(n) for n in STREAM_EVENTS}, "stream-seed.json": seed}
+        legacy = event("stream-legacy.json")
+        legacy["headers"]["authorization"] = f"Bearer {issuer.token()}"
+        events = {**{n: event(n) for n in STREAM_EVENTS}, "stream-legacy.json": legacy}
         expected = {
             "stream-open.json": 200,
             "stream-resume.json": 200,
             "stream-bad-token.json": 401,
-            "stream-seed.json": 200,
+            "stream-legacy.json": 200,
         }
         drive_http_function(edge, "StreamFunction", handlers.stream_handler, expected, events)
 

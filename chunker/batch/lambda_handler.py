@@ -19,26 +19,37 @@ and then goes to the dead-letter destination; the published version stays untouc
 
 The handler parses the event, calls ``chunker.batch.run`` and returns its summary; bad events
 and bad input raise (the invocation fails and goes to the dead-letter destination).
+
+Metrics (EMF, flushed once per invocation by ``log_metrics``), from the summary the job
+returns: ``RecordsIn`` (every raw record read: accepted, duplicate or rejected),
+``RecordsAccepted``, ``RecordsQuarantined`` with dimension ``reason``, ``ChunksWritten``,
+``ChunkBytesWritten`` and ``ChunkJobDuration`` (seconds); a fan-out plan adds
+``ChunkJobsPlanned``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chunker.batch.run import chunk_day, chunk_hours, plan_day
 from chunker.batch.settings import ChunkerSettings
+from chunker.batch.validate import DUPLICATE
 from chunker.format.keys import check_airport, check_date
 from chunker.format.s3 import s3_client
 
-logger = Logger(service="dispatch-replay-chunker")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
+# The template sets POWERTOOLS_METRICS_NAMESPACE; EMF without a namespace is invalid.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "DispatchReplay")
 SETTINGS = ChunkerSettings()  # type: ignore[call-arg]  # read from the environment
 S3 = s3_client()
 _lambda_client: Any = None
@@ -78,6 +89,7 @@ def fan_out(request: ChunkRequest, service_date: str, function_arn: str) -> dict
             Payload=json.dumps(payload).encode(),
         )
     logger.info("fanned out", extra={"version": version, "jobs": len(ranges)})
+    metrics.add_metric(name="ChunkJobsPlanned", unit=MetricUnit.Count, value=len(ranges))
     return {"version": version, "jobs": len(ranges), "already_built": built}
 
 
@@ -125,6 +137,41 @@ class ChunkRequest(BaseModel):
         return (today - dt.timedelta(days=1)).isoformat()
 
 
+def record_metrics(summary: dict[str, Any]) -> None:
+    """A chunk job's metrics, from the counts its summary carries (``DaySummary``)."""
+    # Duplicates are quarantined too (reason ``duplicate``), counted apart from the rest.
+    quarantined: dict[str, int] = {}
+    accepted = 0
+    for counts in summary["counts"].values():
+        accepted += counts["accepted"]
+        reasons = {**counts["rejected"], DUPLICATE: counts["duplicates"]}
+        for reason, n in reasons.items():
+            quarantined[reason] = quarantined.get(reason, 0) + n
+    read = accepted + sum(quarantined.values())
+    metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=read)
+    metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=accepted)
+    metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=summary["chunk_objects"])
+    metrics.add_metric(
+        name="ChunkBytesWritten", unit=MetricUnit.Bytes, value=summary["chunk_bytes"]
+    )
+    metrics.add_metric(name="ChunkJobDuration", unit=MetricUnit.Seconds, value=summary["seconds"])
+    service = metrics.service
+    for reason, n in sorted(quarantined.items()):
+        if not n:
+            continue
+        # Its own dimension, so its own EMF document (Powertools' single_metric).
+        dimensions = {"reason": reason, **({"service": str(service)} if service else {})}
+        with single_metric(
+            name="RecordsQuarantined",
+            unit=MetricUnit.Count,
+            value=n,
+            namespace=metrics.namespace,
+            default_dimensions=dimensions,
+        ):
+            pass
+
+
+@metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Chunk a whole day, or the requested hours of it."""
@@ -152,4 +199,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     result = summary.as_dict()
     logger.info("chunk job done", extra={"summary": result})
+    record_metrics(result)
     return result

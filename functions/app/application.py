@@ -1,4 +1,4 @@
-"""The one FastAPI app: control API, history queries, the SSE stream, the seed's routes.
+"""The one FastAPI app: control API, history queries, the SSE stream, the legacy client's routes.
 
 Served by uvicorn locally (``dispatch-replay serve`` / ``demo``), by Mangum in the control
 Lambda and by the streaming bridge in the stream Lambda. Local and cloud differ only in
@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
@@ -23,24 +23,15 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from chunker.format.day import InvalidServiceDay
-from chunker.format.encoding import CorruptChunk
-from chunker.format.keys import InvalidIdentifier
-from chunker.format.read import NotPublished, OutsideDay
-from functions.app.control import legacy as seed_routes
+from functions.app.control import legacy as legacy_routes
 from functions.app.control import routes as control_routes
-from functions.app.control.actions import NotAMember, NotOwner, SessionBusy, SessionFull
 from functions.app.control.schema import SessionView
 from functions.app.dependencies import Services
-from functions.app.domain.leases import StreamCapReached
-from functions.app.domain.playback import PlaybackError
-from functions.app.domain.sessions import SessionGone, SessionNotFound, VersionConflict
-from functions.app.domain.tokens import InvalidToken
+from functions.app.domain.errors import DomainError, describe, foreign_types
+from functions.app.domain.sessions import VersionConflict
 from functions.app.history import routes as history_routes
-from functions.app.history.queries import FlightNotFound, HistoryError
 from functions.app.settings import get_settings
 from functions.app.stream import routes as stream_routes
-from functions.app.stream.chunk_source import ChunkTimeout
 from functions.app.threads import CHUNK_STORE, SESSION_STORE, run_in
 from functions.app.web import problems
 from functions.app.web.identity import caller, jwt_verifier
@@ -53,7 +44,7 @@ from functions.app.web.middleware import (
 )
 from functions.app.web.problems import Problem, problem_response
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
 # Swagger UI 5 (OpenAPI 3.1, which FastAPI writes) from the swagger-ui-bundle-v2 wheel, so
@@ -61,89 +52,31 @@ DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
 SWAGGER_UI_DIR = Path(str(swagger_ui_path))
 DOCS_ASSETS = "/docs/assets"
 
-# Domain exception -> (status, type slug, title, Retry-After seconds or None).
-DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str, int | None]] = {
-    SessionNotFound: (404, "session-not-found", "Session not found", None),
-    SessionGone: (404, "session-gone", "Session expired", None),
-    NotPublished: (404, "not-published", "Nothing published for this airport and time", None),
-    OutsideDay: (404, "not-published", "Nothing published for this airport and time", None),
-    FlightNotFound: (404, "flight-not-found", "Flight not found", None),
-    NotOwner: (403, "not-owner", "Only the session's owner can do this", None),
-    NotAMember: (404, "member-not-found", "No such member", None),
-    SessionFull: (409, "session-full", "The session has as many members as it may", None),
-    InvalidToken: (403, "invalid-share-token", "Invalid share token", None),
-    PlaybackError: (422, "invalid-playback", "Invalid playback request", None),
-    HistoryError: (422, "invalid-query", "Invalid query", None),
-    InvalidIdentifier: (422, "invalid-identifier", "Invalid identifier", None),
-    InvalidServiceDay: (422, "invalid-identifier", "Invalid service day", None),
-    # Storage failures. A damaged chunk stays damaged until the day is re-chunked, so its
-    # clients are asked to wait longer.
-    ClientError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
-    BotoCoreError: (503, "dependency-unavailable", "Storage temporarily unavailable", 1),
-    SessionBusy: (503, "session-busy", "The session is changing too fast; retry", 1),
-    ChunkTimeout: (503, "chunks-unavailable", "Replay data temporarily unavailable", 2),
-    CorruptChunk: (503, "chunk-damaged", "Replay data damaged", 30),
-}
-# Their messages carry AWS internals: logged, never sent.
-PRIVATE_DETAIL = (ClientError, BotoCoreError)
-
 
 def _register_domain_errors(app: FastAPI) -> None:
-    for exception_type, (status, slug, title, retry_after_s) in DOMAIN_ERRORS.items():
+    """The HTTP edge of the error vocabulary (``functions.app.domain.errors``): every
+    described error becomes its problem+json answer, here and only here."""
 
-        async def handler(
-            request: Request,
-            exc: Exception,
-            status: int = status,
-            slug: str = slug,
-            title: str = title,
-            retry_after_s: int | None = retry_after_s,
-        ) -> JSONResponse:
-            detail = str(exc)[:300]
-            if status >= 500:
-                logger.warning("storage unavailable", extra={"problem": slug, "error": detail})
-            if isinstance(exc, PRIVATE_DETAIL):
-                detail = "Retry shortly."
-            headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
-            problem = Problem(status, slug, title, detail, headers=headers)
-            return problem_response(problem, request.url.path)
-
-        app.add_exception_handler(exception_type, handler)
-
-    async def conflict(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, VersionConflict)
-        services: Services = request.app.state.services
-        extra: dict[str, Any] = {}
-        if exc.current is not None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        entry = describe(exc)
+        assert entry is not None  # registered below for described types only
+        if entry.status >= 500:
+            logger.warning(
+                "storage unavailable", extra={"problem": entry.slug, "error": entry.internal}
+            )
+        problem = Problem.of(entry)
+        if isinstance(exc, VersionConflict) and exc.current is not None:
+            # The session now, as this caller may see it: they retry without a re-read.
+            services: Services = request.app.state.services
             subject = caller(request, services)
             view = SessionView.of(exc.current, subject, services.now_ms(), None)
-            extra["current"] = view.model_dump(mode="json")
-        problem = Problem(
-            409,
-            "version-conflict",
-            "The session changed since that version",
-            "Re-read the session (see `current`) and retry with its version.",
-            headers={"ETag": f'"{exc.current.version}"'} if exc.current else None,
-            **extra,
-        )
+            problem.extra["current"] = view.model_dump(mode="json")
+            problem.headers["ETag"] = f'"{exc.current.version}"'
         return problem_response(problem, request.url.path)
 
-    app.add_exception_handler(VersionConflict, conflict)
-
-    async def stream_cap(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StreamCapReached)
-        problem = Problem(
-            429,
-            "too-many-streams",
-            "Too many concurrent streams",
-            str(exc),
-            headers={"Retry-After": str(exc.retry_after_s)},
-            scope=exc.scope,
-            limit=exc.cap,
-        )
-        return problem_response(problem, request.url.path)
-
-    app.add_exception_handler(StreamCapReached, stream_cap)
+    described: tuple[type[Exception], ...] = (DomainError, *foreign_types())
+    for exception_type in described:
+        app.add_exception_handler(exception_type, handler)
 
 
 READINESS_TIMEOUT_S = 3.0
@@ -243,7 +176,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     # Outermost: every answer is logged and carries its id, 413s and preflights included.
     app.add_middleware(RequestLog)
     app.include_router(control_routes.router)
-    app.include_router(seed_routes.router)
+    app.include_router(legacy_routes.router)
     app.include_router(history_routes.router)
     app.include_router(stream_routes.router)
 

@@ -2,9 +2,9 @@
 
 Adapters only. Mangum turns the HTTP API (payload 2.0) event into an ASGI request for the
 one FastAPI app; Powertools adds the correlation id (the API Gateway request id, plus the
-session id when the path names one) to every log line and counts, as CloudWatch EMF
-metrics, sessions created, control actions applied and version conflicts — read from the
-route and the response status, so the app itself stays free of Lambda concerns.
+session id when the path names one) to every log line. Business metrics are not guessed
+here: the app adds them where they happen (``functions.app.metrics``) and they are flushed
+when the invocation ends.
 
 In Lambda the app, its AWS clients and the stream-token key are built when the runtime
 imports this module (the init phase: no request waits for them, and a misconfigured
@@ -16,31 +16,19 @@ Either way they are reused while the container is warm.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
+from functions.app import paths
 from functions.app.application import create_app
+from functions.app.metrics import flushed
 
-SERVICE = "dispatch-replay-api"
-logger = Logger(service=SERVICE)
-# The template sets POWERTOOLS_METRICS_NAMESPACE; without it metrics still have a home.
-metrics = Metrics(
-    service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DispatchReplay")
-)
-
-_SESSION_IN_PATH = re.compile(r"^/api/replay/sessions/(s-[A-Za-z0-9_-]{20,40})(?:/|$)")
-_CONTROL_PATHS = re.compile(
-    r"^/api/replay/sessions/s-[A-Za-z0-9_-]{20,40}/control$"
-    r"|^/api/auto_dispatch/replay/(?:control|set-params)$"
-)
-_CREATE_PATHS = ("/api/replay/sessions", "/api/auto_dispatch/replay/stream")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 _adapter: Mangum | None = None
 
@@ -57,36 +45,21 @@ def _mangum() -> Mangum:
     return _adapter
 
 
-def count_outcome(method: str, path: str, status: int) -> None:
-    """Business metrics from what a request was and how it ended."""
-    if method != "POST":
-        return
-    if path in _CREATE_PATHS and status in (200, 201):
-        metrics.add_metric(name="SessionsCreated", unit=MetricUnit.Count, value=1)
-    elif _CONTROL_PATHS.match(path):
-        if status == 200:
-            metrics.add_metric(name="ControlActions", unit=MetricUnit.Count, value=1)
-        elif status == 409:
-            metrics.add_metric(name="VersionConflicts", unit=MetricUnit.Count, value=1)
-
-
-@metrics.log_metrics
+@flushed
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
 )
 def control_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """HTTP API (payload 2.0) -> the FastAPI app -> HTTP API response."""
-    path = str(event.get("rawPath") or "")
-    method = str(event.get("requestContext", {}).get("http", {}).get("method", ""))
-    session = _SESSION_IN_PATH.match(path)
-    if session:
-        logger.append_keys(session_id=session.group(1))
+    session_id = paths.session_id_in(str(event.get("rawPath") or ""))
+    if session_id:
+        logger.append_keys(session_id=session_id)
     # Powertools and Mangum each type the same runtime context object their own way.
     response: dict[str, Any] = _mangum()(event, context)  # type: ignore[arg-type]
-    count_outcome(method, path, int(response.get("statusCode", 500)))
     return response
 
 
+@flushed
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.LAMBDA_FUNCTION_URL)
 def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The stream function's ``Handler``, used only where the exec wrapper is not.

@@ -1,4 +1,10 @@
-"""The ``dispatch-replay`` command: chunker commands plus the local stack (serve, demo)."""
+"""The ``dispatch-replay`` command: chunker commands plus the local stack (serve, demo).
+
+The CLI edge of the error vocabulary (``functions.app.domain.errors``): a failure the
+vocabulary names, or bad input, is one line on stderr and a non-zero exit status: 2 for
+what the caller asked (a 4xx in the API's words), 1 for what failed underneath (a 5xx, the
+input data, the local stack).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,8 @@ from pydantic import ValidationError
 
 from chunker.batch import cli as chunker_cli
 from chunker.batch.raw_inputs import InputError
-from chunker.format.day import InvalidServiceDay
-from chunker.format.keys import InvalidIdentifier
 from chunker.imports import cli as imports_cli
+from functions.app.domain.errors import describe
 from functions.local import demo, openapi, publish, serve
 from functions.local.stack import LocalStackError
 
@@ -46,6 +51,22 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def failure(exc: BaseException) -> tuple[str, int] | None:
+    """``exc`` as the CLI says it: (one-line message, exit status); None for a bug (it
+    propagates with its traceback)."""
+    if isinstance(exc, ClientError | BotoCoreError):
+        # The operator's own account: AWS's text is what they need (the API never shows it).
+        return f"AWS error: {_one_line(exc)}", EXIT_FAILED
+    entry = describe(exc)
+    if entry is not None:
+        return f"error: {_one_line(exc)}", EXIT_USAGE if entry.status < 500 else EXIT_FAILED
+    if isinstance(exc, InputError | LocalStackError | publish.PublishError):
+        return f"error: {_one_line(exc)}", EXIT_FAILED
+    if isinstance(exc, ValueError | ValidationError):
+        return f"error: {_one_line(exc)}", EXIT_USAGE
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; returns the process exit status."""
     parser = build_parser()
@@ -73,15 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = chunker_cli.cmd_generate(args, None if args.out else s3)
             else:
                 result = chunker_cli.cmd_chunk(args, s3)
-    except (InputError, InvalidIdentifier, InvalidServiceDay, ValueError, ValidationError) as exc:
-        print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE if not isinstance(exc, InputError) else EXIT_FAILED
-    except (LocalStackError, publish.PublishError) as exc:
-        print(f"dispatch-replay {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ClientError, BotoCoreError) as exc:
-        print(f"dispatch-replay {args.command}: AWS error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+    except Exception as exc:
+        said = failure(exc)
+        if said is None:
+            raise
+        message, status = said
+        print(f"dispatch-replay {args.command}: {message}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print(f"dispatch-replay {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from chunker.format.day import ServiceDay
 from chunker.format.read import NotPublished
+from functions.app import metrics, paths
 from functions.app.control.schema import (
     Command,
     Pause,
@@ -31,6 +32,7 @@ from functions.app.control.schema import (
     StreamAccess,
 )
 from functions.app.dependencies import Services
+from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock, PlaybackError, check_range
 from functions.app.domain.sessions import (
     Filters,
@@ -39,7 +41,7 @@ from functions.app.domain.sessions import (
     SessionNotFound,
     VersionConflict,
 )
-from functions.app.domain.tokens import InvalidToken, issue, verify
+from functions.app.domain.tokens import InvalidShareToken, issue, verify
 
 MAX_RANGE_MS = 7 * 86_400_000
 # Without expected_version a conflicting write is re-applied on the current session for up
@@ -50,20 +52,37 @@ CONFLICT_BACKOFF_MAX_S = 0.5
 DEFAULT_TICK_MS = 1_000
 
 
-class NotOwner(PermissionError):
+class NotOwner(DomainError, PermissionError):
     """Only the session's owner may do this."""
 
+    status = 403
+    slug = "not-owner"
+    title = "Only the session's owner can do this"
 
-class SessionBusy(Exception):
+
+class SessionBusy(DomainError):
     """Writers kept winning over this one for ``CONFLICT_BUDGET_S``; nothing was changed."""
 
+    status = 503
+    slug = "session-busy"
+    title = "The session is changing too fast; retry"
+    retry_after_s = 1
 
-class SessionFull(Exception):
+
+class SessionFull(DomainError):
     """The session has as many members as it may have."""
 
+    status = 409
+    slug = "session-full"
+    title = "The session has as many members as it may"
 
-class NotAMember(LookupError):
+
+class NotAMember(DomainError, LookupError):
     """No such member of the session."""
+
+    status = 404
+    slug = "member-not-found"
+    title = "No such member"
 
 
 class SessionService:
@@ -97,10 +116,8 @@ class SessionService:
         now_s = self.services.now_ms() // 1000
         ttl = self.settings.stream_token_ttl_s
         token = issue(self._secret, "stream", session.session_id, ttl, now=now_s, sub=caller)
-        url = (
-            f"{self.settings.stream_base_url.rstrip('/')}/api/replay/sessions/"
-            f"{session.session_id}/stream?token={token}"
-        )
+        base = self.settings.stream_base_url.rstrip("/")
+        url = f"{base}{paths.stream_path(session.session_id)}?token={token}"
         return StreamAccess(url=url, token=token, expires_at=now_s + ttl)
 
     # --- creating and deleting ----------------------------------------------------------------
@@ -132,6 +149,7 @@ class SessionService:
             self.settings.session_ttl_s,
         )
         self.store.create(session)
+        metrics.count("SessionsCreated")
         return session
 
     def delete(self, caller: str, session_id: str) -> None:
@@ -170,6 +188,7 @@ class SessionService:
                 return session  # a retry of the command that produced this version
             expected = command.expected_version
             if expected is not None and expected != session.version:
+                metrics.count("VersionConflicts")
                 raise VersionConflict(session)
             now = self.services.now_ms()
             changed = session
@@ -182,10 +201,12 @@ class SessionService:
                 self.store.replace(changed, session.version, now_ms=now)
             except VersionConflict as conflict:
                 if expected is not None:
+                    metrics.count("VersionConflicts")
                     raise
                 current = self._after_conflict(attempt, conflict, session_id)
                 session = self._visible(caller, session_id, current)
                 continue
+            metrics.count("ControlActions")
             return changed
         raise SessionBusy(session_id)
 
@@ -323,7 +344,7 @@ class SessionService:
             if session is None:
                 raise SessionNotFound(session_id)
             if claims.get("gen", 0) != session.share_generation:
-                raise InvalidToken("share token revoked")
+                raise InvalidShareToken("share token revoked")
             if session.can_access(caller):
                 return session
             limit = self.settings.session_max_members

@@ -1,4 +1,6 @@
-"""The seed's routes, so its client (``fetch-stream.ts`` + two POSTs) works unchanged.
+"""The legacy client's routes, so the client the seed note describes (``fetch-stream.ts`` +
+two POSTs) works unchanged. "Legacy" throughout: "seed" in this code base means a random
+seed.
 
 - ``POST /api/auto_dispatch/replay/stream`` with ``{airportId, startTime, endTime,
   playbackSpeed}`` creates a playing session and streams it; the first event, ``session``,
@@ -18,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chunker.format.records import AIRPORT_ID_PATTERN
+from functions.app import paths
 from functions.app.control.routes import ERRORS, Sessions, view
 from functions.app.control.schema import (
     Command,
@@ -41,15 +44,15 @@ from functions.app.threads import SESSION_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import documented
 
-router = APIRouter(prefix="/api/auto_dispatch/replay", tags=["seed-compatible"])
+router = APIRouter(prefix=paths.LEGACY, tags=["legacy"])
 
 
-class _SeedBody(BaseModel):
+class _LegacyBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class SeedStreamRequest(_SeedBody):
-    """The seed's stream request."""
+class LegacyStreamRequest(_LegacyBody):
+    """The legacy client's stream request."""
 
     airport_id: str = Field(alias="airportId", pattern=AIRPORT_ID_PATTERN)
     start_time: Instant = Field(alias="startTime")
@@ -57,8 +60,8 @@ class SeedStreamRequest(_SeedBody):
     playback_speed: Speed = Field(default=1.0, alias="playbackSpeed")
 
 
-class SeedControlRequest(_SeedBody):
-    """Play / pause / jump, as the seed's control route takes them."""
+class LegacyControlRequest(_LegacyBody):
+    """Play / pause / jump, as the legacy control route takes them."""
 
     session_id: str = Field(alias="sessionId", max_length=64)
     action: Literal["play", "resume", "pause", "jump", "seek"]
@@ -66,14 +69,14 @@ class SeedControlRequest(_SeedBody):
     expected_version: int | None = Field(default=None, alias="expectedVersion", ge=1)
 
     @model_validator(mode="after")
-    def _target(self) -> SeedControlRequest:
+    def _target(self) -> LegacyControlRequest:
         if self.action in ("jump", "seek") and self.time is None:
             raise ValueError(f"'{self.action}' needs 'time'")
         return self
 
 
-class SeedParamsRequest(_SeedBody):
-    """Range, speed and filters, as the seed's set-params route takes them."""
+class LegacyParamsRequest(_LegacyBody):
+    """Range, speed and filters, as the legacy set-params route takes them."""
 
     session_id: str = Field(alias="sessionId", max_length=64)
     start_time: Instant | None = Field(default=None, alias="startTime")
@@ -83,25 +86,25 @@ class SeedParamsRequest(_SeedBody):
 
 
 @router.post(
-    "/stream",
+    paths.STREAM_SUFFIX,
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Events"},
         **ERRORS,
         **documented(e429="Too many concurrent streams for this user (Retry-After)."),
     },
-    summary="Seed-compatible: create a playing session and stream it",
+    summary="Legacy client: create a playing session and stream it",
 )
-async def seed_stream(
+async def legacy_stream(
     request: Request,
-    body: SeedStreamRequest,
+    body: LegacyStreamRequest,
     caller: Caller,
     service: Sessions,
     services: Annotated[Services, Depends(get_services)],
     runtime: Annotated[StreamRuntime, Depends(stream_runtime)],
     last_event_id: Annotated[str | None, Header(max_length=256)] = None,
 ) -> StreamingResponse:
-    """The seed's fetch-based stream: POST with a JSON body, SSE back."""
+    """The legacy client's fetch-based stream: POST with a JSON body, SSE back."""
     create = SessionCreate(
         airport=body.airport_id,
         start=body.start_time,
@@ -118,9 +121,14 @@ async def seed_stream(
 
 
 @router.post(
-    "/control", response_model=SessionView, responses=ERRORS, summary="Seed-compatible control"
+    "/control",
+    response_model=SessionView,
+    responses=ERRORS,
+    summary="Legacy client: play, pause, jump",
 )
-async def seed_control(body: SeedControlRequest, caller: Caller, service: Sessions) -> SessionView:
+async def legacy_control(
+    body: LegacyControlRequest, caller: Caller, service: Sessions
+) -> SessionView:
     """``play``/``resume``, ``pause``, ``jump``/``seek`` (with ``time``)."""
     command: Command
     version = body.expected_version
@@ -139,10 +147,10 @@ async def seed_control(body: SeedControlRequest, caller: Caller, service: Sessio
     "/set-params",
     response_model=SessionView,
     responses=ERRORS,
-    summary="Seed-compatible: time range, speed, filters",
+    summary="Legacy client: time range, speed, filters",
 )
-async def seed_set_params(
-    body: SeedParamsRequest, caller: Caller, service: Sessions
+async def legacy_set_params(
+    body: LegacyParamsRequest, caller: Caller, service: Sessions
 ) -> SessionView:
     """The given parameters, range first, applied as one control change (one write)."""
     session = await run_in(SESSION_STORE, service.get, caller, body.session_id)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
 
+from functions.app import paths
 from functions.app.control.actions import SessionService
 from functions.app.control.schema import (
     Command,
@@ -26,7 +27,7 @@ from functions.app.threads import SESSION_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import Problem, documented
 
-router = APIRouter(prefix="/api/replay/sessions", tags=["sessions"])
+router = APIRouter(prefix=paths.SESSIONS, tags=["sessions"])
 
 ERRORS = documented(
     e400="Malformed JSON.",
@@ -74,7 +75,7 @@ async def create_session(
 ) -> SessionView:
     """A new session over published data, owned by the caller."""
     session = await run_in(SESSION_STORE, service.create, caller, body)
-    response.headers["Location"] = f"/api/replay/sessions/{session.session_id}"
+    response.headers["Location"] = paths.session_path(session.session_id)
     response.headers["ETag"] = f'"{session.version}"'
     return await view(service, caller, session)
 

@@ -34,19 +34,24 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from functions.app.domain.errors import DomainError
 from functions.app.threads import SESSION_STORE, run_in
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 LEASE_PREFIX = "lease#"
 TAKE_ATTEMPTS = 8  # racing opens: each conflict means another open (or end) went first
 
 
-class StreamCapReached(Exception):
+class StreamCapReached(DomainError):
     """Too many streams open for this user or session; try again in ``retry_after_s``."""
+
+    status = 429
+    slug = "too-many-streams"
+    title = "Too many concurrent streams"
 
     def __init__(self, scope: str, cap: int, retry_after_s: int) -> None:
         super().__init__(
@@ -56,6 +61,9 @@ class StreamCapReached(Exception):
         self.scope = scope
         self.cap = cap
         self.retry_after_s = retry_after_s
+
+    def extra(self) -> dict[str, Any]:
+        return {"scope": self.scope, "limit": self.cap}
 
 
 def live_leases(leases: Mapping[str, int], now_ms: int) -> dict[str, int]:

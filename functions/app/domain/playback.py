@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from functions.app.domain.errors import DomainError
+
 MIN_SPEED = 1 / 16
 MAX_SPEED = 4096.0
 # A looping pass lasts at least this long in wall time. Shorter passes show nothing a
@@ -24,8 +26,12 @@ PlaybackState = Literal["playing", "paused"]
 PlaybackStatus = Literal["playing", "paused", "ended"]
 
 
-class PlaybackError(ValueError):
+class PlaybackError(DomainError, ValueError):
     """A control action that cannot apply (bad speed, empty range, ...)."""
+
+    status = 422
+    slug = "invalid-playback"
+    title = "Invalid playback request"
 
 
 def check_speed(speed: float) -> float:

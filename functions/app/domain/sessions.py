@@ -30,35 +30,63 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from chunker.format.records import EntityId, TaskStatus, TaskType, VehicleType
+from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock
 
 if TYPE_CHECKING:
     pass
 
-SESSION_ID_PATTERN = r"^s-[A-Za-z0-9_-]{20,40}$"
+SESSION_ID_PREFIX = "s-"
+SESSION_ID = SESSION_ID_PREFIX + r"[A-Za-z0-9_-]{20,40}"  # unanchored, for paths (``paths``)
+SESSION_ID_PATTERN = f"^{SESSION_ID}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 MAX_FILTER_VALUES = 500
 
 
-class VersionConflict(Exception):
+class VersionConflict(DomainError):
     """The item changed since it was read; carries the current session (None if gone)."""
+
+    status = 409
+    slug = "version-conflict"
+    title = "The session changed since that version"
 
     def __init__(self, current: Session | None) -> None:
         super().__init__("session version conflict")
         self.current = current
 
+    @property
+    def detail(self) -> str:
+        return "Re-read the session (see `current`) and retry with its version."
 
-class SessionNotFound(LookupError):
+
+class SessionNotFound(DomainError, LookupError):
     """No such session (or not visible to the caller)."""
+
+    status = 404
+    slug = "session-not-found"
+    title = "Session not found"
+    event_code = "session_gone"
+    event_message = "the session was deleted or expired"
 
 
 class SessionGone(SessionNotFound):
     """The session expired (``expires_at`` passed). It stays gone: DynamoDB's TTL sweep may
     take days to delete the item, so the store refuses it on every read and write."""
 
+    slug = "session-gone"
+    title = "Session expired"
+
     def __init__(self, session: Session) -> None:
         super().__init__(f"{session.session_id} expired at {session.expires_at} (epoch s)")
         self.session = session
+
+
+class AccessRevoked(SessionNotFound):
+    """The caller was removed from the session: it no longer exists for them (404 on
+    HTTP); an open stream of theirs ends with ``error`` ``access_revoked``."""
+
+    event_code = "access_revoked"
+    event_message = "you were removed from this session"
 
 
 def wall_now_ms() -> int:
@@ -68,7 +96,7 @@ def wall_now_ms() -> int:
 
 def new_session_id() -> str:
     """A fresh, unguessable session id."""
-    return "s-" + secrets.token_urlsafe(18)
+    return SESSION_ID_PREFIX + secrets.token_urlsafe(18)
 
 
 def is_session_id(value: str) -> bool:

@@ -16,11 +16,42 @@ from typing import Any
 
 import orjson
 
+from functions.app.domain.errors import DomainError
+
 MAX_TOKEN_CHARS = 2048
 
 
-class InvalidToken(Exception):
-    """Malformed, forged, expired, or for another purpose or session."""
+class InvalidToken(DomainError):
+    """Malformed, forged, expired, or for another purpose or session.
+
+    Raised as the subclass of the token's purpose (``TOKEN_ERRORS``): a bad share token is
+    a refusal (403), a bad stream token a missing credential (401)."""
+
+    status = 403
+    slug = "invalid-token"
+    title = "Invalid token"
+
+
+class InvalidShareToken(InvalidToken):
+    """A share token that does not let its bearer join."""
+
+    status = 403
+    slug = "invalid-share-token"
+    title = "Invalid share token"
+
+
+class InvalidStreamToken(InvalidToken):
+    """A stream token that does not open this session's stream."""
+
+    status = 401
+    slug = "invalid-stream-token"
+    title = "Invalid stream token"
+
+
+TOKEN_ERRORS: dict[str, type[InvalidToken]] = {
+    "share": InvalidShareToken,
+    "stream": InvalidStreamToken,
+}
 
 
 def _b64(data: bytes) -> str:
@@ -57,27 +88,29 @@ def issue(
 def verify(
     secret: bytes, token: str, typ: str, session_id: str | None = None, now: float | None = None
 ) -> dict[str, Any]:
-    """The claims of a valid token of purpose ``typ`` (and session, if given)."""
+    """The claims of a valid token of purpose ``typ`` (and session, if given); raises
+    the ``InvalidToken`` subclass of ``typ`` otherwise."""
+    error = TOKEN_ERRORS.get(typ, InvalidToken)
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
-        raise InvalidToken("malformed token")
+        raise error("malformed token")
     encoded_payload, encoded_signature = token.split(".")
     try:
         payload = _unb64(encoded_payload)
         signature = _unb64(encoded_signature)
     except (ValueError, TypeError) as exc:
-        raise InvalidToken("malformed token") from exc
+        raise error("malformed token") from exc
     expected = hmac.new(secret, payload, hashlib.sha256).digest()
     if not hmac.compare_digest(signature, expected):
-        raise InvalidToken("bad signature")
+        raise error("bad signature")
     try:
         claims = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise InvalidToken("malformed claims") from exc
+        raise error("malformed claims") from exc
     if not isinstance(claims, dict) or claims.get("typ") != typ:
-        raise InvalidToken(f"not a {typ} token")
+        raise error(f"not a {typ} token")
     if session_id is not None and claims.get("sid") != session_id:
-        raise InvalidToken("token is for another session")
+        raise error("token is for another session")
     expires = claims.get("exp")
     if not isinstance(expires, int) or expires < (time.time() if now is None else now):
-        raise InvalidToken("token expired")
+        raise error("token expired")
     return claims

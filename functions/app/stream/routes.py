@@ -5,6 +5,12 @@ short-lived stream token (from the control API) authenticates it, since EventSou
 send headers. Everything that can fail is checked before the 200 is sent — a browser's
 EventSource gives up for good on any other status — and the first write (snapshot or
 resume) is built before the response starts, so it goes out at once.
+
+Metrics: ``StreamsOpened`` once the first write is built, ``StreamsEnded`` with the
+``reason`` the stream ended for when its response ends: the player's final event's reason
+(``idle``, ``duration_limit``, ``byte_limit``, ``session_gone``, ``access_revoked``,
+``chunk_unavailable``, ``chunk_damaged``), or the transport's (``send_timeout``,
+``client_gone``).
 """
 
 from __future__ import annotations
@@ -15,16 +21,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from functions.app import metrics, paths
 from functions.app.dependencies import Services, get_services
 from functions.app.domain.leases import holding, release_soon
-from functions.app.domain.sessions import is_session_id
-from functions.app.domain.tokens import InvalidToken, verify
+from functions.app.domain.sessions import AccessRevoked, SessionNotFound, is_session_id
+from functions.app.domain.tokens import verify
+from functions.app.stream import sse
 from functions.app.stream.chunk_source import ChunkSource
 from functions.app.stream.player import Player, StreamRuntime
-from functions.app.stream.response import EventStreamResponse
+from functions.app.stream.response import EventStreamResponse, StreamEnd
 from functions.app.stream.watcher import SessionWatchers
 from functions.app.threads import SESSION_STORE, run_in
-from functions.app.web.problems import Problem
 
 router = APIRouter(tags=["stream"])
 
@@ -33,6 +40,24 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # no proxy buffering
     # Deliberately no "Connection: keep-alive": forbidden in HTTP/2 (Safari drops the stream).
 }
+
+
+class ReportingPlayer(Player):
+    """A player that remembers why it ended: the reason of its final event."""
+
+    end_reason: str | None = None
+
+    def final(self, name: str, reason: str, **extra: object) -> bytes:
+        self.end_reason = reason
+        return super().final(name, reason, **extra)
+
+
+def end_reason(player: ReportingPlayer, end: StreamEnd) -> str:
+    """Why a stream ended, for ``StreamsEnded``: the transport's reason if it cut the
+    stream short, else the player's."""
+    if end.how != "completed":
+        return end.how
+    return player.end_reason or "completed"
 
 
 def stream_runtime(request: Request) -> StreamRuntime:
@@ -83,12 +108,12 @@ async def open_stream(
         now,
     )
     if session is None:
-        raise Problem(404, "session-not-found", "Session not found")
+        raise SessionNotFound()
     # The caps on concurrent streams (429 StreamCapReached), before any 200.
     leases = services.stream_leases
     lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
     try:
-        player = Player(
+        player = ReportingPlayer(
             runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
         )
         # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
@@ -97,12 +122,18 @@ async def open_stream(
     except BaseException:
         release_soon(leases, lease)
         raise
+    metrics.count("StreamsOpened")
+
+    def ended(end: StreamEnd) -> None:
+        metrics.count_by("StreamsEnded", "reason", end_reason(player, end))
+
     return EventStreamResponse(
         holding(while_allowed(player, viewer, player.run(first)), leases, lease, services.now_ms),
         send_timeout_s=settings.stream_send_timeout_s,
         hard_deadline=player.hard_deadline,
         headers=SSE_HEADERS,
         on_timeout=runtime.stats.count_send_timeout,
+        on_end=ended,
     )
 
 
@@ -113,16 +144,12 @@ async def while_allowed(
     removed is told (``error`` ``access_revoked``) at the change that removed them, which
     reaches the player as a new version: the write it caused is not sent."""
     try:
-        async for chunk in body:
+        async for body_part in body:
             if not player.session.can_access(viewer):
-                yield player.final(
-                    "error",
-                    "access_revoked",
-                    code="access_revoked",
-                    message="you were removed from this session",
-                )
+                fields = sse.error_fields(AccessRevoked())
+                yield player.final("error", fields["code"], **fields)
                 return
-            yield chunk
+            yield body_part
     finally:
         close = getattr(body, "aclose", None)  # an async generator: its own finally runs now
         if close is not None:
@@ -130,7 +157,7 @@ async def while_allowed(
 
 
 @router.get(
-    "/api/replay/sessions/{session_id}/stream",
+    paths.STREAM,
     summary="Stream a session as Server-Sent Events",
     response_class=StreamingResponse,
     responses={
@@ -163,12 +190,9 @@ async def stream_session(
 ) -> StreamingResponse:
     """Open (or resume) the event stream of a session."""
     if not is_session_id(session_id):
-        raise Problem(404, "session-not-found", "Session not found")
+        raise SessionNotFound()
     secret = services.settings.stream_token_secret.get_secret_value().encode()
-    try:
-        claims = verify(secret, token, "stream", session_id)
-    except InvalidToken as exc:
-        raise Problem(401, "invalid-stream-token", "Invalid stream token", str(exc)) from exc
+    claims = verify(secret, token, "stream", session_id)  # InvalidStreamToken: 401
     viewer = str(claims.get("sub", ""))
     return await open_stream(
         request, services, runtime, session_id, viewer, last_event_id or resume_from

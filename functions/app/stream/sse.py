@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 import re
 
+from functions.app.domain.errors import STREAM_FAILED, STREAM_FAILED_MESSAGE, describe
+
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _BAD_ID = re.compile(r"[\0\r\n]")
 _BAD_NAME = re.compile(r"[\0\r\n:]")
@@ -30,6 +32,15 @@ def event(name: str, data: bytes, event_id: str | None = None) -> bytes:
         parts += [b"data: ", data, b"\n"]
     parts.append(b"\n")
     return b"".join(parts)
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    """The SSE edge of the error vocabulary: the ``code`` and ``message`` of the final
+    ``error`` event of a stream that ``exc`` ended (``message`` is safe to show)."""
+    entry = describe(exc)
+    if entry is None:
+        return {"code": STREAM_FAILED, "message": STREAM_FAILED_MESSAGE}
+    return {"code": entry.event_code, "message": entry.event_message}
 
 
 def comment(text: str = "") -> bytes:

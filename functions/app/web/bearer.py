@@ -1,7 +1,7 @@
 """Bearer JWTs verified by the app itself, where no API Gateway authorizer stands in front.
 
 The stream function is reached through its Function URL, which has no JWT authorizer, so
-the seed's ``POST /api/auto_dispatch/replay/stream`` would carry no claims there. This
+the legacy client's ``POST /api/auto_dispatch/replay/stream`` would carry no claims there. This
 verifies the caller's token as the HTTP API's JWT authorizer does (its documented checks):
 an RSA signature by a key of the issuer's JWKS (``kid`` in the header), ``iss`` equal to
 the issuer, ``aud`` (or, for Cognito access tokens, ``client_id``) one of the audiences,

@@ -3,7 +3,7 @@
 Behind API Gateway (HTTP API, payload 2.0) the JWT authorizer has verified the token and
 put its claims in the event, which Mangum hands to the app as ``scope["aws.event"]``; the
 subject is the ``sub`` claim. The stream function's Function URL has no authorizer: on the
-one route it serves that needs a caller (the seed's fetch-based stream) the app verifies
+one route it serves that needs a caller (the legacy client's fetch-based stream) the app verifies
 the bearer JWT itself, against the same issuer and audiences (``functions.app.web.bearer``).
 Locally (``AUTH_MODE=local``) the subject is the ``X-Replay-User`` header, or
 ``LOCAL_IDENTITY`` — for a laptop, never for a deployment.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools import Logger
 from fastapi import Depends, Request
 
+from functions.app import paths
 from functions.app.dependencies import Services, get_services
 from functions.app.settings import AppSettings
 from functions.app.web.problems import Problem
@@ -24,13 +25,13 @@ from functions.app.web.problems import Problem
 if TYPE_CHECKING:  # PyJWT + cryptography cost ~130 ms to import: only where a verifier runs
     from functions.app.web.bearer import JwtVerifier
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:|+-]{0,199}$")
 LOCAL_USER_HEADER = "x-replay-user"
 # Routes that verify a bearer JWT in the app when no authorizer claims came with the
 # request. Only what the stream's Function URL must serve to a JWT caller: every other
 # route needing an identity is reached through the HTTP API and its authorizer.
-BEARER_PATHS = frozenset({"/api/auto_dispatch/replay/stream"})
+BEARER_PATHS = frozenset({paths.LEGACY_STREAM})
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 

@@ -17,9 +17,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from functions.app import metrics, paths
 from functions.app.web.problems import Problem, problem_response
 
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -111,7 +112,8 @@ class RequestLog:
     """One structured log line per request, when its answer starts (for a stream: when it
     opens), and an ``X-Request-Id`` on every answer: the Lambda request id, else the
     caller's ``X-Request-Id`` (64 characters at most), else a new one. The path is logged
-    without anything after ``/stream`` and never with the query, so no token is logged."""
+    without anything after ``/stream`` and never with the query, so no token is logged.
+    When the request is over, the metrics it added are flushed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -135,7 +137,7 @@ class RequestLog:
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "path": scope["path"].split("/stream")[0],
+                    "path": paths.loggable(scope["path"]),
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
@@ -155,6 +157,11 @@ class RequestLog:
             if not answered:  # the server's error handler answers 500
                 log(500)
             raise
+        finally:
+            # Once per request (for a stream: when it ended), whatever serves the app:
+            # under Lambda that is once per invocation, under uvicorn it keeps the
+            # process-wide metric set from growing (``functions.app.metrics``).
+            metrics.flush()
 
 
 def dashboard_csp(connect_origins: list[str]) -> str:
@@ -177,7 +184,7 @@ class ResponseHeaders:
       (stream URLs carry a token in their query).
     - The dashboard (``/``, ``/static/*``): a Content-Security-Policy with
       ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` (older browsers).
-    - The session API (``/api/replay/sessions*`` and the seed's routes), whose answers
+    - The session API (``/api/replay/sessions*`` and the legacy client's routes), whose answers
       carry stream and share tokens: ``Cache-Control: no-store`` unless the route set one
       (the stream sets ``no-cache``).
     - HEAD is answered as GET without the body, except on streams: a HEAD there would open
@@ -193,11 +200,11 @@ class ResponseHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        head = scope["method"] == "HEAD" and not path.endswith("/stream")
+        head = scope["method"] == "HEAD" and not path.endswith(paths.STREAM_SUFFIX)
         if head:
             scope = {**scope, "method": "GET"}
         dashboard = path == "/" or path.startswith("/static/")
-        tokens = path.startswith(("/api/replay/sessions", "/api/auto_dispatch/"))
+        tokens = path.startswith(paths.TOKEN_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

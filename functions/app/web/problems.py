@@ -1,17 +1,23 @@
 """RFC 9457 problem details: every 4xx/5xx of the HTTP API is ``application/problem+json``.
 
-Domain code raises ``Problem`` (or domain exceptions mapped in ``install``); handlers here
-translate once, at the edge.
+Domain code raises domain exceptions (``functions.app.domain.errors.DomainError``: each
+carries its slug, status and title); the app translates them once, at the edge, into a
+``Problem`` (``Problem.of``). ``Problem`` itself is raised only by HTTP-level code (request
+headers, body limits, authentication) and the handlers here turn the framework's own errors
+(validation, 404/405 routing) into problems too.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:  # the streaming bridge imports this module: keep its start light
+    from functions.app.domain.errors import ErrorEntry
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://dispatch-replay.example/problems/"
@@ -51,6 +57,13 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def of(cls, entry: ErrorEntry) -> Problem:
+        """The problem of a described error (``functions.app.domain.errors.describe``)."""
+        return cls(
+            entry.status, entry.slug, entry.title, entry.detail, entry.headers, **entry.extra
+        )
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem+json document."""

@@ -3,7 +3,8 @@
 Started by the exec wrapper (``functions/aws_lambda/bridge/exec-wrapper``) in place of the managed
 Python runtime's bootstrap. Builds the app once (init phase), then serves invocations one
 after another in the same process and event loop, so the app, its boto3 clients and the
-chunk cache stay warm across invocations.
+chunk cache stay warm across invocations. Metrics are flushed once per invocation, when it
+has been answered (the app flushes what a request added; this catches the rest).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from functions.app.metrics import flush
 from functions.aws_lambda.bridge.invoke import ASGIApp, handle
 from functions.aws_lambda.bridge.runtime_api import RuntimeApi
 
-logger = Logger(service="dispatch-replay-stream")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 DEFAULT_APP = "functions.app.application:create_app"
 
@@ -51,7 +53,10 @@ async def serve(runtime: RuntimeApi, spec: str) -> None:
         if invocation.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
         logger.append_keys(request_id=invocation.request_id)
-        await handle(app, runtime, invocation, environment)
+        try:
+            await handle(app, runtime, invocation, environment)
+        finally:
+            flush()
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 Mangum's ``HTTPGateway`` handler turns the (payload 2.0) event into the ASGI scope and
 body, exactly as the buffered control functions see them; from there each ASGI message is
 forwarded as it is produced: ``http.response.start`` becomes the prelude, every
-``http.response.body`` a chunk. Rules:
+``http.response.body`` a body part (one chunk of the chunked encoding). Rules:
 
 - an error before the first byte becomes an HTTP 500 problem+json response;
 - an error after it ends the body with the Runtime API's error trailers;
@@ -36,7 +36,7 @@ from functions.aws_lambda.bridge.runtime_api import (
     http_prelude,
 )
 
-logger = Logger(service="dispatch-replay-stream")
+logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[

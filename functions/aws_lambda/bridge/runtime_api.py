@@ -3,7 +3,7 @@
 The managed Python runtime only posts whole responses, so the bridge talks to the Runtime
 API itself: it asks for the next invocation and answers with
 ``Lambda-Runtime-Function-Response-Mode: streaming`` over chunked transfer encoding,
-writing each piece as soon as the app produces it. An error after the first byte is
+writing each body part as soon as the app produces it. An error after the first byte is
 reported in the ``Lambda-Runtime-Function-Error-Type`` / ``-Body`` trailers, as AWS's
 runtime interface clients do.
 
@@ -145,7 +145,8 @@ class RuntimeApi:
 
 
 class StreamingResponse:
-    """A chunked request body to the Runtime API, written piece by piece."""
+    """A chunked request body to the Runtime API, written body part by body part (each
+    one chunk of the transfer encoding; "chunk" alone means an S3 replay chunk here)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -161,14 +162,15 @@ class StreamingResponse:
         if self._writer.is_closing():
             raise ClientGone("the Runtime API closed the response")
 
-    async def write(self, data: bytes) -> None:
-        """Send ``data`` now as one chunk (empty data is skipped: it would end the body)."""
-        if not data:
+    async def write(self, body_part: bytes) -> None:
+        """Send ``body_part`` now, framed as one chunk of the transfer encoding (an empty
+        one is skipped: the empty chunk ends the body)."""
+        if not body_part:
             return
         if self.finished:
             raise ClientGone("the response is already finished")
-        self._writer.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.bytes_written += len(data)
+        self._writer.write(b"%x\r\n%s\r\n" % (len(body_part), body_part))
+        self.bytes_written += len(body_part)
         await self.flush()
 
     async def finish(self, error: BaseException | None = None) -> HttpReply | None:
