@@ -467,6 +467,17 @@ def assert_nothing_cut(dashboard: Dashboard) -> None:
             for (const el of els) {
                 const html = el.outerHTML.slice(0, 120);
                 if (el.scrollWidth > el.clientWidth) cut.push(html);
+                // Cells and badges: laid-out text wider than the content box is ellipsized
+                // even by a fraction of a pixel, which scrollWidth rounds away.
+                if (el.matches('th, td, .badge')) {
+                    const style = getComputedStyle(el);
+                    const room = el.getBoundingClientRect().width
+                        - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)
+                        - parseFloat(style.borderLeftWidth) - parseFloat(style.borderRightWidth);
+                    const text = document.createRange();
+                    text.selectNodeContents(el);
+                    if (text.getBoundingClientRect().width > room + 0.01) cut.push(`text ${html}`);
+                }
                 const cellBox = el.closest('td, th')?.getBoundingClientRect();
                 const r = el.getBoundingClientRect();
                 if (cellBox && r.right > cellBox.right + 1) cut.push(`over ${html}`);
