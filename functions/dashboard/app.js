@@ -51,6 +51,8 @@ const app = {
   frames: 0,
   trails: false,
   clockText: "",
+  shown: { position: null, source: "clock" }, // what the header clock shows (shownTime)
+  frameSpans: [], // replay ms between recent frames of the stream
 };
 
 // --- test hook: a read-only view of what the page holds, and a way to drop the stream ----
@@ -73,6 +75,13 @@ window.__replay = {
       transport: app.stream ? app.stream.transport : "connecting",
       clockPosition: app.clock.now(),
       clockText: app.clockText,
+      shownPosition: app.shown.position,
+      clockSource: app.shown.source,
+      shownClock: app.shown.clock ?? null,
+      standLabels: app.map ? app.map.lastStandLabels : [],
+      terminalLabels: app.map ? app.map.lastTerminalLabels : [],
+      highlightedFlight: app.panels ? app.panels.highlighted : null,
+      highlightedStand: app.map ? app.map.highlightStand : null,
       streamPosition: app.streamPosition,
       playback: {
         state: app.clock.status,
@@ -156,6 +165,7 @@ function onEvent(name, data) {
     case "snapshot":
       state.applySnapshot(data);
       app.streamPosition = data.t;
+      app.frameSpans = [];
       $("overlay").hidden = true;
       break;
     case "playback":
@@ -164,21 +174,21 @@ function onEvent(name, data) {
       break;
     case "vehicle_update":
       state.applyVehicles(data.t, data.vehicles);
-      app.streamPosition = data.t;
+      dataAt(data.t);
       state.expireTasks(tickStart(data.t));
       break;
     case "task_update":
       state.applyTasks(data.t, data.tasks);
-      app.streamPosition = data.t;
+      dataAt(data.t);
       state.expireTasks(tickStart(data.t));
       break;
     case "flight_update":
       state.applyFlights(data.t, data.flights);
-      app.streamPosition = data.t;
+      dataAt(data.t);
       break;
     case "notification":
       state.applyNotifications(data.notifications);
-      app.streamPosition = data.t;
+      dataAt(data.t);
       break;
     case "end":
       app.clock.markEnded(data.position);
@@ -209,8 +219,65 @@ function occupiedStands() {
   return app.occupied;
 }
 
-function drawClock(position) {
+/**
+ * What the header clock shows, and why: the playback clock while it and the data agree;
+ * the time of the newest data shown when the clock runs ahead of it (high speed merges
+ * many ticks into one frame, so the map is up to a frame behind the estimated clock); the
+ * newest data's time, stopped, while the stream is down (the map is frozen too).
+ * Returns {position, source: "clock" | "data" | "offline"}.
+ */
+function shownTime() {
+  const clock = app.clock.now();
+  const data = app.streamPosition;
+  if (data === null) return { position: clock, source: "clock" };
+  const transport = app.stream ? app.stream.transport : "connecting";
+  if (transport !== "live") return { position: Math.min(clock, data), source: "offline" };
+  if (app.clock.status !== "playing") return { position: clock, source: "clock" };
+  // A frame at `data` shows the state of its whole tick.
+  const tick = app.manifest.config.tick_ms;
+  const newest = data + tick - 1;
+  if (clock <= newest) return { position: clock, source: "clock" };
+  // A lag of up to a couple of frames is the merging: the map is at `newest`, say so. A
+  // longer one is a stretch without data (nothing moved, or outside the recording): the
+  // state is unchanged there, so the playback clock is the truth.
+  if (clock - newest > Math.max(2 * tick, 2.5 * frameSpan())) return { position: clock, source: "clock" };
+  return { position: newest, source: clock - newest > tick ? "data" : "clock" };
+}
+
+/** Replay ms between the stream's recent frames (median of the last few). */
+function frameSpan() {
+  const spans = [...app.frameSpans].sort((a, b) => a - b);
+  return spans.length ? spans[Math.floor(spans.length / 2)] : app.manifest.config.tick_ms;
+}
+
+/** A frame event at replay time `t`: the data time moves on; remember the frame's span. */
+function dataAt(t) {
+  if (app.streamPosition !== null && t > app.streamPosition) {
+    app.frameSpans.push(t - app.streamPosition);
+    if (app.frameSpans.length > 8) app.frameSpans.shift();
+  }
+  app.streamPosition = t;
+}
+
+function drawClock(position, source) {
   const text = app.time.hms(position);
+  const panel = $("clock-panel");
+  if (panel.dataset.source !== source || panel.dataset.lang !== language()) {
+    panel.dataset.source = source;
+    panel.dataset.lang = language();
+    const label = $("clock-source");
+    label.hidden = source === "clock";
+    label.textContent = source === "clock" ? "" : t(`clock.source.${source}`);
+    label.title = source === "clock" ? "" : t(`clock.sourceTitle.${source}`);
+    app.clockText = ""; // the labels below follow the language
+  }
+  if (source === "data") {
+    const ahead = t("clock.playbackAt", { at: app.time.hms(app.clock.now()) });
+    if ($("clock-source").dataset.ahead !== ahead) {
+      $("clock-source").dataset.ahead = ahead;
+      $("clock-source").title = `${t("clock.sourceTitle.data")} ${ahead}`;
+    }
+  }
   if (text === app.clockText) return;
   app.clockText = text;
   $("clock").textContent = text;
@@ -218,16 +285,22 @@ function drawClock(position) {
   const date = app.time.date(position);
   if ($("clock-date").textContent !== date) $("clock-date").textContent = date;
   const offset = app.time.offsetLabel(position);
-  if ($("clock-tz").textContent !== offset) {
-    $("clock-tz").textContent = offset;
-    $("clock-tz").title = `${t("clock.tz")}: ${app.manifest.airport.timezone}`;
-  }
+  const tzTitle = t("clock.tzTitle", {
+    zone: app.time.zoneName(position, language()),
+    id: app.manifest.airport.timezone,
+    offset,
+  });
+  if ($("clock-tz").textContent !== offset) $("clock-tz").textContent = offset;
+  if ($("clock-tz").title !== tzTitle) $("clock-tz").title = tzTitle;
 }
 
 function frame() {
   app.frames += 1;
-  const position = app.clock.now();
-  drawClock(position);
+  const shown = shownTime();
+  shown.clock = app.clock.now(); // the playback clock it was drawn against (test hook)
+  app.shown = shown;
+  const position = shown.position;
+  drawClock(position, shown.source);
   app.timeline.draw(position);
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, occupied: occupiedStands() });
   app.panels.render(app.state, position);

@@ -75,6 +75,7 @@ export class PlaybackClock {
 }
 
 const formatters = new Map();
+const zoneNames = new Map();
 
 function formatter(timeZone, options) {
   const key = timeZone + JSON.stringify(options);
@@ -140,6 +141,19 @@ export class AirportTime {
     const h = Math.floor(abs / 60);
     const m = abs % 60;
     return `UTC${sign}${h}${m ? `:${String(m).padStart(2, "0")}` : ""}`;
+  }
+
+  /** The zone's long name at ms in language `lang` ("China Standard Time", "中国标准时间"). */
+  zoneName(ms, lang) {
+    const locale = lang === "zh" ? "zh-CN" : "en-GB";
+    const key = `${this.timeZone}|${locale}`;
+    let f = zoneNames.get(key);
+    if (!f) {
+      f = new Intl.DateTimeFormat(locale, { timeZone: this.timeZone, timeZoneName: "long" });
+      zoneNames.set(key, f);
+    }
+    const part = f.formatToParts(new Date(ms)).find((p) => p.type === "timeZoneName");
+    return part ? part.value : this.timeZone;
   }
 
   /** Epoch ms of local wall time "YYYY-MM-DD" + "HH:MM[:SS]" in this zone. */

@@ -8,8 +8,14 @@ import { enumValues, label, t } from "./i18n.js";
 
 export const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const KEY_SEEK_MS = 30000;
+const SHIFT_KEY_SEEK_MS = 5 * 60000; // Shift+←/→ while playing
+const STEP_TICKS = 1;
+const SHIFT_STEP_TICKS = 10; // Shift+←/→ while paused
+const DAY_MS = 86400000;
 const DEPARTURE_LEAD_MS = 45 * 60000;
-const TIME_PATTERN = /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/;
+// "HH:MM", optionally "+N" days after the service day ("02:00+1"); "24:00" ends the day.
+const TIME_PATTERN = /^(?:([01]\d|2[0-3]):([0-5]\d)|24:00)(?:\+([1-7]))?$/;
+const POPOVERS = { "share-popover": "share-button", "filters-popover": "filters-button" };
 const FILTER_KINDS = { vehicle_types: "vehicle_type", task_types: "task_type", task_statuses: "task_status" };
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +34,42 @@ export function toast(message) {
 function togglePopover(id, show) {
   const el = $(id);
   el.hidden = show === undefined ? !el.hidden : !show;
+}
+
+/** Close every open popover; true if one was open. */
+function closePopovers() {
+  let closed = false;
+  for (const id of Object.keys(POPOVERS)) {
+    if (!$(id).hidden) {
+      togglePopover(id, false);
+      closed = true;
+    }
+  }
+  return closed;
+}
+
+/** Whole days from local date `a` to local date `b` ("YYYY-MM-DD"). */
+function daysBetween(a, b) {
+  return Math.round((Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / DAY_MS);
+}
+
+/** "YYYY-MM-DD" `n` days after `date`. */
+function addDays(date, n) {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** Whether an API error means this page's session is gone (not just a refused request). */
+function sessionGone(error) {
+  const type = error.problem?.type ?? "";
+  return error.status === 404 && /\/(session-not-found|session-gone)$/.test(type);
+}
+
+/** A refused request, in the page's language (the API's own detail kept in brackets). */
+function problemText(error) {
+  const slug = (error.problem?.type ?? "").split("/").pop();
+  const known = slug ? t(`problem.${slug}`) : "";
+  if (known && known !== `problem.${slug}`) return `${known} (${error.message})`;
+  return error.message;
 }
 
 function speedLabel(speed) {
@@ -84,10 +126,10 @@ export class Controls {
       this.applyView(view);
       return view;
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
+      if (error instanceof ApiError && sessionGone(error)) {
         this.onFatal(t("toast.sessionGone"));
       } else {
-        toast(t("toast.error", { msg: error.message }));
+        toast(t("toast.error", { msg: error instanceof ApiError ? problemText(error) : error.message }));
       }
       return null;
     }
@@ -182,8 +224,27 @@ export class Controls {
     select.value = String(current);
   }
 
+  /** A range bound as typed in the range fields: "HH:MM", "+N" for a later day, "24:00"
+   * for the end of a day (ranges may span days: the API allows up to 7). */
   timeInputValue(ms) {
-    return ms >= this.app.manifest.end ? "24:00" : this.app.time.hm(ms);
+    const { manifest, time } = this.app;
+    let days = daysBetween(manifest.service_date, time.date(ms));
+    let hm = time.hm(ms);
+    if (hm === "00:00" && days >= 1 && ms > this.app.clock.rangeStart) {
+      days -= 1; // an end at midnight is the end of the day before
+      hm = "24:00";
+    }
+    return days > 0 ? `${hm}+${days}` : hm;
+  }
+
+  /** Epoch ms of a range field's value ("HH:MM[+N]" or "24:00[+N]"), or null. */
+  parseRangeTime(value, extraDays = 0) {
+    const match = TIME_PATTERN.exec(value);
+    if (!match) return null;
+    const { manifest, time } = this.app;
+    const days = Number(match[3] ?? 0) + extraDays;
+    if (match[1] === undefined) return time.toEpoch(addDays(manifest.service_date, days + 1), "00:00");
+    return time.toEpoch(addDays(manifest.service_date, days), `${match[1]}:${match[2]}`);
   }
 
   // --- jump to a flight ----------------------------------------------------------------
@@ -219,6 +280,7 @@ export class Controls {
       option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route} · ${t("flights.stand")} ${f.stand}${outside}`;
       option.disabled = !inRange;
       option.dataset.target = String(at);
+      option.dataset.stand = f.stand ?? "";
       return option;
     });
     select.replaceChildren(placeholder, ...options);
@@ -228,19 +290,19 @@ export class Controls {
   // --- range ---------------------------------------------------------------------------
 
   applyRange() {
-    const { manifest, time } = this.app;
     const startValue = $("range-start").value.trim();
     const endValue = $("range-end").value.trim();
-    if (!TIME_PATTERN.test(startValue) || !TIME_PATTERN.test(endValue) || startValue === "24:00") {
+    const start = this.parseRangeTime(startValue);
+    let end = this.parseRangeTime(endValue);
+    if (start === null || end === null) {
       toast(t("error.badTime"));
       return;
     }
-    const start = time.toEpoch(manifest.service_date, startValue);
-    // "24:00" (or "00:00" as an end) is the end of the service day.
-    const endOfDay = endValue === "24:00" || endValue === "00:00";
-    const end = endOfDay ? manifest.end : time.toEpoch(manifest.service_date, endValue);
+    // An end at or before the start without a day of its own is on the next day:
+    // "22:00 – 02:00" is a night shift, not a mistake.
+    if (end <= start && !endValue.includes("+")) end = this.parseRangeTime(endValue, 1);
     if (end <= start) {
-      toast(t("toast.error", { msg: `${endValue} ≤ ${startValue}` }));
+      toast(t("error.rangeOrder", { start: startValue, end: endValue }));
       return;
     }
     this.control({ action: "set_range", start, end }).then((view) => {
@@ -356,6 +418,15 @@ export class Controls {
 
   bindKeys() {
     document.addEventListener("keydown", (e) => {
+      // Escape closes a popover even from its own fields (the share link is focused).
+      if (e.key === "Escape") {
+        if (!closePopovers()) {
+          this.app.map.selectedId = null;
+          this.app.map.highlightStand = null;
+          this.app.panels.highlightFlight(null);
+        }
+        return;
+      }
       if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
       switch (e.key) {
         case " ":
@@ -368,8 +439,11 @@ export class Controls {
         case "ArrowRight": {
           e.preventDefault();
           const direction = e.key === "ArrowRight" ? 1 : -1;
-          if (this.app.clock.status === "paused") this.step(direction * (e.shiftKey ? 10 : 1));
-          else this.seekBy(direction * KEY_SEEK_MS);
+          if (this.app.clock.status === "paused") {
+            this.step(direction * (e.shiftKey ? SHIFT_STEP_TICKS : STEP_TICKS));
+          } else {
+            this.seekBy(direction * (e.shiftKey ? SHIFT_KEY_SEEK_MS : KEY_SEEK_MS));
+          }
           break;
         }
         case "+":
@@ -382,13 +456,16 @@ export class Controls {
           e.preventDefault();
           this.changeSpeed(-1);
           break;
-        case "Escape":
-          togglePopover("share-popover", false);
-          togglePopover("filters-popover", false);
-          this.app.map.selectedId = null;
-          break;
         default:
           break;
+      }
+    });
+    // A click (or tap) outside an open popover closes it; its own button toggles it.
+    document.addEventListener("pointerdown", (e) => {
+      for (const [id, opener] of Object.entries(POPOVERS)) {
+        const popover = $(id);
+        if (popover.hidden || popover.contains(e.target) || $(opener).contains(e.target)) continue;
+        togglePopover(id, false);
       }
     });
   }
@@ -417,7 +494,12 @@ export class Controls {
     });
     $("jump-flight").addEventListener("change", (e) => {
       const option = e.target.selectedOptions[0];
-      if (option && option.dataset.target) this.seek(Number(option.dataset.target));
+      if (option && option.dataset.target) {
+        // The board marks the flight and scrolls to it once the seek has landed.
+        app.panels.highlightFlight(option.value, Number(option.dataset.target));
+        app.map.highlightStand = option.dataset.stand || null;
+        this.seek(Number(option.dataset.target));
+      }
       e.target.value = "";
       e.target.blur();
     });

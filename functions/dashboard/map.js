@@ -2,6 +2,7 @@
 // World coordinates are metres east / south of the airport's reference point (a local
 // equirectangular projection: exact enough over a few kilometres).
 import { fitCanvasToParent } from "./canvas.js";
+import { label, language } from "./i18n.js";
 
 export const VEHICLE_COLORS = {
   fuel_truck: "#fb923c",
@@ -49,6 +50,22 @@ const FONT_MONO = 'ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans
 const MIN_SCALE = 0.02; // px per metre
 const MAX_SCALE = 12;
 const STAND_BOX_M = 44;
+const STAND_LABEL_PX = 10;
+const STAND_LABEL_GAP_PX = 4;
+
+/** A terminal's name on the map in the page's language ("Terminal 1" -> "T1 航站楼"). */
+export function terminalName(terminal) {
+  if (language() !== "zh") return terminal.name;
+  const numbered = /^terminal\s*(\w+)$/i.exec(terminal.name.trim());
+  if (numbered) return `T${numbered[1]} 航站楼`;
+  return terminal.name; // a name of its own: the layout has no Chinese name for it
+}
+
+/** A depot's name on the map: in Chinese, what it is (the vehicle type's depot). */
+export function depotName(depot) {
+  if (language() !== "zh") return depot.name;
+  return `${label("vehicle_type", depot.vehicle_type)}停车场`;
+}
 
 export class ApronMap {
   /**
@@ -74,6 +91,9 @@ export class ApronMap {
     this.insets = { top: 52, right: 16, bottom: 16, left: 56 };
     this.hoverId = null;
     this.selectedId = null;
+    this.highlightStand = null; // the stand of the flight jumped to
+    this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
+    this.lastTerminalLabels = []; // terminal names the last frame drew (test hook)
     this.onHover = () => {};
     this.onSelect = () => {};
     this.bindPointer();
@@ -110,6 +130,19 @@ export class ApronMap {
       maxY: Math.max(...points.map((q) => q.y)) + 60,
     };
     const standSpacing = this.medianNeighbourDistance(stands.map((s) => s.at));
+    // Alternate neighbours along each row of stands (a row: stands within a stand box of
+    // the row's first across it), so crowded labels can go above and below by turns.
+    const rows = [];
+    for (const stand of [...stands].sort((a, b) => a.at.y - b.at.y)) {
+      const row = rows[rows.length - 1];
+      if (row && Math.abs(stand.at.y - row[0].at.y) <= STAND_BOX_M) row.push(stand);
+      else rows.push([stand]);
+    }
+    for (const row of rows) {
+      row.sort((a, b) => a.at.x - b.at.x).forEach((stand, i) => {
+        stand.labelAbove = i % 2 === 1;
+      });
+    }
     return { roads, stands, depots, terminals, runways, bounds, standSpacing };
   }
 
@@ -372,6 +405,7 @@ export class ApronMap {
   }
 
   drawTerminals(ctx) {
+    this.lastTerminalLabels = [];
     for (const tm of this.layout.terminals) {
       ctx.beginPath();
       tm.outline.forEach((q, i) => {
@@ -391,13 +425,25 @@ export class ApronMap {
       ctx.font = `600 12px ${FONT_UI}`;
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.fillText(tm.name, centre.x, centre.y);
+      const name = terminalName(tm);
+      ctx.fillText(name, centre.x, centre.y);
+      this.lastTerminalLabels.push(name);
     }
   }
 
   drawStands(ctx, occupied) {
     const box = Math.max(5, STAND_BOX_M * this.scale);
-    const showLabels = this.layout.standSpacing * this.scale > 15;
+    // Neighbouring labels need the widest label's width between stands: with less room they
+    // alternate above and below the stands (twice the room); with less than half, none.
+    ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
+    if (this.standLabelWidth === undefined) {
+      this.standLabelWidth = Math.max(0, ...this.layout.stands.map((st) => ctx.measureText(st.stand_id).width));
+    }
+    const needed = this.standLabelWidth + STAND_LABEL_GAP_PX;
+    const spacing = this.layout.standSpacing * this.scale;
+    const stagger = spacing < needed;
+    const showLabels = spacing * 2 >= needed;
+    const labels = [];
     ctx.lineWidth = 1;
     for (const stand of this.layout.stands) {
       const s = this.screen(stand.at);
@@ -412,19 +458,29 @@ export class ApronMap {
       const flight = occupied.get(stand.stand_id);
       if (flight) this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
       ctx.restore();
+      if (stand.stand_id === this.highlightStand) {
+        ctx.strokeStyle = COLORS.selection;
+        ctx.lineWidth = 2;
+        ctx.strokeRect(s.x - box / 2 - 4, s.y - box / 2 - 4, box + 8, box + 8);
+        ctx.lineWidth = 1;
+      }
       if (showLabels) {
+        const above = stagger && stand.labelAbove;
         ctx.fillStyle = COLORS.standLabel;
-        ctx.font = `10px ${FONT_MONO}`;
+        ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
         ctx.textAlign = "center";
-        ctx.textBaseline = "top";
-        ctx.fillText(stand.stand_id, s.x, s.y + box / 2 + 2);
-        if (flight && box > 22) {
+        ctx.textBaseline = above ? "bottom" : "top";
+        const y = above ? s.y - box / 2 - 2 : s.y + box / 2 + 2;
+        ctx.fillText(stand.stand_id, s.x, y);
+        labels.push({ id: stand.stand_id, x: s.x, y, above, width: ctx.measureText(stand.stand_id).width });
+        if (flight && box > 22 && !stagger) {
           ctx.fillStyle = COLORS.terminalLabel;
           ctx.textBaseline = "bottom";
           ctx.fillText(flight.callsign, s.x, s.y - box / 2 - 2);
         }
       }
     }
+    this.lastStandLabels = labels;
   }
 
   /** A simple airliner silhouette, nose up, `length` px long, at the origin. */
@@ -471,7 +527,7 @@ export class ApronMap {
         ctx.font = `10px ${FONT_UI}`;
         ctx.textAlign = "left";
         ctx.textBaseline = "middle";
-        ctx.fillText(depot.name, s.x + size / 2 + 4, s.y);
+        ctx.fillText(depotName(depot), s.x + size / 2 + 4, s.y);
       }
     }
   }

@@ -3,8 +3,17 @@
 
 import { enumValues, label, language, t } from "./i18n.js";
 import { STATE_RINGS, VEHICLE_COLORS } from "./map.js";
+import { FINISHED } from "./state.js";
 
 const ARROW = "M0 -5 L3.4 3.9 L0 2.1 L-3.4 3.9 Z";
+
+/** A vehicle's label in the page's language: in Chinese, its type and fleet number
+ * ("Fuel truck 01" -> "加油车 01"); the fleet's own label stays in the tooltip. */
+function vehicleLabel(info) {
+  if (language() !== "zh") return info.label;
+  const number = /(\d+)$/.exec(info.vehicle_id ?? "");
+  return `${label("vehicle_type", info.vehicle_type)}${number ? ` ${number[1]}` : ""}`;
+}
 
 function legendItem(svgPath, text) {
   const item = document.createElement("div");
@@ -80,17 +89,45 @@ export class VehicleCard {
   render(id, vehicle, task, state) {
     const info = this.vehicles.get(id);
     const type = info ? info.vehicle_type : null;
-    const flight = task ? (state.flights.get(task.flight_id) ?? this.flights.get(task.flight_id)) : null;
     const none = t("vehicle.none");
+    // A finished task is the vehicle's last one, not what it does now: an idle (or
+    // returning) vehicle has no current task.
+    const current = task && !FINISHED.has(task.status) ? task : null;
+    const flight = current
+      ? (state.flights.get(current.flight_id) ?? this.flights.get(current.flight_id))
+      : null;
     const rows = [
       [t("vehicle.type"), label("vehicle_type", type)],
       [t("vehicle.state"), label("vehicle_state", vehicle.row.state)],
       [t("vehicle.speed"), `${Math.round(vehicle.row.speed_kmh)} km/h`],
-      [t("vehicle.task"), task ? `${label("task_type", task.task_type)} · ${label("task_status", task.status)}` : none],
-      [t("vehicle.flight"), flight ? `${flight.callsign} (${flight.flight_number})` : (task?.flight_id ?? none)],
-      [t("vehicle.stand"), task ? task.stand : none],
-      [t("vehicle.fix"), this.time.hms(vehicle.row.t)],
+      [
+        t("vehicle.task"),
+        current
+          ? `${label("task_type", current.task_type)} · ${label("task_status", current.status)}`
+          : vehicle.row.state === "idle"
+            ? label("vehicle_state", "idle")
+            : t("vehicle.noTask"),
+        "current-task",
+      ],
     ];
+    if (current) {
+      rows.push([t("vehicle.flight"), flight ? `${flight.callsign} (${flight.flight_number})` : current.flight_id]);
+      rows.push([t("vehicle.stand"), current.stand]);
+    } else if (task) {
+      const ended = task.actual_end ?? task.t;
+      rows.push([
+        t("vehicle.lastTask"),
+        t("vehicle.lastTaskText", {
+          task: label("task_type", task.task_type),
+          status: label("task_status", task.status),
+          at: this.time.hm(ended),
+        }),
+        "last-task",
+      ]);
+    } else {
+      rows.push([t("vehicle.flight"), none], [t("vehicle.stand"), none]);
+    }
+    rows.push([t("vehicle.fix"), this.time.hms(vehicle.row.t)]);
     const head = document.createElement("div");
     head.className = "vc-head";
     const dot = document.createElement("span");
@@ -100,14 +137,16 @@ export class VehicleCard {
     name.textContent = id;
     const sub = document.createElement("span");
     sub.className = "muted";
-    sub.textContent = info ? info.label : "";
+    sub.textContent = info ? vehicleLabel(info) : "";
+    sub.title = info ? info.label : "";
     head.append(dot, name, sub);
     const list = document.createElement("dl");
-    for (const [term, value] of rows) {
+    for (const [term, value, testId] of rows) {
       const dt = document.createElement("dt");
       dt.textContent = term;
       const dd = document.createElement("dd");
       dd.textContent = value;
+      if (testId) dd.dataset.testid = testId;
       list.append(dt, dd);
     }
     this.element.replaceChildren(head, list);

@@ -3,6 +3,8 @@
 
 import { label, language, t } from "./i18n.js";
 import { VEHICLE_COLORS } from "./map.js";
+import { noticeKind, noticeText } from "./notices.js";
+import { FINISHED } from "./state.js";
 
 const FLIGHT_WINDOW_BEFORE_MS = 45 * 60000; // a board shows what is about to happen
 const FLIGHT_WINDOW_AFTER_MS = 3 * 3600000;
@@ -17,7 +19,13 @@ const TASK_TYPE_VEHICLE = {
   pushback: "pushback_tug",
   passenger_bus: "passenger_bus",
 };
-const FINISHED = new Set(["completed", "cancelled"]);
+// Which milestone a flight row's `actual` time is: the time of the event its status names.
+const ACTUAL_MILESTONE = {
+  landed: "landing",
+  on_block: "on_block",
+  off_block: "off_block",
+  departed: "takeoff",
+};
 
 /** Reuse, create, reorder and remove children of `container` so they match `items`. */
 function syncRows(container, items, keyOf, create, update) {
@@ -86,11 +94,29 @@ export class Panels {
       if (row && row.dataset.vehicleId) this.onPickVehicle(row.dataset.vehicleId);
     });
     this.lastRender = null;
+    this.highlighted = null; // flight id marked on the board (jump to flight)
+    this.scrollToHighlight = false;
+  }
+
+  /** Mark flight `id` on the board; scroll its row into view once the board shows replay
+   * time `at` (the jump's target: before the seek lands the board is of another time). */
+  highlightFlight(id, at = null) {
+    this.highlighted = id;
+    this.highlightAt = at;
+    this.scrollToHighlight = id !== null;
+    if (id !== null && this.movement !== "all") {
+      document.querySelector("[data-movement=all]").click(); // the flight may be the other way
+    }
+    this.lastRender = null;
   }
 
   callsign(flightId, state) {
     const flight = state.flights.get(flightId) ?? this.catalogueFlights.get(flightId);
-    return flight ? flight.callsign : flightId;
+    if (flight) return flight.callsign;
+    // A flight the day's data never described (no flight events): its id, without the
+    // service-date suffix ids usually carry ("L75189-20260314-D" -> "L75189"); the whole id
+    // is in the row's tooltip.
+    return flightId ? flightId.replace(/-\d{8}(-[A-Z])?$/, "") : "—";
   }
 
   /** Re-render when the state, the language, the filter or the minute changed. */
@@ -144,12 +170,49 @@ export class Panels {
         setText(sched, time.hm(f.scheduled));
         setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");
         est.classList.toggle("late", Boolean(f.estimated && f.estimated > f.scheduled + 5 * 60000));
-        setText(actual, f.actual ? time.hm(f.actual) : "");
+        this.renderActual(actual, f);
         status.replaceChildren(this.badge(`flight-${f.status}`, label("flight_status", f.status)));
       },
     );
     this.flightEmpty.hidden = flights.length > 0;
     setText(this.flightCount, String(flights.length));
+    this.showHighlight(clock);
+  }
+
+  /** The actual time and which milestone it is (landing, on-block, off-block, take-off). */
+  renderActual(cell, f) {
+    if (!f.actual) {
+      cell.replaceChildren();
+      cell.title = "";
+      delete cell.dataset.milestone;
+      return;
+    }
+    const milestone = ACTUAL_MILESTONE[f.status] ?? "other";
+    const tag = document.createElement("span");
+    tag.className = "milestone";
+    tag.textContent = t(`flights.milestone.${milestone}`);
+    cell.replaceChildren(document.createTextNode(this.time.hm(f.actual)), tag);
+    cell.dataset.milestone = milestone;
+    cell.title = t(`flights.milestoneTitle.${milestone}`, { at: this.time.hm(f.actual) });
+  }
+
+  showHighlight(clock) {
+    let row = null;
+    for (const tr of this.flightBody.children) {
+      const on = this.highlighted !== null && tr.dataset.flightId === this.highlighted;
+      tr.classList.toggle("highlight", on);
+      tr.setAttribute("aria-selected", String(on));
+      if (on) row = tr;
+    }
+    if (!row || !this.scrollToHighlight) return;
+    if (this.highlightAt !== null && Math.abs(clock - this.highlightAt) > 60000) return;
+    this.scrollToHighlight = false;
+    const box = row.closest(".scroll");
+    const header = box.querySelector("thead")?.offsetHeight ?? 0;
+    const rowBox = row.getBoundingClientRect();
+    const boxBox = box.getBoundingClientRect();
+    // Centre the row in the visible part of the list (under the sticky header).
+    box.scrollTop += rowBox.top - boxBox.top - header - (box.clientHeight - header - rowBox.height) / 2;
   }
 
   renderTasks(state) {
@@ -190,6 +253,7 @@ export class Panels {
         const standTag = cell("span", "sub");
         standTag.textContent = task.stand;
         flight.replaceChildren(document.createTextNode(callsign), standTag);
+        flight.title = task.flight_id ?? "";
         setText(vehicle, task.vehicle_id ?? "—");
         setText(planned, time.hm(task.planned_start));
         planned.title = t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) });
@@ -222,7 +286,7 @@ export class Panels {
         if (n.flight_id) related.push(this.callsign(n.flight_id, state));
         if (n.vehicle_id) related.push(n.vehicle_id);
         if (n.task_id) related.push(n.task_id);
-        const signature = `${lang}|${n.t}|${related.join(" · ")}`;
+        const signature = `${lang}|${n.t}|${n.text}|${related.join(" · ")}`;
         if (li.dataset.signature === signature) return;
         li.dataset.signature = signature;
         li.dataset.notificationId = n.id;
@@ -232,8 +296,12 @@ export class Panels {
         badge.className = `badge level-${n.level}`;
         setText(badge, label("level", n.level));
         setText(when, time.hms(n.t));
-        setText(code, n.code ?? "");
-        setText(text, n.text);
+        setText(code, noticeKind(n.code));
+        code.title = n.code ?? "";
+        const shown = noticeText(n);
+        setText(text, shown.text);
+        text.title = n.text ?? ""; // the dispatch system's own words, whatever the language
+        text.dataset.translated = String(shown.translated);
         setText(refs, related.join(" · "));
       },
     );

@@ -1,7 +1,8 @@
 // The replay state as the stream builds it: vehicles (with what smooth motion needs),
 // tasks, flights and notifications, each keyed by its id so nothing can appear twice.
 
-const FINISHED = new Set(["completed", "cancelled"]);
+/** Task statuses after which a task is over. */
+export const FINISHED = new Set(["completed", "cancelled"]);
 const TRAIL_POINTS = 40;
 const MAX_NOTIFICATIONS = 200;
 const MIN_ANIMATION_MS = 40;
