@@ -27,7 +27,7 @@ from functions.local.publish import render_config
 from tests.authorizer import JwtAuthorizerStandIn
 from tests.oidc_provider import CLIENT_ID, Provider, serve_provider
 from tests.streaming import Server, publish_tiny_day, serve
-from tests.test_browser import Dashboard, browser, open_dashboard  # noqa: F401 (fixture)
+from tests.browser_page import chromium, open_dashboard
 
 pytestmark = pytest.mark.end_to_end
 
@@ -60,6 +60,12 @@ class ConfigFromStack:
             await send({"type": "http.response.body", "body": self.body})
             return
         await self.app(scope, receive, send)  # type: ignore[operator]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -127,7 +133,7 @@ def test_the_provider_refuses_a_code_without_its_verifier(hosted: Hosted) -> Non
 
 def test_sign_in_replay_renewal_and_sign_out(
     hosted: Hosted,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     provider, authorizer, server = hosted.provider, hosted.authorizer, hosted.server
