@@ -25,9 +25,9 @@ from playwright.sync_api import Browser
 
 from functions.local.publish import render_config
 from tests.authorizer import JwtAuthorizerStandIn
+from tests.browser_page import chromium, open_dashboard
 from tests.oidc_provider import CLIENT_ID, Provider, serve_provider
 from tests.streaming import Server, publish_tiny_day, serve
-from tests.browser_page import chromium, open_dashboard
 
 pytestmark = pytest.mark.end_to_end
 
