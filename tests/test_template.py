@@ -223,6 +223,4 @@ def test_each_function_names_its_own_service() -> None:
     }
     literal = re.compile(r"Logger\(\s*service=|Metrics\([^)]*service=")
     for path in [*(ROOT / "functions").rglob("*.py"), *(ROOT / "chunker").rglob("*.py")]:
-        if path.name == "player.py":
-            continue  # being rewritten on its own branch (issue #16, item 3)
         assert not literal.search(path.read_text()), path

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
 
-from chunker.format.encoding import CorruptChunk, Manifest
+from chunker.format.encoding import Manifest
 from chunker.format.prepared import PreparedState, PreparedTick
+from functions.app.domain.errors import DomainError
 from functions.app.domain.sessions import Session
 from functions.app.settings import AppSettings
 from functions.app.stream import sse
@@ -42,13 +43,19 @@ from functions.app.stream.playhead import (
     TickGrid,
 )
 from functions.app.stream.watcher import SessionWatch, SessionWatchers
-from functions.app.web.problems import Problem
 
-CHUNK_ERROR_MESSAGES = {
-    "chunk_damaged": "replay data for this position is damaged; retry later",
-    "chunk_unavailable": "replay data is temporarily unavailable; reconnect",
-}
-logger = Logger(service="dispatch-replay-api")
+logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
+
+
+class OpeningTooLarge(DomainError):
+    """The opening write (snapshot and its prelude) alone exceeds ``STREAM_MAX_BYTES``: a
+    configuration error (raise the limit or filter), so no Retry-After."""
+
+    slug = "stream-byte-limit"
+    status = 503
+    title = "The first write is larger than the stream's byte limit"
+
+
 DEADLINE_MARGIN_MS = 3000  # stop this long before the invocation deadline
 FINAL_WRITE_GRACE_MS = 1000  # a write still blocked this long after the deadline is dropped
 
@@ -212,12 +219,9 @@ class Player:
             out = playhead.opening(head, body, now)
         if out is None:
             size = _size(head, body, playhead.opening_tail(now))
-            raise Problem(
-                503,
-                "stream-byte-limit",
-                "The first write is larger than the stream's byte limit",
+            raise OpeningTooLarge(
                 f"the opening snapshot takes {size:,} bytes; STREAM_MAX_BYTES is "
-                f"{self.settings.stream_max_bytes:,}",
+                f"{self.settings.stream_max_bytes:,}"
             )
         return out
 
@@ -258,10 +262,12 @@ class Player:
         chunk); retrying helps only once it is re-chunked. ``chunk_unavailable``: S3 failed
         after its retries, or was slower than the wait bound; retrying soon should work.
         """
-        code = "chunk_damaged" if isinstance(exc, CorruptChunk) else "chunk_unavailable"
+        fields = sse.error_fields(exc)
         # The exception names S3 keys and carries botocore's text: logged, never sent.
-        logger.warning("stream chunk error", extra={"code": code, "error": str(exc)[:300]})
-        return self.final("error", code, code=code, message=CHUNK_ERROR_MESSAGES[code])
+        logger.warning(
+            "stream chunk error", extra={"code": fields["code"], "error": str(exc)[:300]}
+        )
+        return self.final("error", fields["code"], **fields)
 
     async def run(self, first: bytes) -> AsyncGenerator[bytes, None]:
         """The stream's writes, starting with ``first`` (from ``opening``)."""

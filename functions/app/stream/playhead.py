@@ -136,6 +136,7 @@ class Playhead:
         self.limits = limits
         self.timeline = session.timeline
         self.position = 0  # P: every tick <= P has been delivered (tick-aligned)
+        self.end_reason: str | None = None  # why the last event ended the stream, if one did
         self.tick_ms = 1000
         self.chunk_end = 0  # end of the chunk holding the clock's position
         self.prefetched = 0  # start of the last chunk this stream asked to prefetch
@@ -182,7 +183,9 @@ class Playhead:
         return self.event("end", {"reason": "end_of_range", "position": self.position})
 
     def final(self, name: str, reason: str, **extra: object) -> bytes:
-        """A last event (``reconnect`` or ``error``): the client resumes from its id."""
+        """A last event (``reconnect`` or ``error``): the client resumes from its id.
+        Its reason is kept as ``end_reason`` (the stream's ``StreamsEnded`` metric)."""
+        self.end_reason = reason
         return self.event(name, {"reason": reason, "retry_ms": RETRY_MS, **extra})
 
     def snapshot(self, move: Snapshot, state: PreparedState, manifest: Manifest) -> bytes:

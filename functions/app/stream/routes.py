@@ -42,22 +42,12 @@ SSE_HEADERS = {
 }
 
 
-class ReportingPlayer(Player):
-    """A player that remembers why it ended: the reason of its final event."""
-
-    end_reason: str | None = None
-
-    def final(self, name: str, reason: str, **extra: object) -> bytes:
-        self.end_reason = reason
-        return super().final(name, reason, **extra)
-
-
-def end_reason(player: ReportingPlayer, end: StreamEnd) -> str:
+def end_reason(player: Player, end: StreamEnd) -> str:
     """Why a stream ended, for ``StreamsEnded``: the transport's reason if it cut the
     stream short, else the player's."""
     if end.how != "completed":
         return end.how
-    return player.end_reason or "completed"
+    return player.playhead.end_reason or "completed"
 
 
 def stream_runtime(request: Request) -> StreamRuntime:
@@ -113,7 +103,7 @@ async def open_stream(
     leases = services.stream_leases
     lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
     try:
-        player = ReportingPlayer(
+        player = Player(
             runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
         )
         # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
