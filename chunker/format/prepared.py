@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -218,7 +218,7 @@ class PreparedChunk:
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
             raise CorruptChunk(f"not a chunk's structure ({type(exc).__name__}: {exc})") from exc
 
-    def ticks_between(self, after: int, until: int) -> Iterable[PreparedTick]:
+    def ticks_between(self, after: int, until: int) -> Sequence[PreparedTick]:
         """Ticks with ``after < t <= until``, in order."""
         times = self.tick_times
         return self.ticks[bisect_right(times, after) : bisect_right(times, until)]
