@@ -52,17 +52,6 @@ OUTSIDE_AIRPORT_AREA = "outside_airport_area"
 UNKNOWN_VEHICLE = "unknown_vehicle"
 UNKNOWN_STAND = "unknown_stand"
 DUPLICATE = "duplicate"
-REASONS = (
-    INVALID_JSON,
-    SCHEMA_VIOLATION,
-    LINE_TOO_LONG,
-    OUTSIDE_SERVICE_DAY,
-    OUTSIDE_FILE_HOUR,
-    OUTSIDE_AIRPORT_AREA,
-    UNKNOWN_VEHICLE,
-    UNKNOWN_STAND,
-    DUPLICATE,
-)
 
 _VEHICLE_STATES = frozenset(state.value for state in VehicleState)
 

@@ -22,7 +22,6 @@ from typing import Any
 
 Row = dict[str, Any]
 RECENT_NOTIFICATIONS = 20
-ENTITY_KINDS = ("vehicles", "tasks", "flights")
 EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
 
 
@@ -50,33 +49,12 @@ class ReplayState:
     flights: dict[str, Row] = field(default_factory=dict)
     notifications: deque[Row] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
 
-    def copy(self) -> ReplayState:
-        """An independent copy (rows are shared: they are never mutated)."""
-        return ReplayState(
-            dict(self.vehicles),
-            dict(self.tasks),
-            dict(self.flights),
-            deque(self.notifications, maxlen=RECENT_NOTIFICATIONS),
-        )
-
     def apply(self, kind: str, row: Row) -> None:
         """Fold one row of ``kind`` (a key of ``EVENT_KINDS``) into the state."""
         if kind == "notifications":
             self.notifications.append(row)
         else:
             getattr(self, kind)[row["id"]] = row
-
-    def apply_tick(self, tick: dict[str, Any]) -> None:
-        """Fold one delta tick (as stored in a chunk) into the state."""
-        for kind in EVENT_KINDS:
-            rows = tick.get(kind)
-            if rows:
-                if kind == "notifications":
-                    self.notifications.extend(rows)
-                else:
-                    target = getattr(self, kind)
-                    for row in rows:
-                        target[row["id"]] = row
 
     def expire_tasks(self, tick_start: int, retention_ms: int) -> None:
         """Drop finished tasks older than the retention, as seen at ``tick_start``."""
@@ -98,13 +76,3 @@ class ReplayState:
             "flights": [self.flights[k] for k in sorted(self.flights)],
             "notifications": list(self.notifications),
         }
-
-    @classmethod
-    def from_keyframe(cls, keyframe: dict[str, list[Row]]) -> ReplayState:
-        """State from a stored keyframe."""
-        return cls(
-            {row["id"]: row for row in keyframe["vehicles"]},
-            {row["id"]: row for row in keyframe["tasks"]},
-            {row["id"]: row for row in keyframe["flights"]},
-            deque(keyframe["notifications"], maxlen=RECENT_NOTIFICATIONS),
-        )
