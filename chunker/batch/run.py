@@ -102,16 +102,12 @@ class ParsedFile:
 
 
 def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -> ParsedFile:
-    """Validate every line of one raw object, given whole or in pieces as it is read
-    (positions take the fast loop)."""
+    """Validate every line of one raw object, given whole or in pieces as it is read."""
     kind = raw_file.kind
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
     lines = iter_lines(data, raw_file.key, raw_file.gzip)
     try:
-        if kind == "positions":
-            rows, line_rejects = rules.parse_positions(lines, window)
-        else:
-            rows, line_rejects = rules.parse_lines(kind, lines, window)
+        rows, line_rejects = rules.parse_lines(kind, lines, window)
     except TooManyRejects as exc:
         raise InputError(f"{raw_file.key}: {exc}; not a {kind} recording to chunk") from exc
     rejects = [
