@@ -27,8 +27,7 @@ from chunker.batch.validate import (
     _Fix,
     _Rejects,
 )
-
-Row = dict[str, Any]
+from chunker.format.rows import Row
 
 
 def baseline_parse_positions(

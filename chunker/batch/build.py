@@ -14,9 +14,9 @@ from typing import Any
 
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CHUNK_FORMAT, FORMAT_VERSION, ChunkerConfig, Histogram
+from chunker.format.rows import Row
 from chunker.format.state import EVENT_KINDS, ReplayState
 
-Row = dict[str, Any]
 MOVING_KMH = 3.0
 
 # Raw record kind -> the state/tick kind its rows update.

@@ -57,13 +57,13 @@ from chunker.format.encoding import (
 )
 from chunker.format.keys import DayKeys, RawFile
 from chunker.format.records import RECORD_KINDS, Reference
+from chunker.format.rows import Row
 from chunker.format.s3 import object_exists
 from chunker.format.state import ReplayState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-Row = dict[str, Any]
 PUT_THREADS = 8
 
 
@@ -302,7 +302,7 @@ class DayJob:
             chunks=entries,
             counts=counts,
             histogram=built.histogram,
-            flights=[state.flights[k] for k in sorted(state.flights)],
+            flights=[dict(state.flights[k]) for k in sorted(state.flights)],
             quarantine_key=quarantine_key,
             quarantined=len(rejects),
         )

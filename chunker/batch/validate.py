@@ -1,8 +1,8 @@
 """Raw line -> validated replay row, or a rejection with a reason.
 
-Every accepted record becomes a *row*: a JSON-ready dict whose own id is ``id`` and whose
-times are epoch milliseconds (``t`` is the event time). Rows are what chunks store and
-what the stream sends, so this module defines their shape.
+Every accepted record becomes a *row* (``chunker.format.rows``: one TypedDict per kind,
+built here): a JSON-ready dict whose own id is ``id`` and whose times are epoch
+milliseconds (``t`` is the event time).
 
 Positions are ~99% of the volume. They take a fast path (``_position_rule``: msgspec
 decodes the line into a struct in C, then every check in one expression) that accepts the
@@ -34,8 +34,7 @@ from chunker.format.records import (
     VehiclePosition,
     VehicleState,
 )
-
-Row = dict[str, Any]
+from chunker.format.rows import FlightRow, NotificationRow, Row, TaskRow, VehicleRow
 
 MAX_LINE_BYTES = 64 * 1024
 QUARANTINE_RAW_BYTES = 4096  # a quarantine record keeps this much of its raw line
@@ -123,7 +122,7 @@ def _ms(value: dt.datetime | None) -> int | None:
     return None if value is None else to_ms(value)
 
 
-def position_row(rec: VehiclePosition) -> Row:
+def position_row(rec: VehiclePosition) -> VehicleRow:
     """Row of a GPS fix (values as recorded)."""
     return {
         "id": rec.vehicle_id,
@@ -136,7 +135,7 @@ def position_row(rec: VehiclePosition) -> Row:
     }
 
 
-def task_row(rec: TaskEvent) -> Row:
+def task_row(rec: TaskEvent) -> TaskRow:
     """Row of a task after a status transition."""
     return {
         "id": rec.task_id,
@@ -154,7 +153,7 @@ def task_row(rec: TaskEvent) -> Row:
     }
 
 
-def flight_row(rec: FlightEvent) -> Row:
+def flight_row(rec: FlightEvent) -> FlightRow:
     """Row of a flight leg after a change."""
     return {
         "id": rec.flight_id,
@@ -175,7 +174,7 @@ def flight_row(rec: FlightEvent) -> Row:
     }
 
 
-def notification_row(rec: Notification) -> Row:
+def notification_row(rec: Notification) -> NotificationRow:
     """Row of a system notification."""
     return {
         "id": rec.notification_id,
@@ -219,7 +218,7 @@ class Rules:
     min_lon: float
     max_lon: float
     _second_ms: dict[str, int] = field(default_factory=dict, repr=False)
-    _position_fast: Callable[[bytes], Row | None] = field(init=False, repr=False)
+    _position_fast: Callable[[bytes], VehicleRow | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._position_fast = _position_rule(self)
@@ -383,7 +382,7 @@ class Rules:
         return row
 
 
-def _position_rule(rules: Rules) -> Callable[[bytes], Row | None]:
+def _position_rule(rules: Rules) -> Callable[[bytes], VehicleRow | None]:
     """``rules``' fast form of "a valid position": line -> the accepted row, or None to let
     the model path decide (and name the reason). Known vehicle, known state, inside the
     airport area, heading in [0, 360), speed in [0, 200], a canonical timestamp inside the
@@ -394,7 +393,7 @@ def _position_rule(rules: Rules) -> Callable[[bytes], Row | None]:
     day_lo, day_hi = rules.day.start_ms, rules.day.end_ms
     seconds, fast_ms = rules._second_ms, rules.fast_ms
 
-    def position_fast(line: bytes) -> Row | None:
+    def position_fast(line: bytes) -> VehicleRow | None:
         try:
             fix = decode(line)
         except _DECODE_ERRORS:

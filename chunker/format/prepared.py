@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from chunker.format.encoding import CorruptChunk
+from chunker.format.rows import Row
 from chunker.format.state import RECENT_NOTIFICATIONS, ReplayState, StateFold, floor_tick
 
-Row = dict[str, Any]
 _CHUNK_OVERHEAD = 512  # the PreparedChunk object, its key and the cache's bookkeeping
 
 

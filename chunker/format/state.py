@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-Row = dict[str, Any]
+from chunker.format.rows import Row
+
 RECENT_NOTIFICATIONS = 20
 EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
 

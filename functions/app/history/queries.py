@@ -13,9 +13,9 @@ import orjson
 
 from chunker.format.encoding import Manifest
 from chunker.format.read import ChunkReader
+from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 
-Row = dict[str, Any]
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
 FLIGHT_TAIL_MS = 2 * 3_600_000
