@@ -34,8 +34,8 @@ async def replay_stream(
     reader = services.chunks
 
     def get_replay_data(timestamp: int) -> dict[str, Any]:
-        day = reader.day_covering(airport, timestamp)
-        state: dict[str, Any] = reader.state_at(day.manifest, timestamp).keyframe()
+        manifest = reader.day_at(airport, timestamp)
+        state: dict[str, Any] = reader.state_at(manifest, timestamp).keyframe()
         return state
 
     async def generate_stream() -> AsyncIterator[str]:

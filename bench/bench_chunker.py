@@ -15,8 +15,11 @@ from typing import Any
 from moto import mock_aws
 
 from bench.baseline_chunker import baseline_full_state_per_tick, baseline_rows
+from bench.bench_chunker_positions import position_loop_ab
 from bench.common import percentile, say, write_result
+from chunker.batch.raw_inputs import iter_lines
 from chunker.batch.run import HourOutcome, chunk_day
+from chunker.batch.validate import Rules
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import ChunkerConfig
 from chunker.format.keys import classify_raw_key
@@ -67,6 +70,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raw_file = classify_raw_key(day.keys, key)
             if raw_file is not None and raw_file.hour in (None, hour):
                 hour_objects[key] = (raw_file.kind, body)
+        position_files = []
+        for key, (kind, body) in sorted(hour_objects.items()):
+            raw_file = classify_raw_key(day.keys, key)
+            if kind == "positions" and raw_file is not None:
+                window = None if raw_file.hour is None else service_day.hour_window(hour)
+                position_files.append((list(iter_lines(body, key, raw_file.gzip)), window))
+        loop = position_loop_ab(lambda: Rules.for_day(day.reference, service_day), position_files)
+        say(f"position loop, busiest hour: {loop}")
         started = time.perf_counter()
         rows = baseline_rows(hour_objects)
         parse_s = time.perf_counter() - started
@@ -131,6 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "full_state_per_tick_zstd_bytes": baseline.zstd_bytes,
             "size_ratio_vs_zstd": round(ours_hour_bytes / baseline.zstd_bytes, 4),
         },
+        "position_loop_busiest_hour": loop,
         "state_at_random_t_ms": {
             "samples": len(times),
             "cold_p50": round(percentile(cold, 50), 2),

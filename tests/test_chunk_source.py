@@ -9,10 +9,12 @@ import time
 import tracemalloc
 from typing import TYPE_CHECKING
 
+import pytest
+
+from chunker.format import read as read_module
 from chunker.format.encoding import decode_chunk
 from chunker.format.prepared import PreparedChunk
-from chunker.format.read import ChunkReader
-from functions.app.stream import chunk_source as source_module
+from chunker.format.read import ChunkReader, NotPublished
 from functions.app.stream.chunk_source import ChunkSource
 from tests.conftest import BUCKET
 from tests.streaming import publish_tiny_day
@@ -42,11 +44,11 @@ def test_a_stale_day_list_is_refreshed_once_in_the_background(s3: S3Client) -> N
     source = ChunkSource(reader)
 
     async def scenario() -> None:
-        manifest = await source.manifest_for("XTST", 1773417600000 + 60_000)
-        source._airports["XTST"].fetched_at -= source_module.DAYS_TTL_S + 1  # now stale
+        manifest = await source.day_at("XTST", 1773417600000 + 60_000)
+        reader.day_indexes["XTST"].fetched_at -= read_module.DAYS_TTL_S + 1  # now stale
         started = time.monotonic()
         answers = await asyncio.gather(
-            *(source.manifest_for("XTST", manifest.start + i * 1000) for i in range(200))
+            *(source.day_at("XTST", manifest.start + i * 1000) for i in range(200))
         )
         # Served from the stale list while the (blocked) refresh runs: nobody waited.
         assert time.monotonic() - started < 1.0
@@ -54,14 +56,39 @@ def test_a_stale_day_list_is_refreshed_once_in_the_background(s3: S3Client) -> N
         deadline = time.monotonic() + 5
         while reader.listings < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)  # the background refresh reaches the slow listing
-        assert reader.listings == 2 and source.refreshes == 2  # one refresh for 200 callers
+        assert reader.listings == 2 and reader.refreshes == 2  # one refresh for 200 callers
         reader.release.set()
-        refreshing = source._airports["XTST"].refreshing
+        refreshing = source.loads.get("the published days of XTST")
         assert refreshing is not None
         await refreshing
-        assert source._airports["XTST"].manifests  # manifests kept across the refresh
+        assert reader.day_indexes["XTST"].manifests  # manifests kept across the refresh
 
     asyncio.run(scenario())
+
+
+def test_ticks_across_chunks_and_days_are_the_same_for_history_and_stream(s3: S3Client) -> None:
+    """The one walk, driven blocking (history) and async (stream), against the chunks'
+    own ticks read one by one."""
+    publish_tiny_day(s3)
+    reader = ChunkReader(s3, BUCKET)
+    manifest = reader.published("XTST", "2026-03-14").manifest
+    start = manifest.chunks[1].start - 1_500  # from inside one chunk to inside another
+    end = manifest.chunks[3].start + 2_500
+    expected = [
+        tick.t
+        for entry in manifest.chunks[1:4]
+        for tick in PreparedChunk.from_document(
+            entry.key, decode_chunk(reader._get(entry.key))
+        ).ticks
+        if start <= tick.t < end
+    ]
+    assert expected and [tick.t for tick in reader.iter_ticks("XTST", start, end)] == expected
+    source = ChunkSource(ChunkReader(s3, BUCKET))
+    ticks, last = asyncio.run(source.ticks("XTST", start, end))
+    assert [tick.t for tick in ticks] == expected and last.version == manifest.version
+    assert source.loads_started == 4 and not source.loads  # one load per chunk, all done
+    with pytest.raises(NotPublished):
+        list(reader.iter_ticks("XTST", manifest.end, manifest.end + 1_000))
 
 
 def test_a_prepared_chunk_counts_the_memory_it_really_holds(s3: S3Client) -> None:

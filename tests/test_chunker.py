@@ -325,9 +325,21 @@ def test_published_days_and_airports_are_listed(s3: S3Client) -> None:
     assert reader.published_days("XTST") == ["2026-03-14", "2026-03-15"]
     first = reader.published("XTST", "2026-03-14").manifest
     # Local midnight of the 15th (Asia/Shanghai) is the first instant of the second day.
-    assert reader.day_covering("XTST", first.end).manifest.service_date.isoformat() == "2026-03-15"
-    assert reader.day_covering("XTST", first.end - 1).manifest.version == first.version
+    assert reader.day_at("XTST", first.end).service_date.isoformat() == "2026-03-15"
+    assert reader.day_at("XTST", first.end - 1).version == first.version
     with pytest.raises(NotPublished):
-        reader.day_covering("XTST", first.start - 1)
+        reader.day_at("XTST", first.start - 1)
+    # Ticks across midnight come from both days' chunks, as the chunks themselves hold them.
+    second = reader.published("XTST", "2026-03-15").manifest
+    start, end = first.end - 300_000, second.start + 300_000
+    stored = [first.chunks[-1].key, second.chunks[0].key]
+    expected = [
+        tick["t"]
+        for key in stored
+        for tick in decode_chunk(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["ticks"]
+        if start <= tick["t"] < end
+    ]
+    assert any(t >= second.start for t in expected)
+    assert [tick.t for tick in reader.iter_ticks("XTST", start, end)] == expected
     with pytest.raises(NotPublished):
         reader.published("XTST", "2026-03-16")

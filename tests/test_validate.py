@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from chunker.batch.validate import (
     INVALID_JSON,
     LINE_TOO_LONG,
+    MAX_LINE_BYTES,
     OUTSIDE_AIRPORT_AREA,
     OUTSIDE_SERVICE_DAY,
     SCHEMA_VIOLATION,
@@ -265,13 +266,32 @@ def test_non_finite_numbers_are_rejected() -> None:
 def test_fast_file_loop_equals_the_reference_loop(
     lines: list[bytes], repeats: list[int], hourly: bool
 ) -> None:
-    """parse_positions (the hot loop) == parse_lines (the reference), duplicates included."""
+    """parse_lines (the hot loop, fast path) == the model path per line plus the file rules
+    restated here (hour window, duplicates), duplicates included."""
     for index in repeats:  # exact repeats, in and out of place
         if index < len(lines):
             lines.insert(min(len(lines), index + 1), lines[index])
     numbered = list(enumerate(lines, start=1))
     window = DAY.hour_window(8) if hourly else None
     checker = rules()
-    assert checker.parse_positions(iter(numbered), window) == checker.parse_lines(
-        "positions", iter(numbered), window
-    )
+    rows: list[dict[str, Any]] = []
+    rejects: list[tuple[int, str, str, bytes, int | None]] = []
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    for number, raw in numbered:
+        result = (
+            Reject(LINE_TOO_LONG, f"longer than {MAX_LINE_BYTES} bytes")
+            if len(raw) > MAX_LINE_BYTES
+            else checker.parse_with_model("positions", raw)
+        )
+        if isinstance(result, Reject):
+            rejects.append((number, result.reason, result.detail, raw[:4096], None))
+        elif window is not None and not window[0] <= result["t"] < window[1]:
+            detail = f"t={result['t']} is outside the file's hour"
+            rejects.append((number, "outside_file_hour", detail, raw[:4096], None))
+        elif latest.get((result["id"], result["t"])) == result:
+            detail = "repeats the previous record"
+            rejects.append((number, "duplicate", detail, raw[:4096], result["t"]))
+        else:
+            latest[(result["id"], result["t"])] = result
+            rows.append(result)
+    assert checker.parse_lines("positions", iter(numbered), window) == (rows, rejects)

@@ -14,9 +14,9 @@ from typing import Any
 
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CHUNK_FORMAT, FORMAT_VERSION, ChunkerConfig, Histogram
+from chunker.format.rows import Row
 from chunker.format.state import EVENT_KINDS, ReplayState
 
-Row = dict[str, Any]
 MOVING_KMH = 3.0
 
 # Raw record kind -> the state/tick kind its rows update.
@@ -92,6 +92,7 @@ def build_hour(
         for tick_start in range(bucket_start, bucket_end, tick_ms):
             tick_end = tick_start + tick_ms
             tick: dict[str, Any] | None = None
+            fixes: dict[str, Row] = {}  # the last fix per vehicle in the tick
             for s, (kind, kind_rows) in enumerate(streams):
                 i = cursors[s]
                 if i >= len(kind_rows) or kind_rows[i]["t"] >= tick_end:
@@ -104,21 +105,24 @@ def build_hour(
                     tick = {"t": tick_start}
                 if kind == "vehicles":
                     # Only the last fix per vehicle in the tick matters.
-                    last: dict[str, Row] = {}
                     for row in kind_rows[i:j]:
-                        last[row["id"]] = row
+                        fixes[row["id"]] = row
                         if row["speed_kmh"] > MOVING_KMH:
                             moving[bin_index].add(row["id"])
-                    state.vehicles.update(last)
-                    tick[kind] = list(last.values())
-                    counts[kind] += len(last)
+                    tick[kind] = list(fixes.values())
+                    counts[kind] += len(fixes)
                 else:
                     events = kind_rows[i:j]
-                    for row in events:
-                        state.apply(kind, row)
                     tick[kind] = events
                     counts[kind] += len(events)
             if tick is not None:
+                # The fold readers apply to this tick (chunker.format.state.StateFold).
+                state.apply_tick(
+                    fixes,
+                    tick.get("tasks", ()),
+                    tick.get("flights", ()),
+                    tick.get("notifications", ()),
+                )
                 ticks.append(tick)
         histogram.task_events[bin_index] += counts["tasks"]
         histogram.flight_events[bin_index] += counts["flights"]

@@ -57,13 +57,13 @@ from chunker.format.encoding import (
 )
 from chunker.format.keys import DayKeys, RawFile
 from chunker.format.records import RECORD_KINDS, Reference
+from chunker.format.rows import Row
 from chunker.format.s3 import object_exists
 from chunker.format.state import ReplayState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-Row = dict[str, Any]
 PUT_THREADS = 8
 
 
@@ -102,16 +102,12 @@ class ParsedFile:
 
 
 def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -> ParsedFile:
-    """Validate every line of one raw object, given whole or in pieces as it is read
-    (positions take the fast loop)."""
+    """Validate every line of one raw object, given whole or in pieces as it is read."""
     kind = raw_file.kind
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
     lines = iter_lines(data, raw_file.key, raw_file.gzip)
     try:
-        if kind == "positions":
-            rows, line_rejects = rules.parse_positions(lines, window)
-        else:
-            rows, line_rejects = rules.parse_lines(kind, lines, window)
+        rows, line_rejects = rules.parse_lines(kind, lines, window)
     except TooManyRejects as exc:
         raise InputError(f"{raw_file.key}: {exc}; not a {kind} recording to chunk") from exc
     rejects = [
@@ -306,7 +302,7 @@ class DayJob:
             chunks=entries,
             counts=counts,
             histogram=built.histogram,
-            flights=[state.flights[k] for k in sorted(state.flights)],
+            flights=[dict(state.flights[k]) for k in sorted(state.flights)],
             quarantine_key=quarantine_key,
             quarantined=len(rejects),
         )

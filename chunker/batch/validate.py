@@ -1,26 +1,27 @@
 """Raw line -> validated replay row, or a rejection with a reason.
 
-Every accepted record becomes a *row*: a JSON-ready dict whose own id is ``id`` and whose
-times are epoch milliseconds (``t`` is the event time). Rows are what chunks store and
-what the stream sends, so this module defines their shape.
+Every accepted record becomes a *row* (``chunker.format.rows``: one TypedDict per kind,
+built here): a JSON-ready dict whose own id is ``id`` and whose times are epoch
+milliseconds (``t`` is the event time).
 
-Positions are ~99% of the volume. They take a fast path (orjson + explicit checks) that
-handles the canonical shape of a record; anything else — an unusual timestamp form, an
-int where a float is expected, a bad line — is decided by the pydantic model in
-``chunker.format.records``. The fast path therefore only ever accepts what the model accepts and
-produces the same row (property-tested in tests/test_validate.py).
+Positions are ~99% of the volume. They take a fast path (``_position_rule``: msgspec
+decodes the line into a struct in C, then every check in one expression) that accepts the
+canonical shape of a valid record; anything else — an unusual timestamp form, a wrong type,
+a bad line, a record failing a check — is decided by the pydantic model in
+``chunker.format.records`` and the same checks, which name the reason. The fast path
+therefore only ever accepts what the model accepts and produces the same row
+(property-tested in tests/test_validate.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
-import orjson
 from pydantic import ValidationError
 
 from chunker.format.day import ServiceDay, to_ms
@@ -33,8 +34,7 @@ from chunker.format.records import (
     VehiclePosition,
     VehicleState,
 )
-
-Row = dict[str, Any]
+from chunker.format.rows import FlightRow, NotificationRow, Row, TaskRow, VehicleRow
 
 MAX_LINE_BYTES = 64 * 1024
 QUARANTINE_RAW_BYTES = 4096  # a quarantine record keeps this much of its raw line
@@ -52,17 +52,6 @@ OUTSIDE_AIRPORT_AREA = "outside_airport_area"
 UNKNOWN_VEHICLE = "unknown_vehicle"
 UNKNOWN_STAND = "unknown_stand"
 DUPLICATE = "duplicate"
-REASONS = (
-    INVALID_JSON,
-    SCHEMA_VIOLATION,
-    LINE_TOO_LONG,
-    OUTSIDE_SERVICE_DAY,
-    OUTSIDE_FILE_HOUR,
-    OUTSIDE_AIRPORT_AREA,
-    UNKNOWN_VEHICLE,
-    UNKNOWN_STAND,
-    DUPLICATE,
-)
 
 _VEHICLE_STATES = frozenset(state.value for state in VehicleState)
 
@@ -84,6 +73,9 @@ class _Fix(msgspec.Struct):
 
 
 _FIX_DECODER = msgspec.json.Decoder(_Fix)
+# msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8, and RecursionError
+# for a deeply nested value (in a field it would skip, too).
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _TIME_CACHE_LIMIT = 200_000
 
 
@@ -130,7 +122,7 @@ def _ms(value: dt.datetime | None) -> int | None:
     return None if value is None else to_ms(value)
 
 
-def position_row(rec: VehiclePosition) -> Row:
+def position_row(rec: VehiclePosition) -> VehicleRow:
     """Row of a GPS fix (values as recorded)."""
     return {
         "id": rec.vehicle_id,
@@ -143,7 +135,7 @@ def position_row(rec: VehiclePosition) -> Row:
     }
 
 
-def task_row(rec: TaskEvent) -> Row:
+def task_row(rec: TaskEvent) -> TaskRow:
     """Row of a task after a status transition."""
     return {
         "id": rec.task_id,
@@ -161,7 +153,7 @@ def task_row(rec: TaskEvent) -> Row:
     }
 
 
-def flight_row(rec: FlightEvent) -> Row:
+def flight_row(rec: FlightEvent) -> FlightRow:
     """Row of a flight leg after a change."""
     return {
         "id": rec.flight_id,
@@ -182,7 +174,7 @@ def flight_row(rec: FlightEvent) -> Row:
     }
 
 
-def notification_row(rec: Notification) -> Row:
+def notification_row(rec: Notification) -> NotificationRow:
     """Row of a system notification."""
     return {
         "id": rec.notification_id,
@@ -226,6 +218,10 @@ class Rules:
     min_lon: float
     max_lon: float
     _second_ms: dict[str, int] = field(default_factory=dict, repr=False)
+    _position_fast: Callable[[bytes], VehicleRow | None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._position_fast = _position_rule(self)
 
     @classmethod
     def for_day(cls, reference: Reference, day: ServiceDay) -> Rules:
@@ -293,11 +289,8 @@ class Rules:
         if len(line) > MAX_LINE_BYTES:
             # Lines are cut to MAX_LINE_BYTES + 1 when read: the true length is not known.
             return Reject(LINE_TOO_LONG, f"longer than {MAX_LINE_BYTES} bytes")
-        if kind == "positions":
-            row = self._position_fast(line)
-            if row is not None:
-                return self._check_position(row)
-        return self.parse_with_model(kind, line)
+        row = self._position_fast(line) if kind == "positions" else None
+        return self.parse_with_model(kind, line) if row is None else row
 
     def parse_with_model(self, kind: str, line: bytes) -> Row | Reject:
         """The reference path: pydantic model, then the semantic checks. ``parse`` equals it."""
@@ -313,59 +306,6 @@ class Rules:
             return self._check_stand_event(row)
         return self._check_time(row)
 
-    def _position_fast(self, line: bytes) -> Row | None:
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return None
-        if type(obj) is not dict:
-            return None
-        try:
-            text = obj["t"]
-            vehicle_id = obj["vehicle_id"]
-            lat = obj["lat"]
-            lon = obj["lon"]
-            heading = obj["heading"]
-            speed = obj["speed_kmh"]
-            state = obj["state"]
-        except KeyError:
-            return None
-        if type(text) is not str or type(state) is not str or state not in _VEHICLE_STATES:
-            return None
-        # A known vehicle id passed the schema's id pattern when the reference was loaded.
-        if type(vehicle_id) is not str or vehicle_id not in self.vehicle_ids:
-            return None
-        if type(lat) is not float or type(lon) is not float:
-            return None
-        if type(heading) is not float:
-            if type(heading) is not int:
-                return None
-            heading = float(heading)
-        if type(speed) is not float:
-            if type(speed) is not int:
-                return None
-            speed = float(speed)
-        # Comparisons are False for NaN, so non-finite values fall through to pydantic.
-        if not (
-            -90.0 <= lat <= 90.0
-            and -180.0 <= lon <= 180.0
-            and 0.0 <= heading < 360.0
-            and 0.0 <= speed <= 200.0
-        ):
-            return None
-        t = self.fast_ms(text)
-        if t is None:
-            return None
-        return {
-            "id": vehicle_id,
-            "t": t,
-            "lat": lat,
-            "lon": lon,
-            "heading": heading,
-            "speed_kmh": speed,
-            "state": state,
-        }
-
     def parse_lines(
         self, kind: str, lines: Iterable[tuple[int, bytes]], window: tuple[int, int] | None
     ) -> tuple[list[Row], list[LineReject]]:
@@ -374,109 +314,26 @@ class Rules:
         File rules on top of ``parse``: in an hourly file (``window``) a record must fall in
         the file's hour, and a record repeating the latest record of the same entity and
         time is a duplicate (so dropping it can never change the state: ``A, B, A'`` keeps
-        all three). This is the reference; ``parse_positions`` is its fast twin.
+        all three). Positions are ~99% of the volume: this is the chunker's hot loop.
         """
         rows: list[Row] = []
         rejects = _Rejects()
         latest: dict[tuple[str, int], Row] = {}
+        # parse(kind, line), its fast path called directly (this loop is hot); a line the
+        # fast path leaves to the model (rare) goes through parse itself.
+        fast = self._position_fast if kind == "positions" else None
+        parse = self.parse
+        result: Row | Reject | None
         for number, line in lines:
-            result = self.parse(kind, line)
+            result = fast(line) if fast is not None and len(line) <= MAX_LINE_BYTES else None
+            if result is None:
+                result = parse(kind, line)
             if type(result) is Reject:
                 rejects.add(number, result.reason, result.detail, line, None)
                 continue
             row: Row = result  # type: ignore[assignment]
             t = row["t"]
             if window is not None and not window[0] <= t < window[1]:
-                rejects.add(
-                    number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None
-                )
-                continue
-            identity = (row["id"], t)
-            if latest.get(identity) == row:
-                rejects.add(number, DUPLICATE, "repeats the previous record", line, t)
-                continue
-            latest[identity] = row
-            rows.append(row)
-        return rows, rejects
-
-    def parse_positions(
-        self, lines: Iterable[tuple[int, bytes]], window: tuple[int, int] | None
-    ) -> tuple[list[Row], list[LineReject]]:
-        """Every position line of one file: accepted rows in file order, and rejects.
-
-        The hot loop of the chunker. It does what ``parse`` plus the file rules of
-        ``chunker.batch.run.parse_file`` do (hour window, duplicates), inlined for canonical
-        records; any other line goes through ``parse`` itself, so results are identical
-        (tested against the generic path).
-        """
-        decode = _FIX_DECODER.decode
-        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8, and
-        # RecursionError for a deeply nested value (in a field it would skip, too).
-        decode_error = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-        vehicles = self.vehicle_ids
-        states = _VEHICLE_STATES
-        cache = self._second_ms
-        fast_ms = self.fast_ms
-        parse = self.parse
-        day_lo, day_hi = self.day.start_ms, self.day.end_ms
-        lo, hi = window if window is not None else (day_lo, day_hi)
-        min_lat, max_lat, min_lon, max_lon = self.min_lat, self.max_lat, self.min_lon, self.max_lon
-        rows: list[Row] = []
-        rejects = _Rejects()
-        latest: dict[tuple[str, int], Row] = {}
-        row: Row | None
-        t: int
-        for number, line in lines:
-            row = None
-            if len(line) <= MAX_LINE_BYTES:
-                try:
-                    fix: _Fix | None = decode(line)
-                except decode_error:
-                    fix = None
-                if fix is not None:
-                    text = fix.t
-                    vehicle_id = fix.vehicle_id
-                    lat = fix.lat
-                    lon = fix.lon
-                    heading = fix.heading
-                    speed = fix.speed_kmh
-                    state = fix.state
-                    # Comparisons are False for NaN: non-finite values fall through.
-                    if (
-                        vehicle_id in vehicles
-                        and state in states
-                        and min_lat <= lat <= max_lat
-                        and min_lon <= lon <= max_lon
-                        and 0.0 <= heading < 360.0
-                        and 0.0 <= speed <= 200.0
-                    ):
-                        parsed: int | None = None
-                        if len(text) == 29 and text[19] == ".":
-                            base = cache.get(text[:19] + text[23:])
-                            digits = text[20:23]
-                            if base is not None and digits.isdigit() and digits.isascii():
-                                parsed = base + int(digits)
-                        if parsed is None:
-                            parsed = fast_ms(text)
-                        if parsed is not None and day_lo <= parsed < day_hi:
-                            t = parsed
-                            row = {
-                                "id": vehicle_id,
-                                "t": t,
-                                "lat": lat,
-                                "lon": lon,
-                                "heading": heading,
-                                "speed_kmh": speed,
-                                "state": state,
-                            }
-            if row is None:
-                result = parse("positions", line)
-                if isinstance(result, Reject):
-                    rejects.add(number, result.reason, result.detail, line, None)
-                    continue
-                row = result
-                t = result["t"]
-            if not lo <= t < hi:
                 rejects.add(
                     number, OUTSIDE_FILE_HOUR, f"t={t} is outside the file's hour", line, None
                 )
@@ -523,3 +380,54 @@ class Rules:
         if vehicle_id is not None and vehicle_id not in self.vehicle_ids:
             return Reject(UNKNOWN_VEHICLE, f"vehicle {vehicle_id!r} is not in the reference fleet")
         return row
+
+
+def _position_rule(rules: Rules) -> Callable[[bytes], VehicleRow | None]:
+    """``rules``' fast form of "a valid position": line -> the accepted row, or None to let
+    the model path decide (and name the reason). Known vehicle, known state, inside the
+    airport area, heading in [0, 360), speed in [0, 200], a canonical timestamp inside the
+    service day. A closure, so the hot loop reads its rules as locals."""
+    decode = _FIX_DECODER.decode
+    vehicles, states = rules.vehicle_ids, _VEHICLE_STATES
+    min_lat, max_lat, min_lon, max_lon = rules.min_lat, rules.max_lat, rules.min_lon, rules.max_lon
+    day_lo, day_hi = rules.day.start_ms, rules.day.end_ms
+    seconds, fast_ms = rules._second_ms, rules.fast_ms
+
+    def position_fast(line: bytes) -> VehicleRow | None:
+        try:
+            fix = decode(line)
+        except _DECODE_ERRORS:
+            return None
+        lat, lon, heading, speed = fix.lat, fix.lon, fix.heading, fix.speed_kmh
+        # Comparisons are False for NaN: non-finite values fall through.
+        if not (
+            fix.vehicle_id in vehicles
+            and fix.state in states
+            and min_lat <= lat <= max_lat
+            and min_lon <= lon <= max_lon
+            and 0.0 <= heading < 360.0
+            and 0.0 <= speed <= 200.0
+        ):
+            return None
+        text = fix.t
+        t: int | None = None
+        if len(text) == 29 and text[19] == ".":  # the usual form: its second is cached
+            base = seconds.get(text[:19] + text[23:])
+            digits = text[20:23]
+            if base is not None and digits.isdigit() and digits.isascii():
+                t = base + int(digits)
+        if t is None:
+            t = fast_ms(text)
+        if t is None or not day_lo <= t < day_hi:
+            return None
+        return {
+            "id": fix.vehicle_id,
+            "t": t,
+            "lat": lat,
+            "lon": lon,
+            "heading": heading,
+            "speed_kmh": speed,
+            "state": fix.state,
+        }
+
+    return position_fast

@@ -30,11 +30,6 @@ def from_ms(ms: int) -> dt.datetime:
     return EPOCH + dt.timedelta(milliseconds=ms)
 
 
-def iso_ms(ms: int) -> str:
-    """ISO 8601 UTC text with millisecond precision, e.g. ``2026-03-14T08:00:01.250Z``."""
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceDay:
     """One airport's service day and its UTC window ``[start_ms, end_ms)``."""

@@ -41,7 +41,9 @@ FORMAT_VERSION = 1
 ZSTD_LEVEL = 3
 MAX_CHUNK_BYTES = 256 * 1024 * 1024  # decompressed; a chunk beyond this is corrupt or hostile
 
-Row = dict[str, Any]
+# A chunker.format.rows.FlightRow as stored in parts and manifests (kept as given: the
+# catalogue is read by key, and the manifest must stay readable if rows gain fields).
+StoredFlightRow = dict[str, Any]
 
 
 class CorruptChunk(ValueError):
@@ -173,7 +175,9 @@ class HourPart(BaseModel):
     chunks: list[ChunkEntry]
     counts: dict[str, KindCounts]
     histogram: Histogram
-    flights: list[Row] = Field(description="Latest row of each flight seen in the hour.")
+    flights: list[StoredFlightRow] = Field(
+        description="Latest row of each flight seen in the hour."
+    )
     quarantine_key: str | None
     quarantined: int
 
@@ -201,7 +205,7 @@ class Catalogue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     vehicles: list[Vehicle]
-    flights: list[Row]
+    flights: list[StoredFlightRow]
 
 
 class Layout(BaseModel):

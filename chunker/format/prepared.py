@@ -10,21 +10,17 @@ from __future__ import annotations
 import sys
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
 
 from chunker.format.encoding import CorruptChunk
-from chunker.format.state import (
-    FINISHED_TASK_STATUSES,
-    RECENT_NOTIFICATIONS,
-    ReplayState,
-    expired_task,
-)
+from chunker.format.rows import Row
+from chunker.format.state import RECENT_NOTIFICATIONS, ReplayState, StateFold, floor_tick
 
-Row = dict[str, Any]
 _CHUNK_OVERHEAD = 512  # the PreparedChunk object, its key and the cache's bookkeeping
 
 
@@ -148,26 +144,17 @@ class _Preparer:
 
 
 @dataclass(slots=True)
-class PreparedState:
-    """State at an instant, as entries keyed by id (what a snapshot is built from)."""
+class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry]):
+    """State at an instant ``t``, as entries keyed by id (what a snapshot is built from)."""
 
-    t: int
-    vehicles: dict[str, bytes]
-    tasks: dict[str, TaskEntry]
-    flights: dict[str, FlightEntry]
-    notifications: deque[NotificationEntry]
+    t: int = 0
     task_retention_ms: int = 0
+    task_id = flight_id = attrgetter("id")
+    task_status_t = attrgetter("status", "t")
 
     def apply(self, tick: PreparedTick) -> None:
-        """Fold one tick in."""
-        if tick.vehicles:
-            self.vehicles.update(tick.vehicles)
-        for task in tick.tasks:
-            self.tasks[task.id] = task
-        for flight in tick.flights:
-            self.flights[flight.id] = flight
-        if tick.notifications:
-            self.notifications.extend(tick.notifications)
+        """Fold one tick (or a keyframe) in."""
+        self.apply_tick(tick.vehicles, tick.tasks, tick.flights, tick.notifications)
 
     def rows(self) -> ReplayState:
         """Decoded rows (for queries and tests; the stream never needs this)."""
@@ -218,7 +205,7 @@ class PreparedChunk:
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
             raise CorruptChunk(f"not a chunk's structure ({type(exc).__name__}: {exc})") from exc
 
-    def ticks_between(self, after: int, until: int) -> Iterable[PreparedTick]:
+    def ticks_between(self, after: int, until: int) -> Sequence[PreparedTick]:
         """Ticks with ``after < t <= until``, in order."""
         times = self.tick_times
         return self.ticks[bisect_right(times, after) : bisect_right(times, until)]
@@ -227,21 +214,9 @@ class PreparedChunk:
         """State at ``t`` (keyframe + ticks with ``tick.t <= t``); ``t`` inside the chunk."""
         if not self.start <= t < self.end:
             raise ValueError(f"t={t} is outside the chunk [{self.start}, {self.end})")
-        keyframe = self.keyframe
-        state = PreparedState(
-            t,
-            dict(keyframe.vehicles),
-            {task.id: task for task in keyframe.tasks},
-            {flight.id: flight for flight in keyframe.flights},
-            deque(keyframe.notifications, maxlen=RECENT_NOTIFICATIONS),
-            self.task_retention_ms,
-        )
+        state = PreparedState(t=t, task_retention_ms=self.task_retention_ms)
+        state.apply(self.keyframe)
         for tick in self.ticks[: bisect_right(self.tick_times, t)]:
             state.apply(tick)
-        retention = self.task_retention_ms
-        if retention > 0:
-            tick_start = t - (t - self.start) % self.tick_ms
-            for task in [e for e in state.tasks.values() if e.status in FINISHED_TASK_STATUSES]:
-                if expired_task(task.status, task.t, tick_start, retention):
-                    del state.tasks[task.id]
+        state.expire_tasks(floor_tick(t, self.start, self.tick_ms), self.task_retention_ms)
         return state

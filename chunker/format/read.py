@@ -1,23 +1,46 @@
-"""Reading published chunks: pointer -> manifest -> chunk -> state at time ``t``.
+"""The one read API over published chunks: which day holds ``t``, which ticks lie in
+``[start, end)`` across chunks and service days, and the state at ``t``.
 
-Seeking costs one GET (the chunk containing ``t``) plus applying that chunk's deltas up to
-``t``. ``ChunkReader`` keeps prepared chunks (``chunker.format.prepared``) in one cache bounded by
-bytes, shared by everything in the process that reads chunks (history queries, streams).
+Everything in the process that reads chunks (history queries, streams, control) goes
+through one ``ChunkReader``, so the cache policy is decided here, once:
+
+- prepared chunks (``chunker.format.prepared``) live in one LRU bounded by bytes, counted
+  object by object (``PreparedChunk.size``), never by encoded size;
+- an airport's published days, its time zone and the manifest of each day are kept in a
+  day index, re-read at most every ``DAYS_TTL_S`` (a republished day is seen within that)
+  and at once when asked for an instant the index does not cover — unless it was re-read
+  less than ``MISS_REFRESH_S`` ago, so asking for unpublished times cannot make every
+  call list the bucket;
+- ``published(airport, date)`` re-reads the day's pointer every time (manifests are
+  cached by key: a pointer names an immutable version).
+
+Like foxglove/mcap's ``iter_messages(topics, start_time, end_time)``, the lookup (day ->
+manifest -> chunk) and the time filtering are written once. They are written as *steps*
+(``tick_walk``, ``day_walk``): a generator yields a ``Load`` when it needs something that
+is not in memory, and whoever drives it performs the load and sends the result back. The
+blocking methods here (``day_at``, ``iter_ticks``) perform
+loads inline — for history queries, which run in a worker thread. The stream's async
+adapter (``functions/app/stream/chunk_source.py``) drives the same steps, performing
+loads in worker threads with single flight and a wait bound, so no boto3 call ever runs
+on its event loop and a frame whose chunks are cached costs no thread hop at all.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CorruptChunk, Manifest, Pointer, decode_chunk
 from chunker.format.keys import PUBLISHED_PREFIX, DayKeys, date_of_pointer_key, published_prefix
-from chunker.format.prepared import PreparedChunk
+from chunker.format.prepared import PreparedChunk, PreparedTick
 from chunker.format.s3 import object_exists
 from chunker.format.state import ReplayState
 
@@ -25,6 +48,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 V = TypeVar("V")
+DAYS_TTL_S = 30.0  # how long a day index serves before it is re-read
+MISS_REFRESH_S = 1.0  # a miss re-reads the day index only if it is older than this
 
 
 class NotPublished(LookupError):
@@ -85,14 +110,79 @@ class PublishedDay:
     manifest: Manifest
 
 
-class ChunkReader:
-    """Reads published days from S3 with one byte-bounded cache of prepared chunks."""
+@dataclass(slots=True)
+class DayIndex:
+    """An airport's published days as last read: dates, time zone, manifests read so far."""
 
-    def __init__(self, s3: S3Client, bucket: str, cache_bytes: int = 256 * 1024 * 1024) -> None:
+    days: list[str]
+    fetched_at: float
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Load(Generic[V]):
+    """A step of a walk: something that is not in memory. ``read()`` blocks on S3; its
+    result is sent back into the walk. ``background``: the walk goes on without waiting
+    (it sends nothing back; a stale value serves meanwhile)."""
+
+    key: str  # names the object; loads of one key can share one flight
+    kind: Literal["days", "manifest", "chunk"]
+    read: Callable[[], V]
+    background: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpan:
+    """A step of a walk: the ticks of ``chunk`` with ``start <= t < end``."""
+
+    manifest: Manifest
+    chunk: PreparedChunk
+    start: int
+    end: int
+
+    def ticks(self) -> Sequence[PreparedTick]:
+        return self.chunk.ticks_between(self.start - 1, self.end - 1)
+
+
+Steps = Generator["Load[Any] | ChunkSpan", Any, V]
+
+
+def run_blocking(steps: Steps[V]) -> Generator[ChunkSpan, None, V]:
+    """Drive a walk, performing every load inline (background ones too): its spans, then
+    its return value."""
+    value: Any = None
+    while True:
+        try:
+            step = steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value = None
+        if isinstance(step, Load):
+            value = step.read()
+        else:
+            yield step
+
+
+class ChunkReader:
+    """Reads published days from S3, with the process's one cache policy (module doc)."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        cache_bytes: int = 256 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.clock = clock
         self.chunks: ByteBoundedCache[PreparedChunk] = ByteBoundedCache(cache_bytes)
         self._manifests: ByteBoundedCache[Manifest] = ByteBoundedCache(64 * 1024 * 1024)
+        self.day_indexes: dict[str, DayIndex] = {}
+        self.refreshes = 0  # day index reads (for operations and tests)
+
+    # --- S3 ----------------------------------------------------------------------------
 
     def _get(self, key: str) -> bytes:
         try:
@@ -142,36 +232,124 @@ class ChunkReader:
                     days.append(date)
         return sorted(days)
 
-    def day_covering(self, airport: str, t: int, days: list[str] | None = None) -> PublishedDay:
-        """The published day whose window contains ``t`` (service days are local days)."""
-        candidates = self.published_days(airport) if days is None else days
-        if not candidates:
-            raise NotPublished(f"{airport} has no published days")
-        timezone = self.published(airport, candidates[-1]).manifest.airport.timezone
-        local_date = ServiceDay.local_date_of(t, timezone)
-        if local_date not in candidates:
-            raise NotPublished(f"{airport} {local_date} has no published chunks")
-        return self.published(airport, local_date)
+    def refresh_days(self, airport: str) -> DayIndex:
+        """Re-read an airport's day index (blocking): its published days, and the manifest
+        of every day read before, through its pointer (a republished day moves to its new
+        version)."""
+        self.refreshes += 1
+        old = self.day_indexes.get(airport)
+        days = self.published_days(airport)
+        index = DayIndex(days, self.clock(), timezone=None if old is None else old.timezone)
+        for date in [] if old is None else [d for d in old.manifests if d in days]:
+            index.manifests[date] = self.published(airport, date).manifest
+        index.fetched_at = self.clock()
+        self.day_indexes[airport] = index  # one assignment: readers see the old or the new
+        return index
+
+    def _load_chunk(self, key: str) -> PreparedChunk:
+        try:
+            data = self._get(key)
+        except NotPublished as exc:
+            # Published chunks are never deleted: a manifest naming a missing one means
+            # the published data is damaged, not that it is not published yet.
+            raise CorruptChunk(f"{key} is in the published manifest but missing") from exc
+        try:
+            prepared = PreparedChunk.from_document(key, decode_chunk(data))
+        except CorruptChunk as exc:
+            raise CorruptChunk(f"{key}: {exc}") from exc
+        self.chunks.put(key, prepared, prepared.size)
+        return prepared
 
     def chunk(self, key: str) -> PreparedChunk:
         """A prepared chunk (cached; blocking on a miss: call from a thread in async code)."""
         prepared = self.chunks.get(key)
-        if prepared is None:
+        return self._load_chunk(key) if prepared is None else prepared
+
+    # --- the walks (written once; driven blocking here, async by the stream) --------------
+
+    def _days_load(self, airport: str, background: bool = False) -> Load[DayIndex]:
+        return Load(
+            f"the published days of {airport}",
+            "days",
+            partial(self.refresh_days, airport),
+            background,
+        )
+
+    def _read_manifest(self, airport: str, date: str) -> Manifest:
+        return self.published(airport, date).manifest
+
+    def _manifest_walk(self, airport: str, index: DayIndex, date: str) -> Steps[Manifest]:
+        manifest = index.manifests.get(date)
+        if manifest is None:
+            read = partial(self._read_manifest, airport, date)
+            manifest = yield Load(f"the manifest of {airport} {date}", "manifest", read)
+            index.manifests[date] = manifest
+        return manifest
+
+    def day_walk(self, airport: str, t: int, listing: Sequence[str] = ()) -> Steps[Manifest]:
+        """Steps to the published manifest whose day contains ``t`` (``NotPublished`` if
+        none). ``listing``: published dates the caller has just listed; one the index does
+        not know yet re-reads the index first."""
+        index = self.day_indexes.get(airport)
+        if index is None or any(date not in index.days for date in listing):
+            yield self._days_load(airport)
+        elif self.clock() - index.fetched_at > DAYS_TTL_S:
+            yield self._days_load(airport, background=True)  # stale serves meanwhile
+        for attempt in range(2):
+            index = self.day_indexes[airport]
+            if attempt:
+                if self.clock() - index.fetched_at < MISS_REFRESH_S:
+                    break  # just re-read: it is genuinely not published
+                yield self._days_load(airport)
+                index = self.day_indexes[airport]
+            if not index.days:
+                raise NotPublished(f"{airport} has no published days")
+            if index.timezone is None:
+                newest = yield from self._manifest_walk(airport, index, index.days[-1])
+                index.timezone = newest.airport.timezone
+            date = ServiceDay.local_date_of(t, index.timezone)
+            if date in index.days:
+                manifest = yield from self._manifest_walk(airport, index, date)
+                if manifest.start <= t < manifest.end:
+                    return manifest
+        raise NotPublished(f"{airport}: nothing published at t={t}")
+
+    def tick_walk(self, airport: str, start: int, end: int) -> Steps[None]:
+        """Steps to every chunk span covering ``[start, end)``, in order, across chunks and
+        service days (a ``ChunkSpan`` per chunk touched; ``start < end``)."""
+        t = start
+        while t < end:
+            manifest = yield from self.day_walk(airport, t)
+            entry = manifest.chunk_at(t)  # t is inside the manifest: day_walk checked
+            chunk = self.chunks.get(entry.key)
+            if chunk is None:
+                chunk = yield Load(
+                    f"chunk {entry.key}", "chunk", partial(self._load_chunk, entry.key)
+                )
+            yield ChunkSpan(manifest, chunk, t, min(end, chunk.end))
+            t = chunk.end
+
+    # --- blocking API (history, control, tests; from a worker thread in async code) --------
+
+    def day_at(self, airport: str, t: int, listing: Sequence[str] = ()) -> Manifest:
+        """The published manifest whose day contains ``t`` (``NotPublished`` if none)."""
+        driver = run_blocking(self.day_walk(airport, t, listing))
+        while True:
             try:
-                data = self._get(key)
-            except NotPublished as exc:
-                # Published chunks are never deleted: a manifest naming a missing one means
-                # the published data is damaged, not that it is not published yet.
-                raise CorruptChunk(f"{key} is in the published manifest but missing") from exc
-            try:
-                prepared = PreparedChunk.from_document(key, decode_chunk(data))
-            except CorruptChunk as exc:
-                raise CorruptChunk(f"{key}: {exc}") from exc
-            self.chunks.put(key, prepared, prepared.size)
-        return prepared
+                next(driver)  # pragma: no cover - a day walk yields no spans
+            except StopIteration as stop:
+                return stop.value
+
+    def iter_ticks(self, airport: str, start: int, end: int) -> Iterator[PreparedTick]:
+        """Every delta tick with ``start <= t < end``, across chunks and service days,
+        oldest first; chunks are read as the iteration reaches them."""
+        if start < end:
+            for span in run_blocking(self.tick_walk(airport, start, end)):
+                yield from span.ticks()
 
     def state_at(self, manifest: Manifest, t: int) -> ReplayState:
-        """State at ``t`` in a published day: one chunk + its deltas up to ``t``."""
+        """State at ``t`` in a given published version (``day_at`` finds the current one):
+        one chunk + its deltas up to ``t``."""
         try:
             entry = manifest.chunk_at(t)
         except KeyError as exc:

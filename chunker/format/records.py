@@ -285,7 +285,6 @@ class Reference(BaseModel):
     road_edges: list[RoadEdge]
 
 
-RecordKind = Literal["positions", "tasks", "flights", "notifications"]
 RECORD_MODELS: dict[str, type[RawRecord]] = {
     "positions": VehiclePosition,
     "tasks": TaskEvent,

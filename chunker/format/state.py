@@ -17,12 +17,14 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-Row = dict[str, Any]
+from chunker.format.rows import Row
+
 RECENT_NOTIFICATIONS = 20
-ENTITY_KINDS = ("vehicles", "tasks", "flights")
 EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
 
 
@@ -30,7 +32,8 @@ FINISHED_TASK_STATUSES = frozenset({"completed", "cancelled"})
 
 
 def expired_task(status: str, t_row: int, tick_start: int, retention_ms: int) -> bool:
-    """Whether a task row is no longer part of the state at the tick starting ``tick_start``."""
+    """Whether a task row is no longer part of the state at the tick starting ``tick_start``
+    (the rule ``StateFold.expire_tasks`` applies to a whole state at once)."""
     return (
         retention_ms > 0 and status in FINISHED_TASK_STATUSES and t_row < tick_start - retention_ms
     )
@@ -41,54 +44,95 @@ def floor_tick(t: int, origin: int, tick_ms: int) -> int:
     return t - (t - origin) % tick_ms
 
 
+class RowId(Protocol):
+    """Gets a task or flight row's id."""
+
+    def __call__(self, row: Any, /) -> str: ...
+
+
+class TaskStatusT(Protocol):
+    """Gets a task row's ``(status, t)``."""
+
+    def __call__(self, row: Any, /) -> tuple[str, int]: ...
+
+
+VehicleT = TypeVar("VehicleT")
+TaskT = TypeVar("TaskT")
+FlightT = TypeVar("FlightT")
+NoteT = TypeVar("NoteT")
+
+
 @dataclass(slots=True)
-class ReplayState:
-    """Latest row per vehicle / task / flight, plus recent notifications."""
+class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT]):
+    """The fold, written once whatever form a row takes: the chunker folds decoded rows
+    (``ReplayState``), readers fold pre-encoded entries (``chunker.format.prepared``).
 
-    vehicles: dict[str, Row] = field(default_factory=dict)
-    tasks: dict[str, Row] = field(default_factory=dict)
-    flights: dict[str, Row] = field(default_factory=dict)
-    notifications: deque[Row] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
+    Latest fix per vehicle, latest row per task and flight leg, the most recent
+    notifications; finished tasks leave after the retention (module doc).
+    """
 
-    def copy(self) -> ReplayState:
-        """An independent copy (rows are shared: they are never mutated)."""
-        return ReplayState(
-            dict(self.vehicles),
-            dict(self.tasks),
-            dict(self.flights),
-            deque(self.notifications, maxlen=RECENT_NOTIFICATIONS),
-        )
+    vehicles: dict[str, VehicleT] = field(default_factory=dict)
+    tasks: dict[str, TaskT] = field(default_factory=dict)
+    flights: dict[str, FlightT] = field(default_factory=dict)
+    notifications: deque[NoteT] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
+    # Ids and a task's (status, t), in the form of the rows (C getters: hot loops).
+    task_id: ClassVar[RowId]
+    flight_id: ClassVar[RowId]
+    task_status_t: ClassVar[TaskStatusT]
 
-    def apply(self, kind: str, row: Row) -> None:
-        """Fold one row of ``kind`` (a key of ``EVENT_KINDS``) into the state."""
-        if kind == "notifications":
-            self.notifications.append(row)
-        else:
-            getattr(self, kind)[row["id"]] = row
-
-    def apply_tick(self, tick: dict[str, Any]) -> None:
-        """Fold one delta tick (as stored in a chunk) into the state."""
-        for kind in EVENT_KINDS:
-            rows = tick.get(kind)
-            if rows:
-                if kind == "notifications":
-                    self.notifications.extend(rows)
-                else:
-                    target = getattr(self, kind)
-                    for row in rows:
-                        target[row["id"]] = row
+    def apply_tick(
+        self,
+        vehicles: Mapping[str, VehicleT] | Iterable[tuple[str, VehicleT]],
+        tasks: Sequence[TaskT],
+        flights: Sequence[FlightT],
+        notifications: Sequence[NoteT],
+    ) -> None:
+        """Fold one tick in: the vehicles' fixes (by id), the tick's task, flight and
+        notification rows, each in order."""
+        if vehicles:
+            self.vehicles.update(vehicles)
+        if tasks:
+            self.tasks.update(zip(map(self.task_id, tasks), tasks, strict=True))
+        if flights:
+            self.flights.update(zip(map(self.flight_id, flights), flights, strict=True))
+        if notifications:
+            self.notifications.extend(notifications)
 
     def expire_tasks(self, tick_start: int, retention_ms: int) -> None:
         """Drop finished tasks older than the retention, as seen at ``tick_start``."""
         if retention_ms <= 0:
             return
+        # expired_task's rule, inlined: this runs over every task of every seek.
+        horizon, tasks = tick_start - retention_ms, self.tasks
+        status_t = map(self.task_status_t, tasks.values())
         gone = [
             task_id
-            for task_id, row in self.tasks.items()
-            if expired_task(row["status"], row["t"], tick_start, retention_ms)
+            for task_id, (status, t) in zip(tasks, status_t, strict=True)
+            if t < horizon and status in FINISHED_TASK_STATUSES
         ]
         for task_id in gone:
             del self.tasks[task_id]
+
+
+@dataclass(slots=True)
+class ReplayState(StateFold[Row, Row, Row, Row]):
+    """The state as decoded rows: what the chunker builds keyframes from, and what
+    history queries answer with."""
+
+    task_id = flight_id = itemgetter("id")
+    task_status_t = itemgetter("status", "t")
+
+    def apply(self, kind: str, row: Row) -> None:
+        """Fold one row of ``kind`` (a key of ``EVENT_KINDS``) into the state."""
+        rows = (row,)
+        if kind == "vehicles":
+            self.apply_tick({row["id"]: row}, (), (), ())
+        elif kind == "tasks":
+            self.apply_tick((), rows, (), ())
+        elif kind == "flights":
+            self.apply_tick((), (), rows, ())
+        else:
+            self.apply_tick((), (), (), rows)
 
     def keyframe(self) -> dict[str, list[Row]]:
         """Full state as stored in a chunk: entity rows sorted by id."""
@@ -98,13 +142,3 @@ class ReplayState:
             "flights": [self.flights[k] for k in sorted(self.flights)],
             "notifications": list(self.notifications),
         }
-
-    @classmethod
-    def from_keyframe(cls, keyframe: dict[str, list[Row]]) -> ReplayState:
-        """State from a stored keyframe."""
-        return cls(
-            {row["id"]: row for row in keyframe["vehicles"]},
-            {row["id"]: row for row in keyframe["tasks"]},
-            {row["id"]: row for row in keyframe["flights"]},
-            deque(keyframe["notifications"], maxlen=RECENT_NOTIFICATIONS),
-        )

@@ -166,9 +166,9 @@ class SessionService:
             raise PlaybackError(f"a range may span at most {MAX_RANGE_MS // 86_400_000} days")
         chunks = self.services.chunks
         days = chunks.published_days(airport)
-        first = chunks.day_covering(airport, start, days)
-        timezone = first.manifest.airport.timezone
-        date = first.manifest.service_date
+        first = chunks.day_at(airport, start, days)
+        timezone = first.airport.timezone
+        date = first.service_date
         last = dt.date.fromisoformat(ServiceDay.local_date_of(end - 1, timezone))
         while date <= last:
             if date.isoformat() not in days:
@@ -253,10 +253,10 @@ class SessionService:
     def _tick_ms(self, session: Session) -> int:
         position = session.clock.position_at(self.services.now_ms())
         try:
-            day = self.services.chunks.day_covering(session.airport, position)
+            manifest = self.services.chunks.day_at(session.airport, position)
         except NotPublished:
             return DEFAULT_TICK_MS
-        return day.manifest.config.tick_ms
+        return manifest.config.tick_ms
 
     # --- co-watching and presence -------------------------------------------------------------
 

@@ -6,18 +6,16 @@ byte-bounded cache. Queries that scan deltas are bounded in replay time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from chunker.format.encoding import Manifest
-from chunker.format.prepared import PreparedTick
-from chunker.format.read import ChunkReader, OutsideDay
+from chunker.format.read import ChunkReader
+from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 
-Row = dict[str, Any]
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
 FLIGHT_TAIL_MS = 2 * 3_600_000
@@ -79,22 +77,8 @@ class History:
 
     def state_at(self, airport: str, t: int) -> tuple[Manifest, ReplayState]:
         """The full replay state at ``t`` (and the manifest of its day)."""
-        manifest = self.chunks.day_covering(airport, t).manifest
+        manifest = self.chunks.day_at(airport, t)
         return manifest, self.chunks.state_at(manifest, t)
-
-    def ticks(self, airport: str, start: int, end: int) -> Iterator[PreparedTick]:
-        """Every delta tick with ``start <= t < end``, across service days."""
-        t = start
-        while t < end:
-            manifest = self.chunks.day_covering(airport, t).manifest
-            while t < min(end, manifest.end):
-                try:
-                    entry = manifest.chunk_at(t)
-                except KeyError as exc:  # pragma: no cover - t is inside the manifest
-                    raise OutsideDay(str(exc)) from exc
-                chunk = self.chunks.chunk(entry.key)
-                yield from chunk.ticks_between(t - 1, min(end, entry.end) - 1)
-                t = entry.end
 
     def vehicle_track(self, airport: str, vehicle_id: str, start: int, end: int) -> list[Row]:
         """The vehicle's fixes in ``[start, end)`` (at most one per tick), oldest first;
@@ -105,7 +89,7 @@ class History:
         known = state.vehicles.get(vehicle_id)
         if known is not None:
             track.append(known)
-        for tick in self.ticks(airport, start + 1, end):
+        for tick in self.chunks.iter_ticks(airport, start + 1, end):
             for candidate, encoded in tick.vehicles:
                 if candidate == vehicle_id:
                     track.append(orjson.loads(encoded))
@@ -121,7 +105,7 @@ class History:
         start = max(manifest.start, min(times) - FLIGHT_LEAD_MS)
         end = min(manifest.end, max(times) + FLIGHT_TAIL_MS)
         events: dict[str, list[Row]] = {}
-        for tick in self.ticks(airport, start, end):
+        for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
                 if task.flight_id == flight_id:
                     events.setdefault(task.id, []).append(orjson.loads(task.json))
@@ -138,7 +122,7 @@ class History:
         ``limit`` cut the list."""
         check_window(start, end)
         found: list[Row] = []
-        for tick in self.ticks(airport, start, end):
+        for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
                 if query.flight_id is not None and task.flight_id != query.flight_id:
                     continue

@@ -171,14 +171,7 @@ class Player:
     async def ticks(self, after: int, until: int) -> tuple[list[PreparedTick], Manifest]:
         """Every delta tick with ``after < t <= until`` (``after < until``), across chunks
         and days; and the manifest of the last day touched."""
-        ticks: list[PreparedTick] = []
-        t = after + 1
-        while True:
-            manifest, chunk = await self.runtime.source.chunk_at(self.session.airport, t)
-            ticks.extend(chunk.ticks_between(after, until))
-            if chunk.end > until:
-                return ticks, manifest
-            t = chunk.end
+        return await self.runtime.source.ticks(self.session.airport, after + 1, until + 1)
 
     async def render(self, move: Move | None) -> bytes:
         """The events of ``move``, from the data it needs."""
