@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chunker.format.encoding import Catalogue, CorruptChunk, Manifest
-from chunker.format.prepared import PreparedChunk
+from chunker.format.prepared import PreparedChunk, PreparedTick
 from chunker.format.read import NotPublished
 from chunker.format.records import TaskType, Vehicle, VehicleType
 from functions.app.domain.playback import MAX_SPEED, MIN_SPEED, PlaybackClock
@@ -207,8 +207,8 @@ class FakeClock:
 
 
 class MemorySource:
-    """``ChunkSource``'s two calls over the in-memory day; chunk starts in ``broken``
-    fail as damaged."""
+    """``ChunkSource``'s calls over the in-memory day; chunk starts in ``broken`` fail as
+    damaged."""
 
     def __init__(self) -> None:
         self.broken: set[int] = set()
@@ -227,6 +227,19 @@ class MemorySource:
             raise CorruptChunk(f"chunk {chunk.key} is damaged")
         self.reads.append((chunk.start, self.clock.wall if self.clock else 0.0))
         return MANIFEST, chunk
+
+    async def ticks(
+        self, airport: str, start: int, end: int
+    ) -> tuple[list[PreparedTick], Manifest]:
+        """Ticks with ``start <= t < end``, chunk by chunk (each read recorded)."""
+        ticks: list[PreparedTick] = []
+        t = start
+        while True:
+            manifest, chunk = await self.chunk_at(airport, t)
+            ticks.extend(chunk.ticks_between(start - 1, end - 1))
+            if chunk.end >= end:
+                return ticks, manifest
+            t = chunk.end
 
     def prefetch(self, airport: str, t: int) -> None:
         self.prefetched.append((t, self.clock.wall if self.clock else 0.0))
