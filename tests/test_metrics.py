@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
+from functions.app import metrics as app_metrics
 from functions.app import paths
 from functions.app.application import create_app
 from tests.conftest import BUCKET
@@ -33,8 +34,14 @@ USER = {"X-Replay-User": "alice"}
 
 
 @pytest.fixture
-def api(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def api(
+    s3: S3Client, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Iterator[TestClient]:
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    # The metric set is the process's: what an earlier test's server (a stream still
+    # writing its last heartbeat as it shut down) added is flushed and dropped here.
+    app_metrics.flush()
+    capfd.readouterr()
     publish_tiny_day(s3)
     with TestClient(create_app(build_services(s3, stream_max_seconds=0.001))) as client:
         yield client
