@@ -28,7 +28,7 @@ test: lint unit
 # Two workers, each test file on one of them (module fixtures start once): most tests
 # wait on real time (streams, servers, browsers), so two cores halve the wall time.
 unit: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 lint: venv
 	$(BIN)/ruff check .

@@ -12,7 +12,9 @@ import re
 
 from functions.app.domain.sessions import SESSION_ID
 
-SESSIONS = "/api/replay/sessions"  # the session resource (control routes' prefix)
+API = "/api/replay"  # everything the dashboard calls
+AIRPORTS = API + "/airports"  # published days and their history (history routes' prefix)
+SESSIONS = API + "/sessions"  # the session resource (control routes' prefix)
 STREAM_SUFFIX = "/stream"
 STREAM = SESSIONS + "/{session_id}" + STREAM_SUFFIX  # GET: the EventSource stream
 LEGACY = "/api/auto_dispatch/replay"  # the legacy client's routes' prefix

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from chunker.format.encoding import dump_model
 from chunker.format.records import AIRPORT_ID_PATTERN, ENTITY_ID_PATTERN, TaskStatus, TaskType
+from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
 from functions.app.history.queries import History, TaskQuery
@@ -17,7 +18,7 @@ from functions.app.threads import CHUNK_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import documented
 
-router = APIRouter(prefix="/api/replay/airports", tags=["history"])
+router = APIRouter(prefix=paths.AIRPORTS, tags=["history"])
 
 ERRORS = documented(
     e401="No caller identity.",
