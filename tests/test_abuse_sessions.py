@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -227,6 +228,50 @@ def test_racing_opens_never_exceed_the_cap_and_lapsed_leases_free_places(
     lapsed = now + leases.lease_ms
     assert leases.held(user_key("alice"), lapsed) == {}
     assert leases.take("alice", "s-" + "y" * 20, lapsed) is not None
+
+
+def test_opens_below_the_cap_win_however_busy_the_item_is(target: Target) -> None:
+    """Co-watchers reconnect together (their streams reached the duration limit at the
+    same moment): the session's lease item is written by every open and every release at
+    once. An open below the cap must not lose to them. Here every other request lands
+    between an open's read and its write (as 20 releases racing would): still no 429."""
+    leases = replace_caps(target.services, per_user=0, per_session=8)
+    now = target.clock.now
+    session = "s-" + "c" * 22
+    leases.release(leases.take("viewer-0", session, now))  # the item exists, empty
+    other = boto3.client("dynamodb")
+
+    def someone_else_writes_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("session_id", {}).get("S") == session_key(session):
+            other.update_item(
+                TableName=leases.table,
+                Key={"session_id": {"S": session_key(session)}},
+                UpdateExpression="ADD version :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    leases.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.PutItem", someone_else_writes_first
+    )
+    taken = [leases.take(f"viewer-{i}", session, now) for i in range(1, 9)]
+    assert len(leases.held(session_key(session), now)) == 8
+    with pytest.raises(StreamCapReached):  # the cap still holds
+        leases.take("viewer-9", session, now)
+    for lease in taken:
+        leases.release(lease)
+    assert leases.held(session_key(session), now) == {}
+
+
+def test_a_renewal_in_flight_when_its_stream_ends_does_not_bring_the_lease_back(
+    target: Target,
+) -> None:
+    leases = target.services.stream_leases
+    now = target.clock.now
+    lease = leases.take("alice", "s-" + "r" * 22, now)
+    leases.release(lease)  # the stream ended ...
+    leases.renew(lease, now + 1_000)  # ... while its renewal was on its way
+    assert leases.held(user_key("alice"), now + 1_000) == {}
+    assert leases.held(session_key("s-" + "r" * 22), now + 1_000) == {}
 
 
 def replace_caps(services: Services, **caps: int) -> Any:

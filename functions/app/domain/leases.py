@@ -7,15 +7,21 @@ sessions table, beside the sessions, in one item per user (``lease#user#{subject
 one per session (``lease#session#{session_id}``). Each holds a map of stream id -> lease
 expiry (epoch ms) and a ``version``:
 
-- **take** (stream open, before any 200): a consistent read, the live leases counted
-  (expired ones are not: a process that died never released its leases, they lapse), and
-  a write of the live leases plus the new one, conditional on ``version``, so two opens
-  racing for the last place cannot both win (the loser re-reads and counts again);
-- **renew** (every third of ``STREAM_LEASE_S`` while the stream lives): one update;
+- **take** (stream open, before any 200): first one atomic update that adds the lease if
+  the item holds fewer than the cap (``size(leases) < cap``): no read, so opens racing
+  with each other and with releases never lose to one another (co-watchers of a session
+  all reconnect at the same moment). Only when that refuses — the item looks full, or does
+  not exist — a consistent read counts the live leases (expired ones are not: a process
+  that died never released its leases, they lapse) and writes the live ones plus the new
+  one back, conditional on ``version``, so two opens racing for the last place cannot both
+  win (the loser re-reads and counts again);
+- **renew** (every third of ``STREAM_LEASE_S`` while the stream lives): one update of a
+  lease still in the item — never one a release removed (a renewal already in flight when
+  its stream ended must not bring the lease back for another ``STREAM_LEASE_S``);
 - **release** (the stream ended, however): one update.
 
-Renewals and releases bump ``version`` too, so a take never writes back a lease a
-release removed, or an expiry a renewal extended. The items carry ``expires_at``, the
+Every write bumps ``version``, so a take's write-back never restores a lease a release
+removed, or an expiry a renewal extended. The items carry ``expires_at``, the
 table's TTL attribute, so DynamoDB sweeps them once every lease in them lapsed.
 
 The counting is pure (``live_leases``, ``retry_after_s``), tested with a fake clock.
@@ -131,8 +137,10 @@ class StreamLeases:
         return Lease(stream_id, tuple(taken))
 
     def renew(self, lease: Lease, now_ms: int) -> None:
-        """Extend ``lease`` by ``lease_ms`` from ``now_ms``. A lease that lapsed (renewals
-        failed for longer than the lease) is put back: the stream is alive, so it counts."""
+        """Extend ``lease`` by ``lease_ms`` from ``now_ms``, if it is still in the item: a
+        released lease stays released. (One that lapsed and a take then dropped is not put
+        back either: that needs renewals failing for a whole ``STREAM_LEASE_S``, and the
+        stream then runs uncounted until it ends.)"""
         until = now_ms + self.lease_ms
         for key in lease.keys:
             self._update(
@@ -140,6 +148,7 @@ class StreamLeases:
                 "SET leases.#stream = :until, expires_at = :ttl ADD version :one",
                 {":until": {"N": str(until)}, ":ttl": {"N": str(_ttl_s(until))}},
                 lease.stream_id,
+                condition="attribute_exists(leases.#stream)",
             )
 
     def release(self, lease: Lease) -> None:
@@ -165,6 +174,8 @@ class StreamLeases:
 
     def _take(self, key: str, stream_id: str, cap: int, scope: str, now_ms: int) -> None:
         until = now_ms + self.lease_ms
+        if self._add_below_cap(key, stream_id, cap, until):
+            return
         for _ in range(TAKE_ATTEMPTS):
             leases, version = self._read(key)
             live = live_leases(leases, now_ms)
@@ -198,17 +209,47 @@ class StreamLeases:
         # Every attempt lost a race: the item is as busy as a full one.
         raise StreamCapReached(scope, cap, 1)
 
+    def _add_below_cap(self, key: str, stream_id: str, cap: int, until: int) -> bool:
+        """Add the lease in one atomic update if the item holds fewer than ``cap`` leases,
+        live or lapsed; False if it does not (or there is no item yet)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"session_id": {"S": key}},
+                UpdateExpression="SET leases.#stream = :until, expires_at = :ttl ADD version :one",
+                ConditionExpression="attribute_exists(leases) AND size(leases) < :cap",
+                ExpressionAttributeNames={"#stream": stream_id},
+                ExpressionAttributeValues={
+                    ":until": {"N": str(until)},
+                    ":ttl": {"N": str(_ttl_s(until))},
+                    ":cap": {"N": str(cap)},
+                    ":one": {"N": "1"},
+                },
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
     def _release(self, key: str, stream_id: str) -> None:
         self._update(key, "REMOVE leases.#stream ADD version :one", {}, stream_id)
 
-    def _update(self, key: str, expression: str, values: dict[str, Any], stream_id: str) -> None:
+    def _update(
+        self,
+        key: str,
+        expression: str,
+        values: dict[str, Any],
+        stream_id: str,
+        condition: str = "attribute_exists(leases)",
+    ) -> None:
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"session_id": {"S": key}},
                 UpdateExpression=expression,
                 # Never create an item (without expires_at, the TTL would never sweep it).
-                ConditionExpression="attribute_exists(leases)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#stream": stream_id},
                 ExpressionAttributeValues={":one": {"N": "1"}, **values},
             )
