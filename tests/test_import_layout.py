@@ -718,9 +718,11 @@ def test_corrupted_extracts_never_crash_the_import(seed: int, corruptions: int) 
         if key == "tags" and isinstance(values, dict) and values:
             values[rng.choice(sorted(values))] = rng.choice(TAG_JUNK)
         elif isinstance(values, list) and values:
-            values[rng.randrange(len(values))] = rng.choice(JUNK)
+            values[rng.randrange(len(values))] = copy.deepcopy(rng.choice(JUNK))
         else:
-            element[key] = rng.choice(JUNK)
+            # A copy: junk shared by reference could later be put inside itself (a cycle
+            # no JSON document can hold).
+            element[key] = copy.deepcopy(rng.choice(JUNK))
     try:
         result = import_layout(parse_document(orjson.dumps(document)), EHAM_OVERLAY)
     except ValueError as exc:  # what the CLI turns into one line and exit status 2
