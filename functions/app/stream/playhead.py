@@ -52,6 +52,9 @@ class StreamLimits:
     max_bytes: int
     resume_max_gap_ms: int
     deadline: float  # wall ms: the stream ends itself here (duration / invocation limit)
+    # The ``reconnect`` reason at the deadline; a draining server moves the deadline to
+    # now with reason ``draining`` (functions/app/stream/drain.py).
+    deadline_reason: str = "duration_limit"
 
     @property
     def write_limit(self) -> int:
@@ -278,7 +281,7 @@ class Playhead:
             self.session = current
             return Turn("end", now, self.final("reconnect", "idle"))
         if now >= self.limits.deadline:
-            return Turn("end", now, self.final("reconnect", "duration_limit"))
+            return Turn("end", now, self.final("reconnect", self.limits.deadline_reason))
         target = self.next_frame_wall(now)
         step = next_step(
             now, target, self.last_write, self.limits.heartbeat_ms, self.limits.deadline

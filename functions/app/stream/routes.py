@@ -8,9 +8,9 @@ resume) is built before the response starts, so it goes out at once.
 
 Metrics: ``StreamsOpened`` once the first write is built, ``StreamsEnded`` with the
 ``reason`` the stream ended for when its response ends: the player's final event's reason
-(``idle``, ``duration_limit``, ``byte_limit``, ``session_gone``, ``access_revoked``,
-``chunk_unavailable``, ``chunk_damaged``), or the transport's (``send_timeout``,
-``client_gone``).
+(``idle``, ``duration_limit``, ``draining``, ``byte_limit``, ``session_gone``,
+``access_revoked``, ``chunk_unavailable``, ``chunk_damaged``), or the transport's
+(``send_timeout``, ``client_gone``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from functions.app.domain.sessions import AccessRevoked, SessionNotFound, is_ses
 from functions.app.domain.tokens import verify
 from functions.app.stream import sse
 from functions.app.stream.chunk_source import ChunkSource
+from functions.app.stream.drain import stream_drain
 from functions.app.stream.player import Player, StreamRuntime
 from functions.app.stream.response import EventStreamResponse, StreamEnd
 from functions.app.stream.watcher import SessionWatchers
@@ -106,6 +107,7 @@ async def open_stream(
         player = Player(
             runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
         )
+        stream_drain(request.app).track(player)  # a stopping server ends it with reconnect
         # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
         # problem+json answers through the app's handlers, before any 200 is sent.
         first = await player.opening()

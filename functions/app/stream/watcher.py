@@ -82,6 +82,12 @@ class SessionWatchers:
             return 0
         return sum(1 for watch in self._watches.values() if watch.session is not None)
 
+    def wake_all(self) -> None:
+        """Wake every stream waiting on a watch, with the state it already has: each
+        looks at its limits again (a draining server moved its deadline)."""
+        for watch in list(self._watches.values()):
+            watch.publish(watch.session)
+
     def watched(self, session_id: str) -> bool:
         """Whether any stream of this process follows (and so polls) ``session_id``."""
         return session_id in self._watches
