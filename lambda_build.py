@@ -2,6 +2,11 @@
 
     python lambda_build.py ControlFunction .aws-sam/build/ControlFunction
     python lambda_build.py ChunkerFunction out/ --arch x86_64   # the test twin
+    python lambda_build.py ContainerService /app --arch aarch64  # the Dockerfile's build stage
+
+The container image (Dockerfile) is built by the same recipe: ``ContainerService`` is the
+app as the stream and control functions ship it, plus uvicorn (pyproject's ``container``
+extra), less the Lambda adapters.
 
 ``sam build`` runs this through ``BuildMethod: makefile`` (the Makefile's
 ``build-<LogicalId>`` targets); ``make build`` runs the same targets, and the artifact
@@ -78,17 +83,29 @@ class Function:
     exclude: tuple[str, ...] = ()
     # Runtime dependencies (pyproject names) this function never imports.
     unused_dependencies: tuple[str, ...] = ()
+    # pyproject optional-dependency groups it needs on top (installed as a second layer,
+    # so the shared runtime dependencies reuse the Lambda functions' cache).
+    extras: tuple[str, ...] = ()
 
+
+CONTAINER_ONLY = "functions/container"  # the container's server: never in a Lambda folder
 
 FUNCTIONS = {
     "ControlFunction": Function(
-        packages=("functions", "chunker"), exclude=("functions/aws_lambda/bridge",)
+        packages=("functions", "chunker"),
+        exclude=("functions/aws_lambda/bridge", CONTAINER_ONLY),
     ),
-    "StreamFunction": Function(packages=("functions", "chunker")),
+    "StreamFunction": Function(packages=("functions", "chunker"), exclude=(CONTAINER_ONLY,)),
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
         packages=("chunker",),
         unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle-v2", "pyjwt"),
+    ),
+    # Not a Lambda function: the image's app (Dockerfile), served by uvicorn, so without
+    # the Lambda adapters (handlers, bridge). Its runtime wheels are the stream function's
+    # (Mangum's 60 KB included, unimported) so that both share one dependency cache.
+    "ContainerService": Function(
+        packages=("functions", "chunker"), exclude=("functions/aws_lambda",), extras=("container",)
     ),
 }
 
@@ -130,6 +147,14 @@ def runtime_requirements(function: str) -> list[str]:
     return [r for r in project["dependencies"] if _name(r) not in unused]
 
 
+def extra_requirements(function: str) -> list[str]:
+    """The requirements of the function's pyproject extras, as written there."""
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {}
+    )
+    return [r for extra in FUNCTIONS[function].extras for r in optional[extra]]
+
+
 def constraints() -> dict[str, str]:
     """constraints.txt as {normalized name: exact version}."""
     pins: dict[str, str] = {}
@@ -155,9 +180,22 @@ def install_dependencies(function: str, arch: str, target: Path) -> None:
     Installed into a cache folder per (architecture, requirements, pins, this recipe) first
     and copied from there, so the second function with the same dependencies, and every
     rebuild whose pins did not change, costs a copy instead of a resolve. Entries unused for
-    a day are pruned (``prune_cache``); ``make clean`` empties the cache.
+    a day are pruned (``prune_cache``); ``make clean`` empties the cache. A function's
+    extras are a second cached layer over the first.
     """
-    requirements = runtime_requirements(function)
+    layers = [runtime_requirements(function)]
+    if FUNCTIONS[function].extras:
+        layers.append(extra_requirements(function))
+    for requirements in layers:
+        cache = cached_wheels(function, arch, requirements)
+        shutil.copytree(
+            cache, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete")
+        )
+        prune_cache(cache.parent, keep=cache)
+
+
+def cached_wheels(function: str, arch: str, requirements: list[str]) -> Path:
+    """The cache folder holding ``requirements`` installed for ``arch``, built if missing."""
     # The recipe itself is part of the key: a changed junk list must not reuse a cache.
     inputs = (ROOT / "constraints.txt").read_bytes() + Path(__file__).read_bytes()
     key = hashlib.sha256(
@@ -203,8 +241,7 @@ def install_dependencies(function: str, arch: str, target: Path) -> None:
         except OSError:  # a concurrent build finished the same cache first
             shutil.rmtree(partial, ignore_errors=True)
     (cache / ".complete").touch()  # its last use: what pruning goes by
-    shutil.copytree(cache, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-    prune_cache(cache.parent, keep=cache)
+    return cache
 
 
 CACHE_UNUSED_S = 86_400

@@ -55,6 +55,7 @@ LAPTOP_MODULES = (
     "functions/dashboard",
     "chunker/batch/cli.py",
     "chunker/imports",
+    "functions/container",  # the container image's server (tests/test_container_artifact.py)
 )
 
 

@@ -88,11 +88,17 @@ def stack() -> Iterator[tuple[MotoServer, Services, dict[str, bytes]]]:
 
 
 @contextmanager
-def container_server(aws: MotoServer, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``python -m functions.container`` on a free port, configured as the task is."""
+def container_server(
+    aws: MotoServer,
+    log: Path,
+    command: tuple[str, ...] = (sys.executable, "-m", "functions.container"),
+    base_env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m functions.container`` (or ``command``) on a free port, configured as the
+    task is (``base_env``: the rest of its environment, default this process's)."""
     port = free_port()
     env = {
-        **os.environ,
+        **(os.environ if base_env is None else base_env),
         **aws.environment,
         "PORT": str(port),
         "HOST": "127.0.0.1",
@@ -105,7 +111,7 @@ def container_server(aws: MotoServer, log: Path) -> Iterator[tuple[str, subproce
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "functions.container"],
+            list(command),
             cwd=ROOT,
             env=env,
             stdout=out,
