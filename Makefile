@@ -34,7 +34,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml container.yaml
+	$(BIN)/hadolint Dockerfile
 
 # --- Lambda artifacts ---------------------------------------------------------------------
 # Python 3.12 (the Lambda runtime's version) builds them: pip resolves the wheels for it and

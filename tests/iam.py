@@ -264,6 +264,7 @@ _ACTION_OF = {
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "ListObjects"): "s3:ListBucket",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
+    ("elbv2", "DescribeTargetHealth"): "elasticloadbalancing:DescribeTargetHealth",
 }
 _PLAIN_SERVICES = {"s3", "dynamodb", "secretsmanager", "sqs"}
 
@@ -308,6 +309,8 @@ def iam_requests(
         return [Request(action, arns("function", params["FunctionName"]))]
     if service == "secretsmanager":
         return [Request(action, arns("secret", params["SecretId"]))]
+    if action == "elasticloadbalancing:DescribeTargetHealth":
+        return [Request(action, "*")]  # no resource-level permissions (Describe*)
     raise NotImplementedError(f"{service}.{operation}: which resource? (tests/iam.py)")
 
 
@@ -334,7 +337,7 @@ def leading_keys(params: dict[str, Any]) -> list[str]:
 
 # --- the same, read from the source: every client call the shipped modules contain ----------
 
-SCANNED_SERVICES = ("s3", "dynamodb", "lambda", "secretsmanager", "sqs")
+SCANNED_SERVICES = ("s3", "dynamodb", "lambda", "secretsmanager", "sqs", "elbv2")
 
 
 def _operations_by_method() -> dict[str, list[tuple[str, str]]]:
