@@ -1,9 +1,10 @@
 """The container path as AWS and Docker would take it: the Dockerfile's rules, the nested
 template's settings, the task role as IAM evaluates it.
 
-No Docker daemon here: the Dockerfile is linted (hadolint, ``make lint``) and its rules
-are read from the file below; the folder its build stage makes is served in
-tests/test_container_artifact.py, and the drain on SIGTERM in tests/test_container_drain.py.
+No Docker daemon here: ``make lint`` lints the Dockerfile (hadolint) and container.yaml
+(cfn-lint), and the Dockerfile's rules are read from the file below; the folder its build
+stage makes is served in tests/test_container_artifact.py, the drains (SIGTERM, the target
+leaving) in tests/test_container_drain.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +119,6 @@ def test_the_runtime_stage_runs_as_a_non_root_user_stops_on_sigterm_and_checks_h
     assert "/healthz" in (ROOT / "functions" / "container" / "healthcheck.py").read_text()
 
 
-def test_hadolint_passes() -> None:
-    hadolint = ROOT / ".venv" / "bin" / "hadolint"
-    result = subprocess.run(
-        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 # --- the nested template -------------------------------------------------------------------
 
 
@@ -177,14 +169,6 @@ def test_the_task_stops_after_its_drain_and_scales_on_cpu() -> None:
         "ECSServiceAverageCPUUtilization"
     )
     assert policy["ScaleInCooldown"] >= 300  # each scale-in reconnects a task's streams
-
-
-def test_cfn_lint_passes_on_the_nested_template() -> None:
-    cfn_lint = ROOT / ".venv" / "bin" / "cfn-lint"
-    result = subprocess.run(
-        [str(cfn_lint), str(ROOT / "container.yaml")], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- the task role ---------------------------------------------------------------------------
@@ -264,7 +248,7 @@ def test_the_task_calls_exactly_what_its_role_allows(
         "stream-legacy.json": 200,
     }
     assert checks == {"sessions_table": "ok", "bucket": "ok"}
-    assert not target.is_leaving(answer, "10.0.0.5", 8000)
+    assert target.state_of(answer, "10.0.0.5", 8000) == "healthy"
     assert_exactly_allowed(role, calls)
 
 
@@ -287,3 +271,43 @@ def test_every_client_call_the_container_ships_is_granted_to_its_task() -> None:
     assert "elasticloadbalancing:DescribeTargetHealth" in in_code
     missing = set(in_code) - granted - control_only - set(LOCAL_ONLY)
     assert not missing, {a: in_code[a] for a in missing}
+
+
+# --- knowing the target is leaving -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("states", "leaving_at"),
+    [
+        # Scale-in as the ELB docs describe it: draining for the deregistration delay.
+        (["unused", "initial", "healthy", "healthy", "draining"], 4),
+        # The deregistration completed between two polls (or an emulator skips draining).
+        (["initial", "healthy", "unused"], 2),
+        (["healthy", "unhealthy.draining"], 1),
+        # A task still starting is "unused" (not registered yet), then absent, then initial.
+        (["unused", None, "unused", "initial", "unhealthy", "healthy"], None),
+    ],
+)
+def test_the_target_is_leaving_once_draining_or_gone_after_it_was_registered(
+    states: list[str | None], leaving_at: int | None
+) -> None:
+    state = target.TargetState()
+    answers = [state.leaving(s) for s in states]
+    first = answers.index(True) if True in answers else None
+    assert first == leaving_at
+
+
+def test_the_task_finds_its_target_by_its_address_and_port() -> None:
+    metadata = {"Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": ["10.0.1.15"]}]}
+    assert target.address_of(metadata) == "10.0.1.15"
+    with pytest.raises(ValueError, match="no IPv4 address"):
+        target.address_of({"Networks": []})
+    answer = {
+        "TargetHealthDescriptions": [
+            {"Target": {"Id": "10.0.1.16", "Port": 8000}, "TargetHealth": {"State": "draining"}},
+            {"Target": {"Id": "10.0.1.15", "Port": 8001}, "TargetHealth": {"State": "draining"}},
+            {"Target": {"Id": "10.0.1.15", "Port": 8000}, "TargetHealth": {"State": "healthy"}},
+        ]
+    }
+    assert target.state_of(answer, "10.0.1.15", 8000) == "healthy"
+    assert target.state_of(answer, "10.0.1.99", 8000) is None

@@ -10,10 +10,14 @@ once (against the ground truth from the raw records) and the true state at the e
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,10 +97,12 @@ def container_server(
     log: Path,
     command: tuple[str, ...] = (sys.executable, "-m", "functions.container"),
     base_env: dict[str, str] | None = None,
+    port: int | None = None,
+    **extra_env: str,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``python -m functions.container`` (or ``command``) on a free port, configured as the
     task is (``base_env``: the rest of its environment, default this process's)."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **(os.environ if base_env is None else base_env),
         **aws.environment,
@@ -108,6 +114,7 @@ def container_server(
         "STREAM_TOKEN_SECRET": SECRET,
         "STREAM_POLL_MS": "50",
         "POWERTOOLS_SERVICE_NAME": "dispatch-replay-container",
+        **extra_env,
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -194,3 +201,79 @@ def test_sigterm_ends_every_stream_with_reconnect_and_clients_resume_elsewhere_l
             assert state.discrete and len(state.discrete) == len(set(state.discrete))
             assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, last)
     assert "draining streams" in log_a and '"streams":3' in log_a.replace(" ", "")
+
+
+@contextmanager
+def metadata_endpoint(address: str) -> Iterator[str]:
+    """What ECS serves a task at ``ECS_CONTAINER_METADATA_URI_V4`` (the parts read: its
+    network, as in the AWS docs' example response)."""
+    body = json.dumps(
+        {"Name": "stream", "Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": [address]}]}
+    ).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v4/container-id"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_task_drains_when_its_load_balancer_target_leaves_before_any_sigterm(
+    stack: tuple[MotoServer, Services, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """ECS deregisters first and sends SIGTERM only once the ALB has no connection left:
+    the task sees its target leave (functions/container/target.py) and drains then, and
+    keeps serving whatever else still reaches it."""
+    aws, services, _ = stack
+    elbv2, ec2 = client_for(aws, "elbv2"), client_for(aws, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group = elbv2.create_target_group(
+        Name="stream-drain", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    helper = Server("", services, None)  # type: ignore[arg-type]  # sessions and tokens only
+    day = services.chunks.published("XTST", "2026-03-14").manifest
+    session = helper.new_session(day.start, day.end, speed=8.0, state="playing")
+    port = free_port()
+    elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": "127.0.0.1", "Port": port}])
+    with (
+        metadata_endpoint("127.0.0.1") as metadata,
+        container_server(
+            aws,
+            tmp_path / "task.log",
+            port=port,
+            TARGET_GROUP_ARN=group,
+            ECS_CONTAINER_METADATA_URI_V4=metadata,
+            TARGET_HEALTH_POLL_S="0.5",
+        ) as (url, process),
+        httpx.Client() as client,
+    ):
+        reader = StreamReader(client, url + helper.stream_url(session))
+        reader.read_until(lambda e: e.event == "vehicle_update", timeout_s=30)
+        # Seen registered first (a task is "unused" before it is registered, too).
+        log = tmp_path / "task.log"
+        deadline = time.monotonic() + 30
+        while '"state":"healthy"' not in log.read_text().replace(" ", ""):
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        elbv2.deregister_targets(TargetGroupArn=group, Targets=[{"Id": "127.0.0.1", "Port": port}])
+        events = reader.read_to_end(timeout_s=30)
+        assert events[-1].event == "reconnect" and events[-1].json()["reason"] == "draining"
+        assert process.poll() is None  # no SIGTERM yet: the task still runs
+        assert client.get(f"{url}/healthz").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert wait_exit(process, 30) == 0
+    assert "target draining" in (tmp_path / "task.log").read_text()

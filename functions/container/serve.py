@@ -94,6 +94,8 @@ class DrainingServer(uvicorn.Server):
         address = await asyncio.to_thread(
             target.task_address, settings.ecs_container_metadata_uri_v4
         )
+        state = target.TargetState()
+        last: str | None = None
         while True:
             await asyncio.sleep(settings.target_health_poll_s)
             try:
@@ -107,7 +109,11 @@ class DrainingServer(uvicorn.Server):
             except Exception as exc:  # noqa: BLE001 - throttled or a network fault: ask again
                 logger.warning("target health unavailable", extra={"error": str(exc)[:300]})
                 continue
-            if target.is_leaving(answer, address, settings.port):
+            current = target.state_of(answer, address, settings.port)
+            if current != last:
+                logger.info("target health", extra={"state": current, "address": address})
+                last = current
+            if state.leaving(current):
                 self.drain("target draining")
                 # Connections the ALB keeps open close once idle: it then sees none left.
                 for connection in list(self.server_state.connections):

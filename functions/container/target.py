@@ -17,9 +17,32 @@ import json
 import urllib.request
 from typing import Any
 
-# The state of a target the load balancer is taking out (ELB TargetHealth.State). Not
-# ``unused``: a task is that too before ECS has registered it, while it starts.
-LEAVING = "draining"
+# ELB TargetHealth.State values (ALB). A registered target is one of REGISTERED; a target
+# being taken out is "draining" (or "unhealthy.draining") for the deregistration delay,
+# then "unused". A task is "unused" too before ECS has registered it, while it starts.
+REGISTERED = frozenset({"initial", "healthy", "unhealthy", "unavailable"})
+DRAINING = frozenset({"draining", "unhealthy.draining"})
+
+
+class TargetState:
+    """What the target's states so far say: is the load balancer taking this task out?
+
+    ``draining`` says so at once. ``unused`` says so only after the target was seen
+    registered (the deregistration completed between two polls, or an emulator skips the
+    draining state); before that it is a task still starting.
+    """
+
+    def __init__(self) -> None:
+        self.seen_registered = False
+
+    def leaving(self, state: str | None) -> bool:
+        """Record ``state`` (None: this target was not in the answer); True once leaving."""
+        if state in REGISTERED:
+            self.seen_registered = True
+            return False
+        if state in DRAINING:
+            return True
+        return state == "unused" and self.seen_registered
 
 
 def task_address(metadata_uri: str, timeout_s: float = 2.0) -> str:
@@ -38,15 +61,14 @@ def address_of(metadata: dict[str, Any]) -> str:
     raise ValueError("the container metadata names no IPv4 address")
 
 
-def is_leaving(response: dict[str, Any], address: str, port: int) -> bool:
-    """Whether ``DescribeTargetHealth``'s answer says this target is draining. Anything
-    else (initial, healthy, unhealthy: ECS replaces an unhealthy task itself; unused: not
-    registered yet) keeps it serving."""
+def state_of(response: dict[str, Any], address: str, port: int) -> str | None:
+    """This target's state in a ``DescribeTargetHealth`` answer (None if it is absent)."""
     for description in response.get("TargetHealthDescriptions", []):
         target = description.get("Target", {})
         if target.get("Id") == address and int(target.get("Port", port)) == port:
-            return description.get("TargetHealth", {}).get("State") == LEAVING
-    return False
+            state = description.get("TargetHealth", {}).get("State")
+            return None if state is None else str(state)
+    return None
 
 
 def describe_self(elbv2: Any, target_group_arn: str, address: str, port: int) -> dict[str, Any]:
