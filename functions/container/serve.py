@@ -91,14 +91,16 @@ class DrainingServer(uvicorn.Server):
 
         settings = self.settings
         elbv2 = boto3.client("elbv2")
-        address = await asyncio.to_thread(
-            target.task_address, settings.ecs_container_metadata_uri_v4
-        )
         state = target.TargetState()
+        address: str | None = None
         last: str | None = None
         while True:
             await asyncio.sleep(settings.target_health_poll_s)
             try:
+                if address is None:
+                    address = await asyncio.to_thread(
+                        target.task_address, settings.ecs_container_metadata_uri_v4
+                    )
                 answer = await asyncio.to_thread(
                     target.describe_self,
                     elbv2,
@@ -152,7 +154,8 @@ def main() -> int:
         return 1
     # uvicorn restores the handlers it found and raises the signal it stopped for again,
     # so that a default handler kills the process (status 143). The stop was asked for
-    # and the drain is done: this handler makes it the clean exit (0) it is.
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # and the drain is done: this handler makes it the clean exit (0) it is (and a SIGTERM
+    # before uvicorn installed its own still stops the server, right after it started).
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     server.run()
     return 0
