@@ -25,7 +25,15 @@ from functions.app.dependencies import Services
 from functions.app.settings import AppSettings, get_settings
 from functions.aws_lambda import handlers
 from functions.container import serve, target
-from tests.iam import AwsEdge, Physical, Role, client_calls_in, iam_action, modules_loaded_by
+from tests.iam import (
+    AwsEdge,
+    Physical,
+    Role,
+    client_calls_in,
+    iam_action,
+    modules_loaded_by,
+    translated_template,
+)
 from tests.jwt_issuer import AUDIENCE, serve_issuer
 from tests.test_control_handler import LambdaContext
 from tests.test_iam import (
@@ -131,6 +139,16 @@ def test_the_container_path_is_an_optional_nested_stack_of_the_main_template() -
     # Every parameter the nested template needs without a default is passed.
     required = {n for n, p in CONTAINER["Parameters"].items() if "Default" not in p}
     assert required <= set(nested["Properties"]["Parameters"])
+    # As CloudFormation gets it: a nested stack under the condition, every parameter a
+    # string (nested stacks take no lists).
+    stack = translated_template()["Resources"]["ContainerStreams"]
+    assert stack["Type"] == "AWS::CloudFormation::Stack"
+    assert stack["Condition"] == "WithContainer"
+    assert stack["Properties"]["TemplateURL"] == "container.yaml"  # `sam package` uploads it
+    for name, value in stack["Properties"]["Parameters"].items():
+        assert not isinstance(value, list), name
+        if CONTAINER["Parameters"][name]["Type"].startswith("List<"):
+            assert "Fn::Join" in value, name
     # With it, the control API hands out stream URLs on the container's domain.
     control = RESOURCES["ControlFunction"]["Properties"]["Environment"]["Variables"]
     assert control["STREAM_BASE_URL"]["If"][0] == "WithContainer"
