@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 BUCKET = "replay-test"
+DAY_CACHE_VARIABLE = "DISPATCH_REPLAY_TEST_DAY_CACHE"
 
 # In-process moto, too, applies each DynamoDB request atomically, as DynamoDB does.
 atomic_dynamodb()
@@ -26,6 +28,17 @@ atomic_dynamodb()
 # service models from disk again (~0.4 s per test). One loader serves them all: its
 # caches hold the parsed JSON, which botocore never mutates.
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_day_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One ``demo --cache`` folder for the whole run, shared by the xdist workers: the
+    demo processes the browser tests start generate and chunk each day once per run, not
+    once per test module (``tests.demo_server``). Under pytest's run folder, which pytest
+    rotates."""
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ[DAY_CACHE_VARIABLE] = str(run / "demo-day-cache")
 
 
 @pytest.fixture(autouse=True)

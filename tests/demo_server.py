@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from functions.local.stack import free_port, stop_process, wait_for_http
+from tests.conftest import DAY_CACHE_VARIABLE
 
 # A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
 SMALL_DAY = ["--vehicles", "40", "--flights", "60", "--start-hour", "6", "--hours", "3"]
@@ -32,14 +33,23 @@ class DemoServer:
 
 
 @contextmanager
-def demo_server(log: Path, extra: list[str] | None = None) -> Iterator[DemoServer]:
-    """Start ``dispatch-replay demo`` on a free port; always stop it (SIGINT, like Ctrl-C)."""
+def demo_server(
+    log: Path, extra: list[str] | None = None, cached: bool = True
+) -> Iterator[DemoServer]:
+    """Start ``dispatch-replay demo`` on a free port; always stop it (SIGINT, like Ctrl-C).
+
+    ``cached``: with the run's ``--cache`` folder (tests.conftest.demo_day_cache), so only
+    the first demo of a day in a run generates and chunks it; ``False`` for the tests of
+    what a first ``make demo`` does.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    cache = os.environ.get(DAY_CACHE_VARIABLE) if cached else None
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "functions.local.cli", "demo", "--port", str(port)]
-            + (extra if extra is not None else SMALL_DAY),
+            + (extra if extra is not None else SMALL_DAY)
+            + (["--cache", cache] if cache else []),
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,

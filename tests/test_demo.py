@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -10,10 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from functions.local.day_cache import source_digest
 from functions.local.stack import free_port, port_is_free
 from tests.demo_server import demo_server
 from tests.streaming import StreamReader
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.end_to_end
 def test_demo_serves_the_dashboard_the_api_and_a_stream_then_stops_everything(
     tmp_path: Path,
 ) -> None:
-    with demo_server(tmp_path / "demo.log") as server:
+    with demo_server(tmp_path / "demo.log", cached=False) as server:
         children = server.child_pids()
         assert children, "the moto server should be a child of the demo"
         with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -68,10 +71,13 @@ def test_demo_serves_the_dashboard_the_api_and_a_stream_then_stops_everything(
     assert not running, f"children still run: {running}"
 
 
-def test_demo_refuses_a_port_in_use_with_a_one_line_error(tmp_path: Path) -> None:
-    with demo_server(tmp_path / "first.log") as first:
-        port = first.url.rsplit(":", 1)[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+def test_demo_refuses_a_port_in_use_with_a_one_line_error() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = str(taken.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    try:
         second = subprocess.run(
             [sys.executable, "-m", "functions.local.cli", "demo", "--port", port, "--hours", "1"],
             capture_output=True,
@@ -80,9 +86,56 @@ def test_demo_refuses_a_port_in_use_with_a_one_line_error(tmp_path: Path) -> Non
             env=env,
             check=False,
         )
-        assert second.returncode != 0
-        assert f"127.0.0.1:{port} is already in use" in second.stderr
-        assert second.stderr.count("\n") == 1
+    finally:
+        taken.close()
+    assert second.returncode != 0
+    # Refused before any work: no moto server, no generated day.
+    assert (
+        second.stderr
+        == f"dispatch-replay demo: error: 127.0.0.1:{port} is already in use (choose --port)\n"
+    )
+
+
+def _demo_no_serve(*extra: str) -> tuple[dict[str, Any], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    tiny = ["--vehicles", "8", "--flights", "6", "--start-hour", "7", "--hours", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "functions.local.cli", "demo", "--no-serve", *tiny, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary, done.stderr
+
+
+def test_a_cached_day_is_reused_only_while_inputs_match(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first, first_log = _demo_no_serve("--cache", str(cache))
+    assert first["cached"] is False and "chunked into" in first_log
+    again, again_log = _demo_no_serve("--cache", str(cache))
+    assert again["cached"] is True and "reused the day cached in" in again_log
+    assert "generated" not in again_log and "chunked into" not in again_log
+    for field in ("version", "chunks", "chunk_bytes", "raw_records", "tasks"):
+        assert again[field] == first[field]
+    other, _ = _demo_no_serve("--cache", str(cache), "--seed", "8")
+    assert other["cached"] is False and other["version"] != first["version"]
+    assert len([entry for entry in cache.iterdir() if not entry.name.startswith(".")]) == 2
+
+
+def test_the_cache_key_follows_the_code(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("A = 1\n")
+    before = source_digest([package])
+    assert source_digest([package]) == before
+    (package / "a.py").write_text("A = 2\n")
+    assert source_digest([package]) != before
+    (package / "a.py").write_text("A = 1\n")
+    (package / "b.py").write_text("")
+    assert source_digest([package]) != before
 
 
 def _is_zombie(pid: int) -> bool:

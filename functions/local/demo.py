@@ -16,17 +16,21 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chunker.batch.cli import run_ranges_in_processes
 from chunker.batch.run import chunk_day
 from chunker.format.encoding import ChunkerConfig
 from chunker.format.s3 import s3_client
 from functions.app.dependencies import dynamodb_client
-from functions.local import serve
+from functions.local import day_cache, serve
 from functions.local.stack import LocalStackError, ensure_table, moto_server, port_is_free
 from synthetic import GeneratorSettings, generate_day, write_day
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DEMO_BUCKET = "dispatch-replay-local"
 DEMO_TABLE = "dispatch-replay-sessions"
@@ -45,6 +49,13 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument("--moto-port", type=int, default=0, help="moto server port (0: any free)")
     demo.add_argument(
         "--no-serve", action="store_true", help="stop after chunking (print the summary)"
+    )
+    demo.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="keep the generated and chunked day in DIR and reuse it while the inputs "
+        "and the code are unchanged (repeated runs, the browser tests)",
     )
     serve.add_arguments(demo)
 
@@ -100,31 +111,25 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         s3 = s3_client()
         s3.create_bucket(Bucket=DEMO_BUCKET)
 
-        mark = time.monotonic()
-        day = generate_day(settings, report)
-        write_day(day, lambda key, body: s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body))
-        generated_s = time.monotonic() - mark
-        report(
-            f"generated {day.turnarounds} turnarounds, {day.tasks} tasks, "
-            f"{day.counts['positions']:,} GPS fixes in {generated_s:.1f} s"
+        key = day_cache.cache_key(
+            {
+                "generator": settings.model_dump(mode="json"),
+                "chunker": ChunkerConfig().model_dump(mode="json"),
+            }
         )
-
-        mark = time.monotonic()
-        jobs = max(1, args.jobs)
-        summary = chunk_day(
-            s3,
-            DEMO_BUCKET,
-            settings.airport,
-            day.keys.service_date,
-            ChunkerConfig(),
-            jobs=jobs,
-            run_ranges=run_ranges_in_processes(quiet=True) if jobs > 1 else None,
-        )
-        chunked_s = time.monotonic() - mark
-        report(
-            f"chunked into {summary.chunk_objects} chunks ({summary.chunk_bytes / 1e6:.1f} MB) "
-            f"in {chunked_s:.1f} s with {jobs} process(es)"
-        )
+        cached = day_cache.load(args.cache, key) if args.cache else None
+        if cached is not None:
+            mark = time.monotonic()
+            restored = day_cache.restore(cached, s3, DEMO_BUCKET)
+            day_summary = cached.summary
+            report(
+                f"reused the day cached in {cached.folder} ({restored} objects) in "
+                f"{time.monotonic() - mark:.1f} s"
+            )
+        else:
+            day_summary = _generate_and_chunk(settings, s3, max(1, args.jobs), report)
+            if args.cache:
+                day_cache.store(args.cache, key, s3, DEMO_BUCKET, day_summary)
         ensure_table(dynamodb_client(), DEMO_TABLE)
         os.environ.update(local_app_environment(DEMO_BUCKET, DEMO_TABLE))
         ready_s = time.monotonic() - started
@@ -135,6 +140,36 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
                 args.port,
                 announce=f"ready in {ready_s:.0f} s: open {url}  (Ctrl-C stops everything)",
             )
+    return day_summary | {"ready_seconds": round(ready_s, 2), "cached": cached is not None}
+
+
+def _generate_and_chunk(
+    settings: GeneratorSettings, s3: S3Client, jobs: int, report: Callable[[str], None]
+) -> dict[str, Any]:
+    """Generate the day into the bucket and chunk it; the summary the demo prints."""
+    mark = time.monotonic()
+    day = generate_day(settings, report)
+    write_day(day, lambda key, body: s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body))
+    generated_s = time.monotonic() - mark
+    report(
+        f"generated {day.turnarounds} turnarounds, {day.tasks} tasks, "
+        f"{day.counts['positions']:,} GPS fixes in {generated_s:.1f} s"
+    )
+    mark = time.monotonic()
+    summary = chunk_day(
+        s3,
+        DEMO_BUCKET,
+        settings.airport,
+        day.keys.service_date,
+        ChunkerConfig(),
+        jobs=jobs,
+        run_ranges=run_ranges_in_processes(quiet=True) if jobs > 1 else None,
+    )
+    chunked_s = time.monotonic() - mark
+    report(
+        f"chunked into {summary.chunk_objects} chunks ({summary.chunk_bytes / 1e6:.1f} MB) "
+        f"in {chunked_s:.1f} s with {jobs} process(es)"
+    )
     return {
         "airport": settings.airport,
         "service_date": day.keys.service_date,
@@ -146,5 +181,4 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         "version": summary.version,
         "generate_seconds": round(generated_s, 2),
         "chunk_seconds": round(chunked_s, 2),
-        "ready_seconds": round(ready_s, 2),
     }
