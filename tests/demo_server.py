@@ -32,10 +32,14 @@ class DemoServer:
 
 
 @contextmanager
-def demo_server(log: Path, extra: list[str] | None = None) -> Iterator[DemoServer]:
-    """Start ``dispatch-replay demo`` on a free port; always stop it (SIGINT, like Ctrl-C)."""
+def demo_server(
+    log: Path, extra: list[str] | None = None, environment: dict[str, str] | None = None
+) -> Iterator[DemoServer]:
+    """Start ``dispatch-replay demo`` on a free port (``environment``: settings of the app
+    on top of this process's); always stop it (SIGINT, like Ctrl-C)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(environment or {})
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "functions.local.cli", "demo", "--port", str(port)]
