@@ -320,8 +320,9 @@ def check_card(
         arg=vehicle,
         timeout=10_000,
     )
-    task = card.get_by_test_id("current-task").inner_text()
-    fix_text = card.get_by_test_id("last-fix").inner_text()
+    read = "(c, id) => c.querySelector(`[data-testid=${id}]`)?.textContent ?? ''"
+    task = card.evaluate(read, "current-task")
+    fix_text = card.evaluate(read, "last-fix")
     dashboard.page.evaluate("() => window.__replay.selectVehicle(null)")
     fix = state["vehicles"][vehicle]
     stale = position - fix["t"] > FADE_S * 1000

@@ -178,6 +178,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
         """Fold one tick (starting at ``t``) of rows in, derive, and return the derived
         rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``)."""
         self.apply_tick(vehicles, tasks, flights, notifications)
+        if not tasks and not flights:
+            return {}  # most ticks: only fixes, nothing derived can change
         derivation = self.derivation
         stands: set[str] = set()
         vehicle_ids: set[str] = set()
