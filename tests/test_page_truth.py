@@ -498,6 +498,7 @@ def test_movers_that_stopped_reporting_fade_then_disappear(
     at = seek_and_settle(dashboard, truth, last + (HIDE_S + 1) * 1000)
     shown = model(dashboard)
     assert not any(m["drawn"] for m in shown["movers"].values())
+    dashboard.page.get_by_test_id("vehicle-count").filter(has_text="0 vehicles").wait_for()
     # A vanished mover's card does not open either.
     dashboard.page.evaluate("(id) => window.__replay.selectVehicle(id)", vehicle)
     frames = shown["frames"]

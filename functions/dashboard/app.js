@@ -326,11 +326,13 @@ function frame() {
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
   app.card.update(app.state, position);
-  const count = `${app.state.vehicles.size}|${language()}`;
+  // The vehicles on the map: one whose last fix is past the hide age is not drawn.
+  const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
+  const count = `${drawn}|${language()}`;
   const countEl = $("vehicle-count");
   if (countEl.dataset.count !== count) {
     countEl.dataset.count = count;
-    countEl.textContent = t("map.vehicles", { n: app.state.vehicles.size });
+    countEl.textContent = t("map.vehicles", { n: drawn });
   }
   requestAnimationFrame(frame);
 }

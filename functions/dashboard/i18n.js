@@ -117,7 +117,7 @@ const STRINGS = {
     "vehicle.noTask": "None",
     "vehicle.lastTask": "Last task",
     "vehicle.lastTaskText": "{task} · {status} {at}",
-    "vehicle.staleFix": "{at} (no fix since: stale)",
+    "vehicle.staleFix": "{at} · stale, no fix since",
     "clock.tzTitle": "Airport time: {zone} ({id}, {offset})",
     "clock.source.data": "data time",
     "clock.source.offline": "not live",
