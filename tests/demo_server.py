@@ -34,9 +34,13 @@ class DemoServer:
 
 @contextmanager
 def demo_server(
-    log: Path, extra: list[str] | None = None, cached: bool = True
+    log: Path,
+    extra: list[str] | None = None,
+    environment: dict[str, str] | None = None,
+    cached: bool = True,
 ) -> Iterator[DemoServer]:
-    """Start ``dispatch-replay demo`` on a free port; always stop it (SIGINT, like Ctrl-C).
+    """Start ``dispatch-replay demo`` on a free port (``environment``: settings of the app
+    on top of this process's); always stop it (SIGINT, like Ctrl-C).
 
     ``cached``: with the run's ``--cache`` folder (tests.conftest.demo_day_cache), so only
     the first demo of a day in a run generates and chunks it; ``False`` for the tests of
@@ -44,6 +48,7 @@ def demo_server(
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(environment or {})
     cache = os.environ.get(DAY_CACHE_VARIABLE) if cached else None
     with log.open("wb") as sink:
         process = subprocess.Popen(

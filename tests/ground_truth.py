@@ -118,6 +118,11 @@ def state_at(
                 recent.append(row)
             else:
                 latest[kind][row["id"]] = row
+    finished_events = [
+        row
+        for row in rows.get("tasks", [])
+        if row["t"] < horizon and row["status"] in ("completed", "cancelled")
+    ]
     return {
         "vehicles": [latest["positions"][k] for k in sorted(latest["positions"])],
         "tasks": [
@@ -131,4 +136,96 @@ def state_at(
         ],
         "flights": [latest["flights"][k] for k in sorted(latest["flights"])],
         "notifications": list(recent),
+        "stands": stands(latest["flights"].values()),
+        "vehicle_tasks": vehicle_tasks(latest["tasks"].values(), finished_events),
     }
+
+
+# --- derived state, from the rules in docs/data-format.md ("Derived state") -------------
+
+
+def _leg_left(leg: Row | None) -> bool:
+    return leg is not None and leg["status"] in ("off_block", "departed")
+
+
+def stands(flights: Any) -> list[Row]:
+    """Stands with an aircraft on them, from the latest row of every flight leg: per
+    turnaround (legs sharing a turnaround_id, else a leg alone), on the arrival's stand from
+    on-block (or boarding) until a leg is off-block; on the departure's stand while it is
+    boarding; a departure-only turnaround from its first row until off-block, unless it is
+    cancelled. A stand claimed twice goes to the claim whose newest leg row is newest."""
+    turnarounds: dict[str, list[Row]] = {}
+    for leg in flights:
+        turnarounds.setdefault(leg.get("turnaround_id") or leg["id"], []).append(leg)
+    held: dict[str, tuple[tuple[int, str], Row]] = {}
+    for key, legs in turnarounds.items():
+        arrivals = sorted((leg for leg in legs if leg["movement"] == "arrival"), key=_t_id)
+        departures = sorted((leg for leg in legs if leg["movement"] == "departure"), key=_t_id)
+        arrival = arrivals[-1] if arrivals else None
+        departure = departures[-1] if departures else None
+        if _leg_left(arrival) or _leg_left(departure):
+            continue
+        if arrival is not None and arrival["status"] in ("on_block", "boarding"):
+            on = arrival
+        elif departure is not None and (
+            departure["status"] == "boarding"  # on-block row missing: boarding is at the aircraft
+            or (arrival is None and departure["status"] != "cancelled")  # night-stopped
+        ):
+            on = departure
+        else:
+            continue
+        newest = max(leg["t"] for leg in (arrival, departure) if leg is not None)
+        row = {
+            "id": on["stand"],
+            "t": newest,
+            "occupied": True,
+            "turnaround_id": on.get("turnaround_id"),
+            "flight_id": on["id"],
+            "arrival_id": arrival["id"] if arrival else None,
+            "departure_id": departure["id"] if departure else None,
+            "callsign": on["callsign"],
+            "registration": on["registration"],
+            "aircraft_type": on["aircraft_type"],
+        }
+        rank = (newest, key)
+        if on["stand"] not in held or rank > held[on["stand"]][0]:
+            held[on["stand"]] = (rank, row)
+    return [held[stand][1] for stand in sorted(held)]
+
+
+def _t_id(row: Row) -> tuple[int, str]:
+    return row["t"], row["id"]
+
+
+TASK_REF = ("id", "t", "task_type", "status", "flight_id", "stand", "actual_end")
+ACTIVE = {"en_route": 1, "arrived": 2, "in_progress": 3}
+
+
+def vehicle_tasks(tasks: Any, finished_events: list[Row]) -> list[Row]:
+    """Per vehicle: its current task (latest rows en route / arrived / in progress; the
+    most advanced, then the newest, then the greatest id) and its last finished task event."""
+    current: dict[str, Row] = {}
+    for task in tasks:
+        vehicle = task.get("vehicle_id")
+        if vehicle is None or task["status"] not in ACTIVE:
+            continue
+        rank = (ACTIVE[task["status"]], task["t"], task["id"])
+        known = current.get(vehicle)
+        if known is None or rank > (ACTIVE[known["status"]], known["t"], known["id"]):
+            current[vehicle] = task
+    last: dict[str, Row] = {}
+    for event in finished_events:
+        if event.get("vehicle_id") is not None:
+            last[event["vehicle_id"]] = event
+    out = []
+    for vehicle in sorted(set(current) | set(last)):
+        now, before = current.get(vehicle), last.get(vehicle)
+        out.append(
+            {
+                "id": vehicle,
+                "t": max(r["t"] for r in (now, before) if r is not None),
+                "current": {k: now.get(k) for k in TASK_REF} if now else None,
+                "last": {k: before.get(k) for k in TASK_REF} if before else None,
+            }
+        )
+    return out

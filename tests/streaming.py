@@ -262,6 +262,7 @@ class StreamReader:
 
 DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
 Discrete = tuple[str, str, int, str | None]  # (kind, id, t, status)
+DERIVED = {"stand_update": "stands", "vehicle_task_update": "vehicle_tasks"}
 
 
 class ClientState:
@@ -273,6 +274,8 @@ class ClientState:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.flights: dict[str, dict[str, Any]] = {}
         self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
+        self.stands: dict[str, dict[str, Any]] = {}
+        self.vehicle_tasks: dict[str, dict[str, Any]] = {}
         self.task_retention_ms = 0
         self.discrete: list[Discrete] = []  # every event row received, in order
         self.snapshots: list[int] = []  # the t of every snapshot received
@@ -287,6 +290,20 @@ class ClientState:
             self.tasks = {r["id"]: r for r in data["tasks"]}
             self.flights = {r["id"]: r for r in data["flights"]}
             self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
+            self.stands = {r["id"]: r for r in data["stands"]}
+            self.vehicle_tasks = {r["id"]: r for r in data["vehicle_tasks"]}
+        elif event.event in DERIVED:
+            # Derived rows replace their entity's; a vacated stand, or a vehicle with
+            # neither a current nor a last task, leaves (docs/api.md).
+            data = event.json()
+            self.t = data["t"]
+            kind = DERIVED[event.event]
+            entities = getattr(self, kind)
+            for row in data[kind]:
+                if row.get("occupied") or row.get("current") or row.get("last"):
+                    entities[row["id"]] = row
+                else:
+                    entities.pop(row["id"], None)
         elif event.event == "vehicle_update":
             data = event.json()
             self.t = data["t"]
@@ -316,13 +333,15 @@ class ClientState:
             ],
             "flights": [self.flights[k] for k in sorted(self.flights)],
             "notifications": list(self.notifications),
+            "stands": [self.stands[k] for k in sorted(self.stands)],
+            "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
         }
 
 
 def frame_position(events: list[Event]) -> int:
     """The replay position the client has reached: the last frame/snapshot's ``t``."""
     for event in reversed(events):
-        if event.event in ("snapshot", "vehicle_update", *DISCRETE):
+        if event.event in ("snapshot", "vehicle_update", *DISCRETE, *DERIVED):
             position: int = event.json()["t"]
             return position
     raise AssertionError("no frame yet")

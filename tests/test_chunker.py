@@ -343,3 +343,30 @@ def test_published_days_and_airports_are_listed(s3: S3Client) -> None:
     assert [tick.t for tick in reader.iter_ticks("XTST", start, end)] == expected
     with pytest.raises(NotPublished):
         reader.published("XTST", "2026-03-16")
+
+
+def test_derived_state_at_every_change_equals_ground_truth(
+    s3: S3Client, raw_objects: dict[str, bytes]
+) -> None:
+    """Stand occupancy and each vehicle's task (chunker/format/derived.py) at every tick
+    where a task or flight row lands and the tick before, from keyframes plus deltas, as
+    tests/ground_truth.py computes them from the raw records."""
+    upload(s3, raw_objects)
+    chunk_day(s3, BUCKET, "XTST", "2026-03-14", FAST)
+    reader = ChunkReader(s3, BUCKET)
+    manifest = reader.published("XTST", "2026-03-14").manifest
+    rows, day = ground_truth.valid_rows(raw_objects, KEYS)
+    events = {kind: kind_rows for kind, kind_rows in rows.items() if kind != "positions"}
+    seen = Counter[str]()
+    for t in sorted({row["t"] for kind in ("tasks", "flights") for row in rows[kind]}):
+        for at in (t - 1000, t):
+            if not day.start_ms <= at < day.end_ms:
+                continue
+            expected = ground_truth.state_at(events, day, FAST.tick_ms, at)
+            state = reader.state_at(manifest, at).keyframe()
+            assert state["stands"] == expected["stands"], at
+            assert state["vehicle_tasks"] == expected["vehicle_tasks"], at
+            seen["stands"] += len(expected["stands"])
+            seen["current"] += sum(1 for v in expected["vehicle_tasks"] if v["current"])
+            seen["last"] += sum(1 for v in expected["vehicle_tasks"] if v["last"])
+    assert seen["stands"] and seen["current"] and seen["last"], seen

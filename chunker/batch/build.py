@@ -116,13 +116,18 @@ def build_hour(
                     tick[kind] = events
                     counts[kind] += len(events)
             if tick is not None:
-                # The fold readers apply to this tick (chunker.format.state.StateFold).
-                state.apply_tick(
+                # The fold readers apply to this tick (chunker.format.state.StateFold), and
+                # the derived rows it changed (chunker.format.derived), stored with it.
+                derived = state.fold_tick(
+                    tick_start,
                     fixes,
                     tick.get("tasks", ()),
                     tick.get("flights", ()),
                     tick.get("notifications", ()),
                 )
+                for kind, changed in derived.items():
+                    if changed:
+                        tick[kind] = changed
                 ticks.append(tick)
         histogram.task_events[bin_index] += counts["tasks"]
         histogram.flight_events[bin_index] += counts["flights"]

@@ -2,17 +2,19 @@
 
 A chunk covers ``[start, end)`` of replay time and is self-sufficient for seeking::
 
-    {"format": "dispatch-replay.chunk", "format_version": 1,
+    {"format": "dispatch-replay.chunk", "format_version": 2,
      "airport": "XLHI", "service_date": "2026-03-14", "start": ..., "end": ..., "tick_ms": 1000,
-     "keyframe": {"vehicles": [...], "tasks": [...], "flights": [...], "notifications": [...]},
+     "keyframe": {"vehicles": [...], "tasks": [...], "flights": [...], "notifications": [...],
+                  "stands": [...], "vehicle_tasks": [...]},
      "ticks": [{"t": ..., "vehicles": [...], "tasks": [...], ...}, ...]}
 
 ``keyframe`` is the full state just before ``start`` (every record with ``t < start``);
 ``ticks`` lists, in time order, only the ticks where something happened, each with only
 the kinds that changed: vehicles as the last fix per vehicle in the tick, tasks / flights /
 notifications as every row in order (they are discrete events the stream delivers one by
-one). Encoding: JSON (orjson) compressed with zstd — chosen by ``bench/bench_encoding.py``,
-see docs/performance.md.
+one); stands / vehicle_tasks (derived: ``chunker.format.derived``) as the rows that
+changed. Encoding: JSON (orjson) compressed with zstd — chosen by
+``bench/bench_encoding.py``, see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from chunker.format.records import (
 )
 
 CHUNK_FORMAT = "dispatch-replay.chunk"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyframes and ticks carry the derived kinds (stands, vehicle_tasks)
+READABLE_FORMAT_VERSIONS = frozenset({1, FORMAT_VERSION})  # 1: read with no derived rows
 ZSTD_LEVEL = 3
 MAX_CHUNK_BYTES = 256 * 1024 * 1024  # decompressed; a chunk beyond this is corrupt or hostile
 
@@ -79,11 +82,11 @@ def decode_chunk(data: bytes) -> dict[str, Any]:
     if (
         not isinstance(document, dict)
         or document.get("format") != CHUNK_FORMAT
-        or document.get("format_version") != FORMAT_VERSION
+        or document.get("format_version") not in READABLE_FORMAT_VERSIONS
         or not isinstance(document.get("keyframe"), dict)
         or not isinstance(document.get("ticks"), list)
     ):
-        raise CorruptChunk("not a dispatch-replay chunk of format version 1")
+        raise CorruptChunk("not a dispatch-replay chunk of a readable format version")
     return document
 
 

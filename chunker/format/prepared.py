@@ -2,7 +2,8 @@
 
 Streams send rows as they are stored, so each row is encoded once when a chunk is loaded
 and then only concatenated, never re-encoded per viewer. Next to each row's bytes sit the
-few attributes server-side filters need (ids, task type and status, stand, flight).
+few attributes server-side filters need (ids, task type and status, stand, flight), and
+for a derived row (``chunker.format.derived``) whether it keeps its entity in the state.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from chunker.format.derived import PRESENT
 from chunker.format.encoding import CorruptChunk
 from chunker.format.rows import Row
 from chunker.format.state import RECENT_NOTIFICATIONS, ReplayState, StateFold, floor_tick
@@ -51,6 +53,16 @@ class NotificationEntry(NamedTuple):
     json: bytes
 
 
+class DerivedEntry(NamedTuple):
+    """A derived row (a stand's occupant, a vehicle's task) and what filters look at:
+    ``id`` is the stand or vehicle, ``flight_id`` the flight it names (if any)."""
+
+    id: str
+    present: bool  # False: the row removes its entity (a vacated stand)
+    flight_id: str | None
+    json: bytes
+
+
 VehicleEntry = tuple[str, bytes]  # (vehicle_id, row JSON)
 
 
@@ -63,6 +75,36 @@ class PreparedTick:
     tasks: list[TaskEntry] = field(default_factory=list)
     flights: list[FlightEntry] = field(default_factory=list)
     notifications: list[NotificationEntry] = field(default_factory=list)
+    stands: list[DerivedEntry] = field(default_factory=list)
+    vehicle_tasks: list[DerivedEntry] = field(default_factory=list)
+
+    def kinds(
+        self,
+    ) -> tuple[
+        list[VehicleEntry],
+        list[TaskEntry],
+        list[FlightEntry],
+        list[NotificationEntry],
+        list[DerivedEntry],
+        list[DerivedEntry],
+    ]:
+        """Its entries by kind, in ``StateFold.apply_tick``'s order."""
+        return (
+            self.vehicles,
+            self.tasks,
+            self.flights,
+            self.notifications,
+            self.stands,
+            self.vehicle_tasks,
+        )
+
+
+def _derived_flight(kind: str, row: Row) -> str | None:
+    if kind == "stands":
+        flight_id: str | None = row.get("flight_id")
+        return flight_id
+    current = row.get("current") or row.get("last")
+    return None if current is None else current.get("flight_id")
 
 
 def _held(size: int) -> int:
@@ -76,6 +118,7 @@ _PAIR = _held(sys.getsizeof(("", b"")))
 _TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"")))
 _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
 _NOTE = _held(sys.getsizeof(NotificationEntry(None, b"")))
+_DERIVED = _held(sys.getsizeof(DerivedEntry("", True, None, b"")))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -137,24 +180,35 @@ class _Preparer:
                 NotificationEntry(self.optional_name(note.get("flight_id")), row(note))
             )
             size += _NOTE
-        for entries in (tick.vehicles, tick.tasks, tick.flights, tick.notifications):
+        for kind, derived in (("stands", tick.stands), ("vehicle_tasks", tick.vehicle_tasks)):
+            for item in rows.get(kind) or ():
+                flight_id = self.optional_name(_derived_flight(kind, item))
+                present = PRESENT[kind](item)
+                derived.append(DerivedEntry(name(item["id"]), present, flight_id, row(item)))
+                size += _DERIVED
+        for entries in tick.kinds():
             size += _held(sys.getsizeof(entries))
         self.size += size
         return tick
 
 
+def _entry_present(kind: str, entry: DerivedEntry) -> bool:
+    return entry.present
+
+
 @dataclass(slots=True)
-class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry]):
+class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry]):
     """State at an instant ``t``, as entries keyed by id (what a snapshot is built from)."""
 
     t: int = 0
     task_retention_ms: int = 0
-    task_id = flight_id = attrgetter("id")
+    task_id = flight_id = derived_id = attrgetter("id")
+    derived_present = staticmethod(_entry_present)
     task_status_t = attrgetter("status", "t")
 
     def apply(self, tick: PreparedTick) -> None:
         """Fold one tick (or a keyframe) in."""
-        self.apply_tick(tick.vehicles, tick.tasks, tick.flights, tick.notifications)
+        self.apply_tick(*tick.kinds())
 
     def rows(self) -> ReplayState:
         """Decoded rows (for queries and tests; the stream never needs this)."""
@@ -164,6 +218,8 @@ class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry])
             {k: loads(v.json) for k, v in self.tasks.items()},
             {k: loads(v.json) for k, v in self.flights.items()},
             deque((loads(n.json) for n in self.notifications), maxlen=RECENT_NOTIFICATIONS),
+            {k: loads(v.json) for k, v in self.stands.items()},
+            {k: loads(v.json) for k, v in self.vehicle_tasks.items()},
         )
 
 

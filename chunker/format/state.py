@@ -11,7 +11,12 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
   last event (default one hour; ``expire_tasks``). The live picture stays the size of
   the apron's current work instead of growing all day; older tasks stay in the chunks'
   deltas and the history queries;
-- ``notifications``: the most recent ``RECENT_NOTIFICATIONS`` notifications, oldest first.
+- ``notifications``: the most recent ``RECENT_NOTIFICATIONS`` notifications, oldest first;
+- ``stands`` / ``vehicle_tasks``: derived from the rows above by ``chunker.format.derived``
+  (stand occupancy, each vehicle's current and last task). The chunker derives them and
+  stores them like any other kind (keyframes, per-tick deltas); readers only fold them. A
+  derived delta row that leaves nothing to say (a vacated stand, a vehicle with neither a
+  current nor a last task) removes its entity from the state.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from chunker.format.derived import DERIVED_KINDS, PRESENT, Derivation
 from chunker.format.rows import Row
 
 RECENT_NOTIFICATIONS = 20
 EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
+STATE_KINDS = (*EVENT_KINDS, *DERIVED_KINDS)
 
 
 FINISHED_TASK_STATUSES = frozenset({"completed", "cancelled"})
@@ -50,6 +57,12 @@ class RowId(Protocol):
     def __call__(self, row: Any, /) -> str: ...
 
 
+class DerivedPresent(Protocol):
+    """Whether a derived row of ``kind`` keeps its entity in the state."""
+
+    def __call__(self, kind: str, row: Any, /) -> bool: ...
+
+
 class TaskStatusT(Protocol):
     """Gets a task row's ``(status, t)``."""
 
@@ -60,24 +73,30 @@ VehicleT = TypeVar("VehicleT")
 TaskT = TypeVar("TaskT")
 FlightT = TypeVar("FlightT")
 NoteT = TypeVar("NoteT")
+DerivedT = TypeVar("DerivedT")
 
 
 @dataclass(slots=True)
-class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT]):
+class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
     """The fold, written once whatever form a row takes: the chunker folds decoded rows
     (``ReplayState``), readers fold pre-encoded entries (``chunker.format.prepared``).
 
     Latest fix per vehicle, latest row per task and flight leg, the most recent
-    notifications; finished tasks leave after the retention (module doc).
+    notifications, the latest derived row per stand and vehicle (absent ones removed);
+    finished tasks leave after the retention (module doc).
     """
 
     vehicles: dict[str, VehicleT] = field(default_factory=dict)
     tasks: dict[str, TaskT] = field(default_factory=dict)
     flights: dict[str, FlightT] = field(default_factory=dict)
     notifications: deque[NoteT] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
+    stands: dict[str, DerivedT] = field(default_factory=dict)
+    vehicle_tasks: dict[str, DerivedT] = field(default_factory=dict)
     # Ids and a task's (status, t), in the form of the rows (C getters: hot loops).
     task_id: ClassVar[RowId]
     flight_id: ClassVar[RowId]
+    derived_id: ClassVar[RowId]
+    derived_present: ClassVar[DerivedPresent]
     task_status_t: ClassVar[TaskStatusT]
 
     def apply_tick(
@@ -86,9 +105,11 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT]):
         tasks: Sequence[TaskT],
         flights: Sequence[FlightT],
         notifications: Sequence[NoteT],
+        stands: Sequence[DerivedT] = (),
+        vehicle_tasks: Sequence[DerivedT] = (),
     ) -> None:
         """Fold one tick in: the vehicles' fixes (by id), the tick's task, flight and
-        notification rows, each in order."""
+        notification rows, each in order, then its derived rows."""
         if vehicles:
             self.vehicles.update(vehicles)
         if tasks:
@@ -97,6 +118,20 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT]):
             self.flights.update(zip(map(self.flight_id, flights), flights, strict=True))
         if notifications:
             self.notifications.extend(notifications)
+        if stands:
+            self._fold_derived("stands", self.stands, stands)
+        if vehicle_tasks:
+            self._fold_derived("vehicle_tasks", self.vehicle_tasks, vehicle_tasks)
+
+    def _fold_derived(
+        self, kind: str, entities: dict[str, DerivedT], rows: Sequence[DerivedT]
+    ) -> None:
+        present, key_of = self.derived_present, self.derived_id
+        for row in rows:
+            if present(kind, row):
+                entities[key_of(row)] = row
+            else:
+                entities.pop(key_of(row), None)
 
     def expire_tasks(self, tick_start: int, retention_ms: int) -> None:
         """Drop finished tasks older than the retention, as seen at ``tick_start``."""
@@ -114,13 +149,51 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT]):
             del self.tasks[task_id]
 
 
-@dataclass(slots=True)
-class ReplayState(StateFold[Row, Row, Row, Row]):
-    """The state as decoded rows: what the chunker builds keyframes from, and what
-    history queries answer with."""
+def _row_present(kind: str, row: Row) -> bool:
+    return PRESENT[kind](row)
 
-    task_id = flight_id = itemgetter("id")
+
+@dataclass(slots=True)
+class ReplayState(StateFold[Row, Row, Row, Row, Row]):
+    """The state as decoded rows: what the chunker builds keyframes from, and what
+    history queries answer with.
+
+    ``derivation``: the chunker's bookkeeping behind the derived rows (``fold_tick``); a
+    state read back from chunks has its derived rows and an empty one.
+    """
+
+    derivation: Derivation = field(default_factory=Derivation)
+    task_id = flight_id = derived_id = itemgetter("id")
+    derived_present = staticmethod(_row_present)
     task_status_t = itemgetter("status", "t")
+
+    def fold_tick(
+        self,
+        t: int,
+        vehicles: Mapping[str, Row],
+        tasks: Sequence[Row],
+        flights: Sequence[Row],
+        notifications: Sequence[Row],
+    ) -> dict[str, list[Row]]:
+        """Fold one tick (starting at ``t``) of rows in, derive, and return the derived
+        rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``)."""
+        self.apply_tick(vehicles, tasks, flights, notifications)
+        if not tasks and not flights:
+            return {}  # most ticks: only fixes, nothing derived can change
+        derivation = self.derivation
+        stands: set[str] = set()
+        vehicle_ids: set[str] = set()
+        for row in flights:
+            derivation.flight(row, stands)
+        for row in tasks:
+            derivation.task(row, vehicle_ids)
+        changed: dict[str, list[Row]] = {}
+        rows = [derivation.stand_row(s, t) for s in sorted(stands)]
+        changed["stands"] = _changes("stands", self.stands, rows)
+        rows = [derivation.vehicle_row(v, t) for v in sorted(vehicle_ids)]
+        changed["vehicle_tasks"] = _changes("vehicle_tasks", self.vehicle_tasks, rows)
+        self.apply_tick((), (), (), (), changed["stands"], changed["vehicle_tasks"])
+        return changed
 
     def apply(self, kind: str, row: Row) -> None:
         """Fold one row of ``kind`` (a key of ``EVENT_KINDS``) into the state."""
@@ -128,9 +201,9 @@ class ReplayState(StateFold[Row, Row, Row, Row]):
         if kind == "vehicles":
             self.apply_tick({row["id"]: row}, (), (), ())
         elif kind == "tasks":
-            self.apply_tick((), rows, (), ())
+            self.fold_tick(row["t"], {}, rows, (), ())
         elif kind == "flights":
-            self.apply_tick((), (), rows, ())
+            self.fold_tick(row["t"], {}, (), rows, ())
         else:
             self.apply_tick((), (), (), rows)
 
@@ -141,4 +214,16 @@ class ReplayState(StateFold[Row, Row, Row, Row]):
             "tasks": [self.tasks[k] for k in sorted(self.tasks)],
             "flights": [self.flights[k] for k in sorted(self.flights)],
             "notifications": list(self.notifications),
+            "stands": [self.stands[k] for k in sorted(self.stands)],
+            "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
         }
+
+
+def _changes(kind: str, entities: Mapping[str, Row], rows: Iterable[Row]) -> list[Row]:
+    """The derived rows that differ from the state's (a removal only if it was there)."""
+    present = PRESENT[kind]
+    return [
+        row
+        for row in rows
+        if (entities.get(row["id"]) != row if present(row) else row["id"] in entities)
+    ]

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -71,6 +71,18 @@ class AppSettings(BaseSettings):
     stream_max_per_user: int = Field(default=8, ge=0, le=1_000)
     stream_max_per_session: int = Field(default=64, ge=0, le=1_000)
     stream_lease_s: int = Field(default=60, ge=3, le=900)
+
+    # The map: a mover whose last fix is older than this (replay time, against the data
+    # the page shows) is drawn faded, then hidden (docs/api.md, "Staleness"). Parked
+    # vehicles report every 30 s, so fading starts well beyond that.
+    mover_fade_after_s: int = Field(default=90, ge=1, le=86_400)
+    mover_hide_after_s: int = Field(default=600, ge=1, le=86_400)
+
+    @model_validator(mode="after")
+    def _fade_before_hide(self) -> AppSettings:
+        if self.mover_hide_after_s < self.mover_fade_after_s:
+            raise ValueError("MOVER_HIDE_AFTER_S must be at least MOVER_FADE_AFTER_S")
+        return self
 
     @field_validator("jwt_audience", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ import { AirportTime, PlaybackClock } from "./clock.js";
 import { Controls } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
-import { buildLegend, VehicleCard } from "./overlays.js";
+import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
 import { resolveSession } from "./session.js";
 import { ReplayState } from "./state.js";
@@ -46,8 +46,6 @@ const app = {
   vehicles: new Map(), // catalogue: vehicle id -> {vehicle_type, label, ...}
   vehicleTypes: new Map(),
   flightsById: new Map(),
-  occupied: new Map(),
-  occupiedRevision: -1,
   frames: 0,
   trails: false,
   clockText: "",
@@ -120,6 +118,32 @@ window.__replay = {
   dropConnection() {
     if (app.stream) app.stream.drop();
   },
+  /** Select vehicle `id` on the map (its card opens), as a click on it would. */
+  selectVehicle(id) {
+    if (app.map) app.map.selectedId = id;
+  },
+};
+
+/**
+ * Test hook: what the last map frame drew, and what each vehicle's card says. `at` is the
+ * replay time the map shows (staleness is measured against it); `movers` by id: where
+ * (lat, lon of the fix drawn; x, y in CSS px on the canvas), `fix` its time, `drawn` /
+ * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
+ * it; `cards`: vehicle id -> the card's task line.
+ */
+window.__replayModel = () => {
+  const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };
+  const cards = {};
+  if (app.state) for (const id of app.state.vehicles.keys()) cards[id] = cardTaskText(app.state, id);
+  return {
+    at: model.at,
+    position: app.streamPosition,
+    staleness: app.state ? app.state.staleness : null,
+    movers: model.movers,
+    stands: model.stands,
+    cards,
+    frames: app.frames,
+  };
 };
 
 // --- connection state ----------------------------------------------------------------------
@@ -186,6 +210,14 @@ function onEvent(name, data) {
       state.applyFlights(data.t, data.flights);
       dataAt(data.t);
       break;
+    case "stand_update":
+      state.applyDerived("stands", data.t, data.stands);
+      dataAt(data.t);
+      break;
+    case "vehicle_task_update":
+      state.applyDerived("vehicle_tasks", data.t, data.vehicle_tasks);
+      dataAt(data.t);
+      break;
     case "notification":
       state.applyNotifications(data.notifications);
       dataAt(data.t);
@@ -207,17 +239,6 @@ function renewPresence() {
 }
 
 // --- drawing -------------------------------------------------------------------------------
-
-/** Stands with an aircraft on them (for the map), recomputed when the flights change. */
-function occupiedStands() {
-  if (app.occupiedRevision === app.state.revision) return app.occupied;
-  app.occupiedRevision = app.state.revision;
-  app.occupied = new Map();
-  for (const flight of app.state.flights.values()) {
-    if (flight.status === "on_block" || flight.status === "boarding") app.occupied.set(flight.stand, flight);
-  }
-  return app.occupied;
-}
 
 /**
  * What the header clock shows, and why: the playback clock while it and the data agree;
@@ -302,14 +323,16 @@ function frame() {
   const position = shown.position;
   drawClock(position, shown.source);
   app.timeline.draw(position);
-  app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, occupied: occupiedStands() });
+  app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
-  app.card.update(app.state);
-  const count = `${app.state.vehicles.size}|${language()}`;
+  app.card.update(app.state, position);
+  // The vehicles on the map: one whose last fix is past the hide age is not drawn.
+  const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
+  const count = `${drawn}|${language()}`;
   const countEl = $("vehicle-count");
   if (countEl.dataset.count !== count) {
     countEl.dataset.count = count;
-    countEl.textContent = t("map.vehicles", { n: app.state.vehicles.size });
+    countEl.textContent = t("map.vehicles", { n: drawn });
   }
   requestAnimationFrame(frame);
 }

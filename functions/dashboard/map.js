@@ -94,6 +94,9 @@ export class ApronMap {
     this.highlightStand = null; // the stand of the flight jumped to
     this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
     this.lastTerminalLabels = []; // terminal names the last frame drew (test hook)
+    // What the last frame drew (test hook, window.__replayModel): movers by id with where
+    // and how (faded / hidden), and the stands drawn occupied with the flight on each.
+    this.lastModel = { at: null, movers: {}, stands: {} };
     this.onHover = () => {};
     this.onSelect = () => {};
     this.bindPointer();
@@ -292,7 +295,8 @@ export class ApronMap {
   /**
    * Draw one frame.
    * @param {import("./state.js").ReplayState} state
-   * @param {object} options {trails: boolean, vehicleTypes: Map<id,type>, occupied: Map<stand,flight>}
+   * @param {object} options {trails: boolean, vehicleTypes: Map<id,type>, dataTime: number}:
+   *   `dataTime` is the replay time the map shows (staleness is measured against it)
    */
   draw(state, options) {
     const ctx = this.ctx;
@@ -304,7 +308,8 @@ export class ApronMap {
     this.drawRunways(ctx);
     this.drawRoads(ctx);
     this.drawTerminals(ctx);
-    this.drawStands(ctx, options.occupied);
+    this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
+    this.drawStands(ctx, state.stands);
     this.drawDepots(ctx);
     this.drawVehicles(ctx, state, options, now);
   }
@@ -455,8 +460,13 @@ export class ApronMap {
       if (remote) ctx.setLineDash([3, 2]);
       ctx.strokeRect(-box / 2, -box / 2, box, box);
       ctx.setLineDash([]);
+      // The server's occupancy (state.stands): the aircraft of a turnaround from on-block
+      // to off-block, never re-derived here from flight statuses.
       const flight = occupied.get(stand.stand_id);
-      if (flight) this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
+      if (flight) {
+        this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
+        this.lastModel.stands[stand.stand_id] = flight.flight_id;
+      }
       ctx.restore();
       if (stand.stand_id === this.highlightStand) {
         ctx.strokeStyle = COLORS.selection;
@@ -536,9 +546,13 @@ export class ApronMap {
     const size = this.vehicleSize();
     const drawn = new Map();
     const pulse = 0.5 + 0.5 * Math.sin(now / 260);
+    // A mover that stopped reporting fades, then is no longer drawn (state.freshness).
+    const freshness = new Map();
+    for (const [id, vehicle] of state.vehicles) freshness.set(id, state.freshness(vehicle, options.dataTime));
     // Trails first, under every vehicle.
     for (const [id, vehicle] of state.vehicles) {
       if (!options.trails && id !== this.selectedId) continue;
+      if (freshness.get(id) === "hidden") continue;
       const trail = vehicle.trail;
       if (trail.length < 2) continue;
       const head = state.positionOf(vehicle, now);
@@ -565,6 +579,11 @@ export class ApronMap {
     for (const [id, vehicle] of order) {
       const at = state.positionOf(vehicle, now);
       const s = this.screen(at);
+      const fresh = freshness.get(id);
+      const { lat, lon, t: fix } = vehicle.row;
+      const moving = vehicle.duration > 0 && now < vehicle.start + vehicle.duration;
+      this.lastModel.movers[id] = { drawn: fresh !== "hidden", faded: fresh === "faded", lat, lon, fix, x: s.x, y: s.y, moving };
+      if (fresh === "hidden") continue;
       drawn.set(id, s);
       if (s.x < -40 || s.y < -40 || s.x > this.width + 40 || s.y > this.height + 40) continue;
       const color = VEHICLE_COLORS[options.vehicleTypes.get(id)] ?? "#94a3b8";
@@ -581,7 +600,7 @@ export class ApronMap {
         ctx.stroke();
         ctx.globalAlpha = 1;
       }
-      if (vehicleState === "servicing") {
+      if (vehicleState === "servicing" && fresh === "fresh") {
         ctx.fillStyle = `rgba(34, 197, 94, ${0.12 + 0.18 * pulse})`;
         ctx.beginPath();
         ctx.arc(0, 0, size * 0.8, 0, Math.PI * 2);
@@ -595,10 +614,12 @@ export class ApronMap {
       ctx.lineTo(0, h * 0.42);
       ctx.lineTo(-h * 0.68, h * 0.78);
       ctx.closePath();
-      ctx.globalAlpha = vehicleState === "idle" ? 0.5 : 1;
+      const faded = fresh === "faded";
+      ctx.globalAlpha = faded ? 0.28 : vehicleState === "idle" ? 0.5 : 1;
       ctx.fillStyle = color;
       ctx.fill();
-      ctx.globalAlpha = 1;
+      ctx.globalAlpha = faded ? 0.5 : 1;
+      if (faded) ctx.setLineDash([2, 2]);
       if (ring) {
         ctx.strokeStyle = ring;
         ctx.lineWidth = 1.3;
@@ -608,6 +629,8 @@ export class ApronMap {
         ctx.lineWidth = 1;
         ctx.stroke();
       }
+      ctx.setLineDash([]);
+      ctx.globalAlpha = 1;
       ctx.restore();
     }
     this.lastDrawn = drawn;

@@ -1,10 +1,8 @@
 // What floats over the map: the legend and the card of the hovered or selected vehicle
-// (its id, type, state, current task and flight, from the task rows that reference it).
+// (its id, type, state, and the current or last task the server derived for it).
 
 import { enumValues, label, language, t } from "./i18n.js";
 import { STATE_RINGS, VEHICLE_COLORS } from "./map.js";
-import { FINISHED } from "./state.js";
-
 const ARROW = "M0 -5 L3.4 3.9 L0 2.1 L-3.4 3.9 Z";
 
 /** A vehicle's label in the page's language: in Chinese, its type and fleet number
@@ -44,6 +42,18 @@ export function buildLegend(legend) {
   return legend.offsetHeight;
 }
 
+/**
+ * The card's "Task" line for vehicle `id`: its current task (the server's `vehicle_tasks`:
+ * en route / arrived / in progress, never the next queued one) as "type · status"; with
+ * none, "Idle" for a vehicle reporting idle, else "None". The hook reads it for every vehicle.
+ */
+export function cardTaskText(state, id) {
+  const vehicle = state.vehicles.get(id);
+  const { current } = state.vehicleTask(id);
+  if (current) return `${label("task_type", current.task_type)} · ${label("task_status", current.status)}`;
+  return vehicle && vehicle.row.state === "idle" ? label("vehicle_state", "idle") : t("vehicle.noTask");
+}
+
 export class VehicleCard {
   /**
    * @param {HTMLElement} element
@@ -60,21 +70,24 @@ export class VehicleCard {
     this.key = "";
   }
 
-  /** Show the card of the hovered vehicle, else of the selected one, else none. */
-  update(state) {
+  /** Show the card of the hovered vehicle, else of the selected one, else none (nor of a
+   * vehicle the map no longer draws: its last fix is older than the hide age). `dataTime`:
+   * the replay time the map shows. */
+  update(state, dataTime) {
     const card = this.element;
     const id = this.hover?.id ?? this.map.selectedId;
     const vehicle = id ? state.vehicles.get(id) : null;
-    if (!vehicle) {
+    const freshness = vehicle ? state.freshness(vehicle, dataTime) : "hidden";
+    if (!vehicle || freshness === "hidden") {
       if (!card.hidden) card.hidden = true;
       this.key = "";
       return;
     }
-    const task = state.taskOfVehicle(id);
-    const key = `${id}|${vehicle.row.t}|${task ? task.id + task.status : ""}|${language()}`;
+    const task = state.vehicleTask(id);
+    const key = `${id}|${vehicle.row.t}|${task.t}|${freshness}|${language()}`;
     if (key !== this.key) {
       this.key = key;
-      this.render(id, vehicle, task, state);
+      this.render(id, vehicle, task, freshness, state);
     }
     card.hidden = false;
     // Next to the pointer while hovering, else next to the selected vehicle (it follows).
@@ -86,13 +99,13 @@ export class VehicleCard {
     card.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
   }
 
-  render(id, vehicle, task, state) {
+  render(id, vehicle, task, freshness, state) {
     const info = this.vehicles.get(id);
     const type = info ? info.vehicle_type : null;
     const none = t("vehicle.none");
-    // A finished task is the vehicle's last one, not what it does now: an idle (or
-    // returning) vehicle has no current task.
-    const current = task && !FINISHED.has(task.status) ? task : null;
+    // The server's derivation: `current` is what it works on now, `last` its last finished
+    // task (an idle or returning vehicle has no current one).
+    const { current, last } = task;
     const flight = current
       ? (state.flights.get(current.flight_id) ?? this.flights.get(current.flight_id))
       : null;
@@ -100,26 +113,18 @@ export class VehicleCard {
       [t("vehicle.type"), label("vehicle_type", type)],
       [t("vehicle.state"), label("vehicle_state", vehicle.row.state)],
       [t("vehicle.speed"), `${Math.round(vehicle.row.speed_kmh)} km/h`],
-      [
-        t("vehicle.task"),
-        current
-          ? `${label("task_type", current.task_type)} · ${label("task_status", current.status)}`
-          : vehicle.row.state === "idle"
-            ? label("vehicle_state", "idle")
-            : t("vehicle.noTask"),
-        "current-task",
-      ],
+      [t("vehicle.task"), cardTaskText(state, id), "current-task"],
     ];
     if (current) {
       rows.push([t("vehicle.flight"), flight ? `${flight.callsign} (${flight.flight_number})` : current.flight_id]);
       rows.push([t("vehicle.stand"), current.stand]);
-    } else if (task) {
-      const ended = task.actual_end ?? task.t;
+    } else if (last) {
+      const ended = last.actual_end ?? last.t;
       rows.push([
         t("vehicle.lastTask"),
         t("vehicle.lastTaskText", {
-          task: label("task_type", task.task_type),
-          status: label("task_status", task.status),
+          task: label("task_type", last.task_type),
+          status: label("task_status", last.status),
           at: this.time.hm(ended),
         }),
         "last-task",
@@ -127,7 +132,8 @@ export class VehicleCard {
     } else {
       rows.push([t("vehicle.flight"), none], [t("vehicle.stand"), none]);
     }
-    rows.push([t("vehicle.fix"), this.time.hms(vehicle.row.t)]);
+    const fix = this.time.hms(vehicle.row.t);
+    rows.push([t("vehicle.fix"), freshness === "faded" ? t("vehicle.staleFix", { at: fix }) : fix, "last-fix"]);
     const head = document.createElement("div");
     head.className = "vc-head";
     const dot = document.createElement("span");
@@ -151,5 +157,6 @@ export class VehicleCard {
     }
     this.element.replaceChildren(head, list);
     this.element.dataset.vehicleId = id;
+    this.element.dataset.freshness = freshness;
   }
 }

@@ -1,5 +1,8 @@
 // The replay state as the stream builds it: vehicles (with what smooth motion needs),
-// tasks, flights and notifications, each keyed by its id so nothing can appear twice.
+// tasks, flights and notifications, each keyed by its id so nothing can appear twice; and
+// the state the server derives from them (docs/data-format.md, "Derived state"): which
+// aircraft holds each stand, and each vehicle's current and last task. The page shows
+// those as they come; it never re-derives them from the raw rows.
 
 /** Task statuses after which a task is over. */
 export const FINISHED = new Set(["completed", "cancelled"]);
@@ -20,6 +23,9 @@ export class ReplayState {
     this.tasks = new Map();
     this.flights = new Map();
     this.notifications = new Map(); // insertion order = arrival order
+    this.stands = new Map(); // stand id -> derived row of the aircraft on it
+    this.vehicleTasks = new Map(); // vehicle id -> derived row {current, last}
+    this.staleness = { fade_after_ms: 90000, hide_after_ms: 600000 }; // from the snapshot
     this.retentionMs = 0;
     this.t = 0; // replay time of the last frame or snapshot
     this.frameInterval = 1000; // wall ms between vehicle frames (moving average)
@@ -37,6 +43,9 @@ export class ReplayState {
     this.flights = new Map(snapshot.flights.map((row) => [row.id, row]));
     this.notifications = new Map();
     this.applyNotifications(snapshot.notifications);
+    this.stands = new Map((snapshot.stands ?? []).map((row) => [row.id, row]));
+    this.vehicleTasks = new Map((snapshot.vehicle_tasks ?? []).map((row) => [row.id, row]));
+    if (snapshot.staleness) this.staleness = snapshot.staleness;
     this.lastFramePerf = 0;
     this.revision += 1;
   }
@@ -126,15 +135,35 @@ export class ReplayState {
     if (changed) this.revision += 1;
   }
 
-  /** The task a vehicle works on now: its latest unfinished task, else its latest one. */
-  taskOfVehicle(vehicleId) {
-    let best = null;
-    for (const task of this.tasks.values()) {
-      if (task.vehicle_id !== vehicleId) continue;
-      const rank = FINISHED.has(task.status) ? 0 : 1;
-      const bestRank = best ? (FINISHED.has(best.status) ? 0 : 1) : -1;
-      if (rank > bestRank || (rank === bestRank && task.t > best.t)) best = task;
+  /**
+   * Derived rows (a `stand_update` or `vehicle_task_update`): each replaces its entity's;
+   * a vacated stand, or a vehicle with neither a current nor a last task, leaves.
+   */
+  applyDerived(kind, t, rows) {
+    this.t = Math.max(this.t, t);
+    const entities = kind === "stands" ? this.stands : this.vehicleTasks;
+    for (const row of rows) {
+      const present = kind === "stands" ? row.occupied : Boolean(row.current || row.last);
+      if (present) entities.set(row.id, row);
+      else entities.delete(row.id);
     }
-    return best;
+    this.revision += 1;
+  }
+
+  /** What the server says vehicle `id` works on: {current, last} (either may be null). */
+  vehicleTask(vehicleId) {
+    return this.vehicleTasks.get(vehicleId) ?? { current: null, last: null };
+  }
+
+  /**
+   * How fresh a vehicle's last fix is at replay time `at` (the data time the map shows, not
+   * the wall clock): "fresh", "faded" once older than the fade age, "hidden" once older
+   * than the hide age (the snapshot's `staleness`, docs/api.md).
+   */
+  freshness(vehicle, at) {
+    const age = at - vehicle.row.t;
+    if (age > this.staleness.hide_after_ms) return "hidden";
+    if (age > this.staleness.fade_after_ms) return "faded";
+    return "fresh";
   }
 }

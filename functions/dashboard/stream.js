@@ -9,7 +9,14 @@
 //   EventSource cannot set headers. The server then sends exactly what was missed.
 // Frame events are also deduplicated here by (event, id), in case a resume overlaps.
 
-const FRAME_EVENTS = ["task_update", "flight_update", "notification", "vehicle_update"];
+const FRAME_EVENTS = [
+  "task_update",
+  "flight_update",
+  "notification",
+  "stand_update",
+  "vehicle_task_update",
+  "vehicle_update",
+];
 const MAX_REMEMBERED_IDS = 4096;
 const MAX_BACKOFF_MS = 15000;
 

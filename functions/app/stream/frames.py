@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from chunker.format.prepared import (
+    DerivedEntry,
     FlightEntry,
     NotificationEntry,
     PreparedState,
@@ -17,8 +18,17 @@ from chunker.format.prepared import (
 )
 from functions.app.domain.sessions import Filters
 
-# The order of a frame's events (discrete events first, then where vehicles are).
-FRAME_EVENTS = ("task_update", "flight_update", "notification", "vehicle_update")
+# The order of a frame's events: discrete events first, then the derived state (stand
+# occupancy, each vehicle's task: chunker.format.derived), then where vehicles are (last,
+# so a frame's vehicle update ends it).
+FRAME_EVENTS = (
+    "task_update",
+    "flight_update",
+    "notification",
+    "stand_update",
+    "vehicle_task_update",
+    "vehicle_update",
+)
 
 
 def _allowed(values: Sequence[str] | None) -> frozenset[str] | None:
@@ -66,6 +76,14 @@ class FilterPlan:
     def notification(self, note: NotificationEntry) -> bool:
         return self.flights is None or note.flight_id is None or note.flight_id in self.flights
 
+    # Derived rows: a stand's occupant goes where the stand filter lets it; a vehicle's task
+    # goes with the vehicle (its card is of a vehicle on the map).
+    def stand(self, stand: DerivedEntry) -> bool:
+        return self.stands is None or stand.id in self.stands
+
+    def vehicle_task(self, vehicle: DerivedEntry) -> bool:
+        return self.vehicle(vehicle.id)
+
 
 def _array(items: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
@@ -80,6 +98,8 @@ def frame_events(
     row in order. Kinds with nothing left after filtering produce no event.
     """
     vehicles: dict[str, bytes] = {}
+    stands: dict[str, bytes] = {}  # derived rows: the last per entity in the frame
+    vehicle_tasks: dict[str, bytes] = {}
     tasks: list[bytes] = []
     flights: list[bytes] = []
     notes: list[bytes] = []
@@ -95,6 +115,12 @@ def frame_events(
         tasks.extend(task.json for task in tick.tasks if plan.task(task))
         flights.extend(flight.json for flight in tick.flights if plan.flight(flight))
         notes.extend(note.json for note in tick.notifications if plan.notification(note))
+        for stand in tick.stands:
+            if plan.stand(stand):
+                stands[stand.id] = stand.json
+        for vehicle in tick.vehicle_tasks:
+            if plan.vehicle_task(vehicle):
+                vehicle_tasks[vehicle.id] = vehicle.json
     head = b'{"t":' + str(until).encode()
     events = []
     if tasks:
@@ -103,19 +129,32 @@ def frame_events(
         events.append(("flight_update", head + b',"flights":' + _array(flights) + b"}"))
     if notes:
         events.append(("notification", head + b',"notifications":' + _array(notes) + b"}"))
+    if stands:
+        events.append(("stand_update", head + b',"stands":' + _array(stands.values()) + b"}"))
+    if vehicle_tasks:
+        body = _array(vehicle_tasks.values())
+        events.append(("vehicle_task_update", head + b',"vehicle_tasks":' + body + b"}"))
     if vehicles:
         events.append(("vehicle_update", head + b',"vehicles":' + _array(vehicles.values()) + b"}"))
     return events
 
 
 def snapshot_data(
-    state: PreparedState, at: int, plan: FilterPlan, reason: str, timeline: int
+    state: PreparedState,
+    at: int,
+    plan: FilterPlan,
+    reason: str,
+    timeline: int,
+    staleness: bytes = b"null",
 ) -> bytes:
-    """The ``snapshot`` event's data: the full filtered state at ``at``."""
+    """The ``snapshot`` event's data: the full filtered state at ``at``; ``staleness``:
+    the movers' fade / hide ages as JSON (``Playhead.staleness``)."""
     vehicles = (state.vehicles[k] for k in sorted(state.vehicles) if plan.vehicle(k))
     tasks = (e.json for k, e in sorted(state.tasks.items()) if plan.task(e))
     flights = (e.json for k, e in sorted(state.flights.items()) if plan.flight(e))
     notes = (n.json for n in state.notifications if plan.notification(n))
+    stands = (e.json for k, e in sorted(state.stands.items()) if plan.stand(e))
+    vehicle_tasks = (e.json for k, e in sorted(state.vehicle_tasks.items()) if plan.vehicle_task(e))
     return b"".join(
         (
             b'{"t":',
@@ -134,6 +173,12 @@ def snapshot_data(
             _array(flights),
             b',"notifications":',
             _array(notes),
+            b',"stands":',
+            _array(stands),
+            b',"vehicle_tasks":',
+            _array(vehicle_tasks),
+            b',"staleness":',
+            staleness,
             b"}",
         )
     )

@@ -39,6 +39,7 @@ from functions.app.stream.playhead import (
     Move,
     Playhead,
     Snapshot,
+    Staleness,
     StreamLimits,
     TickGrid,
 )
@@ -135,7 +136,10 @@ class Player:
             resume_max_gap_ms=settings.stream_resume_max_gap_ms,
             deadline=deadline,
         )
-        self.playhead = Playhead(session, limits, float(self._wall0))
+        staleness = Staleness(
+            settings.mover_fade_after_s * 1000, settings.mover_hide_after_s * 1000
+        )
+        self.playhead = Playhead(session, limits, float(self._wall0), staleness)
 
     @property
     def session(self) -> Session:

@@ -62,6 +62,20 @@ class StreamLimits:
         return self.max_bytes - END_RESERVE_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    """When the page fades, then hides, a mover whose last fix is this old in replay time
+    (``MOVER_FADE_AFTER_S`` / ``MOVER_HIDE_AFTER_S``); sent in every snapshot."""
+
+    fade_after_ms: int = 90_000
+    hide_after_ms: int = 600_000
+
+    def json(self) -> bytes:
+        return orjson.dumps(
+            {"fade_after_ms": self.fade_after_ms, "hide_after_ms": self.hide_after_ms}
+        )
+
+
 class TickGrid(NamedTuple):
     """The chunk around a replay instant: where its ticks fall and where it ends."""
 
@@ -134,9 +148,16 @@ def ahead_of(clock: PlaybackClock, position: int, current: int) -> bool:
 class Playhead:
     """The state of one open stream and every decision about it (pure; see the module)."""
 
-    def __init__(self, session: Session, limits: StreamLimits, opened_at: float) -> None:
+    def __init__(
+        self,
+        session: Session,
+        limits: StreamLimits,
+        opened_at: float,
+        staleness: Staleness | None = None,
+    ) -> None:
         self.session = session
         self.limits = limits
+        self.staleness = (staleness or Staleness()).json()
         self.timeline = session.timeline
         self.position = 0  # P: every tick <= P has been delivered (tick-aligned)
         self.end_reason: str | None = None  # why the last event ended the stream, if one did
@@ -194,7 +215,12 @@ class Playhead:
     def snapshot(self, move: Snapshot, state: PreparedState, manifest: Manifest) -> bytes:
         """The snapshot ``move`` from the state at ``move.at``; moves P there."""
         data = snapshot_data(
-            state, move.at, self.plan(manifest), move.reason, self.session.timeline
+            state,
+            move.at,
+            self.plan(manifest),
+            move.reason,
+            self.session.timeline,
+            self.staleness,
         )
         self.timeline = self.session.timeline
         self.position = move.at
