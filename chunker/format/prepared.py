@@ -34,6 +34,7 @@ class TaskEntry(NamedTuple):
     stand: str
     t: int
     json: bytes
+    vehicle_id: str | None = None
 
 
 class FlightEntry(NamedTuple):
@@ -49,6 +50,7 @@ class NotificationEntry(NamedTuple):
 
     flight_id: str | None
     json: bytes
+    vehicle_id: str | None = None
 
 
 VehicleEntry = tuple[str, bytes]  # (vehicle_id, row JSON)
@@ -73,9 +75,9 @@ def _held(size: int) -> int:
 
 _BYTES_HEAD = sys.getsizeof(b"")  # a bytes object is this plus its length
 _PAIR = _held(sys.getsizeof(("", b"")))
-_TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"")))
+_TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"", None)))
 _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
-_NOTE = _held(sys.getsizeof(NotificationEntry(None, b"")))
+_NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -126,6 +128,7 @@ class _Preparer:
                     name(task["stand"]),
                     int(task["t"]),
                     row(task),
+                    self.optional_name(task.get("vehicle_id")),
                 )
             )
             size += _TASK + _INT
@@ -134,7 +137,11 @@ class _Preparer:
             size += _FLIGHT
         for note in rows.get("notifications") or ():
             tick.notifications.append(
-                NotificationEntry(self.optional_name(note.get("flight_id")), row(note))
+                NotificationEntry(
+                    self.optional_name(note.get("flight_id")),
+                    row(note),
+                    self.optional_name(note.get("vehicle_id")),
+                )
             )
             size += _NOTE
         for entries in (tick.vehicles, tick.tasks, tick.flights, tick.notifications):

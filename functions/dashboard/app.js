@@ -170,6 +170,7 @@ function onEvent(name, data) {
       break;
     case "playback":
       app.streamPlayback = data;
+      app.controls.followFilters(data.filters, data.filters_by, data.version);
       if (app.clock.fromPlayback(data)) app.controls.sync();
       break;
     case "vehicle_update":

@@ -113,7 +113,9 @@ class SetRange(_Command):
 
 
 class SetFilters(_Command):
-    """Replace the server-side filters."""
+    """Replace the server-side filters (422 ``contradictory-filters`` if they can match
+    nothing). Send ``expected_version`` (or If-Match) so a co-watcher's change made since
+    you looked is not replaced silently: a 409 carries the session as it is now."""
 
     action: Literal["set_filters"]
     filters: Filters
@@ -180,6 +182,9 @@ class SessionView(BaseModel):
     timeline: int
     clock: ClockView
     filters: Filters
+    filters_by: str | None = Field(
+        default=None, description="Who set the filters last (null: nobody since creation)."
+    )
     members: int = Field(description="How many co-watchers joined with a share token.")
     created_at: int
     updated_at: int
@@ -212,6 +217,7 @@ class SessionView(BaseModel):
                 loop=clock.loop,
             ),
             filters=session.filters,
+            filters_by=session.filters_by,
             members=len(session.members),
             created_at=session.created_at,
             updated_at=session.updated_at,
