@@ -590,6 +590,7 @@ def test_cowatchers_see_each_others_filters_and_a_stale_change_is_refused_not_ap
 
     # Bob joins by the share link: he sees the filter, and what it keeps, in every panel.
     alice.click("share-button")
+    alice.page.get_by_test_id("share-popover").wait_for(state="visible")
     link = alice.page.get_by_test_id("share-link").input_value()
     alice.page.keyboard.press("Escape")
     bob_context = browser.new_context(viewport=DESKTOP, locale="en-US")

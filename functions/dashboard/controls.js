@@ -15,7 +15,11 @@ const DAY_MS = 86400000;
 const DEPARTURE_LEAD_MS = 45 * 60000;
 // "HH:MM", optionally "+N" days after the service day ("02:00+1"); "24:00" ends the day.
 const TIME_PATTERN = /^(?:([01]\d|2[0-3]):([0-5]\d)|24:00)(?:\+([1-7]))?$/;
-const POPOVERS = { "share-popover": "share-button", "filters-popover": "filters-button" };
+const POPOVERS = {
+  "share-popover": "share-button",
+  "filters-popover": "filters-button",
+  "bookmarks-popover": "bookmarks-button",
+};
 const FILTER_KINDS = { vehicle_types: "vehicle_type", task_types: "task_type", task_statuses: "task_status" };
 const FILTER_NAMES = ["vehicle_types", "vehicle_ids", "task_types", "task_statuses", "flights", "stands"];
 const FILTER_LEGENDS = {
@@ -68,6 +72,9 @@ export function toast(message) {
 function togglePopover(id, show) {
   const el = $(id);
   el.hidden = show === undefined ? !el.hidden : !show;
+  // A closed popover gives the keyboard back (a field left focused in it would swallow
+  // the shortcuts).
+  if (el.hidden && el.contains(document.activeElement)) document.activeElement.blur();
 }
 
 /** Close every open popover; true if one was open. */

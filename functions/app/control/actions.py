@@ -32,6 +32,15 @@ from functions.app.control.schema import (
     StreamAccess,
 )
 from functions.app.dependencies import Services
+from functions.app.domain.bookmarks import (
+    MAX_BOOKMARKS,
+    Bookmark,
+    BookmarkDraft,
+    BookmarkLimit,
+    BookmarkNotFound,
+    NotTheAuthor,
+    check_inside,
+)
 from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock, PlaybackError, check_range
 from functions.app.domain.sessions import (
@@ -360,6 +369,44 @@ class SessionService:
                 continue
             return changed
         raise SessionBusy(session_id)
+
+    # --- bookmarks and notes ------------------------------------------------------------------
+
+    def add_bookmark(self, caller: str, session_id: str, draft: BookmarkDraft) -> Bookmark:
+        """A bookmark by ``caller`` (owner or member), stored with the session."""
+        bookmark = draft.made(caller, self.services.now_ms())  # one id, whatever the retries
+
+        def add(session: Session, now: int) -> Session:
+            if len(session.bookmarks) >= MAX_BOOKMARKS:
+                raise BookmarkLimit(f"a session keeps at most {MAX_BOOKMARKS} bookmarks")
+            clock = session.clock
+            check_inside(draft, clock.range_start, clock.range_end)
+            return session.changed(
+                bookmarks=(*session.bookmarks, bookmark),
+                bookmarks_revision=session.bookmarks_revision + 1,
+                updated_at=now,
+            )
+
+        self._change(caller, session_id, lambda session: session.can_access(caller), add)
+        metrics.count("BookmarksAdded")
+        return bookmark
+
+    def delete_bookmark(self, caller: str, session_id: str, bookmark_id: str) -> None:
+        """Delete a bookmark: its author or the session's owner."""
+
+        def remove(session: Session, now: int) -> Session:
+            found = [b for b in session.bookmarks if b.bookmark_id == bookmark_id]
+            if not found:
+                raise BookmarkNotFound(f"no bookmark {bookmark_id!r} in this session")
+            if caller not in (found[0].author, session.owner):
+                raise NotTheAuthor("only its author or the session's owner can delete it")
+            return session.changed(
+                bookmarks=tuple(b for b in session.bookmarks if b.bookmark_id != bookmark_id),
+                bookmarks_revision=session.bookmarks_revision + 1,
+                updated_at=now,
+            )
+
+        self._change(caller, session_id, lambda session: session.can_access(caller), remove)
 
     def join(self, caller: str, share_token: str) -> Session:
         """Redeem a share token: ``caller`` becomes a member of the session."""

@@ -10,7 +10,7 @@ controllers' writes conflict.
 Item attributes::
 
     session_id S, owner S, airport S, members SS (optional), share_generation N (optional),
-    filters_by S (optional),
+    filters_by S (optional), bookmarks S (JSON, optional), bookmarks_revision N (optional),
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
@@ -32,6 +32,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from chunker.format.records import TASK_VEHICLE_TYPE, EntityId, TaskStatus, TaskType, VehicleType
+from functions.app.domain import bookmarks
+from functions.app.domain.bookmarks import Bookmark
 from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock
 
@@ -268,6 +270,10 @@ class Session:
     # Who set the filters last (None: nobody since the session was created), so co-watchers
     # are told whose change they see.
     filters_by: str | None = None
+    # Bookmarks and notes everybody in the session shares (``functions.app.domain.bookmarks``);
+    # the revision moves with every change to them, so viewers know when to read them again.
+    bookmarks: tuple[Bookmark, ...] = ()
+    bookmarks_revision: int = 0
 
     @classmethod
     def new(
@@ -340,6 +346,10 @@ class Session:
             item["share_generation"] = {"N": str(self.share_generation)}
         if self.filters_by:
             item["filters_by"] = {"S": self.filters_by}
+        if self.bookmarks:
+            item["bookmarks"] = {"S": bookmarks.encode(self.bookmarks)}
+        if self.bookmarks_revision:
+            item["bookmarks_revision"] = {"N": str(self.bookmarks_revision)}
         return item
 
     @classmethod
@@ -370,4 +380,6 @@ class Session:
             last_command_id=item.get("last_command_id", {}).get("S"),
             share_generation=int(item.get("share_generation", {}).get("N", "0")),
             filters_by=item.get("filters_by", {}).get("S"),
+            bookmarks=bookmarks.decode(item["bookmarks"]["S"]) if "bookmarks" in item else (),
+            bookmarks_revision=int(item.get("bookmarks_revision", {}).get("N", "0")),
         )
