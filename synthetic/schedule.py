@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 from chunker.format.day import ServiceDay
-from chunker.format.records import TaskType, VehicleType
+from chunker.format.records import TASK_VEHICLE_TYPE, TaskType, VehicleType
 from synthetic.layout import AirportLayout, StandSpot
 
 MINUTE = 60_000
@@ -43,17 +43,7 @@ CANCEL_SHARE = 0.015
 STAND_CHANGE_SHARE = 0.05
 REMOTE_SHARE = 0.2  # of turnarounds planned on a remote stand even when a gate is free
 
-TASK_VEHICLE: dict[TaskType, VehicleType] = {
-    TaskType.REFUEL: VehicleType.FUEL_TRUCK,
-    TaskType.CATERING: VehicleType.CATERING_TRUCK,
-    TaskType.BAGGAGE_UNLOAD: VehicleType.BAGGAGE_TRACTOR,
-    TaskType.BAGGAGE_LOAD: VehicleType.BAGGAGE_TRACTOR,
-    TaskType.CLEANING: VehicleType.CLEANING_VAN,
-    TaskType.WATER: VehicleType.WATER_TRUCK,
-    TaskType.LAVATORY: VehicleType.LAVATORY_TRUCK,
-    TaskType.PUSHBACK: VehicleType.PUSHBACK_TUG,
-    TaskType.PASSENGER_BUS: VehicleType.PASSENGER_BUS,
-}
+TASK_VEHICLE = TASK_VEHICLE_TYPE  # the domain's rule: who does which task
 
 
 @dataclass(frozen=True, slots=True)

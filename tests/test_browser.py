@@ -402,3 +402,79 @@ def test_chinese_switch_changes_ui_strings(
     finally:
         zh_context.close()
     assert dashboard.errors == []
+
+
+# --- bookmarks and notes, shared by the session (issue #19 item 5) -------------------------
+
+
+def test_bookmarks_sync_between_cowatchers_and_a_link_opens_the_moment(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    alice = dashboard
+    session = alice.state()["sessionId"]
+    at = alice.state()["clockPosition"]
+    alice.click("share-button")
+    alice.page.get_by_test_id("share-popover").wait_for(state="visible")
+    link = alice.page.get_by_test_id("share-link").input_value()
+    alice.page.keyboard.press("Escape")
+    contexts = [browser.new_context(viewport=VIEWPORT, locale="en-US") for _ in range(2)]
+    try:
+        bob = open_dashboard(contexts[0], f"{link}&user=bob")
+        assert bob.page.get_by_test_id("bookmarks-count").is_hidden()
+
+        alice.click("bookmarks-button")
+        alice.page.get_by_test_id("bookmark-text").fill("Refuel at 103 started late")
+        alice.click("bookmark-save")
+        alice.page.locator("[data-testid=bookmark-item]").first.wait_for()
+
+        # Bob did nothing: the bookmark reaches his page through the stream, on his
+        # timeline and in his list, with its author.
+        bob.wait("s.timelineBookmarks.length === 1 && s.timelineBookmarks[0].at === arg", at)
+        assert bob.page.get_by_test_id("bookmarks-count").inner_text() == "1"
+        bob.click("bookmarks-button")
+        item = bob.page.locator("[data-testid=bookmark-item]")
+        assert item.count() == 1
+        assert "Refuel at 103 started late" in item.inner_text()
+        assert "local-user" in item.inner_text()
+        shots = REPO / "test-artifacts" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        bob.page.screenshot(path=str(shots / "bookmarks-cowatcher.png"))
+
+        # Somewhere else, then the bookmark takes both viewers back to its moment.
+        bob.page.keyboard.press("Escape")
+        bob.page.keyboard.press("Shift+ArrowRight")  # paused: 10 steps on
+        bob.wait("s.playback.position !== arg", at)
+        bob.click("bookmarks-button")
+        item.locator(".bookmark-go").click()
+        bob.wait("s.playback.position === arg", at)
+        alice.wait("s.playback.position === arg", at)
+
+        # A link to this moment, with the session's filters, opens it for someone who is
+        # not in the session: a session of their own, at that time, filtered the same.
+        filtered = alice.page.evaluate(
+            """(sid) => fetch(`/api/replay/sessions/${sid}/control`, {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({action: 'set_filters',
+                                      filters: {vehicle_types: ['fuel_truck']}})})
+                .then((r) => r.status)""",
+            session,
+        )
+        assert filtered == 200
+        alice.page.wait_for_function(
+            "() => document.querySelector('[data-testid=filters-summary]').innerText"
+            ".includes('Fuel truck')"
+        )
+        alice.click("moment-copy")
+        moment = alice.page.get_by_test_id("moment-link").input_value()
+        assert f"t={at}" in moment and "filters=" in moment
+        carol = open_dashboard(contexts[1], f"{moment}&user=carol")
+        assert carol.state()["sessionId"] != session
+        assert carol.state()["playback"]["position"] == at
+        assert carol.page.get_by_test_id("filters-summary").inner_text() == (
+            "Vehicle type: Fuel truck"
+        )
+        assert bob.errors == [] and carol.errors == []
+    finally:
+        for context in contexts:
+            context.close()
+    assert alice.errors == []

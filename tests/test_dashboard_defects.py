@@ -524,3 +524,156 @@ def test_portrait_768x1024_stacks_the_panels(open_page: OpenPage, locale: str) -
     assert controls is not None and controls["y"] + controls["height"] <= PORTRAIT["height"] + 1
     screenshot(dashboard, f"portrait-768x1024-{locale[:2]}-scrolled")
     assert dashboard.errors == []
+
+
+# --- 3 and 5: filters are session state, one rule everywhere -------------------------------
+
+
+def session_filters(dashboard: Dashboard) -> dict[str, Any]:
+    """The session's filters as the API has them (only those set)."""
+    view = api_json(dashboard, f"/sessions/{dashboard.state()['sessionId']}")
+    return {k: v for k, v in view["filters"].items() if v is not None}
+
+
+def refused_requests_aside(errors: list[str], status: int) -> list[str]:
+    """The page's errors but Chromium's own log line for an expected refusal."""
+    return [e for e in errors if f"responded with a status of {status}" not in e]
+
+
+def open_filters(dashboard: Dashboard) -> None:
+    dashboard.click("filters-button")
+    dashboard.page.get_by_test_id("filters-popover").wait_for(state="visible")
+
+
+def tick(dashboard: Dashboard, name: str, value: str) -> None:
+    dashboard.page.locator(f"fieldset[data-filter={name}] input[value='{value}']").check()
+
+
+def apply_filters(dashboard: Dashboard) -> None:
+    """Apply and wait until the popover closed (applied) or showed why not."""
+    dashboard.click("filters-apply")
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('filters-popover').hidden"
+        " || !document.getElementById('filters-conflict').hidden"
+        " || !document.getElementById('filters-problem').hidden"
+    )
+
+
+def summary(dashboard: Dashboard) -> str:
+    return dashboard.page.get_by_test_id("filters-summary").inner_text()
+
+
+def wait_text(dashboard: Dashboard, test_id: str, text: str) -> None:
+    """Wait until the element ``test_id`` is shown and its text contains ``text``."""
+    dashboard.page.wait_for_function(
+        "([id, text]) => { const el = document.querySelector(`[data-testid=${id}]`);"
+        " return el && !el.hidden && el.innerText.includes(text); }",
+        arg=[test_id, text],
+    )
+
+
+def test_cowatchers_see_each_others_filters_and_a_stale_change_is_refused_not_applied(
+    open_page: OpenPage, stack: tuple[Browser, DemoServer]
+) -> None:
+    browser, _ = stack
+    alice = open_page()
+    assert summary(alice) == "No filters: everything shown"
+    open_filters(alice)
+    assert (
+        "never hides what it does not describe"
+        in alice.page.get_by_test_id("filters-rule").inner_text()
+    )
+    tick(alice, "vehicle_types", "fuel_truck")
+    apply_filters(alice)
+    assert session_filters(alice) == {"vehicle_types": ["fuel_truck"]}
+    wait_text(alice, "filters-summary", "Vehicle type: Fuel truck")
+
+    # Bob joins by the share link: he sees the filter, and what it keeps, in every panel.
+    alice.click("share-button")
+    alice.page.get_by_test_id("share-popover").wait_for(state="visible")
+    link = alice.page.get_by_test_id("share-link").input_value()
+    alice.page.keyboard.press("Escape")
+    bob_context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    try:
+        bob = open_dashboard(bob_context, f"{link}&user=bob")
+        assert summary(bob) == "Vehicle type: Fuel truck"
+        view = api_json(bob, f"/sessions/{bob.state()['sessionId']}")
+        fleet = {
+            v["vehicle_id"]: v["vehicle_type"]
+            for v in manifest_of(bob, view)["catalogue"]["vehicles"]
+        }
+        bob.wait("s.vehicleCount > 0 && s.taskIds.length > 0")
+        assert {fleet[v] for v in bob.state()["positions"]} == {"fuel_truck"}
+        # The task list keeps the tasks fuel trucks do (one rule, not "only the map").
+        kinds = bob.page.eval_on_selector_all(
+            "[data-testid=task-row] td.type", "els => els.map((e) => e.innerText.trim())"
+        )
+        assert kinds and set(kinds) == {"Refuel"}, kinds
+
+        # Bob adds a flight by typing its callsign (a searchable field, not checkboxes).
+        flight = next(f for f in manifest_of(bob, view)["catalogue"]["flights"])
+        open_filters(bob)
+        bob.page.get_by_test_id("filter-flight-input").fill(flight["callsign"])
+        bob.page.get_by_test_id("filter-flight-input").press("Enter")
+        assert (
+            bob.page.get_by_test_id("filter-flight-chips")
+            .inner_text()
+            .startswith(flight["callsign"])
+        )
+        apply_filters(bob)
+        assert session_filters(bob) == {"vehicle_types": ["fuel_truck"], "flights": [flight["id"]]}
+        # Alice is told, naming who changed what, and her summary follows.
+        wait_text(
+            alice,
+            "filters-notice",
+            f"bob changed the filters — Flight: {flight['callsign']} (was any)",
+        )
+        wait_text(alice, "filters-summary", f"Flight: {flight['callsign']}")
+        screenshot(alice, "filters-cowatcher-notice")
+
+        # Alice opens the filters; meanwhile Bob changes them again. Her apply is refused
+        # and shown, not applied over his.
+        open_filters(alice)
+        tick(alice, "task_statuses", "in_progress")
+        open_filters(bob)
+        tick(bob, "stands", manifest_of(bob, view)["layout"]["stands"][0]["stand_id"])
+        apply_filters(bob)
+        after_bob = session_filters(bob)
+        assert "stands" in after_bob
+        alice.wait(
+            "s.streamPlayback && s.streamPlayback.version >= arg",
+            api_json(bob, f"/sessions/{view['session_id']}")["version"],
+        )
+        apply_filters(alice)
+        wait_text(alice, "filters-conflict", "bob changed the filters after you opened this")
+        assert "Stand:" in alice.page.get_by_test_id("filters-conflict-theirs").inner_text()
+        assert session_filters(alice) == after_bob  # nothing of Bob's was dropped
+        # Re-applied on top: Bob's stand and flight stay, Alice's status is added.
+        alice.click("filters-reapply")
+        alice.page.get_by_test_id("filters-popover").wait_for(state="hidden")
+        assert session_filters(alice) == {**after_bob, "task_statuses": ["in_progress"]}
+        wait_text(
+            bob,
+            "filters-notice",
+            "local-user changed the filters — Task status: In progress (was any)",
+        )
+        assert bob.errors == []
+    finally:
+        bob_context.close()
+    assert refused_requests_aside(alice.errors, 409) == []
+
+
+def test_contradictory_filters_are_shown_and_not_applied(open_page: OpenPage) -> None:
+    dashboard = open_page()
+    open_filters(dashboard)
+    tick(dashboard, "vehicle_types", "fuel_truck")
+    tick(dashboard, "task_types", "baggage_load")
+    apply_filters(dashboard)
+    problem = dashboard.page.get_by_test_id("filters-problem")
+    assert "can match nothing" in problem.inner_text()
+    assert problem.locator("li[data-code=vehicle-type-vs-task-type]").count() == 1
+    assert dashboard.page.get_by_test_id("filters-popover").is_visible()
+    assert session_filters(dashboard) == {}
+    assert summary(dashboard) == "No filters: everything shown"
+    screenshot(dashboard, "filters-contradiction")
+    assert refused_requests_aside(dashboard.errors, 422) == []

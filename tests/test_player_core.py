@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from chunker.format.encoding import Catalogue, CorruptChunk, Manifest
 from chunker.format.prepared import PreparedChunk, PreparedTick
 from chunker.format.read import NotPublished
-from chunker.format.records import TaskType, Vehicle, VehicleType
+from chunker.format.records import Vehicle, VehicleType
 from functions.app.domain.playback import MAX_SPEED, MIN_SPEED, PlaybackClock
 from functions.app.domain.sessions import Filters, Session
 from functions.app.settings import AppSettings
@@ -624,7 +624,8 @@ def test_pause_speed_seek_and_range_changes_mid_stream() -> None:
 
 def test_filters_change_mid_stream_applies_to_every_later_frame() -> None:
     start = DAY + 600_000
-    only_v2 = Filters(vehicle_ids=["V2"], task_types=[TaskType.REFUEL])
+    # V2 is the pushback tug: it and the pushback tasks (the tasks its type does) pass.
+    only_v2 = Filters(vehicle_types=[VehicleType.PUSHBACK_TUG])
     changes: list[tuple[float, Change]] = [
         (W0 + 3_000, lambda s, now: s.changed(filters=only_v2, timeline=s.timeline + 1))
     ]
@@ -634,7 +635,7 @@ def test_filters_change_mid_stream_applies_to_every_later_frame() -> None:
     assert {row["id"] for row in snapshot["vehicles"]} == {"V2"}
     vehicles = {row["id"] for _, data in later if "vehicles" in data for row in data["vehicles"]}
     tasks = [row for _, data in later if "tasks" in data for row in data["tasks"]]
-    assert vehicles == {"V2"} and tasks and all(r["task_type"] == "refuel" for r in tasks)
+    assert vehicles == {"V2"} and tasks and all(r["task_type"] == "pushback" for r in tasks)
 
 
 # --- loops -----------------------------------------------------------------------------

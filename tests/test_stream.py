@@ -15,6 +15,7 @@ from functions.app.domain.playback import PlaybackClock
 from functions.app.domain.sessions import Filters
 from functions.app.stream.response import EventStreamResponse, send_budget
 from tests import ground_truth
+from tests.rawday import TYPES
 from tests.sse_client import Event, SSEParser
 from tests.streaming import (
     CONFIG,
@@ -262,26 +263,33 @@ def test_control_changes_reach_the_open_stream(server: Server, truth: Any) -> No
 def test_filters_are_applied_server_side(server: Server, truth: Any) -> None:
     rows, service_day = truth
     start = service_day.start_ms + 1_800_000
-    filters = Filters(vehicle_ids=["V01", "V03"], task_types=["refuel"])
+    # Fuel trucks at stands S0-S2: the map shows fuel trucks, the task list refuels there
+    # (the task type fuel trucks do), the board those stands' flights (docs/api.md, "Filters").
+    stands = ["S0", "S1", "S2"]
+    filters = Filters(vehicle_types=["fuel_truck"], stands=stands)
     session = server.new_session(
-        start, service_day.start_ms + 3 * 3_600_000, speed=64.0, state="playing", filters=filters
+        start, service_day.start_ms + 3 * 3_600_000, speed=512.0, state="playing", filters=filters
     )
     with httpx.Client() as client:
         reader = StreamReader(client, server.stream_url(session))
         events = reader.read_until(
-            lambda e: e.event == "vehicle_update" and e.json()["t"] > start + 60_000
+            lambda e: e.event == "vehicle_update" and e.json()["t"] > start + 5_400_000
         )
         reader.close()
     state = ClientState()
     for event in events:
         state.apply(event)
-    assert set(state.vehicles) <= {"V01", "V03"} and state.vehicles
-    assert all(task["task_type"] == "refuel" for task in state.tasks.values())
+    fuel_trucks = {f"V{i:02d}" for i in range(100) if TYPES[i % len(TYPES)] == "fuel_truck"}
+    assert set(state.vehicles) <= fuel_trucks and state.vehicles
+    assert all(f["stand"] in stands for f in state.flights.values())
     expected_refuels = [
         r
         for r in rows["tasks"]
-        if r["task_type"] == "refuel" and start + 1000 <= r["t"] < frame_position(events) + 1000
+        if r["task_type"] == "refuel"
+        and r["stand"] in stands
+        and start + 1000 <= r["t"] < frame_position(events) + 1000
     ]
+    assert expected_refuels
     assert [(k, i) for k, i, _, _ in state.discrete if k == "tasks"] == [
         ("tasks", r["id"]) for r in expected_refuels
     ]

@@ -36,6 +36,7 @@ class TaskEntry(NamedTuple):
     stand: str
     t: int
     json: bytes
+    vehicle_id: str | None = None
 
 
 class FlightEntry(NamedTuple):
@@ -51,15 +52,17 @@ class NotificationEntry(NamedTuple):
 
     flight_id: str | None
     json: bytes
+    vehicle_id: str | None = None
 
 
 class DerivedEntry(NamedTuple):
     """A derived row (a stand's occupant, a vehicle's task) and what filters look at:
-    ``id`` is the stand or vehicle, ``flight_id`` the flight it names (if any)."""
+    ``id`` is the stand or vehicle, ``flight_ids`` the flight legs it names (a stand's
+    occupant names the leg that put it there and both legs of its turnaround)."""
 
     id: str
     present: bool  # False: the row removes its entity (a vacated stand)
-    flight_id: str | None
+    flight_ids: tuple[str, ...]
     json: bytes
 
 
@@ -99,12 +102,11 @@ class PreparedTick:
         )
 
 
-def _derived_flight(kind: str, row: Row) -> str | None:
+def _derived_flights(kind: str, row: Row) -> tuple[str | None, ...]:
     if kind == "stands":
-        flight_id: str | None = row.get("flight_id")
-        return flight_id
+        return (row.get("flight_id"), row.get("arrival_id"), row.get("departure_id"))
     current = row.get("current") or row.get("last")
-    return None if current is None else current.get("flight_id")
+    return () if current is None else (current.get("flight_id"),)
 
 
 def _held(size: int) -> int:
@@ -115,10 +117,10 @@ def _held(size: int) -> int:
 
 _BYTES_HEAD = sys.getsizeof(b"")  # a bytes object is this plus its length
 _PAIR = _held(sys.getsizeof(("", b"")))
-_TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"")))
+_TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"", None)))
 _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
-_NOTE = _held(sys.getsizeof(NotificationEntry(None, b"")))
-_DERIVED = _held(sys.getsizeof(DerivedEntry("", True, None, b"")))
+_NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
+_DERIVED = _held(sys.getsizeof(DerivedEntry("", True, (), b"")))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -169,6 +171,7 @@ class _Preparer:
                     name(task["stand"]),
                     int(task["t"]),
                     row(task),
+                    self.optional_name(task.get("vehicle_id")),
                 )
             )
             size += _TASK + _INT
@@ -177,15 +180,20 @@ class _Preparer:
             size += _FLIGHT
         for note in rows.get("notifications") or ():
             tick.notifications.append(
-                NotificationEntry(self.optional_name(note.get("flight_id")), row(note))
+                NotificationEntry(
+                    self.optional_name(note.get("flight_id")),
+                    row(note),
+                    self.optional_name(note.get("vehicle_id")),
+                )
             )
             size += _NOTE
         for kind, derived in (("stands", tick.stands), ("vehicle_tasks", tick.vehicle_tasks)):
             for item in rows.get(kind) or ():
-                flight_id = self.optional_name(_derived_flight(kind, item))
+                named = dict.fromkeys(f for f in _derived_flights(kind, item) if f is not None)
+                flights = tuple(name(f) for f in named)
                 present = PRESENT[kind](item)
-                derived.append(DerivedEntry(name(item["id"]), present, flight_id, row(item)))
-                size += _DERIVED
+                derived.append(DerivedEntry(name(item["id"]), present, flights, row(item)))
+                size += _DERIVED + _held(sys.getsizeof(flights))
         for entries in tick.kinds():
             size += _held(sys.getsizeof(entries))
         self.size += size

@@ -65,6 +65,22 @@ class TaskType(StrEnum):
     PASSENGER_BUS = "passenger_bus"
 
 
+# Which vehicle type does each task type (the fleet's division of labour: every vehicle type
+# serves its own tasks, a baggage tractor both baggage tasks). Session filters link vehicles
+# and tasks by it (``functions.app.domain.sessions.Filters``).
+TASK_VEHICLE_TYPE: dict[TaskType, VehicleType] = {
+    TaskType.REFUEL: VehicleType.FUEL_TRUCK,
+    TaskType.CATERING: VehicleType.CATERING_TRUCK,
+    TaskType.BAGGAGE_UNLOAD: VehicleType.BAGGAGE_TRACTOR,
+    TaskType.BAGGAGE_LOAD: VehicleType.BAGGAGE_TRACTOR,
+    TaskType.CLEANING: VehicleType.CLEANING_VAN,
+    TaskType.WATER: VehicleType.WATER_TRUCK,
+    TaskType.LAVATORY: VehicleType.LAVATORY_TRUCK,
+    TaskType.PUSHBACK: VehicleType.PUSHBACK_TUG,
+    TaskType.PASSENGER_BUS: VehicleType.PASSENGER_BUS,
+}
+
+
 class TaskStatus(StrEnum):
     """Task life cycle; ``completed`` and ``cancelled`` are terminal."""
 

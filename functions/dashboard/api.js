@@ -109,6 +109,20 @@ export class Api {
     return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/shares`, {});
   }
 
+  /** The session's bookmarks and notes: {revision, limit, bookmarks}. */
+  bookmarks(sessionId) {
+    return this.request("GET", `/sessions/${encodeURIComponent(sessionId)}/bookmarks`);
+  }
+
+  addBookmark(sessionId, body) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/bookmarks`, body);
+  }
+
+  deleteBookmark(sessionId, bookmarkId) {
+    const path = `/sessions/${encodeURIComponent(sessionId)}/bookmarks/${encodeURIComponent(bookmarkId)}`;
+    return this.request("DELETE", path);
+  }
+
   join(shareToken) {
     return this.request("POST", "/sessions/join", { share_token: shareToken });
   }

@@ -3,8 +3,9 @@
 
 import { Api, ApiError } from "./api.js";
 import { signIn } from "./auth.js";
+import { Bookmarks } from "./bookmarks.js";
 import { AirportTime, PlaybackClock } from "./clock.js";
-import { Controls } from "./controls.js";
+import { Controls, toast } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
@@ -105,6 +106,7 @@ window.__replay = {
       frames: app.frames,
       language: language(),
       timelineDomain: app.timeline ? app.timeline.domain : null,
+      timelineBookmarks: app.timeline ? app.timeline.bookmarks.map((b) => ({ id: b.bookmark_id, at: b.at, end: b.end ?? null })) : [],
       dayStart: app.manifest ? app.manifest.start : null,
       dayEnd: app.manifest ? app.manifest.end : null,
     };
@@ -194,6 +196,8 @@ function onEvent(name, data) {
       break;
     case "playback":
       app.streamPlayback = data;
+      app.controls.followFilters(data.filters, data.filters_by, data.version);
+      app.bookmarks.follow(data.bookmarks_revision);
       if (app.clock.fromPlayback(data)) app.controls.sync();
       break;
     case "vehicle_update":
@@ -386,7 +390,16 @@ function bindMap() {
   };
 }
 
-function start(view, manifest, airports) {
+/** What a deep link asked to look at, once the session is open: a selection, a bookmark. */
+function openMoment(moment) {
+  if (!moment) return;
+  const [kind, id] = (moment.select ?? "").split(":");
+  if (kind === "vehicle" && id) app.map.selectedId = id;
+  if (kind === "flight" && id) app.panels.highlightFlight(id, moment.t ?? null);
+  if (moment.bookmark) app.bookmarks.focusById(moment.bookmark);
+}
+
+function start(view, manifest, airports, moment) {
   app.sessionId = view.session_id;
   app.view = view;
   app.manifest = manifest;
@@ -414,6 +427,7 @@ function start(view, manifest, airports) {
     },
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
+  app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.clock.fromView(view);
 
   renderHeader();
@@ -421,6 +435,9 @@ function start(view, manifest, airports) {
   relayoutLegend();
   app.controls.buildFilters();
   app.controls.bind();
+  app.bookmarks.bind();
+  app.bookmarks.follow(view.bookmarks_revision);
+  openMoment(moment);
   app.controls.syncShare();
   app.controls.sync();
   bindMap();
@@ -468,8 +485,8 @@ function start(view, manifest, airports) {
 async function boot() {
   applyTranslations();
   try {
-    const { view, manifest, airports } = await resolveSession(api, params);
-    start(view, manifest, airports);
+    const { view, manifest, airports, moment } = await resolveSession(api, params);
+    start(view, manifest, airports, moment);
   } catch (error) {
     console.warn("dispatch-replay: could not start", error);
     fatal(t("error.start", { msg: error.message }));

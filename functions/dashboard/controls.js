@@ -15,10 +15,48 @@ const DAY_MS = 86400000;
 const DEPARTURE_LEAD_MS = 45 * 60000;
 // "HH:MM", optionally "+N" days after the service day ("02:00+1"); "24:00" ends the day.
 const TIME_PATTERN = /^(?:([01]\d|2[0-3]):([0-5]\d)|24:00)(?:\+([1-7]))?$/;
-const POPOVERS = { "share-popover": "share-button", "filters-popover": "filters-button" };
+const POPOVERS = {
+  "share-popover": "share-button",
+  "filters-popover": "filters-button",
+  "bookmarks-popover": "bookmarks-button",
+};
 const FILTER_KINDS = { vehicle_types: "vehicle_type", task_types: "task_type", task_statuses: "task_status" };
+const FILTER_NAMES = ["vehicle_types", "vehicle_ids", "task_types", "task_statuses", "flights", "stands"];
+const FILTER_LEGENDS = {
+  vehicle_types: "filters.vehicleTypes",
+  vehicle_ids: "filters.vehicleIds",
+  task_types: "filters.taskTypes",
+  task_statuses: "filters.taskStatuses",
+  flights: "filters.flights",
+  stands: "filters.stands",
+};
+const MAX_SUMMARY_VALUES = 4;
+const NOTICE_MS = 15000;
 
 const $ = (id) => document.getElementById(id);
+
+/** Filters in one form: only the filters that are set, each a sorted list of strings. */
+function normalFilters(filters) {
+  const normal = {};
+  for (const name of FILTER_NAMES) {
+    const values = filters?.[name];
+    if (Array.isArray(values)) normal[name] = [...values].map(String).sort();
+  }
+  return normal;
+}
+
+function canonical(filters) {
+  return JSON.stringify(FILTER_NAMES.map((name) => filters[name] ?? null));
+}
+
+function sameValues(a, b) {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** A normal form as the API takes it: every filter named, null for "no filter". */
+function apiFilters(filters) {
+  return Object.fromEntries(FILTER_NAMES.map((name) => [name, filters[name] ?? null]));
+}
 
 /** A short message at the bottom of the page. */
 export function toast(message) {
@@ -34,6 +72,9 @@ export function toast(message) {
 function togglePopover(id, show) {
   const el = $(id);
   el.hidden = show === undefined ? !el.hidden : !show;
+  // A closed popover gives the keyboard back (a field left focused in it would swallow
+  // the shortcuts).
+  if (el.hidden && el.contains(document.activeElement)) document.activeElement.blur();
 }
 
 /** Close every open popover; true if one was open. */
@@ -109,6 +150,7 @@ export class Controls {
   /** Apply a session view from the API (control answers, token renewals). */
   applyView(view) {
     this.app.view = view;
+    this.followFilters(view.filters, view.filters_by, view.version);
     if (this.app.clock.fromView(view)) this.sync();
   }
 
@@ -198,10 +240,6 @@ export class Controls {
       this.app.timeline.setRange(clock.rangeStart, clock.rangeEnd);
       this.fillJumpFlights();
     }
-    const filters = this.app.view ? this.app.view.filters : {};
-    const active = Object.values(filters ?? {}).filter((v) => Array.isArray(v)).length;
-    $("filters-count").hidden = active === 0;
-    $("filters-count").textContent = String(active);
     this.onChange();
   }
 
@@ -311,6 +349,13 @@ export class Controls {
   }
 
   // --- filters -------------------------------------------------------------------------
+  //
+  // Filters are session state: the summary beside the button shows them to every viewer,
+  // a notice says when another viewer changed them, and a change is sent conditional on
+  // the version this page showed when the popover was opened. On a 409 nothing is lost:
+  // if the filters did not change meanwhile (someone only paused) the change is re-sent at
+  // once; otherwise the popover shows what the other viewer changed and offers to re-apply
+  // this viewer's own change on top of it.
 
   buildFilters() {
     const stands = this.app.manifest.layout.stands
@@ -339,41 +384,338 @@ export class Controls {
         }),
       );
     }
+    this.fillSearchOptions();
+    // What the page shows now (from the session view) and what the popover was opened on.
+    const view = this.app.view;
+    this.shown = { filters: normalFilters(view.filters), by: view.filters_by ?? null, version: view.version };
+    this.base = null;
+    this.sending = null; // canonical text of the filters this page is sending
+    this.showSummary();
   }
 
-  relabelFilters() {
-    for (const span of document.querySelectorAll("fieldset[data-filter] .options span")) {
-      const kind = FILTER_KINDS[span.closest("fieldset").dataset.filter];
-      if (kind) span.textContent = label(kind, span.dataset.value);
+  /** The searchable lists: flights by callsign / flight number / id, vehicles by id. */
+  fillSearchOptions() {
+    const { manifest } = this.app;
+    const flightOptions = [...manifest.catalogue.flights]
+      .sort((a, b) => a.callsign.localeCompare(b.callsign))
+      .map((f) => {
+        const option = document.createElement("option");
+        option.value = f.callsign;
+        const arrow = f.movement === "arrival" ? "↓" : "↑";
+        option.label = `${f.flight_number} ${arrow} ${f.route} · ${t("flights.stand")} ${f.stand} · ${f.id}`;
+        return option;
+      });
+    $("filter-flight-options").replaceChildren(...flightOptions);
+    const vehicleOptions = [...manifest.catalogue.vehicles]
+      .sort((a, b) => a.vehicle_id.localeCompare(b.vehicle_id, undefined, { numeric: true }))
+      .map((v) => {
+        const option = document.createElement("option");
+        option.value = v.vehicle_id;
+        option.label = `${label("vehicle_type", v.vehicle_type)} · ${v.label}`;
+        return option;
+      });
+    $("filter-vehicle-options").replaceChildren(...vehicleOptions);
+  }
+
+  /** The flight (leg) ids a typed query names: an id, a callsign or a flight number. */
+  findFlights(query) {
+    const q = query.trim().toUpperCase();
+    if (!q) return [];
+    const flights = this.app.manifest.catalogue.flights;
+    const exact = flights.filter((f) => f.id.toUpperCase() === q);
+    if (exact.length) return exact.map((f) => f.id);
+    return flights.filter((f) => f.callsign === q || f.flight_number === q).map((f) => f.id);
+  }
+
+  findVehicles(query) {
+    const q = query.trim().toUpperCase();
+    return this.app.manifest.catalogue.vehicles.filter((v) => v.vehicle_id.toUpperCase() === q).map((v) => v.vehicle_id);
+  }
+
+  /** Add what the search field of `fieldset` names to its chips (or say it names nothing). */
+  addSearched(fieldset) {
+    const input = fieldset.querySelector("input");
+    const query = input.value.trim();
+    if (!query) return;
+    const flights = fieldset.dataset.search === "flights";
+    const found = flights ? this.findFlights(query) : this.findVehicles(query);
+    if (!found.length) {
+      input.setCustomValidity(t(flights ? "filters.noSuchFlight" : "filters.noSuchVehicle", { q: query }));
+      input.reportValidity();
+      return;
     }
+    input.setCustomValidity("");
+    input.value = "";
+    const values = new Set(this.chipValues(fieldset));
+    for (const value of found) values.add(value);
+    this.setChips(fieldset, [...values]);
   }
 
-  showFilters() {
-    const filters = this.app.view.filters ?? {};
+  chipValues(fieldset) {
+    return [...fieldset.querySelectorAll(".chip-value")].map((chip) => chip.dataset.value);
+  }
+
+  setChips(fieldset, values) {
+    const box = fieldset.querySelector(".chips");
+    box.replaceChildren(
+      ...values.map((value) => {
+        const chip = document.createElement("span");
+        chip.className = "chip-value";
+        chip.dataset.value = value;
+        chip.dataset.testid = "filter-chip";
+        chip.setAttribute("data-testid", "filter-chip");
+        chip.textContent = this.valueLabel(fieldset.dataset.filter, value);
+        chip.title = value;
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "chip-remove";
+        remove.textContent = "×";
+        remove.title = t("filters.remove");
+        remove.setAttribute("aria-label", `${t("filters.remove")} ${value}`);
+        remove.addEventListener("click", () => chip.remove());
+        chip.append(remove);
+        return chip;
+      }),
+    );
+  }
+
+  /** How a filter value reads to a controller (labels, callsigns). */
+  valueLabel(name, value) {
+    if (FILTER_KINDS[name]) return label(FILTER_KINDS[name], value);
+    if (name === "flights") {
+      const flight = this.app.flightsById?.get(value);
+      return flight ? flight.callsign : value;
+    }
+    return value;
+  }
+
+  /** "Fuel truck, Tug" for a filter's values; "any" for no filter. */
+  valuesText(name, values) {
+    if (!values) return t("filters.any");
+    const shown = values.slice(0, MAX_SUMMARY_VALUES).map((v) => this.valueLabel(name, v));
+    if (values.length > MAX_SUMMARY_VALUES) shown.push(t("filters.more", { n: values.length - MAX_SUMMARY_VALUES }));
+    return shown.join(", ");
+  }
+
+  /** One line per filter that differs between `before` and `after` (normal forms). */
+  describeChanges(before, after) {
+    const lines = [];
+    for (const name of FILTER_NAMES) {
+      if (sameValues(before[name], after[name])) continue;
+      lines.push(
+        t("filters.changeLine", {
+          filter: t(FILTER_LEGENDS[name]),
+          now: this.valuesText(name, after[name]),
+          before: this.valuesText(name, before[name]),
+        }),
+      );
+    }
+    return lines;
+  }
+
+  /** The always-on summary of the session's filters (and who set them). */
+  showSummary() {
+    const { filters, by } = this.shown;
+    const el = $("filters-summary");
+    const names = FILTER_NAMES.filter((name) => filters[name]);
+    el.dataset.active = String(names.length);
+    el.dataset.filters = canonical(filters);
+    if (!names.length) {
+      el.textContent = t("filters.summaryNone");
+      el.title = t("filters.rule");
+    } else {
+      const parts = names.map((name) => `${t(FILTER_LEGENDS[name])}: ${this.valuesText(name, filters[name])}`);
+      el.textContent = parts.join(" · ");
+      el.title = `${parts.join("\n")}${by ? `\n${t("filters.setBy", { who: by })}` : ""}\n\n${t("filters.rule")}`;
+    }
+    $("filters-count").hidden = names.length === 0;
+    $("filters-count").textContent = String(names.length);
+  }
+
+  /**
+   * The session's filters as a view or the stream's `playback` event tells them. A change
+   * this page did not send is announced, naming what changed and who changed it.
+   */
+  followFilters(filters, by, version) {
+    if (filters === undefined || !this.shown || version < this.shown.version) return;
+    const next = normalFilters(filters);
+    const before = this.shown.filters;
+    if (canonical(next) === canonical(before)) {
+      this.shown.by = by ?? this.shown.by;
+      this.shown.version = version;
+      return;
+    }
+    this.shown = { filters: next, by: by ?? null, version };
+    this.showSummary();
+    if (this.sending !== null && this.sending === canonical(next)) return; // our own change
+    const changes = this.describeChanges(before, next);
+    $("filters-notice-text").textContent = t("filters.changedBy", {
+      who: by ?? t("filters.someone"),
+      changes: changes.join("; "),
+    });
+    $("filters-notice").hidden = false;
+    clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      $("filters-notice").hidden = true;
+    }, NOTICE_MS);
+  }
+
+  /** Tick the popover's boxes and chips to show `filters` (a normal form). */
+  fillPopover(filters) {
     for (const fieldset of document.querySelectorAll("fieldset[data-filter]")) {
       const selected = filters[fieldset.dataset.filter];
+      if (fieldset.dataset.search) {
+        this.setChips(fieldset, selected ?? []);
+        continue;
+      }
       for (const input of fieldset.querySelectorAll("input")) {
         input.checked = Array.isArray(selected) && selected.includes(input.value);
       }
     }
+  }
+
+  /** The filters the popover says (a normal form): nothing or everything ticked = none. */
+  popoverFilters() {
+    const filters = {};
+    for (const fieldset of document.querySelectorAll("fieldset[data-filter]")) {
+      const name = fieldset.dataset.filter;
+      if (fieldset.dataset.search) {
+        const values = this.chipValues(fieldset);
+        if (values.length) filters[name] = [...values].sort();
+        continue;
+      }
+      const inputs = [...fieldset.querySelectorAll("input")];
+      const checked = inputs.filter((i) => i.checked).map((i) => i.value);
+      if (checked.length && checked.length < inputs.length) filters[name] = checked.sort();
+    }
+    return filters;
+  }
+
+  showFilters() {
+    // Opened on what the page shows now: the version a change will be conditional on.
+    this.base = { filters: this.shown.filters, version: this.app.clock.version ?? this.app.view.version };
+    this.fillPopover(this.base.filters);
+    $("filters-conflict").hidden = true;
+    $("filters-problem").hidden = true;
     togglePopover("filters-popover", true);
   }
 
-  applyFilters() {
-    const filters = {};
-    for (const fieldset of document.querySelectorAll("fieldset[data-filter]")) {
-      const inputs = [...fieldset.querySelectorAll("input")];
-      const checked = inputs.filter((i) => i.checked).map((i) => i.value);
-      // Nothing or everything ticked: no filter on that dimension.
-      const all = checked.length === 0 || checked.length === inputs.length;
-      filters[fieldset.dataset.filter] = all ? null : checked;
+  /** Send the popover's filters, conditional on the version it was opened on. */
+  async applyFilters() {
+    if (!this.base) this.base = { filters: this.shown.filters, version: this.app.clock.version };
+    const wanted = this.popoverFilters();
+    $("filters-problem").hidden = true;
+    const result = await this.sendFilters(wanted, this.base.version);
+    if (result === "applied") {
+      $("filters-conflict").hidden = true;
+      toast(t("toast.filtersApplied"));
+      togglePopover("filters-popover", false);
+      this.base = null;
     }
-    this.control({ action: "set_filters", filters }).then((view) => {
-      if (view) {
-        toast(t("toast.filtersApplied"));
-        togglePopover("filters-popover", false);
+  }
+
+  /** One conditional set_filters; "applied", "conflict" (shown), or "refused" (shown). */
+  async sendFilters(wanted, version) {
+    const body = { action: "set_filters", filters: apiFilters(wanted), expected_version: version };
+    this.sending = canonical(wanted);
+    try {
+      // In line with the other control calls (see control()), but the errors are handled here.
+      const answer = this.queue.then(() => this.api.control(this.app.sessionId, body));
+      this.queue = answer.catch(() => null);
+      this.applyView(await answer);
+      return "applied";
+    } catch (error) {
+      if (!(error instanceof ApiError)) {
+        toast(t("toast.error", { msg: error.message }));
+        return "refused";
       }
-    });
+      if (error.status === 409 && error.problem?.current) {
+        const current = error.problem.current;
+        const theirs = normalFilters(current.filters);
+        this.followFilters(current.filters, current.filters_by, current.version);
+        if (canonical(theirs) === canonical(this.base.filters)) {
+          // Only the clock moved meanwhile: nobody's filters are at stake.
+          this.base = { filters: theirs, version: current.version };
+          return this.sendFilters(wanted, current.version);
+        }
+        this.showConflict(current, wanted);
+        return "conflict";
+      }
+      if (sessionGone(error)) {
+        this.onFatal(t("toast.sessionGone"));
+        return "refused";
+      }
+      this.showProblem(error);
+      return "refused";
+    } finally {
+      this.sending = null;
+    }
+  }
+
+  /** Another viewer changed the filters since the popover was opened: say what, and
+   * offer this viewer's own change re-applied on top of theirs. */
+  showConflict(current, wanted) {
+    const theirs = normalFilters(current.filters);
+    const mine = {};
+    for (const name of FILTER_NAMES) {
+      const changedByMe = !sameValues(this.base.filters[name], wanted[name]);
+      const value = changedByMe ? wanted[name] : theirs[name];
+      if (value) mine[name] = value;
+    }
+    $("filters-conflict-text").textContent = t("filters.conflict", { who: current.filters_by ?? t("filters.someone") });
+    $("filters-conflict-theirs").replaceChildren(
+      ...this.describeChanges(this.base.filters, theirs).map((line) => {
+        const li = document.createElement("li");
+        li.textContent = line;
+        return li;
+      }),
+    );
+    $("filters-conflict").hidden = false;
+    this.conflict = { theirs, mine, version: current.version };
+    this.fillPopover(mine); // what "re-apply" would send: theirs, with mine on top
+  }
+
+  async reapplyFilters() {
+    if (!this.conflict) return;
+    const { theirs, mine, version } = this.conflict;
+    this.conflict = null;
+    this.base = { filters: theirs, version };
+    $("filters-conflict").hidden = true;
+    await this.applyFilters();
+  }
+
+  keepTheirFilters() {
+    if (!this.conflict) return;
+    const { theirs, version } = this.conflict;
+    this.conflict = null;
+    this.base = { filters: theirs, version };
+    this.fillPopover(theirs);
+    $("filters-conflict").hidden = true;
+  }
+
+  /** A refused change (contradictory filters, bad values), inside the popover. */
+  showProblem(error) {
+    const box = $("filters-problem");
+    const conflicts = error.problem?.conflicts;
+    if (Array.isArray(conflicts) && conflicts.length) {
+      const head = document.createElement("p");
+      head.textContent = t("filters.contradiction");
+      const list = document.createElement("ul");
+      for (const conflict of conflicts) {
+        const li = document.createElement("li");
+        li.dataset.code = conflict.code;
+        const known = t(`filters.conflict.${conflict.code}`, {
+          filters: conflict.filters.map((name) => t(FILTER_LEGENDS[name] ?? name)).join(" + "),
+        });
+        li.textContent = known === `filters.conflict.${conflict.code}` ? conflict.detail : known;
+        li.title = conflict.detail;
+        list.append(li);
+      }
+      box.replaceChildren(head, list);
+    } else {
+      box.replaceChildren(document.createTextNode(problemText(error)));
+    }
+    box.hidden = false;
   }
 
   // --- sharing -------------------------------------------------------------------------
@@ -508,9 +850,20 @@ export class Controls {
       else togglePopover("filters-popover", false);
     });
     $("filters-apply").addEventListener("click", () => this.applyFilters());
-    $("filters-clear").addEventListener("click", () => {
-      for (const input of document.querySelectorAll("fieldset[data-filter] input")) input.checked = false;
-    });
+    $("filters-clear").addEventListener("click", () => this.fillPopover({}));
+    $("filters-reapply").addEventListener("click", () => this.reapplyFilters());
+    $("filters-keep").addEventListener("click", () => this.keepTheirFilters());
+    for (const fieldset of document.querySelectorAll("fieldset[data-search]")) {
+      const input = fieldset.querySelector("input");
+      fieldset.querySelector("[data-add]").addEventListener("click", () => this.addSearched(fieldset));
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          this.addSearched(fieldset);
+        }
+      });
+      input.addEventListener("input", () => input.setCustomValidity(""));
+    }
     $("share-button").addEventListener("click", () => this.share());
     $("share-copy").addEventListener("click", () => this.copyShareLink());
     for (const button of document.querySelectorAll("[data-close]")) {
@@ -523,6 +876,8 @@ export class Controls {
   /** After a language switch. */
   relabel() {
     this.relabelFilters();
+    this.fillSearchOptions();
+    this.showSummary();
     this.fillJumpFlights();
     this.syncShare();
     this.sync();

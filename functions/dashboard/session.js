@@ -1,6 +1,11 @@
 // Which session this page shows: one joined with a share token (`?join=`), the one in the
 // URL (`?session=`, so a reload keeps it), or a new paused one at a busy hour of the first
 // published day (or of `?airport=&day=`, what the day picker asks for).
+//
+// A link to a moment (bookmarks.js, momentLink) adds `t` (epoch ms), `start`/`end` (the
+// range), `filters` (JSON), `select` (`vehicle:ID` / `flight:ID`) and `bookmark`: a new
+// session is made at that moment with those filters, unless `session` names one the viewer
+// may open (then the bookmark is opened in it).
 
 import { ApiError } from "./api.js";
 import { t } from "./i18n.js";
@@ -39,14 +44,44 @@ async function manifestAt(api, airport, at, airports) {
   throw new Error(t("error.noData"));
 }
 
+const MOMENT_PARAMS = ["t", "start", "end", "filters", "select", "bookmark"];
+
+/** The moment a deep link names (null if none), checked: a bad link says why. */
+function momentOf(params) {
+  if (!MOMENT_PARAMS.some((name) => params.has(name))) return null;
+  const number = (name) => {
+    if (!params.has(name)) return null;
+    const value = Number(params.get(name));
+    if (!Number.isFinite(value)) throw new Error(t("error.badLink", { name }));
+    return value;
+  };
+  let filters = null;
+  if (params.has("filters")) {
+    try {
+      filters = JSON.parse(params.get("filters"));
+    } catch {
+      throw new Error(t("error.badLink", { name: "filters" }));
+    }
+  }
+  return {
+    t: number("t"),
+    start: number("start"),
+    end: number("end"),
+    filters,
+    select: params.get("select"),
+    bookmark: params.get("bookmark"),
+  };
+}
+
 /**
- * The session view, its day's manifest and the published airports; puts `?session=ID` in
- * the address bar.
+ * The session view, its day's manifest, the published airports and the moment a deep link
+ * asked for; puts `?session=ID` in the address bar.
  * @param {import("./api.js").Api} api
  * @param {URLSearchParams} params the page's query
  */
 export async function resolveSession(api, params) {
   const airports = (await api.airports()).airports;
+  const moment = momentOf(params);
   let view = null;
   const shareToken = params.get("join");
   const sessionId = params.get("session");
@@ -69,18 +104,23 @@ export async function resolveSession(api, params) {
     if (!airport) throw new Error(t("error.noData"));
     const day = airport.days.includes(params.get("day")) ? params.get("day") : airport.days[0];
     manifest = await api.manifest(airport.airport, day);
+    const start = moment?.start ?? manifest.start;
+    const end = moment?.end ?? manifest.end;
+    const at = moment?.t ?? busyHour(manifest);
     view = await api.createSession({
       airport: airport.airport,
-      start: manifest.start,
-      end: manifest.end,
-      position: busyHour(manifest),
+      start,
+      end,
+      position: Math.min(Math.max(at, start), end - 1),
       speed: 1,
       state: "paused",
+      ...(moment?.filters ? { filters: moment.filters } : {}),
     });
+    if (moment) moment.bookmark = null; // a bookmark lives in its own session only
   }
   const url = new URL(location.href);
-  for (const name of ["join", "airport", "day"]) url.searchParams.delete(name);
+  for (const name of ["join", "airport", "day", ...MOMENT_PARAMS]) url.searchParams.delete(name);
   url.searchParams.set("session", view.session_id);
   history.replaceState(null, "", url);
-  return { view, manifest, airports };
+  return { view, manifest, airports, moment };
 }

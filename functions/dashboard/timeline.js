@@ -1,10 +1,13 @@
-// The timeline: the day's activity histogram, the session's range, the playback cursor;
-// click or drag to seek (the seek is sent when the pointer is released).
+// The timeline: the day's activity histogram, the session's range, the playback cursor and
+// the session's bookmarks; click or drag to seek (the seek is sent when the pointer is
+// released); a click on a bookmark's flag opens the bookmark.
 import { fitCanvasToParent } from "./canvas.js";
 
 const FONT = 'ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace';
 const LABEL_HEIGHT = 16;
 const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
+const BOOKMARK_COLOR = "#a78bfa";
+const BOOKMARK_HIT_PX = 6; // how near a flag a click opens it
 
 export class Timeline {
   /**
@@ -25,6 +28,8 @@ export class Timeline {
     this.preview = null; // replay time under a dragging pointer
     this.hover = null;
     this.onSeek = () => {};
+    this.onBookmark = () => {};
+    this.bookmarks = [];
     this.width = 1;
     this.height = 1;
     this.dpr = 1;
@@ -47,6 +52,25 @@ export class Timeline {
     return this.zoomToRange
       ? [this.rangeStart, this.rangeEnd]
       : [this.dayStart, this.dayEnd];
+  }
+
+  /** The session's bookmarks, drawn as flags (and bands for ranges). */
+  setBookmarks(bookmarks) {
+    this.bookmarks = bookmarks;
+  }
+
+  /** The bookmark whose flag is at x (CSS px), or null. */
+  bookmarkAt(x) {
+    let best = null;
+    let bestDistance = BOOKMARK_HIT_PX;
+    for (const bookmark of this.bookmarks) {
+      const distance = Math.abs(this.xOf(bookmark.at) - x);
+      if (distance <= bestDistance) {
+        best = bookmark;
+        bestDistance = distance;
+      }
+    }
+    return best;
   }
 
   setRange(start, end) {
@@ -81,6 +105,12 @@ export class Timeline {
     };
     canvas.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
+      const r = canvas.getBoundingClientRect();
+      const flag = this.bookmarkAt(e.clientX - r.left);
+      if (flag) {
+        this.onBookmark(flag); // a flag opens its bookmark (seek + select), not a plain seek
+        return;
+      }
       canvas.setPointerCapture(e.pointerId);
       this.preview = at(e);
     });
@@ -173,6 +203,24 @@ export class Timeline {
       ctx.fillText(this.time.hm(t), x, barsHeight + 3);
     }
 
+    // Bookmarks: a flag at each moment, a band under a range.
+    for (const bookmark of this.bookmarks) {
+      const bx = this.xOf(bookmark.at);
+      if (bookmark.end) {
+        ctx.fillStyle = "rgba(167, 139, 250, 0.16)";
+        ctx.fillRect(bx, 0, this.xOf(bookmark.end) - bx, barsHeight);
+      }
+      if (bx < -BOOKMARK_HIT_PX || bx > w + BOOKMARK_HIT_PX) continue;
+      ctx.fillStyle = BOOKMARK_COLOR;
+      ctx.fillRect(Math.round(bx), 0, 1.5, barsHeight);
+      ctx.beginPath();
+      ctx.moveTo(bx, barsHeight - 12);
+      ctx.lineTo(bx + 7, barsHeight - 9);
+      ctx.lineTo(bx, barsHeight - 6);
+      ctx.closePath();
+      ctx.fill();
+    }
+
     // Hover guide.
     if (this.hover && this.preview === null) {
       ctx.fillStyle = "rgba(226, 232, 240, 0.35)";
@@ -190,7 +238,14 @@ export class Timeline {
     ctx.lineTo(x, 6);
     ctx.closePath();
     ctx.fill();
-    const label = this.preview !== null ? this.time.hms(this.preview) : this.hover ? this.time.hm(this.hover.t) : null;
+    const flag = this.preview === null && this.hover ? this.bookmarkAt(this.hover.x) : null;
+    const label = this.preview !== null
+      ? this.time.hms(this.preview)
+      : flag
+        ? `${this.time.hm(flag.at)} ${flag.text.slice(0, 40)}`
+        : this.hover
+          ? this.time.hm(this.hover.t)
+          : null;
     if (label) {
       const lx = this.preview !== null ? x : this.hover.x;
       ctx.font = `600 11px ${FONT}`;

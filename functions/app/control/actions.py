@@ -32,9 +32,19 @@ from functions.app.control.schema import (
     StreamAccess,
 )
 from functions.app.dependencies import Services
+from functions.app.domain.bookmarks import (
+    MAX_BOOKMARKS,
+    Bookmark,
+    BookmarkDraft,
+    BookmarkLimit,
+    BookmarkNotFound,
+    NotTheAuthor,
+    check_inside,
+)
 from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock, PlaybackError, check_range
 from functions.app.domain.sessions import (
+    ContradictoryFilters,
     Filters,
     Session,
     SessionGone,
@@ -125,6 +135,7 @@ class SessionService:
     def create(self, caller: str, request: SessionCreate) -> Session:
         """A new session owned by ``caller`` over published data."""
         start, end = self.check_range(request.airport, request.start, request.end)
+        self.check_filters(request.airport, start, end, request.filters)
         position = start if request.position is None else request.position
         now = self.services.now_ms()
         clock = PlaybackClock(
@@ -176,6 +187,27 @@ class SessionService:
             date += dt.timedelta(days=1)
         return start, end
 
+    def check_filters(self, airport: str, start: int, end: int, filters: Filters) -> None:
+        """``ContradictoryFilters`` if ``filters`` can match nothing on the days of
+        ``[start, end)`` (by their fleets and schedules)."""
+        if not filters.active():
+            return
+        chunks = self.services.chunks
+        days = chunks.published_days(airport)
+        first = chunks.day_at(airport, start, days)
+        last = dt.date.fromisoformat(ServiceDay.local_date_of(end - 1, first.airport.timezone))
+        fleet: dict[str, str] = {}
+        flights: set[str] = set()
+        date = first.service_date
+        while date <= last:
+            catalogue = chunks.published(airport, date.isoformat()).manifest.catalogue
+            fleet.update((v.vehicle_id, v.vehicle_type.value) for v in catalogue.vehicles)
+            flights.update(f["id"] for f in catalogue.flights)
+            date += dt.timedelta(days=1)
+        conflicts = filters.conflicts(fleet, flights)
+        if conflicts:
+            raise ContradictoryFilters(conflicts)
+
     # --- control ------------------------------------------------------------------------------
 
     def control(self, caller: str, session_id: str, command: Command, *more: Command) -> Session:
@@ -193,7 +225,7 @@ class SessionService:
             now = self.services.now_ms()
             changed = session
             for each in (command, *more):
-                changed = self._apply(changed, each, now)
+                changed = self._apply(changed, each, now, caller)
             changed = replace(
                 changed, version=session.version + 1, last_command_id=command.command_id
             )
@@ -217,10 +249,11 @@ class SessionService:
             raise SessionNotFound(session_id)
         return session
 
-    def _apply(self, session: Session, command: Command, now: int) -> Session:
+    def _apply(self, session: Session, command: Command, now: int, caller: str) -> Session:
         clock = session.clock
         timeline = session.timeline
         filters: Filters = session.filters
+        filters_by = session.filters_by
         if isinstance(command, Play):
             clock = clock.play(now)
         elif isinstance(command, Pause):
@@ -235,7 +268,9 @@ class SessionService:
             clock = clock.set_range(now, start, end)
             timeline += 1
         elif isinstance(command, SetFilters):
+            self.check_filters(session.airport, clock.range_start, clock.range_end, command.filters)
             filters = command.filters
+            filters_by = caller
             timeline += 1
         elif isinstance(command, SetLoop):
             clock = clock.set_loop(now, command.loop)
@@ -246,6 +281,7 @@ class SessionService:
             clock=clock,
             timeline=timeline,
             filters=filters,
+            filters_by=filters_by,
             updated_at=now,
             last_command_id=command.command_id,
         )
@@ -333,6 +369,44 @@ class SessionService:
                 continue
             return changed
         raise SessionBusy(session_id)
+
+    # --- bookmarks and notes ------------------------------------------------------------------
+
+    def add_bookmark(self, caller: str, session_id: str, draft: BookmarkDraft) -> Bookmark:
+        """A bookmark by ``caller`` (owner or member), stored with the session."""
+        bookmark = draft.made(caller, self.services.now_ms())  # one id, whatever the retries
+
+        def add(session: Session, now: int) -> Session:
+            if len(session.bookmarks) >= MAX_BOOKMARKS:
+                raise BookmarkLimit(f"a session keeps at most {MAX_BOOKMARKS} bookmarks")
+            clock = session.clock
+            check_inside(draft, clock.range_start, clock.range_end)
+            return session.changed(
+                bookmarks=(*session.bookmarks, bookmark),
+                bookmarks_revision=session.bookmarks_revision + 1,
+                updated_at=now,
+            )
+
+        self._change(caller, session_id, lambda session: session.can_access(caller), add)
+        metrics.count("BookmarksAdded")
+        return bookmark
+
+    def delete_bookmark(self, caller: str, session_id: str, bookmark_id: str) -> None:
+        """Delete a bookmark: its author or the session's owner."""
+
+        def remove(session: Session, now: int) -> Session:
+            found = [b for b in session.bookmarks if b.bookmark_id == bookmark_id]
+            if not found:
+                raise BookmarkNotFound(f"no bookmark {bookmark_id!r} in this session")
+            if caller not in (found[0].author, session.owner):
+                raise NotTheAuthor("only its author or the session's owner can delete it")
+            return session.changed(
+                bookmarks=tuple(b for b in session.bookmarks if b.bookmark_id != bookmark_id),
+                bookmarks_revision=session.bookmarks_revision + 1,
+                updated_at=now,
+            )
+
+        self._change(caller, session_id, lambda session: session.can_access(caller), remove)
 
     def join(self, caller: str, share_token: str) -> Session:
         """Redeem a share token: ``caller`` becomes a member of the session."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
 from functions.app import paths
 from functions.app.control.actions import SessionService
 from functions.app.control.schema import (
+    BookmarksView,
     Command,
     JoinRequest,
     MembersView,
@@ -22,6 +23,12 @@ from functions.app.control.schema import (
     ShareView,
 )
 from functions.app.dependencies import Services, get_services
+from functions.app.domain.bookmarks import (
+    BOOKMARK_ID_PATTERN,
+    MAX_BOOKMARKS,
+    Bookmark,
+    BookmarkDraft,
+)
 from functions.app.domain.sessions import Session
 from functions.app.threads import SESSION_STORE, run_in
 from functions.app.web.identity import Caller
@@ -235,3 +242,68 @@ async def stream_token(session_id: str, caller: Caller, service: Sessions) -> Se
     """Stream tokens are short-lived; get a new one before reconnecting after expiry."""
     session = await run_in(SESSION_STORE, service.get, caller, session_id)
     return await view(service, caller, session)
+
+
+# --- bookmarks and notes -------------------------------------------------------------------
+
+
+@router.get(
+    "/{session_id}/bookmarks",
+    response_model=BookmarksView,
+    responses=ERRORS,
+    summary="The session's bookmarks and notes",
+)
+async def list_bookmarks(session_id: str, caller: Caller, service: Sessions) -> BookmarksView:
+    """Everybody in the session sees every bookmark. A stream's ``playback`` event carries
+    ``bookmarks_revision``: read this again when it moves."""
+    session = await run_in(SESSION_STORE, service.get, caller, session_id)
+    return BookmarksView(
+        session_id=session_id,
+        revision=session.bookmarks_revision,
+        limit=MAX_BOOKMARKS,
+        bookmarks=list(session.bookmarks),
+    )
+
+
+@router.post(
+    "/{session_id}/bookmarks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Bookmark,
+    responses={
+        **ERRORS,
+        **documented(
+            e409="The session has as many bookmarks as it may (`bookmarks-full`).",
+            e422="Invalid values, or outside the session's range (`bookmark-outside-range`).",
+        ),
+    },
+    summary="Bookmark a moment (or a range) with a note",
+)
+async def add_bookmark(
+    session_id: str, body: BookmarkDraft, caller: Caller, service: Sessions
+) -> Bookmark:
+    """A bookmark by the caller (owner or member): a time or range inside the session's
+    range, an optional selection (vehicle, flight) and a note. Co-watchers' open streams
+    learn of it at once (``bookmarks_revision`` in their next ``playback`` event)."""
+    return await run_in(SESSION_STORE, service.add_bookmark, caller, session_id, body)
+
+
+@router.delete(
+    "/{session_id}/bookmarks/{bookmark_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **ERRORS,
+        **documented(
+            e403="Only its author or the session's owner can delete a bookmark.",
+        ),
+    },
+    summary="Delete a bookmark",
+)
+async def delete_bookmark(
+    session_id: str,
+    bookmark_id: Annotated[str, Path(pattern=BOOKMARK_ID_PATTERN)],
+    caller: Caller,
+    service: Sessions,
+) -> Response:
+    """The bookmark's author or the session's owner deletes it (404 if there is none)."""
+    await run_in(SESSION_STORE, service.delete_bookmark, caller, session_id, bookmark_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chunker.format.day import to_ms
 from chunker.format.records import AIRPORT_ID_PATTERN
+from functions.app.domain.bookmarks import Bookmark
 from functions.app.domain.playback import MAX_SPEED, MIN_SPEED, check_speed
 from functions.app.domain.sessions import Filters, Session
 
@@ -113,7 +114,9 @@ class SetRange(_Command):
 
 
 class SetFilters(_Command):
-    """Replace the server-side filters."""
+    """Replace the server-side filters (422 ``contradictory-filters`` if they can match
+    nothing). Send ``expected_version`` (or If-Match) so a co-watcher's change made since
+    you looked is not replaced silently: a 409 carries the session as it is now."""
 
     action: Literal["set_filters"]
     filters: Filters
@@ -180,7 +183,14 @@ class SessionView(BaseModel):
     timeline: int
     clock: ClockView
     filters: Filters
+    filters_by: str | None = Field(
+        default=None, description="Who set the filters last (null: nobody since creation)."
+    )
     members: int = Field(description="How many co-watchers joined with a share token.")
+    viewer: str = Field(description="The caller's subject (who this view is for).")
+    bookmarks_revision: int = Field(
+        description="Moves with every change to the session's bookmarks (GET …/bookmarks)."
+    )
     created_at: int
     updated_at: int
     expires_at: int
@@ -212,7 +222,10 @@ class SessionView(BaseModel):
                 loop=clock.loop,
             ),
             filters=session.filters,
+            filters_by=session.filters_by,
             members=len(session.members),
+            viewer=caller,
+            bookmarks_revision=session.bookmarks_revision,
             created_at=session.created_at,
             updated_at=session.updated_at,
             expires_at=session.expires_at,
@@ -233,6 +246,15 @@ class MembersView(BaseModel):
     session_id: str
     members: list[str] = Field(description="Subjects, sorted.")
     limit: int = Field(description="How many may join (SESSION_MAX_MEMBERS).")
+
+
+class BookmarksView(BaseModel):
+    """A session's bookmarks and notes."""
+
+    session_id: str
+    revision: int = Field(description="The session's bookmarks_revision.")
+    limit: int = Field(description="How many bookmarks a session keeps at most.")
+    bookmarks: list[Bookmark] = Field(description="In the order they were made.")
 
 
 class PresenceView(BaseModel):

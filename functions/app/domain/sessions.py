@@ -10,6 +10,7 @@ controllers' writes conflict.
 Item attributes::
 
     session_id S, owner S, airport S, members SS (optional), share_generation N (optional),
+    filters_by S (optional), bookmarks S (JSON, optional), bookmarks_revision N (optional),
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
@@ -23,13 +24,16 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from chunker.format.records import EntityId, TaskStatus, TaskType, VehicleType
+from chunker.format.records import TASK_VEHICLE_TYPE, EntityId, TaskStatus, TaskType, VehicleType
+from functions.app.domain import bookmarks
+from functions.app.domain.bookmarks import Bookmark
 from functions.app.domain.errors import DomainError
 from functions.app.domain.playback import PlaybackClock
 
@@ -104,12 +108,42 @@ def is_session_id(value: str) -> bool:
     return isinstance(value, str) and _SESSION_ID.match(value) is not None
 
 
-class Filters(BaseModel):
-    """Server-side filters. A missing (null) list means "no filter on that dimension".
+# The filter rule in one sentence; the dashboard's filter popover and docs/api.md say the same.
+FILTER_RULE = (
+    "Within a filter any chosen value matches, and every filter set must match. Each thing is"
+    " checked only by the filters that describe it: a vehicle by its type and id (and the task"
+    " types its type does); a task by its type, status, flight, stand and vehicle (its vehicle"
+    " type is the one that does its task type); a flight, and the aircraft drawn on its stand,"
+    " by its id and stand; a notification by the vehicle and the flight it names. A filter"
+    " that does not describe a thing never hides it."
+)
 
-    Vehicles pass by ``vehicle_types`` and ``vehicle_ids``; tasks by ``task_types``,
-    ``task_statuses``, ``flights`` and ``stands``; flights by ``flights`` and ``stands``;
-    notifications by ``flights`` (notifications about no flight always pass).
+
+class FilterConflict(BaseModel):
+    """Filters that together can match nothing (``Filters.conflicts``)."""
+
+    code: str = Field(description="empty, vehicle-type-vs-task-type, vehicle-id-vs-type, ...")
+    filters: list[str] = Field(description="The filters that contradict each other.")
+    detail: str
+
+
+class Filters(BaseModel):
+    """Server-side filters. A missing (null) list means "no filter on that dimension"; an
+    empty list matches nothing (refused as a conflict).
+
+    The rule (``FILTER_RULE``), per thing the stream sends:
+
+    ============  ==========================================================================
+    vehicle       ``vehicle_types`` (its type), ``vehicle_ids`` (its id), ``task_types`` (a
+                  chosen task type is one its type does, ``TASK_VEHICLE_TYPE``)
+    task          ``task_types``, ``task_statuses``, ``flights``, ``stands`` (its own fields),
+                  ``vehicle_ids`` (its assigned vehicle: unassigned tasks do not match),
+                  ``vehicle_types`` (the type that does its task type)
+    flight        ``flights`` (its id), ``stands`` (its stand); the map draws aircraft from
+                  the flights shown, so stands follow the same filters
+    notification  the vehicle it names, checked as a vehicle; ``flights`` (the flight it
+                  names); a notification naming neither passes
+    ============  ==========================================================================
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -119,6 +153,98 @@ class Filters(BaseModel):
     task_statuses: list[TaskStatus] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
     flights: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
     stands: list[EntityId] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+
+    def active(self) -> dict[str, list[str]]:
+        """The filters that are set, by name, as plain strings."""
+        return {
+            name: [str(value) for value in values]
+            for name, values in self.model_dump().items()
+            if values is not None
+        }
+
+    def conflicts(
+        self, fleet: Mapping[str, str], flights: Collection[str] | None = None
+    ) -> list[FilterConflict]:
+        """Combinations that can match nothing, given the ``fleet`` (vehicle id -> type) and
+        the known flight ids of the session's days (None: not checked)."""
+        found: list[FilterConflict] = []
+        for name, values in self.active().items():
+            if not values:
+                found.append(
+                    FilterConflict(
+                        code="empty",
+                        filters=[name],
+                        detail=f"{name} is an empty list, which matches nothing"
+                        " (null or leaving it out means no filter)",
+                    )
+                )
+        if found:
+            return found
+        types = None if self.vehicle_types is None else {str(v) for v in self.vehicle_types}
+        done = None if self.task_types is None else {TASK_VEHICLE_TYPE[t] for t in self.task_types}
+        if types is not None and done is not None and not types & done:
+            found.append(
+                FilterConflict(
+                    code="vehicle-type-vs-task-type",
+                    filters=["vehicle_types", "task_types"],
+                    detail="no chosen vehicle type does any chosen task type: no vehicle,"
+                    " task or notification about a vehicle can match",
+                )
+            )
+        elif self.vehicle_ids is not None:
+            known = [fleet[v] for v in self.vehicle_ids if v in fleet]
+            if not known:
+                found.append(
+                    FilterConflict(
+                        code="unknown-vehicles",
+                        filters=["vehicle_ids"],
+                        detail="none of the chosen vehicles is in the fleet of these days",
+                    )
+                )
+            elif not any(
+                (types is None or kind in types) and (done is None or kind in done)
+                for kind in known
+            ):
+                found.append(
+                    FilterConflict(
+                        code="vehicle-id-vs-type",
+                        filters=[
+                            "vehicle_ids",
+                            *(["vehicle_types"] if types is not None else []),
+                            *(["task_types"] if done is not None else []),
+                        ],
+                        detail="none of the chosen vehicles is of a chosen type"
+                        " or does a chosen task type",
+                    )
+                )
+        if (
+            flights is not None
+            and self.flights is not None
+            and not set(self.flights) & set(flights)
+        ):
+            found.append(
+                FilterConflict(
+                    code="unknown-flights",
+                    filters=["flights"],
+                    detail="none of the chosen flights is in the schedule of these days",
+                )
+            )
+        return found
+
+
+class ContradictoryFilters(DomainError):
+    """Filters that can match nothing: refused, with what contradicts what."""
+
+    status = 422
+    slug = "contradictory-filters"
+    title = "These filters can match nothing"
+
+    def __init__(self, conflicts: list[FilterConflict]) -> None:
+        super().__init__("; ".join(c.detail for c in conflicts))
+        self.conflicts = conflicts
+
+    def extra(self) -> dict[str, Any]:
+        return {"conflicts": [c.model_dump() for c in self.conflicts]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +267,13 @@ class Session:
     # Share tokens carry the generation they were issued in; revoking bumps it, and every
     # token issued before stops working.
     share_generation: int = 0
+    # Who set the filters last (None: nobody since the session was created), so co-watchers
+    # are told whose change they see.
+    filters_by: str | None = None
+    # Bookmarks and notes everybody in the session shares (``functions.app.domain.bookmarks``);
+    # the revision moves with every change to them, so viewers know when to read them again.
+    bookmarks: tuple[Bookmark, ...] = ()
+    bookmarks_revision: int = 0
 
     @classmethod
     def new(
@@ -211,6 +344,12 @@ class Session:
             item["last_command_id"] = {"S": self.last_command_id}
         if self.share_generation:
             item["share_generation"] = {"N": str(self.share_generation)}
+        if self.filters_by:
+            item["filters_by"] = {"S": self.filters_by}
+        if self.bookmarks:
+            item["bookmarks"] = {"S": bookmarks.encode(self.bookmarks)}
+        if self.bookmarks_revision:
+            item["bookmarks_revision"] = {"N": str(self.bookmarks_revision)}
         return item
 
     @classmethod
@@ -240,4 +379,7 @@ class Session:
             members=frozenset(item.get("members", {}).get("SS", [])),
             last_command_id=item.get("last_command_id", {}).get("S"),
             share_generation=int(item.get("share_generation", {}).get("N", "0")),
+            filters_by=item.get("filters_by", {}).get("S"),
+            bookmarks=bookmarks.decode(item["bookmarks"]["S"]) if "bookmarks" in item else (),
+            bookmarks_revision=int(item.get("bookmarks_revision", {}).get("N", "0")),
         )

@@ -16,6 +16,7 @@ from chunker.format.prepared import (
     PreparedTick,
     TaskEntry,
 )
+from chunker.format.records import TASK_VEHICLE_TYPE, TaskType
 from functions.app.domain.sessions import Filters
 
 # The order of a frame's events: discrete events first, then the derived state (stand
@@ -37,22 +38,44 @@ def _allowed(values: Sequence[str] | None) -> frozenset[str] | None:
 
 
 class FilterPlan:
-    """Filters compiled against the fleet, so each check is a set lookup."""
+    """The session's filters compiled against the fleet, so each check is a set lookup.
 
-    __slots__ = ("flights", "stands", "task_statuses", "task_types", "vehicles")
+    One rule for every kind of row (``functions.app.domain.sessions.FILTER_RULE``): a row
+    is checked by every filter that describes it, and only by those.
+    """
+
+    __slots__ = ("flights", "stands", "task_statuses", "task_types", "task_vehicles", "vehicles")
 
     def __init__(self, filters: Filters, vehicle_types: Mapping[str, str]) -> None:
         types = _allowed(filters.vehicle_types)
         ids = _allowed(filters.vehicle_ids)
-        if types is None and ids is None:
+        task_types = _allowed(filters.task_types)
+        # The vehicle types that do a chosen task type (None: task types not filtered).
+        doing = (
+            None
+            if task_types is None
+            else frozenset(str(TASK_VEHICLE_TYPE[TaskType(t)]) for t in task_types)
+        )
+        if types is None and ids is None and doing is None:
             self.vehicles: frozenset[str] | None = None
         else:
             self.vehicles = frozenset(
                 vehicle_id
                 for vehicle_id, vehicle_type in vehicle_types.items()
-                if (types is None or vehicle_type in types) and (ids is None or vehicle_id in ids)
+                if (types is None or vehicle_type in types)
+                and (doing is None or vehicle_type in doing)
+                and (ids is None or vehicle_id in ids)
             )
-        self.task_types = _allowed(filters.task_types)
+        # A task's own type, narrowed to the types the chosen vehicle types do.
+        if types is None:
+            self.task_types = task_types
+        else:
+            self.task_types = frozenset(
+                str(task_type)
+                for task_type, vehicle_type in TASK_VEHICLE_TYPE.items()
+                if str(vehicle_type) in types and (task_types is None or task_type in task_types)
+            )
+        self.task_vehicles = ids  # a task's assigned vehicle
         self.task_statuses = _allowed(filters.task_statuses)
         self.flights = _allowed(filters.flights)
         self.stands = _allowed(filters.stands)
@@ -66,6 +89,7 @@ class FilterPlan:
             and (self.task_statuses is None or task.status in self.task_statuses)
             and (self.flights is None or task.flight_id in self.flights)
             and (self.stands is None or task.stand in self.stands)
+            and (self.task_vehicles is None or task.vehicle_id in self.task_vehicles)
         )
 
     def flight(self, flight: FlightEntry) -> bool:
@@ -74,12 +98,21 @@ class FilterPlan:
         )
 
     def notification(self, note: NotificationEntry) -> bool:
-        return self.flights is None or note.flight_id is None or note.flight_id in self.flights
+        """Checked as the vehicle and the flight it names (naming neither: it passes)."""
+        return (
+            self.vehicles is None or note.vehicle_id is None or note.vehicle_id in self.vehicles
+        ) and (self.flights is None or note.flight_id is None or note.flight_id in self.flights)
 
-    # Derived rows: a stand's occupant goes where the stand filter lets it; a vehicle's task
-    # goes with the vehicle (its card is of a vehicle on the map).
+    # Derived rows: a stand's occupant is the aircraft of a flight on its stand, checked as
+    # that flight is (FILTER_RULE: its stand, and any leg of its turnaround; a vacated stand
+    # always passes, so the page clears it); a vehicle's task goes with the vehicle (its
+    # card is of a vehicle on the map).
     def stand(self, stand: DerivedEntry) -> bool:
-        return self.stands is None or stand.id in self.stands
+        return (self.stands is None or stand.id in self.stands) and (
+            self.flights is None
+            or not stand.flight_ids
+            or not self.flights.isdisjoint(stand.flight_ids)
+        )
 
     def vehicle_task(self, vehicle: DerivedEntry) -> bool:
         return self.vehicle(vehicle.id)

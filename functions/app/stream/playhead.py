@@ -199,6 +199,10 @@ class Playhead:
             "version": self.session.version,
             "timeline": self.session.timeline,
             "server_time": int(now),
+            # Session state every viewer shows (and is told about when another changes it).
+            "filters": self.session.filters.active(),
+            "filters_by": self.session.filters_by,
+            "bookmarks_revision": self.session.bookmarks_revision,
         }
         return self.event("playback", payload)
 

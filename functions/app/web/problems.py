@@ -34,6 +34,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "instance": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object"}},
         "current": {"type": "object", "description": "409 only: the session now."},
+        "conflicts": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "contradictory-filters only: which filters contradict each other.",
+        },
     },
 }
 
