@@ -13,6 +13,8 @@ BENCHMARKS = [
     "encoding",
     "prepared",
     "stream",
+    "lambda_stream",
+    "cost",
     "load",
     "fairness",
     "coldstart",

@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sessions", type=int, default=10, help="sessions the ramp's streams co-watch"
     )
     parser.add_argument(
+        "--co-watchers",
+        type=int,
+        default=0,
+        help="streams per session in the ramp (sessions = streams / this; overrides --sessions)",
+    )
+    parser.add_argument(
         "--baseline-code",
         default=None,
         help="another checkout (e.g. a detached worktree of the previous commit): a second "
@@ -513,7 +519,12 @@ def stream_stack(
 
 
 async def measure_concurrency(
-    setup: Setup, counts: list[int], window_s: float, sessions: int, rounds: int
+    setup: Setup,
+    counts: list[int],
+    window_s: float,
+    sessions: int,
+    rounds: int,
+    co_watchers: int = 0,
 ) -> list[Any]:
     """Each count on every server, alternating which goes first from round to round (an
     A/B on a shared machine); a server stops climbing once it is far behind."""
@@ -526,7 +537,8 @@ async def measure_concurrency(
             for server in servers:
                 if server.code in stopped:
                     continue
-                step = await concurrency_step(setup, server, count, window_s, sessions)
+                per = count // co_watchers if co_watchers else sessions
+                step = await concurrency_step(setup, server, count, window_s, per)
                 step["round"] = round_index + 1
                 say(f"  {step}")
                 steps.append(step)
@@ -661,6 +673,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "flights": args.flights,
             "minutes": args.minutes,
             "ramp_sessions": args.sessions,
+            "ramp_co_watchers": args.co_watchers,
             "baseline_code": args.baseline_code,
             "server_pinned_to_one_core": setup.pinned,
             "aws": "moto server (separate process)",
@@ -676,7 +689,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             counts = [int(c) for c in args.ramp.split(",")]
             say(f"concurrency ramp (10-fps streams over {args.sessions} sessions):")
             ramp = asyncio.run(
-                measure_concurrency(setup, counts, args.window, args.sessions, args.rounds)
+                measure_concurrency(
+                    setup, counts, args.window, args.sessions, args.rounds, args.co_watchers
+                )
             )
             result["concurrency"] = ramp
             result["capacity"] = capacity(ramp)
