@@ -13,6 +13,7 @@ BENCHMARKS = [
     "encoding",
     "prepared",
     "stream",
+    "sharing",
     "lambda_stream",
     "cost",
     "load",

@@ -401,25 +401,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     sizing.append(step)
             share = min(1.0, args.memory_mb / LAMBDA_FULL_VCPU_MB)
             env = function_env(aws.environment, secret, args.quota_cache_mb, args.memory_mb)
-            environment = open_environment(artifact, env, share)
+            # The Lambda-sized share and, as the control measured alongside it on the same
+            # loaded machine, the same environment unthrottled: what the share itself costs.
+            environments = {
+                "quota": open_environment(artifact, env, share),
+                "unthrottled": open_environment(artifact, env, None),
+            }
+            runs: dict[str, dict[str, Any]] = {name: {"streams": []} for name in environments}
             try:
-                quota_runs = []
-                for speed in (1.0, 8.0, 64.0):
-                    step = one_stream(environment, stack, speed, args.seconds)
-                    say(f"  quota: {step}")
-                    quota_runs.append(step)
-                first = first_events(environment, stack, args.samples)
-                say(f"  first event: {first}")
-                seek = seeks(environment, stack, args.samples)
-                say(f"  seek: {seek}")
-                throttling = environment.throttled()
-                init = {
-                    "wall_s": round(environment.init_s, 2),
-                    "cpu_s": round(environment.init_cpu_s, 2),
-                }
-                peak = environment.status_kb("VmHWM") / 1024
+                for index, speed in enumerate((1.0, 8.0, 64.0)):
+                    order = list(environments) if index % 2 == 0 else list(environments)[::-1]
+                    for name in order:
+                        step = one_stream(environments[name], stack, speed, args.seconds)
+                        say(f"  {name}: {step}")
+                        runs[name]["streams"].append(step)
+                for name, environment in environments.items():
+                    runs[name]["first_event"] = first_events(environment, stack, args.samples)
+                    say(f"  {name} first event: {runs[name]['first_event']}")
+                for name, environment in environments.items():
+                    runs[name]["seek"] = seeks(environment, stack, args.samples)
+                    say(f"  {name} seek: {runs[name]['seek']}")
+                for name, environment in environments.items():
+                    runs[name]["cgroup_throttling"] = environment.throttled()
+                    runs[name]["init"] = {
+                        "wall_s": round(environment.init_s, 2),
+                        "cpu_s": round(environment.init_cpu_s, 2),
+                    }
+                    runs[name]["peak_rss_mb"] = round(environment.status_kb("VmHWM") / 1024, 1)
             finally:
-                environment.close()
+                for environment in environments.values():
+                    environment.close()
     result.update(
         {
             "artifact": "x86_64 twin of StreamFunction (make build-StreamFunction ARCH=x86_64)",
@@ -430,13 +441,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpu_share_of_one_core": round(share, 4),
                 "how": f"cgroup v1 cpu: cfs_period_us={CFS_PERIOD_US}, cfs_quota_us="
                 f"{int(CFS_PERIOD_US * share)}, pinned to CPU 0 (taskset)",
-                "streams": quota_runs,
-                "first_event": first,
-                "seek": seek,
-                "cgroup_throttling": throttling,
-                "init_under_quota": init,
-                "peak_rss_mb": round(peak, 1),
+                **runs["quota"],
             },
+            "unthrottled": runs["unthrottled"],
             "targets": {
                 "usd_per_viewer_hour_1x": 0.015,
                 "p99_lateness_ms": 20,

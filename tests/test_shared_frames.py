@@ -169,12 +169,15 @@ def watch(
     changes: Iterable[tuple[float, str, Change]] = (),
     shared: SharedFrames | None = None,
     broken: Iterable[int] = (),
+    source: Any = None,
 ) -> Watched:
-    """Run ``viewers`` together for ``seconds`` of test time; every stream's writes."""
+    """Run ``viewers`` together for ``seconds`` of test time; every stream's writes.
+    ``source``: a chunk source (default: the in-memory day, yielding on every read)."""
     scheduler = Scheduler({s.session_id: s for s in sessions}, changes)
-    source = YieldingSource()
-    source.broken.update(broken)
-    source.clock = scheduler.clock
+    if source is None:
+        source = YieldingSource()
+        source.broken.update(broken)
+        source.clock = scheduler.clock
     watched = Watched([[] for _ in viewers], shared)
     tasks: list[asyncio.Task[None]] = []
 
