@@ -33,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -104,6 +105,7 @@ class Environment:
     ) -> None:
         self.cgroup: Path | None = None
         self.emulator = emulator
+        self.scratch = scratch
         runtime_python = scratch / "python3.12"  # /var/lang/bin/python3.12: no site-packages
         runtime_python.write_text(f'#!/bin/sh\nexec "{python312()}" -S "$@"\n')
         runtime_python.chmod(0o755)
@@ -166,8 +168,14 @@ class Environment:
             self.process.wait()
         self.log.close()
         self.emulator.__exit__()
+        shutil.rmtree(self.scratch, ignore_errors=True)
         if self.cgroup is not None:
-            self.cgroup.rmdir()
+            for _ in range(50):  # empty once the kernel has finished the process
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 class Stack:
