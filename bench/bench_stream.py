@@ -23,13 +23,15 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import os
+import re
 import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bench.common import (
     client_conditions,
@@ -63,6 +65,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--window", type=float, default=6.0, help="seconds per ramp step")
     parser.add_argument("--seeks", type=int, default=30)
+    parser.add_argument(
+        "--sessions", type=int, default=10, help="sessions the ramp's streams co-watch"
+    )
+    parser.add_argument(
+        "--co-watchers",
+        type=int,
+        default=0,
+        help="streams per session in the ramp (sessions = streams / this; overrides --sessions)",
+    )
+    parser.add_argument(
+        "--baseline-code",
+        default=None,
+        help="another checkout (e.g. a detached worktree of the previous commit): a second "
+        "server runs its code and every ramp step is measured on both, alternating",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="A/B rounds of the ramp")
+    parser.add_argument(
+        "--profile", default=None, help="cProfile the current server's ramp windows into this file"
+    )
+    parser.add_argument(
+        "--parts", default="first,seek,ramp,pacing", help="which measurements to run"
+    )
 
 
 # --- a raw SSE client ------------------------------------------------------------------
@@ -144,6 +168,79 @@ async def read_stream(
             await writer.wait_closed()
 
 
+# The id of a frame's first event: the ramp counts frames by these (see ``_frames``).
+FRAME_ID = re.compile(rb"\nid: \d+\.\d+\.(\d+)\.1\n")
+
+
+class FrameCounter(asyncio.Protocol):
+    """A cheap stream reader for the ramp: thousands of streams in one client process.
+
+    No chunked-framing parse and no task per read: every received block is scanned for
+    the ids of frames' first events (an SSE event is one chunk, and a chunk's size line
+    cannot look like an ``id:`` line), each reported as ``on_frame(arrival ms, until)``.
+    """
+
+    def __init__(self, request: bytes, on_frame: Any) -> None:
+        self.request = request
+        self.on_frame = on_frame
+        self.pending = b""
+        self.opened = False  # the first event arrived
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time() * 1000
+        block = self.pending + data
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            self.pending = block
+            return
+        if not self.opened and b"\nid: " in block:
+            self.opened = True
+        for match in FRAME_ID.finditer(block, 0, cut + 1):
+            self.on_frame(now, int(match.group(1)))
+        self.pending = block[cut:]  # keeps the last line break: it may start an id line
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass
+class Server:
+    """One stream server under test: ``code`` names what it serves."""
+
+    code: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def cpu_s(self) -> float:
+        return process_cpu_s(self.process.pid)
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+PROFILE_TO: str | None = None  # --profile
+
+
+async def bench_stats(port: int, query: str = "", route: str = "/bench/stats") -> dict[str, Any]:
+    """The server's ``/bench/stats`` (bench/stream_app.py), or another bench route."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {route}{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    raw = await reader.read()
+    writer.close()
+    return cast(dict[str, Any], json.loads(raw.split(b"\r\n\r\n", 1)[1]))
+
+
 # --- the set-up ------------------------------------------------------------------------
 
 
@@ -155,6 +252,12 @@ class Setup:
     secret: bytes
     day_start: int  # local 06:00, the first generated hour
     pinned: bool = False  # the server on CPU 0, the client on CPU 1
+    baseline: Server | None = None  # the same app from another checkout, for an A/B
+
+    @property
+    def servers(self) -> list[Server]:
+        current = Server("current", self.port, self.server)
+        return [current] if self.baseline is None else [current, self.baseline]
 
     def session(
         self, position: int, speed: float, state: str = "playing", span_ms: int = 3_600_000
@@ -259,43 +362,87 @@ async def measure_pacing(setup: Setup, minutes: float) -> dict[str, Any]:
     return results
 
 
-async def concurrency_step(setup: Setup, count: int, window_s: float) -> dict[str, Any]:
-    """``count`` 10-fps streams over 10 sessions; lateness and server CPU over a window."""
-    sessions = [setup.session(setup.day_start + 20 * 60_000, 10.0) for _ in range(10)]
+async def concurrency_step(
+    setup: Setup, server: Server, count: int, window_s: float, session_count: int
+) -> dict[str, Any]:
+    """``count`` 10-fps streams over ``session_count`` sessions (co-watchers), read by
+    ``FrameCounter``s: lateness, server CPU, and server memory per stream over a window."""
+    session_count = max(1, min(session_count, count))
+    sessions = [setup.session(setup.day_start + 20 * 60_000, 10.0) for _ in range(session_count)]
     lateness: list[float] = []
     measuring = False
     frames = 0
 
-    def on_event(now: float, event_id: str, clock: PlaybackClock) -> None:
+    def on_frame(clock: PlaybackClock, now: float, until: int) -> None:
         nonlocal frames
-        parts = event_id.split(".")
-        if measuring and len(parts) == 4 and parts[3] == "1":
+        if measuring:
             frames += 1
-            lateness.append(now - (clock.wall_time_of(int(parts[2])) or now))
+            lateness.append(now - (clock.wall_time_of(until) or now))
 
-    stop = asyncio.Event()
-    streams, tasks = await open_streams(setup, sessions, count, stop, on_event)
-    opened = sum(1 for s in streams if s.first_event_ms is not None)
+    loop = asyncio.get_running_loop()
+    before = await bench_stats(server.port, "?collect=true")
+    rss_before_kb = server.rss_kb()
+    readers: list[FrameCounter] = []
+    for index in range(count):
+        session = sessions[index % session_count]
+        request = (
+            f"GET {setup.stream_path(session)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Accept: text/event-stream\r\n\r\n"
+        ).encode()
+        callback = functools.partial(on_frame, session.clock)
+        _, reader = await loop.create_connection(
+            functools.partial(FrameCounter, request, callback), "127.0.0.1", server.port
+        )
+        readers.append(reader)
+        if index % 25 == 24:
+            await asyncio.sleep(0.02)
+    deadline = time.monotonic() + 60
+    while any(not r.opened for r in readers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    opened = sum(r.opened for r in readers)
     await asyncio.sleep(1.0)
-    cpu0, client0, wall0 = setup.server_cpu_s(), time.process_time(), time.monotonic()
+    profile = PROFILE_TO if server.code == "current" else None
+    if profile:
+        await bench_stats(server.port, "", "/bench/profile?action=start")
+    cpu0, client0, wall0 = server.cpu_s(), time.process_time(), time.monotonic()
     measuring = True
     await asyncio.sleep(window_s)
     measuring = False
-    cpu = setup.server_cpu_s() - cpu0
+    if profile:
+        await bench_stats(server.port, "", f"/bench/profile?action=stop&path={profile}")
+    cpu = server.cpu_s() - cpu0
     client_cpu = time.process_time() - client0
     wall = time.monotonic() - wall0
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    rss_kb = server.rss_kb()
+    during = await bench_stats(server.port, "?lateness=true")
+    for reader in readers:
+        if reader.transport is not None:
+            reader.transport.close()
+    await asyncio.gather(*(r.closed for r in readers))
+    shared_kb = (during.get("shared_frames_bytes", 0) - before.get("shared_frames_bytes", 0)) / 1024
+    chunks_kb = (during.get("chunk_cache_bytes", 0) - before.get("chunk_cache_bytes", 0)) / 1024
+    renders = during.get("shared_frames_renders", 0) - before.get("shared_frames_renders", 0)
+    handed = during.get("shared_frames_shared", 0) - before.get("shared_frames_shared", 0)
     return {
+        "code": server.code,
         "streams": count,
+        "sessions": session_count,
         "opened": opened,
         "frames_per_s": round(frames / wall, 1),
         "expected_frames_per_s": count * 10,
         "lateness_ms_p50": round(percentile(lateness, 50), 1),
         "lateness_ms_p99": round(percentile(lateness, 99), 1),
+        "server_lateness_ms_p99": during.get("server_lateness_ms_p99"),
         "server_cpu_cores": round(cpu / wall, 3),
-        "server_cpu_ms_per_frame": round(cpu * 1000 / frames, 3) if frames else None,
+        "server_cpu_ms_per_frame": round(cpu * 1000 / frames, 4) if frames else None,
         "client_cpu_cores": round(client_cpu / wall, 3),
+        # Server memory the open streams hold beyond the chunk cache and the shared frames.
+        "rss_mb": round(rss_kb / 1024, 1),
+        "kb_per_stream": round((rss_kb - rss_before_kb - shared_kb - chunks_kb) / count, 1),
+        "shared_frames_kb": round(during.get("shared_frames_bytes", 0) / 1024, 1),
+        "shared_renders": renders,
+        "shared_handed_out": handed,
+        "load_average_1m": os.getloadavg()[0],
     }
 
 
@@ -328,7 +475,12 @@ async def open_streams(
 
 @contextlib.contextmanager
 def stream_stack(
-    vehicles: int, flights: int, bucket: str, table: str, extra_env: dict[str, str] | None = None
+    vehicles: int,
+    flights: int,
+    bucket: str,
+    table: str,
+    extra_env: dict[str, str] | None = None,
+    baseline_code: str | None = None,
 ) -> Iterator[Setup]:
     """The 2-hour morning on a moto server, the stream server on CPU 0 (with two CPUs),
     this process as the client on CPU 1; always stopped."""
@@ -341,8 +493,15 @@ def stream_stack(
         env = server_environment(bucket, table, secret, extra_env)
         pinned = (os.cpu_count() or 1) >= 2
         server = start_stream_server(port, env, pinned)
+        baseline: Server | None = None
+        if baseline_code is not None:
+            base_port = free_port()
+            process = start_stream_server(base_port, env, pinned, baseline_code)
+            baseline = Server(f"baseline {baseline_code}", base_port, process)
         try:
             wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
+            if baseline is not None:
+                wait_for_http(f"http://127.0.0.1:{baseline.port}/healthz", 60, baseline.process)
             with client_conditions(pinned):  # the instrument: CPU 1, its GC kept out
                 yield Setup(
                     port=port,
@@ -351,20 +510,41 @@ def stream_stack(
                     secret=secret.encode(),
                     day_start=service_day.start_ms + 6 * 3_600_000,
                     pinned=pinned,
+                    baseline=baseline,
                 )
         finally:
             stop_process(server)
+            if baseline is not None:
+                stop_process(baseline.process)
 
 
-async def measure_concurrency(setup: Setup, counts: list[int], window_s: float) -> list[Any]:
+async def measure_concurrency(
+    setup: Setup,
+    counts: list[int],
+    window_s: float,
+    sessions: int,
+    rounds: int,
+    co_watchers: int = 0,
+) -> list[Any]:
+    """Each count on every server, alternating which goes first from round to round (an
+    A/B on a shared machine); a server stops climbing once it is far behind."""
     steps = []
-    for count in counts:
-        step = await concurrency_step(setup, count, window_s)
-        say(f"  {step}")
-        steps.append(step)
-        await asyncio.sleep(1.0)
-        if step["lateness_ms_p99"] > 200 or step["opened"] < count:
-            break
+    stopped: set[str] = set()
+    for round_index in range(rounds):
+        stopped.clear()
+        for count in counts:
+            servers = setup.servers if round_index % 2 == 0 else setup.servers[::-1]
+            for server in servers:
+                if server.code in stopped:
+                    continue
+                per = count // co_watchers if co_watchers else sessions
+                step = await concurrency_step(setup, server, count, window_s, per)
+                step["round"] = round_index + 1
+                say(f"  {step}")
+                steps.append(step)
+                await asyncio.sleep(1.0)
+                if step["lateness_ms_p99"] > 500 or step["opened"] < count:
+                    stopped.add(server.code)
     return steps
 
 
@@ -444,52 +624,105 @@ async def measure_first_event(setup: Setup, samples: int = 20) -> dict[str, Any]
     }
 
 
+def capacity(ramp: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per server: the most streams sustained at p99 <= 50 ms (in every round), and CPU
+    and memory per stream at each count; with a baseline, the ratios."""
+    by_code: dict[str, dict[str, Any]] = {}
+    for code in dict.fromkeys(step["code"] for step in ramp):
+        steps = [step for step in ramp if step["code"] == code]
+        counts = sorted({step["streams"] for step in steps})
+        per_count = {}
+        for count in counts:
+            runs = [step for step in steps if step["streams"] == count]
+            per_count[str(count)] = {
+                "p99_ms": [step["lateness_ms_p99"] for step in runs],
+                "cpu_ms_per_frame": [step["server_cpu_ms_per_frame"] for step in runs],
+                "kb_per_stream": [step["kb_per_stream"] for step in runs],
+                "sustained": all(
+                    step["lateness_ms_p99"] <= 50 and step["opened"] == count for step in runs
+                ),
+            }
+        sustained = [int(c) for c, v in per_count.items() if v["sustained"]]
+        by_code[code] = {
+            "max_streams_p99_le_50ms": max(sustained, default=0),
+            "by_count": per_count,
+        }
+    codes = list(by_code)
+    if len(codes) == 2:
+        current, baseline = (by_code[c]["max_streams_p99_le_50ms"] for c in codes)
+        by_code["ratio_max_streams_current_over_baseline"] = (
+            round(current / baseline, 2) if baseline else None
+        )
+    return by_code
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     # Every stream here is one synthetic user's ("bench"), hundreds per session: the caps on
     # concurrent streams (and their leases) are off; bench load, a user per viewer and five
     # per session, runs with them.
     caps_off = {"STREAM_MAX_PER_USER": "0", "STREAM_MAX_PER_SESSION": "0"}
-    with stream_stack(args.vehicles, args.flights, BUCKET, TABLE, caps_off) as setup:
-        pinned = setup.pinned
-        first = asyncio.run(measure_first_event(setup))
-        say(f"first event: {first}")
-        seek = asyncio.run(measure_seek(setup, args.seeks))
-        say(f"seek: {seek}")
-        counts = [int(c) for c in args.ramp.split(",")]
-        say("concurrency ramp (10-fps streams over 10 sessions):")
-        ramp = asyncio.run(measure_concurrency(setup, counts, args.window))
-        pacing = asyncio.run(measure_pacing(setup, args.minutes))
-    sustained = [s for s in ramp if s["lateness_ms_p99"] <= 50 and s["opened"] == s["streams"]]
-    at_100 = next((s for s in ramp if s["streams"] == 100), None)
-    real_1x = pacing["1x"]["stream"]["bytes_per_s"]
-    base_1x = pacing["1x"]["baseline"]["bytes_per_s"]
-    result = {
-        "settings": {
+    parts = set(args.parts.split(","))
+    global PROFILE_TO  # noqa: PLW0603 - a bench run's one option, read deep in the ramp
+    PROFILE_TO = args.profile and os.path.abspath(args.profile)
+    result: dict[str, Any] = {}
+    with stream_stack(
+        args.vehicles, args.flights, BUCKET, TABLE, caps_off, args.baseline_code
+    ) as setup:
+        result["settings"] = {
             "vehicles": args.vehicles,
             "flights": args.flights,
             "minutes": args.minutes,
-            "server_pinned_to_one_core": pinned,
+            "ramp_sessions": args.sessions,
+            "ramp_co_watchers": args.co_watchers,
+            "baseline_code": args.baseline_code,
+            "server_pinned_to_one_core": setup.pinned,
             "aws": "moto server (separate process)",
-        },
-        "pacing": pacing,
-        "bytes_per_s_1x": {
-            "stream": real_1x,
-            "baseline": base_1x,
-            "baseline_over_stream": round(base_1x / real_1x, 1) if real_1x else None,
-        },
-        "concurrency": ramp,
-        "max_streams_p99_le_50ms": max((s["streams"] for s in sustained), default=0),
-        "p99_lateness_ms_at_100_streams": at_100["lateness_ms_p99"] if at_100 else None,
-        "seek": seek,
-        "first_event": first,
-        "targets": {
-            "p99_lateness_ms_at_100_streams": 20,
-            "drift_ticks_after_10_min": 1,
-            "streams_per_core": 500,
-            "seek_p95_ms": 250,
-            "first_event_cached_ms": 100,
-            "bytes_ratio_vs_baseline_1x": 5,
-        },
+            "load_average_at_start": os.getloadavg(),
+        }
+        if "first" in parts:
+            result["first_event"] = asyncio.run(measure_first_event(setup))
+            say(f"first event: {result['first_event']}")
+        if "seek" in parts:
+            result["seek"] = asyncio.run(measure_seek(setup, args.seeks))
+            say(f"seek: {result['seek']}")
+        if "ramp" in parts:
+            counts = [int(c) for c in args.ramp.split(",")]
+            say(f"concurrency ramp (10-fps streams over {args.sessions} sessions):")
+            ramp = asyncio.run(
+                measure_concurrency(
+                    setup, counts, args.window, args.sessions, args.rounds, args.co_watchers
+                )
+            )
+            result["concurrency"] = ramp
+            result["capacity"] = capacity(ramp)
+            current = [s for s in ramp if s["code"] == "current"]
+            sustained = [
+                s for s in current if s["lateness_ms_p99"] <= 50 and s["opened"] == s["streams"]
+            ]
+            at_100 = next((s for s in current if s["streams"] == 100), None)
+            result["max_streams_p99_le_50ms"] = max((s["streams"] for s in sustained), default=0)
+            result["p99_lateness_ms_at_100_streams"] = at_100["lateness_ms_p99"] if at_100 else None
+        if "pacing" in parts:
+            pacing = asyncio.run(measure_pacing(setup, args.minutes))
+            real_1x = pacing["1x"]["stream"]["bytes_per_s"]
+            base_1x = pacing["1x"]["baseline"]["bytes_per_s"]
+            result["pacing"] = pacing
+            result["bytes_per_s_1x"] = {
+                "stream": real_1x,
+                "baseline": base_1x,
+                "baseline_over_stream": round(base_1x / real_1x, 1) if real_1x else None,
+            }
+        result["settings"]["load_average_at_end"] = os.getloadavg()
+    result["targets"] = {
+        "p99_lateness_ms_at_100_streams": 20,
+        "drift_ticks_after_10_min": 1,
+        "streams_per_core": 2000,
+        "streams_per_core_sessions": 200,
+        "kb_per_stream_beyond_caches": 200,
+        "seek_p95_ms": 250,
+        "first_event_cached_ms": 100,
+        "bytes_ratio_vs_baseline_1x": 5,
     }
-    write_result("stream", result)
+    full = parts >= {"first", "seek", "ramp", "pacing"}
+    write_result("stream" if full else "stream_" + "_".join(sorted(parts)), result)
     return result

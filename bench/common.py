@@ -69,9 +69,12 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def start_stream_server(port: int, env: dict[str, str], pin: bool) -> subprocess.Popen[bytes]:
+def start_stream_server(
+    port: int, env: dict[str, str], pin: bool, code: str | None = None
+) -> subprocess.Popen[bytes]:
     """``bench/stream_app.py`` under uvicorn (h11, no access log) on ``port``; with ``pin``
-    the server runs on CPU 0 so that the clients (on CPU 1) do not steal its time."""
+    the server runs on CPU 0 so that the clients (on CPU 1) do not steal its time. ``code``:
+    another checkout to serve from (its folder first on the path: an A/B baseline)."""
     command = [
         sys.executable, "-m", "uvicorn", "bench.stream_app:create", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -79,7 +82,9 @@ def start_stream_server(port: int, env: dict[str, str], pin: bool) -> subprocess
     ]  # fmt: skip
     if pin:
         command = ["taskset", "-c", "0", *command]
-    return subprocess.Popen(command, env=env)
+    if code is not None:
+        env = {**env, "PYTHONPATH": code}
+    return subprocess.Popen(command, env=env, cwd=code)
 
 
 @contextlib.contextmanager

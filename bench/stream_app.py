@@ -10,6 +10,7 @@ everything a stream started is gone once its client left. Neither is production 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import gc
 import threading
 from collections import deque
@@ -70,9 +71,40 @@ async def bench_stats(
         "chunk_waits": source.waits,
         "chunk_cache_items": len(cache),
         "chunk_cache_bytes": cache.bytes,
+        **_shared_frames(runtime),
         "asyncio_tasks": len(asyncio.all_tasks()),
         "threads": threading.active_count(),
         **extra,
+    }
+
+
+_PROFILE: dict[str, Any] = {}
+
+
+@stats_router.get("/bench/profile")
+async def bench_profile(action: str, path: str = "") -> dict[str, object]:
+    """``action=start``: profile the event loop's thread (cProfile); ``action=stop``: stop
+    and write the stats to ``path`` (for ``python -m bench stream --profile``)."""
+    if action == "start" and "profiler" not in _PROFILE:
+        _PROFILE["profiler"] = cProfile.Profile()
+        _PROFILE["profiler"].enable()
+    elif action == "stop" and "profiler" in _PROFILE:
+        profiler = _PROFILE.pop("profiler")
+        profiler.disable()
+        profiler.dump_stats(path)
+    return {"profiling": "profiler" in _PROFILE}
+
+
+def _shared_frames(runtime: Any) -> dict[str, int]:
+    """What the co-watchers' shared frames hold and did (none: an older checkout, or off)."""
+    shared = getattr(runtime, "shared_frames", None)
+    if shared is None:
+        return {}
+    return {
+        "shared_frames_bytes": shared.bytes,
+        "shared_frames_items": len(shared),
+        "shared_frames_renders": shared.renders,
+        "shared_frames_shared": shared.shared,
     }
 
 

@@ -64,6 +64,10 @@ class AppSettings(BaseSettings):
     # asker), then tells its client to come back: never a silent stream.
     stream_chunk_wait_s: float = Field(default=10.0, gt=0, le=60)
     chunk_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    # Frames of co-watched positions, rendered once per process and shared by bytes
+    # (functions/app/stream/shared_frames.py); 0: every stream renders its own (Lambda,
+    # where a process serves one stream).
+    stream_shared_frames_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     # Concurrent streams: one open stream holds one Lambda execution environment, so one
     # user (or one session's co-watchers) may hold only this many (429 beyond). Counted
     # in DynamoDB with leases of STREAM_LEASE_S, renewed while a stream lives. 0: no cap

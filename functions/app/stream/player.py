@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 from chunker.format.encoding import Manifest
 from chunker.format.prepared import PreparedState, PreparedTick
 from functions.app.domain.errors import DomainError
-from functions.app.domain.sessions import Session
+from functions.app.domain.sessions import Filters, Session
 from functions.app.settings import AppSettings
 from functions.app.stream import sse
 from functions.app.stream.chunk_source import ChunkSource
@@ -43,6 +43,7 @@ from functions.app.stream.playhead import (
     StreamLimits,
     TickGrid,
 )
+from functions.app.stream.shared_frames import SharedFrames
 from functions.app.stream.watcher import SessionWatch, SessionWatchers
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME
@@ -93,7 +94,9 @@ class StreamStats:
 @dataclass
 class StreamRuntime:
     """What all streams of a process share. ``monotonic`` must be the clock of the event
-    loop's timers (``time.monotonic``): ``SessionWatch.wait_until`` takes its readings."""
+    loop's timers (``time.monotonic``): ``SessionWatch.wait_until`` takes its readings.
+    ``shared_frames``: frames rendered once for every co-watcher (None: each stream
+    renders its own)."""
 
     settings: AppSettings
     source: ChunkSource
@@ -101,6 +104,7 @@ class StreamRuntime:
     now_ms: Callable[[], int]
     stats: StreamStats = field(default_factory=StreamStats)
     monotonic: Callable[[], float] = time.monotonic
+    shared_frames: SharedFrames | None = None
 
 
 def _size(*parts: bytes | list[bytes]) -> int:
@@ -140,6 +144,8 @@ class Player:
             settings.mover_fade_after_s * 1000, settings.mover_hide_after_s * 1000
         )
         self.playhead = Playhead(session, limits, float(self._wall0), staleness)
+        self._filters: tuple[Filters, str] | None = None  # the session's, and their key
+        self._grid: TickGrid | None = None  # of the chunk the last frame fell in
 
     @property
     def session(self) -> Session:
@@ -165,7 +171,17 @@ class Player:
     async def grid_at(self, t: int) -> TickGrid:
         """The tick grid of the chunk holding ``t``."""
         _, chunk = await self.runtime.source.chunk_at(self.session.airport, t)
-        return TickGrid.of(chunk)
+        self._grid = TickGrid.of(chunk)
+        return self._grid
+
+    async def frame_grid_at(self, t: int) -> TickGrid:
+        """``grid_at`` for the loop's frames: the last frame's grid while ``t`` stays in its
+        chunk (a chunk's grid is fixed; finding the chunk again costs more than the frame's
+        share of a co-watched render)."""
+        grid = self._grid
+        if grid is not None and grid.start <= t < grid.end:
+            return grid
+        return await self.grid_at(t)
 
     async def state_at(self, t: int) -> tuple[PreparedState, Manifest]:
         """The state at tick-aligned ``t``, and the manifest of its day."""
@@ -178,18 +194,40 @@ class Player:
         return await self.runtime.source.ticks(self.session.airport, after + 1, until + 1)
 
     async def render(self, move: Move | None) -> bytes:
-        """The events of ``move``, from the data it needs."""
+        """The events of ``move``: rendered here, or, with shared frames, the bytes a
+        co-watcher's identical render left (see ``shared_frames``); P moves past it."""
+        playhead = self.playhead
+        if move is None:
+            return b""
+        if isinstance(move, Snapshot):
+            self.runtime.stats.snapshots += 1
+        elif move.until <= move.after:
+            return playhead.frame(move, (), None)
+        shared = self.runtime.shared_frames
+        if shared is None or (isinstance(move, Frame) and move.skip):
+            return await self._render(move)
+        data = await shared.get(self._share_key(move), lambda: self._render(move))
+        playhead.took(move)
+        return data
+
+    def _share_key(self, move: Move) -> tuple[object, ...]:
+        """Everything the bytes of ``move`` depend on besides the published data."""
+        session = self.session
+        filters = session.filters
+        if self._filters is None or self._filters[0] is not filters:
+            self._filters = (filters, filters.model_dump_json())
+        if isinstance(move, Snapshot):
+            timeline = session.timeline  # what the snapshot's data and id carry
+            return (session.session_id, timeline, self._filters[1], "snapshot", *move)
+        return (session.session_id, self.playhead.timeline, self._filters[1], "frame", *move)
+
+    async def _render(self, move: Move) -> bytes:
         playhead = self.playhead
         if isinstance(move, Snapshot):
             state, manifest = await self.state_at(move.at)
-            self.runtime.stats.snapshots += 1
             return playhead.snapshot(move, state, manifest)
-        if isinstance(move, Frame):
-            if move.until <= move.after:
-                return playhead.frame(move, (), None)
-            ticks, manifest = await self.ticks(move.after, move.until)
-            return playhead.frame(move, ticks, manifest)
-        return b""
+        ticks, manifest = await self.ticks(move.after, move.until)
+        return playhead.frame(move, ticks, manifest)
 
     # --- opening -----------------------------------------------------------------------
 
@@ -228,7 +266,7 @@ class Player:
         """The writes due at wall time ``target``: its frame (or a snapshot after a wrap)
         and the end of the range once reached."""
         playhead = self.playhead
-        grid = await self.grid_at(self.session.clock.position_at(target))
+        grid = await self.frame_grid_at(self.session.clock.position_at(target))
         move = playhead.advance(target, grid)
         out = await self.render(move)
         if isinstance(move, Frame):

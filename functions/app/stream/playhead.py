@@ -226,14 +226,13 @@ class Playhead:
             self.session.timeline,
             self.staleness,
         )
-        self.timeline = self.session.timeline
-        self.position = move.at
+        self.took(move)
         return sse.event("snapshot", data, str(self.cursor()))
 
     def frame(self, move: Frame, ticks: Iterable[PreparedTick], manifest: Manifest | None) -> bytes:
         """The events of frame ``move`` from its ``ticks`` (``manifest``: of the last day
         they touch; None for an empty frame), ids included; moves P to its end."""
-        self.position = move.until
+        self.took(move)
         if move.until <= move.after or manifest is None:
             return b""
         parts = []
@@ -243,6 +242,15 @@ class Playhead:
                 cursor = Cursor(self.timeline, move.after, move.until, index)
                 parts.append(sse.event(name, data, str(cursor)))
         return b"".join(parts)
+
+    def took(self, move: Move) -> None:
+        """Move P past ``move``, whose events are rendered: by this playhead, or by a
+        co-watcher's from the same values (``shared_frames``)."""
+        if isinstance(move, Snapshot):
+            self.timeline = self.session.timeline
+            self.position = move.at
+        else:
+            self.position = move.until
 
     # --- opening -------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from functions.app.stream.chunk_source import ChunkSource
 from functions.app.stream.drain import stream_drain
 from functions.app.stream.player import Player, StreamRuntime
 from functions.app.stream.response import EventStreamResponse, StreamEnd
+from functions.app.stream.shared_frames import SharedFrames
 from functions.app.stream.watcher import SessionWatchers
 from functions.app.threads import SESSION_STORE, run_in
 
@@ -63,6 +64,11 @@ def stream_runtime(request: Request) -> StreamRuntime:
             source=ChunkSource(services.chunks, settings.stream_chunk_wait_s),
             watchers=SessionWatchers(services.sessions, settings.stream_poll_ms / 1000),
             now_ms=services.now_ms,
+            shared_frames=(
+                SharedFrames(settings.stream_shared_frames_bytes)
+                if settings.stream_shared_frames_bytes
+                else None
+            ),
         )
         state.stream_runtime = runtime
     return runtime
