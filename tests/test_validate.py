@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunker.batch.tracks import Limit
+from chunker.batch.tracks import Limit, implausible_jumps
 from chunker.batch.validate import (
     AIRBORNE,
     INVALID_JSON,
@@ -322,3 +322,72 @@ def test_fast_file_loop_equals_the_reference_loop(
         assert got == expected
     notes = sum(n for (_, reason), n in amended.items() if reason.endswith(("heading", "speed")))
     assert notes == derived
+
+
+# --- the track screen: the hot loop's shortcut never changes what the track rules decide ---
+
+
+@st.composite
+def tracks(draw: st.DrawFn) -> list[bytes]:
+    """1 Hz tracks of three vehicles with glitches, same-instant fixes, missing values."""
+    lines: list[bytes] = []
+    for vehicle in ("V01", "V02", "V05"):
+        x = y = 0.0
+        for second in range(draw(st.integers(1, 25))):
+            x += draw(st.floats(-6, 6))
+            y += draw(st.floats(-6, 6))
+            fault = draw(st.sampled_from(["none"] * 6 + ["glitch", "twin", "bare"]))
+            dx, dy = (
+                (draw(st.floats(-1500, 1500)), draw(st.floats(-1500, 1500)))
+                if fault == "glitch"
+                else (0.0, 0.0)
+            )
+            record = position(
+                t=f"2026-03-14T08:00:{second:02d}.000+08:00",
+                vehicle_id=vehicle,
+                lat=29.8005 + (y + dy) / 111_195,
+                lon=123.2005 + (x + dx) / 96_480,
+            )
+            if fault == "bare":
+                del record["heading"], record["speed_kmh"]
+            lines.append(line(record))
+            if fault == "twin":
+                lines.append(line({**record, "lat": record["lat"] + 3e-5}))
+    for _ in range(draw(st.integers(0, 4))):  # out of order and exact repeats
+        i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+        lines.insert(j, lines[i])
+    return lines
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tracks())
+def test_the_track_screen_never_changes_the_track_rules(lines: list[bytes]) -> None:
+    """parse_lines (fast path + screen) == the line rules, then the track rules applied to
+    every vehicle (the exact path the screen skips for unflagged vehicles)."""
+    checker = rules()
+    numbered = list(enumerate(lines, start=1))
+    rows, rejects, _ = checker.parse_lines("positions", iter(numbered), None)
+    accepted: list[tuple[int, dict[str, Any]]] = []
+    latest: dict[tuple[str, int], Any] = {}
+    for number, raw in numbered:
+        result = checker.parse_with_model("positions", raw)
+        assert not isinstance(result, Reject)
+        if latest.get((result["id"], result["t"])) == result:
+            continue
+        latest[(result["id"], result["t"])] = result
+        accepted.append((number, dict(result)))
+    expected_jumps: set[int] = set()
+    for vehicle in {r["id"] for _, r in accepted}:
+        track = sorted(((n, r) for n, r in accepted if r["id"] == vehicle), key=lambda p: p[1]["t"])
+        jumps = implausible_jumps(
+            [r["t"] for _, r in track],
+            [r["lat"] for _, r in track],
+            [r["lon"] for _, r in track],
+            checker.limit_of(vehicle),
+        )
+        expected_jumps |= {track[i][0] for i in jumps}
+    assert {n for n, reason, *_ in rejects if reason == "implausible_jump"} == expected_jumps
+    kept = [(r["id"], r["t"], r["lat"]) for n, r in accepted if n not in expected_jumps]
+    assert [(r["id"], r["t"], r["lat"]) for r in rows] == kept
+    assert all(r["heading"] is not None and r["speed_kmh"] is not None for r in rows)

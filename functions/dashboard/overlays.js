@@ -111,7 +111,7 @@ export class VehicleCard {
       ],
     ];
     if (current) {
-      rows.push([t("vehicle.flight"), flight ? `${flight.callsign} (${flight.flight_number})` : current.flight_id]);
+      rows.push([t("vehicle.flight"), flight ? (flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign) : current.flight_id]);
       rows.push([t("vehicle.stand"), current.stand]);
     } else if (task) {
       const ended = task.actual_end ?? task.t;
