@@ -384,3 +384,18 @@ def test_chunk_prints_quarantine_counts_and_warns(
         main([*argv, "--warn-lost", "2"])
     assert refused.value.code == 2
     assert "argument --warn-lost: 2 is not a fraction in [0, 1]" in capsys.readouterr().err
+
+
+def test_the_layout_overlay_carries_mover_limits_into_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    osm = Path(__file__).parent / "fixtures" / "osm"
+    overlay = json.loads((osm / "lfpg.overlay.json").read_text())
+    overlay["mover_limits"] = {"vehicle_types": {"pushback_tug": 35}, "confirm_fixes": 4}
+    (tmp_path / "overlay.json").write_text(json.dumps(overlay))
+    out = tmp_path / "reference.json"
+    argv = ["import-layout", str(osm / "lfpg.overpass.json.gz"), "--overlay"]
+    assert main([*argv, str(tmp_path / "overlay.json"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    limits = orjson.loads(out.read_bytes())["mover_limits"]
+    assert limits["vehicle_types"] == {"pushback_tug": 35.0} and limits["confirm_fixes"] == 4
