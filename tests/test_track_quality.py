@@ -240,6 +240,7 @@ def test_a_reference_with_bad_and_repeated_entries_still_chunks(s3: S3Client) ->
         {**document["depots"][0], "depot_id": "FAR", "position": {"lat": 0.0, "lon": 0.0}}
     )
     document["weather"] = {"wind": "calm"}
+    del document["terminals"]
     s3.put_object(Bucket=BUCKET, Key=KEYS.reference, Body=orjson.dumps(document))
     task = {
         "t": "2026-03-14T01:00:00Z",
@@ -261,6 +262,7 @@ def test_a_reference_with_bad_and_repeated_entries_still_chunks(s3: S3Client) ->
         "runways:duplicate_id": 2,
         "stands:duplicate_id": 1,
         "stands:invalid_entry": 1,
+        "terminals:missing_section": 1,
         "vehicles:duplicate_id": 1,
         "vehicles:invalid_entry": 1,  # a 1 MB label would go to every viewer
         "weather:unknown_section": 1,

@@ -10,8 +10,8 @@ entry of each section is validated on its own:
   entries of one id cannot be told apart (importers disambiguate before, e.g. ``N70-2``);
 - a positioned entry more than ``MAX_LAYOUT_RADIUS_M`` from the airport's reference point
   is skipped (``far_from_airport``): it would stretch the area fixes are checked against;
-- a section that is not a list is skipped whole (``not_a_list``), an unknown top-level key
-  is ignored (``unknown_section``).
+- a section that is not a list is skipped whole (``not_a_list``), a missing one is empty
+  (``missing_section``), an unknown top-level key is ignored (``unknown_section``).
 
 Fatal (``ReferenceUnusable``): not a JSON object, an ``airport`` entry that fails its model
 (no time zone or reference point: no service day, no area), ``mover_limits`` that fail
@@ -49,6 +49,7 @@ DUPLICATE_ID = "duplicate_id"
 FAR_FROM_AIRPORT = "far_from_airport"
 NOT_A_LIST = "not_a_list"
 UNKNOWN_SECTION = "unknown_section"
+MISSING_SECTION = "missing_section"
 
 # Section -> (entry model, its id field or None).
 SECTIONS: dict[str, tuple[type[BaseModel], str | None]] = {
@@ -134,7 +135,9 @@ def read_reference(data: bytes) -> tuple[Reference, ReferenceReport]:
         raw = document.get(section, [])
         kept: list[Any] = []
         sections[section] = kept
-        if not isinstance(raw, list):
+        if section not in document:
+            skip(section, None, None, MISSING_SECTION, "absent: taken as empty")
+        elif not isinstance(raw, list):
             skip(section, None, None, NOT_A_LIST, f"{type(raw).__name__}, not a list: ignored")
             continue
         seen: set[str] = set()

@@ -461,8 +461,10 @@ class Rules:
     def _screen_terms(self, vehicle_id: str) -> tuple[float, float]:
         """A vehicle's jump screen in degrees of latitude: (tolerance, reach per ms).
 
-        Slightly looser than the exact rule (the airport's mid latitude for all fixes), so
-        the screen never passes what the rule would call a jump.
+        Slightly stricter than the exact rule (``_SCREEN_SLACK``: the screen projects every
+        fix at the airport's mid latitude, the rule at its track's first fix), so the screen
+        never passes what the rule would call a jump; a false alarm only costs the exact
+        rules for that vehicle.
         """
         limit = self.limit_of(vehicle_id)
         return (
