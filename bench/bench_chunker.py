@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if kind == "positions" and raw_file is not None:
                 window = None if raw_file.hour is None else service_day.hour_window(hour)
                 position_files.append((list(iter_lines(body, key, raw_file.gzip)), window))
-        loop = position_loop_ab(lambda: Rules.for_day(day.reference, service_day), position_files)
+        loop = position_loop_ab(
+            lambda: Rules.for_day(day.reference, service_day), position_files, repeat=15
+        )
         say(f"position loop, busiest hour: {loop}")
         started = time.perf_counter()
         rows = baseline_rows(hour_objects)

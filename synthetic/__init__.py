@@ -65,6 +65,7 @@ class GeneratedDay:
     counts: dict[str, int]  # valid records per kind (what the chunker should accept)
     injected: dict[str, int]  # messy lines by what was done to them
     expected_rejections: dict[str, int]  # reason -> count the chunker must report
+    expected_amendments: dict[str, int]  # reason -> fixes the chunker keeps amended
     turnarounds: int
     tasks: int
 
@@ -139,6 +140,7 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
         counts={kind: counts[kind] for kind in RECORD_KINDS},
         injected=dict(sorted(tally.injected.items())),
         expected_rejections=dict(sorted(tally.rejections.items())),
+        expected_amendments=dict(sorted(tally.amendments.items())),
         turnarounds=len(programme.turnarounds),
         tasks=sum(1 for task in programme.tasks if task.cancelled_at is None),
     )

@@ -3,8 +3,10 @@
 Each line is affected with probability ``fraction``; what happens to it is drawn from a
 per-kind mix. Corruptions replace the line (so the record is lost, and the chunker must
 reject the line with the reason recorded here); duplicates add an exact copy later in the
-same file; reorders move the line elsewhere in the file (not an error). The tallies let
-tests check the chunker's rejection counts exactly.
+same file; reorders move the line elsewhere in the file (not an error). Some position
+faults keep the fix (the contract is tolerant): a fix without heading and speed, or with
+an impossible speed, is *amended* (the value dropped and derived), not lost. The tallies
+let tests check the chunker's rejection and amendment counts exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import orjson
 from chunker.batch.validate import (
     DUPLICATE,
     INVALID_JSON,
+    INVALID_SPEED,
+    MISSING_HEADING,
+    MISSING_SPEED,
     OUTSIDE_AIRPORT_AREA,
     SCHEMA_VIOLATION,
     UNKNOWN_VEHICLE,
@@ -34,6 +39,13 @@ POSITION_MIX = {
     "unknown_vehicle": 6,
     "duplicate": 22,
     "out_of_order": 16,
+    "no_motion": 6,  # heading and speed missing, as in ADS-B-derived tracks: kept
+    "impossible_speed": 4,  # a speed no vehicle does: dropped, the fix kept
+}
+# Position faults that keep the fix -> the amendments the chunker must count.
+AMENDMENTS = {
+    "no_motion": (MISSING_HEADING, MISSING_SPEED),
+    "impossible_speed": (INVALID_SPEED,),
 }
 EVENT_MIX = {
     "truncated": 20,
@@ -67,6 +79,7 @@ class Tally:
     injected: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
     lost: Counter[str] = field(default_factory=Counter)  # records replaced, per kind
+    amendments: Counter[str] = field(default_factory=Counter)  # kept fixes' dropped values
 
 
 def _corrupt(kind: str, line: bytes, what: str, rng: random.Random) -> bytes:
@@ -78,8 +91,12 @@ def _corrupt(kind: str, line: bytes, what: str, rng: random.Random) -> bytes:
     if what == "missing_field":
         del record[REQUIRED[kind]]
     elif what == "wrong_type":
-        field_name = "speed_kmh" if kind == "positions" else "t"
-        record[field_name] = "fast" if kind == "positions" else "yesterday"
+        field_name = "lat" if kind == "positions" else "t"
+        record[field_name] = "north" if kind == "positions" else "yesterday"
+    elif what == "no_motion":
+        del record["heading"], record["speed_kmh"]
+    elif what == "impossible_speed":
+        record["speed_kmh"] = 999.0
     elif what == "out_of_range":
         record["lat"] = 91.0 + rng.random()
     elif what == "off_airport":
@@ -110,6 +127,9 @@ def mess_up(
         elif what == "out_of_order":
             extra.append((rng.randrange(0, len(lines)), line))
             out[index] = b""
+        elif what in AMENDMENTS:
+            out[index] = _corrupt(kind, line, what, rng)
+            tally.amendments.update(AMENDMENTS[what])
         else:
             out[index] = _corrupt(kind, line, what, rng)
             tally.rejections[REASON[what]] += 1

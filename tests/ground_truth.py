@@ -8,6 +8,8 @@ the chunks say against this.
 from __future__ import annotations
 
 import gzip
+import json
+import math
 from collections import deque
 from typing import Any
 
@@ -23,7 +25,7 @@ from chunker.batch.validate import (
 )
 from chunker.format.day import ServiceDay
 from chunker.format.keys import DayKeys, classify_raw_key
-from chunker.format.records import RECORD_MODELS, Reference
+from chunker.format.records import RECORD_MODELS, Reference, VehiclePosition
 from chunker.format.state import RECENT_NOTIFICATIONS
 
 BUILDERS: dict[str, Any] = {
@@ -49,11 +51,106 @@ def _area(reference: Reference) -> tuple[float, float, float, float]:
     )
 
 
+def _position_record(line: bytes) -> Any:
+    """The contract's tolerance restated: a fix whose only faults are unusable optional
+    values (heading, speed, on-ground, altitude) is the fix without them."""
+    try:
+        return VehiclePosition.model_validate_json(line)
+    except ValidationError as exc:
+        if not all(e["loc"] and e["loc"][0] in OPTIONAL for e in exc.errors()):
+            raise
+        try:
+            document = json.loads(line)
+        except ValueError:
+            raise exc from None
+        if not isinstance(document, dict):
+            raise exc from None
+        return VehiclePosition.model_validate(
+            {k: v for k, v in document.items() if k not in OPTIONAL}
+        )
+
+
+OPTIONAL = ("heading", "speed_kmh", "on_ground", "altitude_m")
+TOP_SPEED_KMH = {"pushback_tug": 50, "baggage_tractor": 50, "cleaning_van": 110}  # else 90
+TOLERANCE_M = 20.0
+
+
+def _without_jumps(rows: list[Row], top_kmh: dict[str, float]) -> list[Row]:
+    """The jump rule restated in its plain form: drop a fix farther from its vehicle's
+    previous kept fix (time order) than the tolerance plus top speed x elapsed time.
+    (The start / re-anchor guards of chunker.batch.tracks do not fire on tests.rawday's
+    random walks; tests/test_tracks.py covers them.)"""
+    kept: dict[str, Row] = {}
+    out = []
+    for row in sorted(rows, key=lambda r: r["t"]):
+        before = kept.get(row["id"])
+        if before is not None:
+            dy = (row["lat"] - before["lat"]) * 111_195.0
+            dx = (row["lon"] - before["lon"]) * 111_195.0 * math.cos(math.radians(before["lat"]))
+            reach = TOLERANCE_M + top_kmh[row["id"]] / 3.6 * (row["t"] - before["t"]) / 1000
+            if math.hypot(dx, dy) > reach:
+                continue
+        kept[row["id"]] = row
+        out.append(row)
+    return out
+
+
+def _derive(rows: list[Row]) -> None:
+    """The derivation rule restated (docs/data-format.md): per vehicle in time order, a
+    missing speed is the chord between the first and last fix within 5 s either side (at
+    least one neighbour each side) over its duration; a missing heading is that chord's
+    bearing when it is >= 8 m, else the vehicle's previous heading, else its first later
+    one, else 0. Rounded to 0.1. Applied to the kept fixes (after the jump rule)."""
+    by_vehicle: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: r["t"]):
+        by_vehicle.setdefault(row["id"], []).append(row)
+    for track in by_vehicle.values():
+        if all(r["heading"] is not None and r["speed_kmh"] is not None for r in track):
+            continue
+        lat0, lon0 = track[0]["lat"], track[0]["lon"]
+        kx = 111_195.0 * math.cos(math.radians(lat0))
+
+        def xy(
+            r: Row, kx: float = kx, lat0: float = lat0, lon0: float = lon0
+        ) -> tuple[float, float]:
+            return (r["lon"] - lon0) * kx, (r["lat"] - lat0) * 111_195.0
+
+        bearings: list[float | None] = []
+        speeds: list[float] = []
+        for i, row in enumerate(track):
+            near = [j for j, r in enumerate(track) if abs(r["t"] - row["t"]) <= 5000]
+            a = min([*near, max(i - 1, 0)])
+            b = max([*near, min(i + 1, len(track) - 1)])
+            (x0, y0), (x1, y1) = xy(track[a]), xy(track[b])
+            chord = math.hypot(x1 - x0, y1 - y0)
+            span = track[b]["t"] - track[a]["t"]
+            speeds.append(round(chord / span * 3600, 1) if span > 0 else 0.0)
+            bearing = math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360
+            bearings.append(round(bearing, 1) % 360 if chord >= 8.0 else None)
+        headings: list[float | None] = []
+        held = None
+        for row, bearing in zip(track, bearings, strict=True):
+            if row["heading"] is not None:
+                held = row["heading"]
+            elif bearing is not None:
+                held = bearing
+            headings.append(row["heading"] if row["heading"] is not None else held)
+        first = next((h for h in headings if h is not None), 0.0)
+        for row, heading, speed in zip(track, headings, speeds, strict=True):
+            if row["speed_kmh"] is None:
+                row["speed_kmh"] = speed
+            if row["heading"] is None:
+                row["heading"] = first if heading is None else heading
+
+
 def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list[Row]], ServiceDay]:
     """Every valid, non-duplicate record by kind, in (time, object key, line) order."""
     reference = Reference.model_validate_json(objects[keys.reference])
     day = ServiceDay.of(keys.service_date, reference.airport.timezone)
     vehicles = {v.vehicle_id for v in reference.vehicles}
+    top_kmh = {
+        v.vehicle_id: TOP_SPEED_KMH.get(v.vehicle_type.value, 90) for v in reference.vehicles
+    }
     stands = {s.stand_id for s in reference.stands}
     lat0, lat1, lon0, lon1 = _area(reference)
     found: dict[str, list[tuple[int, str, int, Row]]] = {k: [] for k in RECORD_MODELS}
@@ -68,8 +165,13 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
             if not line.strip() or len(line) > MAX_LINE_BYTES:
                 continue
             try:
-                record = RECORD_MODELS[raw_file.kind].model_validate_json(line)
+                if raw_file.kind == "positions":
+                    record = _position_record(line)
+                else:
+                    record = RECORD_MODELS[raw_file.kind].model_validate_json(line)
             except ValidationError:
+                continue
+            if raw_file.kind == "positions" and record.on_ground is False:
                 continue
             row = BUILDERS[raw_file.kind](record)
             t = row["t"]
@@ -82,6 +184,9 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
                 or not (lat0 <= row["lat"] <= lat1 and lon0 <= row["lon"] <= lon1)
             ):
                 continue
+            speed = row.get("speed_kmh") if raw_file.kind == "positions" else None
+            if speed is not None and speed > top_kmh[row["id"]]:
+                row["speed_kmh"] = None
             vehicle_id = row.get("vehicle_id")
             if raw_file.kind in ("tasks", "flights") and (
                 row["stand"] not in stands
@@ -92,6 +197,11 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
                 continue  # a duplicate: repeats the latest record of this entity and time
             latest[(row["id"], t)] = row
             found[raw_file.kind].append((t, key, number, row))
+        if raw_file.kind == "positions":
+            this_file = [f[3] for f in found["positions"] if f[1] == key]
+            kept = {id(r) for r in _without_jumps(this_file, top_kmh)}
+            found["positions"] = [f for f in found["positions"] if f[1] != key or id(f[3]) in kept]
+            _derive([r for r in this_file if id(r) in kept])
     return {
         kind: [r[3] for r in sorted(rows, key=lambda r: r[:3])] for kind, rows in found.items()
     }, day

@@ -311,7 +311,7 @@ def test_manifest_catalogue_layout_and_histogram(
 def test_reference_validation_error_names_the_object(s3: S3Client) -> None:
     s3.put_object(Bucket=BUCKET, Key=KEYS.reference, Body=b'{"airport": {}}')
     s3.put_object(Bucket=BUCKET, Key=KEYS.raw_file("tasks"), Body=b"\n")
-    with pytest.raises(InputError, match=r"reference\.json is not valid reference data"):
+    with pytest.raises(InputError, match=r"reference\.json is not usable reference data: airport"):
         DayJob.open(s3, BUCKET, "XTST", "2026-03-14", FAST)
 
 

@@ -677,3 +677,34 @@ def test_contradictory_filters_are_shown_and_not_applied(open_page: OpenPage) ->
     assert summary(dashboard) == "No filters: everything shown"
     screenshot(dashboard, "filters-contradiction")
     assert refused_requests_aside(dashboard.errors, 422) == []
+
+
+# --- issue #18: data quality is visible --------------------------------------------------
+
+
+def test_data_quality_panel_shows_the_days_counts_in_both_languages(open_page: OpenPage) -> None:
+    dashboard = open_page()
+    view = api_json(dashboard, f"/sessions/{dashboard.state()['sessionId']}")
+    counts = manifest_of(dashboard, view)["counts"]
+    accepted = sum(c["accepted"] for c in counts.values())
+    quarantined = sum(n for c in counts.values() for n in c["rejected"].values())
+    kept = accepted / (accepted + quarantined) * 100
+    chip = dashboard.page.get_by_test_id("quality-chip")
+    shown = f"{kept:.0f}%" if kept >= 99.95 else f"{kept:.1f}%"
+    assert chip.inner_text() == f"Data {shown} kept"
+    panel = dashboard.page.get_by_test_id("quality-panel")
+    assert panel.is_hidden()
+    chip.click()
+    assert panel.is_visible()
+    positions = panel.locator("[data-kind=positions]")
+    assert f"{counts['positions']['accepted']:,} kept" in positions.inner_text()
+    for reason, n in counts["positions"]["rejected"].items():
+        assert positions.locator(f"[data-reason={reason}]").inner_text().endswith(f"{n:,}")
+    screenshot(dashboard, "data-quality-en")
+    dashboard.click("lang-toggle")
+    assert chip.inner_text() == f"数据保留 {shown}"
+    assert "GPS 定位" in panel.inner_text() and "隔离" in panel.inner_text()
+    screenshot(dashboard, "data-quality-zh")
+    chip.click()
+    assert panel.is_hidden()
+    assert dashboard.errors == []

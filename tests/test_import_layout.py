@@ -338,11 +338,19 @@ def test_a_synthetic_style_day_chunks_onto_the_imported_layout(
     for i, vehicle in enumerate(reference.vehicles[:8]):
         stand = stands[(i * 37) % len(stands)]
         route = shortest_path(reference, depots[vehicle.depot_id].road_node, stand.road_node)
-        for second, node in enumerate(route):  # one node per second: it only has to be valid
+        driven_ms = 0.0  # at 20 km/h along the route: a fix per node (faster is a jump)
+        for index, node in enumerate(route):
             lat, lon = where[node]
+            if index:
+                before = where[route[index - 1]]
+                metres = math.hypot(
+                    (lat - before[0]) * 111_195.0,
+                    (lon - before[1]) * 111_195.0 * math.cos(math.radians(lat)),
+                )
+                driven_ms += metres / (20 / 3.6) * 1000
             positions.append(
                 {
-                    "t": iso(t0 + second * 1000),
+                    "t": iso(t0 + round(driven_ms)),
                     "vehicle_id": vehicle.vehicle_id,
                     "lat": lat,
                     "lon": lon,

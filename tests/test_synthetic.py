@@ -142,15 +142,20 @@ def test_a_clean_day_chunks_with_no_rejections(s3: S3Client) -> None:
 def test_messy_day_rejections_are_exactly_the_injected_ones(s3: S3Client) -> None:
     day = small_day(0.03)
     assert {"truncated", "duplicate", "out_of_order", "missing_field"} <= set(day.injected)
+    assert {"no_motion", "impossible_speed"} <= set(day.injected)
     write_day(day, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
     summary = chunk_day(s3, BUCKET, day.keys.airport, day.keys.service_date)
     rejected: dict[str, int] = defaultdict(int)
+    amended: dict[str, int] = defaultdict(int)
     for kind, counts in summary.counts.items():
         assert counts.accepted == day.counts[kind], kind
         rejected["duplicate"] += counts.duplicates
         for reason, n in counts.rejected.items():
             rejected[reason] += n
+        for reason, n in counts.amended.items():
+            amended[reason] += n
     assert dict(rejected) == day.expected_rejections
+    assert dict(amended) == day.expected_amendments
 
 
 @pytest.mark.parametrize(

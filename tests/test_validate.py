@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import math
 from typing import Any
 
 import orjson
@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chunker.batch.tracks import Limit, implausible_jumps
 from chunker.batch.validate import (
+    AIRBORNE,
     INVALID_JSON,
     LINE_TOO_LONG,
     MAX_LINE_BYTES,
@@ -33,6 +35,15 @@ DAY = ServiceDay.of("2026-03-14", "Asia/Shanghai")
 
 def rules() -> Rules:
     return Rules.for_day(REFERENCE, DAY)
+
+
+def rules_without_jumps() -> Rules:
+    """Rules under which no fix is a jump (random test positions are kilometres apart, some
+    at the same instant: a position tolerance beyond the airport's size)."""
+    checker = rules()
+    return dataclasses.replace(
+        checker, limits={v: Limit(1e12, 1e9, 3) for v in checker.vehicle_ids}
+    )
 
 
 def position(**changes: Any) -> dict[str, Any]:
@@ -184,7 +195,7 @@ def test_fast_path_accepts_the_canonical_record() -> None:
         (b"\xff\xfe not utf-8", INVALID_JSON),
         (b"[1, 2]", SCHEMA_VIOLATION),
         (line(position(lat=95.0)), SCHEMA_VIOLATION),
-        (line(position(heading=360.0)), SCHEMA_VIOLATION),
+        (line(position(on_ground=False)), AIRBORNE),
         (line(position(state="parked")), SCHEMA_VIOLATION),
         (line(position(t="2026-03-14T08:00:01")), SCHEMA_VIOLATION),  # no offset
         (line({k: v for k, v in position().items() if k != "lon"}), SCHEMA_VIOLATION),
@@ -250,11 +261,14 @@ def test_notification_text_survives_exactly() -> None:
     assert isinstance(row, dict) and row["text"] == text
 
 
-def test_non_finite_numbers_are_rejected() -> None:
+def test_non_finite_numbers_are_rejected_or_dropped() -> None:
+    """A non-finite position is no fix; a non-finite heading is dropped, the fix kept."""
     raw = line(position()).replace(b"87.5", b"Infinity")
+    row = rules().parse("positions", raw)
+    assert isinstance(row, dict) and row["heading"] is None  # derived by parse_lines
+    raw = line(position()).replace(b"29.8001", b"Infinity")
     result = rules().parse("positions", raw)
-    assert isinstance(result, Reject)
-    assert not math.isfinite(float("inf"))
+    assert isinstance(result, Reject) and result.reason == SCHEMA_VIOLATION
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -273,7 +287,7 @@ def test_fast_file_loop_equals_the_reference_loop(
             lines.insert(min(len(lines), index + 1), lines[index])
     numbered = list(enumerate(lines, start=1))
     window = DAY.hour_window(8) if hourly else None
-    checker = rules()
+    checker = rules_without_jumps()
     rows: list[dict[str, Any]] = []
     rejects: list[tuple[int, str, str, bytes, int | None]] = []
     latest: dict[tuple[str, int], dict[str, Any]] = {}
@@ -292,6 +306,88 @@ def test_fast_file_loop_equals_the_reference_loop(
             detail = "repeats the previous record"
             rejects.append((number, "duplicate", detail, raw[:4096], result["t"]))
         else:
-            latest[(result["id"], result["t"])] = result
-            rows.append(result)
-    assert checker.parse_lines("positions", iter(numbered), window) == (rows, rejects)
+            latest[(result["id"], result["t"])] = dict(result)
+            rows.append(dict(result))
+    got_rows, got_rejects, amended = checker.parse_lines("positions", iter(numbered), window)
+    assert got_rejects == rejects
+    assert len(got_rows) == len(rows)
+    derived = 0
+    for got, expected in zip(got_rows, rows, strict=True):
+        # A missing or dropped heading / speed is derived: a value in range, the rest equal.
+        for name, top in (("heading", 360.0), ("speed_kmh", 1e12)):
+            if expected[name] is None:
+                derived += 1
+                assert 0.0 <= got[name] < top
+                expected[name] = got[name]
+        assert got == expected
+    notes = sum(n for (_, reason), n in amended.items() if reason.endswith(("heading", "speed")))
+    assert notes == derived
+
+
+# --- the track screen: the hot loop's shortcut never changes what the track rules decide ---
+
+
+@st.composite
+def tracks(draw: st.DrawFn) -> list[bytes]:
+    """1 Hz tracks of three vehicles with glitches, same-instant fixes, missing values."""
+    lines: list[bytes] = []
+    for vehicle in ("V01", "V02", "V05"):
+        x = y = 0.0
+        for second in range(draw(st.integers(1, 25))):
+            x += draw(st.floats(-6, 6))
+            y += draw(st.floats(-6, 6))
+            fault = draw(st.sampled_from(["none"] * 6 + ["glitch", "twin", "bare"]))
+            dx, dy = (
+                (draw(st.floats(-1500, 1500)), draw(st.floats(-1500, 1500)))
+                if fault == "glitch"
+                else (0.0, 0.0)
+            )
+            record = position(
+                t=f"2026-03-14T08:00:{second:02d}.000+08:00",
+                vehicle_id=vehicle,
+                lat=29.8005 + (y + dy) / 111_195,
+                lon=123.2005 + (x + dx) / 96_480,
+            )
+            if fault == "bare":
+                del record["heading"], record["speed_kmh"]
+            lines.append(line(record))
+            if fault == "twin":
+                lines.append(line({**record, "lat": record["lat"] + 3e-5}))
+    for _ in range(draw(st.integers(0, 4))):  # out of order and exact repeats
+        i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+        lines.insert(j, lines[i])
+    return lines
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tracks())
+def test_the_track_screen_never_changes_the_track_rules(lines: list[bytes]) -> None:
+    """parse_lines (fast path + screen) == the line rules, then the track rules applied to
+    every vehicle (the exact path the screen skips for unflagged vehicles)."""
+    checker = rules()
+    numbered = list(enumerate(lines, start=1))
+    rows, rejects, _ = checker.parse_lines("positions", iter(numbered), None)
+    accepted: list[tuple[int, dict[str, Any]]] = []
+    latest: dict[tuple[str, int], Any] = {}
+    for number, raw in numbered:
+        result = checker.parse_with_model("positions", raw)
+        assert not isinstance(result, Reject)
+        if latest.get((result["id"], result["t"])) == result:
+            continue
+        latest[(result["id"], result["t"])] = result
+        accepted.append((number, dict(result)))
+    expected_jumps: set[int] = set()
+    for vehicle in {r["id"] for _, r in accepted}:
+        track = sorted(((n, r) for n, r in accepted if r["id"] == vehicle), key=lambda p: p[1]["t"])
+        jumps = implausible_jumps(
+            [r["t"] for _, r in track],
+            [r["lat"] for _, r in track],
+            [r["lon"] for _, r in track],
+            checker.limit_of(vehicle),
+        )
+        expected_jumps |= {track[i][0] for i in jumps}
+    assert {n for n, reason, *_ in rejects if reason == "implausible_jump"} == expected_jumps
+    kept = [(r["id"], r["t"], r["lat"]) for n, r in accepted if n not in expected_jumps]
+    assert [(r["id"], r["t"], r["lat"]) for r in rows] == kept
+    assert all(r["heading"] is not None and r["speed_kmh"] is not None for r in rows)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from chunker.batch.run import DayJob, HourOutcome, chunk_day
-from chunker.format.encoding import ChunkerConfig, HourPart
+from chunker.format.encoding import ChunkerConfig, HourPart, KindCounts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -94,8 +94,49 @@ def run_ranges_in_processes(quiet: bool) -> Any:
     return run
 
 
+DEFAULT_WARN_LOST = 0.05
+
+
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items(), key=lambda i: -i[1]))
+
+
+def data_quality(
+    counts: dict[str, KindCounts], reference_skipped: dict[str, int], warn_lost: float
+) -> tuple[list[str], list[str], dict[str, float]]:
+    """(report lines, warnings, lost fraction per kind) of a chunk run.
+
+    A kind's *lost* fraction is its quarantined records over all its valid-or-not records
+    (accepted + quarantined); duplicates lose nothing and amended records are kept. A kind
+    that lost more than ``warn_lost`` is a warning.
+    """
+    lines: list[str] = []
+    warnings: list[str] = []
+    lost: dict[str, float] = {}
+    for kind, kind_counts in counts.items():
+        quarantined = sum(kind_counts.rejected.values())
+        total = kind_counts.accepted + quarantined
+        lost[kind] = round(quarantined / total, 6) if total else 0.0
+        parts = [f"{kind_counts.accepted:,} accepted"]
+        if kind_counts.duplicates:
+            parts.append(f"{kind_counts.duplicates:,} duplicates dropped")
+        if quarantined:
+            parts.append(f"{quarantined:,} quarantined ({_by_reason(kind_counts.rejected)})")
+        if kind_counts.amended:
+            parts.append(f"values dropped and derived: {_by_reason(kind_counts.amended)}")
+        lines.append(f"data quality: {kind}: {'; '.join(parts)}; lost {lost[kind]:.2%}")
+        if total and lost[kind] > warn_lost:
+            warnings.append(
+                f"warning: {kind} lost {lost[kind]:.1%} of their records "
+                f"({quarantined:,} of {total:,}; threshold {warn_lost:.1%}, --warn-lost)"
+            )
+    if reference_skipped:
+        lines.append(f"data quality: reference.json: skipped {_by_reason(reference_skipped)}")
+    return lines, warnings, lost
+
+
 def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
-    """Chunk and publish a service day."""
+    """Chunk and publish a service day; print its data quality (stderr)."""
     config = ChunkerConfig(
         bucket_ms=args.bucket_ms,
         tick_ms=args.tick_ms,
@@ -119,7 +160,16 @@ def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
         jobs=job_count,
         run_ranges=run_ranges_in_processes(args.quiet) if job_count > 1 else None,
     )
-    return summary.as_dict()
+    result = summary.as_dict()
+    if summary.already_published:
+        return result
+    lines, warnings, lost = data_quality(summary.counts, summary.reference_skipped, args.warn_lost)
+    for line in lines if not args.quiet else []:
+        print(line, file=sys.stderr, flush=True)
+    for warning in warnings:  # shown even with --quiet
+        print(warning, file=sys.stderr, flush=True)
+    result["quality"] = {"lost": lost, "warn_lost": args.warn_lost, "warnings": warnings}
+    return result
 
 
 def cmd_generate(args: argparse.Namespace, s3: S3Client | None) -> dict[str, Any]:
@@ -184,6 +234,16 @@ def cmd_schema(args: argparse.Namespace) -> dict[str, Any]:
     return {"written": written}
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction in [0, 1]")
+    return value
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the chunker's subcommands on the top-level parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -217,6 +277,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     chunk.add_argument("--jobs", type=int, default=1, help="parallel processes (hour ranges)")
     chunk.add_argument("--force", action="store_true", help="rebuild even if already built")
+    chunk.add_argument(
+        "--warn-lost",
+        type=_fraction,
+        default=DEFAULT_WARN_LOST,
+        help="warn when a kind loses more than this fraction of its records to quarantine "
+        f"(default {DEFAULT_WARN_LOST})",
+    )
 
     schema = sub.add_parser("schema", help="export JSON Schemas of the raw-data contract")
     schema.add_argument("--out", default="docs/schemas")

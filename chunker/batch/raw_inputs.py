@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
+from chunker.batch.reference import ReferenceUnusable, read_reference
 from chunker.batch.validate import MAX_LINE_BYTES
-from chunker.format.encoding import FORMAT_VERSION, ChunkerConfig, InputObject
+from chunker.format.encoding import FORMAT_VERSION, ChunkerConfig, InputObject, ReferenceReport
 from chunker.format.keys import DayKeys, RawFile, classify_raw_key
 from chunker.format.records import Reference
 
@@ -134,14 +134,14 @@ def stream_object(
     return pieces()
 
 
-def load_reference(s3: S3Client, bucket: str, keys: DayKeys) -> Reference:
-    """The day's reference data, validated."""
+def load_reference(s3: S3Client, bucket: str, keys: DayKeys) -> tuple[Reference, ReferenceReport]:
+    """The day's usable reference data and what was skipped of it (``read_reference``)."""
     data = get_bytes(s3, bucket, keys.reference, limit=64 * 1024 * 1024)
     try:
-        return Reference.model_validate_json(data)
-    except ValidationError as exc:
+        return read_reference(data)
+    except ReferenceUnusable as exc:
         raise InputError(
-            f"s3://{bucket}/{keys.reference} is not valid reference data: {exc}"
+            f"s3://{bucket}/{keys.reference} is not usable reference data: {exc}"
         ) from exc
 
 

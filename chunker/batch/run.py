@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,13 @@ from chunker.batch.raw_inputs import (
     load_reference,
     stream_object,
 )
-from chunker.batch.validate import DUPLICATE, QUARANTINE_RAW_BYTES, Rules, TooManyRejects
+from chunker.batch.validate import (
+    DUPLICATE,
+    QUARANTINE_RAW_BYTES,
+    Amended,
+    Rules,
+    TooManyRejects,
+)
 from chunker.format.day import InvalidServiceDay, ServiceDay
 from chunker.format.encoding import (
     Catalogue,
@@ -52,6 +59,7 @@ from chunker.format.encoding import (
     Manifest,
     Pointer,
     Quarantine,
+    ReferenceReport,
     dump_model,
     encode_chunk,
 )
@@ -95,10 +103,16 @@ class Rejected:
 
 @dataclass(slots=True)
 class ParsedFile:
-    """A raw file's accepted rows (file order, duplicates removed) and its rejected lines."""
+    """A raw file's accepted rows (file order, duplicates removed), its rejected lines, and
+    the amendments made to accepted rows ((hour index, reason) -> count)."""
 
     rows: list[Row]
     rejects: list[Rejected]
+    amended: Amended = field(default_factory=Counter)
+
+    def amended_in(self, hour: int) -> dict[str, int]:
+        """Amendments of the rows in hour ``hour``, by reason."""
+        return {reason: n for (h, reason), n in self.amended.items() if h == hour and n}
 
 
 def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -> ParsedFile:
@@ -107,14 +121,14 @@ def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
     lines = iter_lines(data, raw_file.key, raw_file.gzip)
     try:
-        rows, line_rejects = rules.parse_lines(kind, lines, window)
+        rows, line_rejects, amended = rules.parse_lines(kind, lines, window)
     except TooManyRejects as exc:
         raise InputError(f"{raw_file.key}: {exc}; not a {kind} recording to chunk") from exc
     rejects = [
         Rejected(raw_file.key, number, kind, reason, detail, line, t)
         for number, reason, detail, line, t in line_rejects
     ]
-    return ParsedFile(rows, rejects)
+    return ParsedFile(rows, rejects, amended)
 
 
 _TIME = itemgetter("t")
@@ -143,6 +157,7 @@ class DayJob:
     raw_day: RawDay
     reference: Reference
     config: ChunkerConfig
+    reference_report: ReferenceReport = field(default_factory=ReferenceReport)
     day: ServiceDay = field(init=False)
     rules: Rules = field(init=False)
     version: str = field(init=False)
@@ -169,7 +184,8 @@ class DayJob:
         """List the day's inputs and load its reference data."""
         keys = DayKeys(airport, service_date)
         raw_day = discover(s3, bucket, keys)
-        return cls(s3, bucket, raw_day, load_reference(s3, bucket, keys), config)
+        reference, report = load_reference(s3, bucket, keys)
+        return cls(s3, bucket, raw_day, reference, config, report)
 
     @property
     def keys(self) -> DayKeys:
@@ -187,17 +203,22 @@ class DayJob:
             self._parsed_day_files[raw_file.key] = parsed
         return parsed
 
-    def _owned(self, hour: int) -> tuple[dict[str, list[Row]], list[Rejected], dict[str, int]]:
-        """The hour's rows by kind (sorted), its rejected lines, duplicates by kind."""
+    def _owned(
+        self, hour: int
+    ) -> tuple[dict[str, list[Row]], list[Rejected], dict[str, int], dict[str, Counter[str]]]:
+        """The hour's rows by kind (sorted), its rejected lines, duplicates by kind, and
+        amendments by kind and reason."""
         start, end = self.day.hour_window(hour)
         rows: dict[str, list[Row]] = {}
         rejects: list[Rejected] = []
+        amended: dict[str, Counter[str]] = {kind: Counter() for kind in RECORD_KINDS}
         for kind in RECORD_KINDS:
             kind_rows: list[Row] = []
             for raw_file in self.raw_day.files_of(kind):
                 if raw_file.hour is not None and raw_file.hour != hour:
                     continue
                 parsed = self._parse(raw_file)
+                amended[kind].update(parsed.amended_in(hour))
                 if raw_file.hour is None:
                     kind_rows.extend(row for row in parsed.rows if start <= row["t"] < end)
                     rejects.extend(
@@ -213,7 +234,7 @@ class DayJob:
         for reject in rejects:
             if reject.reason == DUPLICATE:
                 duplicates[reject.kind] = duplicates.get(reject.kind, 0) + 1
-        return rows, rejects, duplicates
+        return rows, rejects, duplicates, amended
 
     def prior_state(self, hour: int) -> ReplayState:
         """State just before ``hour``, folded from earlier raw files only."""
@@ -249,7 +270,7 @@ class DayJob:
         """Build, write and summarise one hour; ``prior`` is the state carried from ``hour-1``."""
         started = time.perf_counter()
         state = self.prior_state(hour) if prior is None else prior
-        rows, rejects, duplicates = self._owned(hour)
+        rows, rejects, duplicates, amended = self._owned(hour)
         built = build_hour(self.keys.airport, self.day, hour, self.config, state, rows)
 
         def put_chunk(start: int, document: dict[str, Any]) -> tuple[str, int]:
@@ -292,6 +313,7 @@ class DayJob:
                 accepted=len(rows[kind]),
                 duplicates=duplicates.get(kind, 0),
                 rejected=dict(sorted(rejected.items())),
+                amended=dict(sorted(amended[kind].items())),
             )
         start, end = self.day.hour_window(hour)
         assert built.histogram is not None
@@ -366,6 +388,7 @@ class DayJob:
                 by_reason=dict(sorted(by_reason.items())),
                 objects=[p.quarantine_key for p in ordered if p.quarantine_key],
             ),
+            reference_report=self.reference_report,
             histogram=Histogram(
                 start=self.day.start_ms,
                 bin_ms=self.config.histogram_bin_ms,
@@ -446,6 +469,7 @@ class DaySummary:
     chunk_objects: int
     chunk_bytes: int
     seconds: float
+    reference_skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -461,6 +485,7 @@ class DaySummary:
             "chunk_objects": self.chunk_objects,
             "chunk_bytes": self.chunk_bytes,
             "seconds": round(self.seconds, 3),
+            "reference_skipped": self.reference_skipped,
         }
 
 
@@ -483,6 +508,7 @@ def _summary(
         chunk_objects=sum(len(p.chunks) for p in parts),
         chunk_bytes=sum(c.bytes for p in parts for c in p.chunks),
         seconds=time.perf_counter() - started,
+        reference_skipped=dict(job.reference_report.skipped),
     )
 
 

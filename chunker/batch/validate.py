@@ -11,20 +11,41 @@ a bad line, a record failing a check — is decided by the pydantic model in
 ``chunker.format.records`` and the same checks, which name the reason. The fast path
 therefore only ever accepts what the model accepts and produces the same row
 (property-tested in tests/test_validate.py).
+
+Positions are tolerant (issue #18): the fix is its time, mover and position. A missing or
+unusable ``heading`` / ``speed_kmh`` is dropped with a counted reason (*amended*, not
+rejected) and derived from the neighbouring fixes; a fix that implies an impossible speed
+from the previous accepted fix of its mover is quarantined as ``implausible_jump``. Both
+are track rules (``chunker.batch.tracks``), applied per file after the line rules: the hot
+loop only screens each mover's consecutive fixes and hands the movers that need it (a
+suspect jump, lines out of time order, a missing value) to them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
+import orjson
 from pydantic import ValidationError
+from pydantic_core import from_json
 
-from chunker.format.day import ServiceDay, to_ms
+from chunker.batch.tracks import (
+    DEFAULT_MAX_SPEED_KMH,
+    EARTH_M_PER_DEG,
+    Flat,
+    Limit,
+    derive_motion,
+    implausible_jumps,
+)
+from chunker.batch.tracks import limits_for as _limits_for
+from chunker.format.day import HOUR_MS, ServiceDay, to_ms
 from chunker.format.records import (
     FlightEvent,
     Notification,
@@ -52,6 +73,23 @@ OUTSIDE_AIRPORT_AREA = "outside_airport_area"
 UNKNOWN_VEHICLE = "unknown_vehicle"
 UNKNOWN_STAND = "unknown_stand"
 DUPLICATE = "duplicate"
+IMPLAUSIBLE_JUMP = "implausible_jump"
+AIRBORNE = "airborne"
+
+# Amendments: a value dropped from a fix that is kept (counted per reason, not quarantined).
+MISSING_HEADING = "missing_heading"
+INVALID_HEADING = "invalid_heading"
+MISSING_SPEED = "missing_speed"
+INVALID_SPEED = "invalid_speed"
+INVALID_ON_GROUND = "invalid_on_ground"
+INVALID_ALTITUDE = "invalid_altitude"
+# A position field that is optional: an unusable value is dropped (amended), not fatal.
+_OPTIONAL_POSITION_FIELDS = {
+    "heading": INVALID_HEADING,
+    "speed_kmh": INVALID_SPEED,
+    "on_ground": INVALID_ON_GROUND,
+    "altitude_m": INVALID_ALTITUDE,
+}
 
 _VEHICLE_STATES = frozenset(state.value for state in VehicleState)
 
@@ -70,6 +108,8 @@ class _Fix(msgspec.Struct):
     heading: float
     speed_kmh: float
     state: str
+    # False (not a surface fix) fails to decode: the model path rejects it as airborne.
+    on_ground: Literal[True] | None = None
 
 
 _FIX_DECODER = msgspec.json.Decoder(_Fix)
@@ -77,11 +117,14 @@ _FIX_DECODER = msgspec.json.Decoder(_Fix)
 # for a deeply nested value (in a field it would skip, too).
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _TIME_CACHE_LIMIT = 200_000
+_MILLIS = {f"{ms:03d}": ms for ms in range(1000)}  # a timestamp's fraction -> ms
 
 
 # (line number, reason, detail, raw line (first QUARANTINE_RAW_BYTES), record time if the
 # record itself was valid)
 LineReject = tuple[int, str, str, bytes, int | None]
+# Amendments of one file: (hour index of the record, reason) -> count.
+Amended = Counter[tuple[int, str]]
 
 
 class TooManyRejects(ValueError):
@@ -123,14 +166,15 @@ def _ms(value: dt.datetime | None) -> int | None:
 
 
 def position_row(rec: VehiclePosition) -> VehicleRow:
-    """Row of a GPS fix (values as recorded)."""
+    """Row of a GPS fix (values as recorded; a missing heading or speed is None until the
+    track rules derive it in ``Rules.parse_lines``)."""
     return {
         "id": rec.vehicle_id,
         "t": to_ms(rec.t),
         "lat": rec.lat,
         "lon": rec.lon,
-        "heading": rec.heading,
-        "speed_kmh": rec.speed_kmh,
+        "heading": rec.heading,  # type: ignore[typeddict-item]
+        "speed_kmh": rec.speed_kmh,  # type: ignore[typeddict-item]
         "state": rec.state.value,
     }
 
@@ -217,10 +261,17 @@ class Rules:
     max_lat: float
     min_lon: float
     max_lon: float
+    # Each vehicle's physical limits (chunker.batch.tracks); a vehicle not in it has the
+    # most lenient of them (tests build Rules by hand).
+    limits: dict[str, Limit] = field(default_factory=dict)
     _second_ms: dict[str, int] = field(default_factory=dict, repr=False)
     _position_fast: Callable[[bytes], VehicleRow | None] = field(init=False, repr=False)
+    # The track screen the fast path keeps while parse_lines reads one file (see there).
+    _screen: _Screen = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._screen = _Screen({}, set())
+        self._screen.reset(self)
         self._position_fast = _position_rule(self)
 
     @classmethod
@@ -242,7 +293,16 @@ class Rules:
             max_lat=max(lats) + AREA_MARGIN_DEG,
             min_lon=min(lons) - AREA_MARGIN_DEG,
             max_lon=max(lons) + AREA_MARGIN_DEG,
+            limits={
+                v.vehicle_id: _limits_for(v.vehicle_type, reference.mover_limits)
+                for v in reference.vehicles
+            },
         )
+
+    def limit_of(self, vehicle_id: str) -> Limit:
+        """A vehicle's physical limits."""
+        found = self.limits.get(vehicle_id)
+        return found if found is not None else _FALLBACK_LIMIT
 
     # --- time ---------------------------------------------------------------------------
 
@@ -294,40 +354,72 @@ class Rules:
 
     def parse_with_model(self, kind: str, line: bytes) -> Row | Reject:
         """The reference path: pydantic model, then the semantic checks. ``parse`` equals it."""
+        return self._parse_model(kind, line)[0]
+
+    def _parse_model(self, kind: str, line: bytes) -> tuple[Row | Reject, list[str]]:
+        """``parse_with_model`` and the amendments it made (positions only)."""
         model, build = _ROW_BUILDERS[kind]
+        amended: list[str] = []
         try:
             record = model.model_validate_json(line)
         except ValidationError as exc:
-            return _schema_reject(exc)
+            retried = _without_unusable_values(line, exc, amended) if kind == "positions" else None
+            if retried is None:
+                return _schema_reject(exc), []
+            record = retried
         row: Row = build(record)
         if kind == "positions":
-            return self._check_position(row)
+            if isinstance(record, VehiclePosition) and record.on_ground is False:
+                return Reject(AIRBORNE, "on_ground is false: not a surface fix"), []
+            return self._check_position(row, amended), amended
         if kind in ("tasks", "flights"):
-            return self._check_stand_event(row)
-        return self._check_time(row)
+            return self._check_stand_event(row), []
+        return self._check_time(row), []
 
     def parse_lines(
         self, kind: str, lines: Iterable[tuple[int, bytes]], window: tuple[int, int] | None
-    ) -> tuple[list[Row], list[LineReject]]:
-        """Every line of one file of ``kind``: accepted rows in file order, and rejects.
+    ) -> tuple[list[Row], list[LineReject], Amended]:
+        """Every line of one file of ``kind``: accepted rows in file order, rejects, and
+        the amendments made to accepted rows.
 
         File rules on top of ``parse``: in an hourly file (``window``) a record must fall in
         the file's hour, and a record repeating the latest record of the same entity and
         time is a duplicate (so dropping it can never change the state: ``A, B, A'`` keeps
-        all three). Positions are ~99% of the volume: this is the chunker's hot loop.
+        all three). Positions then get the track rules (``_apply_track_rules``). Positions
+        are ~99% of the volume: this is the chunker's hot loop.
         """
         rows: list[Row] = []
         rejects = _Rejects()
+        amended: Amended = Counter()
         latest: dict[tuple[str, int], Row] = {}
         # parse(kind, line), its fast path called directly (this loop is hot); a line the
-        # fast path leaves to the model (rare) goes through parse itself.
-        fast = self._position_fast if kind == "positions" else None
-        parse = self.parse
+        # fast path leaves to the model (rare) goes through the model itself.
+        positions = kind == "positions"
+        fast = self._position_fast if positions else None
+        model = self._parse_model
+        day_start = self.day.start_ms
+        # The track screen: the fast path compares each fix with the previous one it
+        # returned for the vehicle and flags the vehicle if they are not in strictly
+        # increasing time or too far apart. A flagged vehicle gets the exact track rules
+        # after the loop; so does one with a model-path fix (the screen did not see it).
+        # Unflagged, a vehicle's fixes were all accepted in time order (a duplicate or an
+        # out-of-hour fix repeats or leaves the time order) and the rules would change
+        # nothing: the screen never passes what they reject (tested).
+        screen = self._screen
+        screen.reset(self)
+        flagged = screen.flagged
+        notes_of: dict[int, list[str]] = {}  # row index -> its amendments
+        numbers = array("q")  # line number of each row, for the jumps' quarantine records
         result: Row | Reject | None
         for number, line in lines:
             result = fast(line) if fast is not None and len(line) <= MAX_LINE_BYTES else None
+            notes: list[str] | None = None
             if result is None:
-                result = parse(kind, line)
+                if len(line) > MAX_LINE_BYTES:
+                    # Lines are cut to MAX_LINE_BYTES + 1 when read: the true length is unknown.
+                    result = Reject(LINE_TOO_LONG, f"longer than {MAX_LINE_BYTES} bytes")
+                else:
+                    result, notes = model(kind, line)
             if type(result) is Reject:
                 rejects.add(number, result.reason, result.detail, line, None)
                 continue
@@ -344,7 +436,91 @@ class Rules:
                 continue
             latest[identity] = row
             rows.append(row)
-        return rows, rejects
+            if positions:
+                numbers.append(number)
+                if notes is not None:
+                    flagged.add(identity[0])
+                    if notes:
+                        notes_of[len(rows) - 1] = notes
+        dropped = (
+            self._apply_track_rules(rows, numbers, set(flagged), rejects) if flagged else set()
+        )
+        for index, notes in notes_of.items():
+            if index not in dropped:  # a rejected fix is not amended
+                hour = (rows[index]["t"] - day_start) // HOUR_MS
+                for note in notes:
+                    amended[(hour, note)] += 1
+        if dropped:
+            rows = [r for i, r in enumerate(rows) if i not in dropped]
+        return rows, rejects, amended
+
+    @property
+    def _kx_over_ky(self) -> float:
+        return math.cos(math.radians((self.min_lat + self.max_lat) / 2))
+
+    def _screen_terms(self, vehicle_id: str) -> tuple[float, float]:
+        """A vehicle's jump screen in degrees of latitude: (tolerance, reach per ms).
+
+        Slightly stricter than the exact rule (``_SCREEN_SLACK``: the screen projects every
+        fix at the airport's mid latitude, the rule at its track's first fix), so the screen
+        never passes what the rule would call a jump; a false alarm only costs the exact
+        rules for that vehicle.
+        """
+        limit = self.limit_of(vehicle_id)
+        return (
+            limit.tolerance_m * _SCREEN_SLACK / EARTH_M_PER_DEG,
+            limit.metres_per_ms * _SCREEN_SLACK / EARTH_M_PER_DEG,
+        )
+
+    def _apply_track_rules(
+        self, rows: list[Row], numbers: array[int], flagged: set[str], rejects: _Rejects
+    ) -> set[int]:
+        """The track rules for each flagged vehicle's fixes: jumps to quarantine (their row
+        indices are returned), missing values derived in place (rows are not shared yet)."""
+        by_vehicle: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            if row["id"] in flagged:
+                by_vehicle.setdefault(row["id"], []).append(index)
+        dropped: set[int] = set()
+        for vehicle_id, indices in by_vehicle.items():
+            indices.sort(key=lambda i: rows[i]["t"])  # stable: ties keep file order
+            track = [rows[i] for i in indices]
+            limit = self.limit_of(vehicle_id)
+            jumps = set(
+                implausible_jumps(
+                    [r["t"] for r in track],
+                    [r["lat"] for r in track],
+                    [r["lon"] for r in track],
+                    limit,
+                )
+            )
+            previous_kept = -1
+            for position, index in enumerate(indices):
+                if position not in jumps:
+                    previous_kept = position
+                    continue
+                row = rows[index]
+                dropped.add(index)
+                detail = _jump_detail(track, previous_kept, position, limit)
+                # The line itself is not kept after reading: the quarantine holds the fix.
+                record = orjson.dumps(dict(row))
+                rejects.add(numbers[index], IMPLAUSIBLE_JUMP, detail, record, row["t"])
+            kept = [r for p, r in enumerate(track) if p not in jumps]
+            if not kept:
+                continue
+            headings, speeds = derive_motion(
+                [r["t"] for r in kept],
+                [r["lat"] for r in kept],
+                [r["lon"] for r in kept],
+                [r["heading"] for r in kept],
+                [r["speed_kmh"] for r in kept],
+            )
+            for row, heading, speed in zip(kept, headings, speeds, strict=True):
+                if row["heading"] is None or row["speed_kmh"] is None:
+                    mutable: dict[str, Any] = row  # type: ignore[assignment]
+                    mutable["heading"] = heading
+                    mutable["speed_kmh"] = speed
+        return dropped
 
     # --- semantic checks (shared by fast and model paths) ----------------------------------
 
@@ -355,7 +531,8 @@ class Rules:
             return Reject(OUTSIDE_SERVICE_DAY, f"t={t} is outside {day.date_text}")
         return row
 
-    def _check_position(self, row: Row) -> Row | Reject:
+    def _check_position(self, row: Row, amended: list[str]) -> Row | Reject:
+        """Line rules of a fix; a speed above its vehicle's limit is dropped (``amended``)."""
         checked = self._check_time(row)
         if checked is not row:
             return checked
@@ -368,6 +545,15 @@ class Rules:
             return Reject(
                 OUTSIDE_AIRPORT_AREA, f"({row['lat']}, {row['lon']}) is outside the airport area"
             )
+        mutable: dict[str, Any] = row  # type: ignore[assignment]
+        speed = row["speed_kmh"]
+        if speed is not None and speed > self.limit_of(row["id"]).max_speed_kmh:
+            mutable["speed_kmh"] = None
+            amended.append(INVALID_SPEED)
+        if row["heading"] is None and INVALID_HEADING not in amended:
+            amended.append(MISSING_HEADING)
+        if row["speed_kmh"] is None and INVALID_SPEED not in amended:
+            amended.append(MISSING_SPEED)
         return row
 
     def _check_stand_event(self, row: Row) -> Row | Reject:
@@ -385,43 +571,64 @@ class Rules:
 def _position_rule(rules: Rules) -> Callable[[bytes], VehicleRow | None]:
     """``rules``' fast form of "a valid position": line -> the accepted row, or None to let
     the model path decide (and name the reason). Known vehicle, known state, inside the
-    airport area, heading in [0, 360), speed in [0, 200], a canonical timestamp inside the
-    service day. A closure, so the hot loop reads its rules as locals."""
+    airport area, heading in [0, 360), a canonical timestamp inside the
+    service day, speed in [0, the vehicle's top speed], no other contract field. A closure,
+    so the hot loop reads its rules as locals."""
     decode = _FIX_DECODER.decode
-    vehicles, states = rules.vehicle_ids, _VEHICLE_STATES
+    states = _VEHICLE_STATES
     min_lat, max_lat, min_lon, max_lon = rules.min_lat, rules.max_lat, rules.min_lon, rules.max_lon
     day_lo, day_hi = rules.day.start_ms, rules.day.end_ms
     seconds, fast_ms = rules._second_ms, rules.fast_ms
+    # vehicle id -> [previous t, lat, lon, tolerance, reach per ms, top speed km/h]: one
+    # lookup is the fleet check, the speed rule's limit and the track screen's state.
+    previous, flagged = rules._screen.previous, rules._screen.flagged
+    kx2 = rules._kx_over_ky**2
 
     def position_fast(line: bytes) -> VehicleRow | None:
         try:
             fix = decode(line)
         except _DECODE_ERRORS:
             return None
-        lat, lon, heading, speed = fix.lat, fix.lon, fix.heading, fix.speed_kmh
+        vehicle_id, lat, lon, heading, speed = (
+            fix.vehicle_id,
+            fix.lat,
+            fix.lon,
+            fix.heading,
+            fix.speed_kmh,
+        )
+        before = previous.get(vehicle_id)
         # Comparisons are False for NaN: non-finite values fall through.
         if not (
-            fix.vehicle_id in vehicles
+            before is not None
             and fix.state in states
             and min_lat <= lat <= max_lat
             and min_lon <= lon <= max_lon
             and 0.0 <= heading < 360.0
-            and 0.0 <= speed <= 200.0
+            and 0.0 <= speed <= before[5]
         ):
             return None
         text = fix.t
         t: int | None = None
         if len(text) == 29 and text[19] == ".":  # the usual form: its second is cached
             base = seconds.get(text[:19] + text[23:])
-            digits = text[20:23]
-            if base is not None and digits.isdigit() and digits.isascii():
-                t = base + int(digits)
+            millis = _MILLIS.get(text[20:23])  # exactly three ASCII digits
+            if base is not None and millis is not None:
+                t = base + millis
         if t is None:
             t = fast_ms(text)
         if t is None or not day_lo <= t < day_hi:
             return None
+        elapsed = t - before[0]
+        dy = lat - before[1]
+        dx = lon - before[2]
+        reach = before[3] + before[4] * elapsed
+        if elapsed <= 0 or dy * dy + dx * dx * kx2 > reach * reach:
+            flagged.add(vehicle_id)
+        before[0] = t
+        before[1] = lat
+        before[2] = lon
         return {
-            "id": fix.vehicle_id,
+            "id": vehicle_id,
             "t": t,
             "lat": lat,
             "lon": lon,
@@ -431,3 +638,74 @@ def _position_rule(rules: Rules) -> Callable[[bytes], VehicleRow | None]:
         }
 
     return position_fast
+
+
+@dataclass(slots=True)
+class _Screen:
+    """The fast path's track screen for one file: per fleet vehicle, its previous fix and
+    limits ``[t, lat, lon, tolerance, reach per ms (degrees of latitude), top km/h]``, and
+    the vehicles flagged."""
+
+    previous: dict[str, list[Any]]
+    flagged: set[str]
+
+    def reset(self, rules: Rules) -> None:
+        """Start a file: no previous fix (a first fix never flags), nothing flagged."""
+        self.flagged.clear()
+        self.previous.clear()
+        for vehicle_id in rules.vehicle_ids:
+            tolerance, per_ms = rules._screen_terms(vehicle_id)
+            top = rules.limit_of(vehicle_id).max_speed_kmh
+            self.previous[vehicle_id] = [_NO_FIX_YET, 0.0, 0.0, tolerance, per_ms, top]
+
+
+_NO_FIX_YET = -(2**62)  # as a previous time: any reach, so a first fix is never flagged
+
+
+# The screen's margin over the exact rule (the exact rule projects at each track's own
+# latitude; the screen uses the airport's mid latitude for every fix).
+_SCREEN_SLACK = 0.98
+_FALLBACK_LIMIT = Limit(max(DEFAULT_MAX_SPEED_KMH.values()), 20.0, 3)
+
+
+def _without_unusable_values(
+    line: bytes, exc: ValidationError, amended: list[str]
+) -> VehiclePosition | None:
+    """The record without its unusable optional values, if only they failed; else None."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors or not all(e["loc"] and e["loc"][0] in _OPTIONAL_POSITION_FIELDS for e in errors):
+        return None
+    fields = {str(e["loc"][0]) for e in errors}
+    try:
+        # The models' own JSON parser (orjson refuses 1e400, which pydantic reads as inf).
+        document = from_json(line, allow_inf_nan=True)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    for name in sorted(fields):
+        document.pop(name, None)
+        amended.append(_OPTIONAL_POSITION_FIELDS[name])
+    try:
+        return VehiclePosition.model_validate(document)
+    except ValidationError:
+        return None
+
+
+def _jump_detail(track: list[Row], previous: int, position: int, limit: Limit) -> str:
+    row = track[position]
+    if previous < 0:
+        return (
+            f"off its track: not followed by {limit.confirm_fixes} plausible fixes "
+            f"(top speed {limit.max_speed_kmh:g} km/h)"
+        )
+    before = track[previous]
+    flat = Flat(before["lat"], before["lon"])
+    x, y = flat.xy(row["lat"], row["lon"])
+    metres = math.hypot(x, y)
+    seconds = (row["t"] - before["t"]) / 1000
+    implied = metres / seconds * 3.6 if seconds > 0 else math.inf
+    return (
+        f"{metres:.0f} m from the previous accepted fix in {seconds:g} s "
+        f"({implied:.0f} km/h > {limit.max_speed_kmh:g} km/h)"
+    )

@@ -136,24 +136,54 @@ class ChunkEntry(BaseModel):
     notifications: int
 
 
+def _summed(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    total = dict(a)
+    for reason, n in b.items():
+        total[reason] = total.get(reason, 0) + n
+    return dict(sorted(total.items()))
+
+
 class KindCounts(BaseModel):
-    """Records of one kind: accepted, duplicates removed, rejected by reason."""
+    """Records of one kind: accepted, duplicates removed, rejected by reason, and accepted
+    records a value was dropped from (``amended``, by reason; e.g. a missing heading)."""
 
     model_config = ConfigDict(extra="forbid")
     accepted: int = 0
     duplicates: int = 0
     rejected: dict[str, int] = Field(default_factory=dict)
+    amended: dict[str, int] = Field(default_factory=dict)
 
     def add(self, other: KindCounts) -> KindCounts:
         """Sum of two counts."""
-        rejected = dict(self.rejected)
-        for reason, n in other.rejected.items():
-            rejected[reason] = rejected.get(reason, 0) + n
         return KindCounts(
             accepted=self.accepted + other.accepted,
             duplicates=self.duplicates + other.duplicates,
-            rejected=dict(sorted(rejected.items())),
+            rejected=_summed(self.rejected, other.rejected),
+            amended=_summed(self.amended, other.amended),
         )
+
+
+MAX_LISTED_REFERENCE_ISSUES = 200  # listed one by one in the manifest; all are counted
+
+
+class ReferenceIssue(BaseModel):
+    """One skipped entry (or section) of reference.json, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    section: str
+    index: int | None = None
+    entry_id: str | None = None
+    reason: str
+    detail: str
+
+
+class ReferenceReport(BaseModel):
+    """What reading reference.json skipped (``chunker.batch.reference``): counts by
+    ``section:reason``, and the first ``MAX_LISTED_REFERENCE_ISSUES`` issues."""
+
+    model_config = ConfigDict(extra="forbid")
+    skipped: dict[str, int] = Field(default_factory=dict)
+    issues: list[ReferenceIssue] = Field(default_factory=list)
 
 
 class Histogram(BaseModel):
@@ -239,6 +269,7 @@ class Manifest(BaseModel):
     chunks: list[ChunkEntry]
     counts: dict[str, KindCounts]
     quarantine: Quarantine
+    reference_report: ReferenceReport = Field(default_factory=ReferenceReport)
     histogram: Histogram
     catalogue: Catalogue
     layout: Layout

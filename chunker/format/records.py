@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 AIRPORT_ID_PATTERN = r"^[A-Z0-9]{3,4}$"
@@ -25,7 +25,16 @@ Label = Annotated[str, Field(min_length=1, max_length=200)]
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
 Heading = Annotated[float, Field(ge=0.0, lt=360.0, allow_inf_nan=False)]
-SpeedKmh = Annotated[float, Field(ge=0.0, le=200.0, allow_inf_nan=False)]
+SpeedKmh = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+# Flight identities. A callsign is what ATC and ADS-B say (ICAO: operator + flight id,
+# ``ENT57BW``, ``AEE5ZH``; or a registration); a flight number is the commercial (IATA)
+# designator (``LH412``). ADS-B-derived feeds pad callsigns with spaces: they are trimmed.
+Callsign = Annotated[
+    str,
+    BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
+    Field(pattern=r"^[A-Z0-9]{2,8}$"),
+]
+FlightNumber = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,3}[0-9]{1,4}[A-Z]?$")]
 
 
 class VehicleType(StrEnum):
@@ -125,21 +134,46 @@ class NotificationLevel(StrEnum):
 class RawRecord(BaseModel):
     """Common shape: every raw record has an event time with an explicit UTC offset."""
 
-    # Exports grow fields over time; unknown fields are ignored, not an error.
+    # Exports grow fields over time: a field the contract does not name is ignored (neither
+    # an error nor stored); the fields it names are validated (docs/data-format.md).
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     t: AwareDatetime = Field(description="Event time, ISO 8601 with offset (e.g. 'Z').")
 
 
 class VehiclePosition(RawRecord):
-    """One GPS fix: ~1 Hz while moving, every few seconds when stationary."""
+    """One GPS fix: ~1 Hz while moving, every few seconds when stationary.
+
+    The position (time, mover, lat/lon) is the fix; ``heading`` and ``speed_kmh`` are
+    optional: a missing or unusable one is derived from the neighbouring fixes
+    (``chunker.batch.tracks``), and the fix is kept.
+    """
 
     vehicle_id: EntityId
     lat: Latitude
     lon: Longitude
-    heading: Heading = Field(description="Degrees clockwise from true north, [0, 360).")
-    speed_kmh: SpeedKmh
+    heading: Heading | None = Field(
+        default=None,
+        description="Degrees clockwise from true north, [0, 360) (the track over the "
+        "ground). Optional: derived from the neighbouring fixes when missing or unusable.",
+    )
+    speed_kmh: SpeedKmh | None = Field(
+        default=None,
+        description="Ground speed. Optional: derived from the neighbouring fixes when missing "
+        "or unusable (negative, or above the mover's limit).",
+    )
     state: VehicleState
+    on_ground: bool | None = Field(
+        default=None,
+        description="ADS-B / A-SMGCS surface flag. A ground vehicle's fix with false is "
+        "quarantined (airborne); true or absent changes nothing.",
+    )
+    altitude_m: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Barometric or geometric altitude, if the export has it. Validated, "
+        "not stored: vehicle rows have no place for it.",
+    )
 
 
 class TaskEvent(RawRecord):
@@ -162,14 +196,18 @@ class FlightEvent(RawRecord):
     """A change to a flight leg (schedule, estimate, actual time, stand or status)."""
 
     flight_id: EntityId
-    callsign: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,8}$")]
-    flight_number: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,3}[0-9]{1,4}[A-Z]?$")]
+    callsign: Callsign = Field(description="ATC / ADS-B callsign, e.g. ENT57BW or LHA412.")
+    flight_number: FlightNumber | None = Field(
+        default=None, description="Commercial flight number, e.g. LH412 (optional)."
+    )
     movement: Movement
     airline: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,3}$")]
-    aircraft_type: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,4}$")]
-    registration: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,10}$")]
-    route: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = Field(
-        description="The other airport: origin of an arrival, destination of a departure."
+    aircraft_type: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,4}$")] | None = None
+    registration: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,10}$")] | None = None
+    route: Annotated[str, Field(pattern=r"^[A-Z]{3,4}$")] | None = Field(
+        default=None,
+        description="The other airport (IATA or ICAO code): origin of an arrival, "
+        "destination of a departure. Optional.",
     )
     turnaround_id: EntityId | None = None
     stand: EntityId
@@ -287,8 +325,46 @@ class RoadEdge(BaseModel):
     speed_limit_kmh: float = Field(gt=0, le=60)
 
 
+PhysicalKmh = Annotated[float, Field(gt=0.0, le=1200.0, allow_inf_nan=False)]
+
+
+class MoverLimits(BaseModel):
+    """What a mover can physically do, for the position rules (``chunker.batch.tracks``).
+
+    Per mover kind: today each vehicle type; aircraft (taxi / take-off roll) get their own
+    entries when they become a mover kind. Unset types use the defaults in
+    ``chunker.batch.tracks.DEFAULT_MAX_SPEED_KMH``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vehicle_types: dict[VehicleType, PhysicalKmh] = Field(
+        default_factory=dict,
+        description="Top speed per vehicle type (km/h): a reported speed above it is "
+        "dropped, a fix implying more since the previous accepted one is a jump.",
+    )
+    position_tolerance_m: float = Field(
+        default=20.0,
+        ge=0.0,
+        le=500.0,
+        description="Position error allowed between two fixes before their implied speed "
+        "counts (GPS / ADS-B noise, so a stationary mover's jitter is never a jump).",
+    )
+    confirm_fixes: int = Field(
+        default=3,
+        ge=2,
+        le=20,
+        description="A track (re)starts only at this many consecutive mutually plausible "
+        "fixes: a lone first fix off the track, or a mover truly somewhere else.",
+    )
+
+
 class Reference(BaseModel):
-    """Everything static about the airport: fleet, stands, depots, buildings, roads."""
+    """Everything static about the airport: fleet, stands, depots, buildings, roads.
+
+    This model is the contract as written (what importers produce). The chunker reads it
+    tolerantly (``chunker.batch.reference``): a bad or repeated entry is reported and
+    skipped; only an unusable airport entry or no usable stand refuses the day.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     airport: Airport
@@ -299,6 +375,7 @@ class Reference(BaseModel):
     runways: list[Runway]
     road_nodes: list[RoadNode]
     road_edges: list[RoadEdge]
+    mover_limits: MoverLimits = Field(default_factory=MoverLimits)
 
 
 RECORD_MODELS: dict[str, type[RawRecord]] = {

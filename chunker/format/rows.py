@@ -23,8 +23,8 @@ class VehicleRow(TypedDict):
     t: int
     lat: float
     lon: float
-    heading: float  # degrees clockwise from true north, [0, 360)
-    speed_kmh: float
+    heading: float  # degrees clockwise from true north, [0, 360); derived if not recorded
+    speed_kmh: float  # derived from the neighbouring fixes if not recorded
     state: str  # chunker.format.records.VehicleState
 
 
@@ -50,13 +50,13 @@ class FlightRow(TypedDict):
 
     id: str  # flight (leg) id
     t: int
-    callsign: str
-    flight_number: str
+    callsign: str  # ATC / ADS-B callsign (ICAO, e.g. ENT57BW)
+    flight_number: str | None  # commercial flight number (IATA, e.g. LH412), if known
     movement: str  # arrival / departure
     airline: str
-    aircraft_type: str
-    registration: str
-    route: str
+    aircraft_type: str | None
+    registration: str | None
+    route: str | None
     turnaround_id: str | None
     stand: str
     scheduled: int

@@ -988,6 +988,7 @@ class _Importer:
                     graph.edges.items(), key=lambda e: (_node_order(e[0][0]), _node_order(e[0][1]))
                 )
             ],
+            mover_limits=self.overlay.mover_limits,
         )
         return LayoutImport(reference, self.report)
 

@@ -35,6 +35,7 @@ from chunker.format.records import (
     AIRPORT_ID_PATTERN,
     EntityId,
     Label,
+    MoverLimits,
     Point,
     VehicleType,
 )
@@ -104,6 +105,8 @@ class Overlay(BaseModel):
     contact_distance_m: float = Field(default=60.0, ge=0, le=500)
     max_snap_m: float = Field(default=250.0, gt=0, le=5000)
     duplicate_merge_m: float = Field(default=5.0, ge=0, le=100)
+    # Copied into reference.json as is (the position rules' limits, docs/data-format.md).
+    mover_limits: MoverLimits = Field(default_factory=MoverLimits)
 
     @field_validator("speed_limits_kmh")
     @classmethod

@@ -10,6 +10,7 @@ import { applyTranslations, language, onLanguageChange, setLanguage, t } from ".
 import { ApronMap } from "./map.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
+import { QualityPanel } from "./quality.js";
 import { resolveSession } from "./session.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
@@ -38,6 +39,7 @@ const app = {
   map: null,
   timeline: null,
   panels: null,
+  quality: null,
   controls: null,
   card: null,
   stream: null,
@@ -413,6 +415,7 @@ function start(view, manifest, airports, moment) {
   app.map = new ApronMap($("map"), manifest);
   app.state = new ReplayState((lat, lon) => app.map.project(lat, lon));
   app.timeline = new Timeline($("timeline"), manifest, app.time);
+  app.quality = new QualityPanel($("quality-chip"), $("quality-panel"), manifest);
   app.card = new VehicleCard($("vehicle-card"), {
     map: app.map,
     time: app.time,

@@ -315,7 +315,7 @@ export class Controls {
       const arrow = f.movement === "arrival" ? "↓" : "↑";
       const outside = inRange ? "" : ` (${t("controls.outsideRange")})`;
       option.value = f.id;
-      option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route} · ${t("flights.stand")} ${f.stand}${outside}`;
+      option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route ?? "—"} · ${t("flights.stand")} ${f.stand}${outside}`;
       option.disabled = !inRange;
       option.dataset.target = String(at);
       option.dataset.stand = f.stand ?? "";

@@ -116,7 +116,7 @@ export class VehicleCard {
       [t("vehicle.task"), cardTaskText(state, id), "current-task"],
     ];
     if (current) {
-      rows.push([t("vehicle.flight"), flight ? `${flight.callsign} (${flight.flight_number})` : current.flight_id]);
+      rows.push([t("vehicle.flight"), flight ? (flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign) : current.flight_id]);
       rows.push([t("vehicle.stand"), current.stand]);
     } else if (last) {
       const ended = last.actual_end ?? last.t;

@@ -164,8 +164,9 @@ export class Panels {
         arrow.textContent = f.movement === "arrival" ? "↓" : "↑";
         arrow.title = t(f.movement === "arrival" ? "flights.arrivals" : "flights.departures");
         callsign.replaceChildren(arrow, document.createTextNode(f.callsign));
-        callsign.title = `${f.flight_number} · ${f.aircraft_type} · ${f.registration}`;
-        setText(route, f.route);
+        // Flight number, type, registration and route are optional (an ADS-B feed has none).
+        callsign.title = [f.flight_number, f.aircraft_type, f.registration].filter(Boolean).join(" · ");
+        setText(route, f.route ?? "—");
         setText(stand, f.stand);
         setText(sched, time.hm(f.scheduled));
         setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from chunker.batch import cli as chunker_cli
 from chunker.batch.raw_inputs import InputError
 from chunker.imports import cli as imports_cli
+from chunker.imports import tracks_cli
 from functions.app.domain.errors import describe
 from functions.local import demo, openapi, publish, serve
 from functions.local.stack import LocalStackError
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_command(sub)
     publish.add_command(sub)
     imports_cli.add_command(sub)
+    tracks_cli.add_command(sub)
     return parser
 
 
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = publish.run(args)
         elif args.command == "import-layout":
             result = imports_cli.run(args)
+        elif args.command == "import-tracks":
+            result = tracks_cli.run(args)
         elif args.command == "openapi":
             result = openapi.run(args)
             if not result:
