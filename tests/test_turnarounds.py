@@ -1,0 +1,257 @@
+"""Turnarounds over HTTP, checked against the documented rules computed again here, plainly,
+from the raw records of a realistic synthetic day (tests/ground_truth.py reads them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from functions.app.application import create_app
+from tests.conftest import module_bucket
+from tests.ground_truth import valid_rows
+from tests.streaming import build_services
+from tests.synthetic_slice import KEYS, publish_slice
+
+DAY = f"/api/replay/airports/{KEYS.airport}/days/{KEYS.service_date}"
+Row = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def published() -> Iterator[tuple[TestClient, dict[str, list[Row]]]]:
+    with module_bucket() as s3:
+        objects = publish_slice(s3)
+        # Turnarounds are read from flights, tasks and notifications: skip the GPS fixes,
+        # which are most of the slice and the slowest to validate.
+        rows, _ = valid_rows({k: v for k, v in objects.items() if "/positions" not in k}, KEYS)
+        with TestClient(create_app(build_services(s3))) as client:
+            yield client, rows
+
+
+# --- the rules of docs/api.md (Turnarounds), written out again over raw rows -----------
+
+
+def truth_turnarounds(rows: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """Turnaround id -> the latest row of each of its legs."""
+    latest: dict[str, Row] = {}
+    for row in rows["flights"]:
+        latest[row["id"]] = row
+    grouped: dict[str, list[Row]] = {}
+    for leg in latest.values():
+        grouped.setdefault(leg["turnaround_id"] or leg["id"], []).append(leg)
+    return grouped
+
+
+def first_entering(events: list[Row], status: str, field: str = "t") -> int | None:
+    for row in events:
+        if row["status"] == status:
+            return row[field] if row.get(field) is not None else row["t"]
+    return None
+
+
+def truth_tasks(rows: dict[str, list[Row]], leg_ids: set[str]) -> dict[str, Row]:
+    by_task: dict[str, list[Row]] = {}
+    for row in rows["tasks"]:
+        if row["flight_id"] in leg_ids:
+            by_task.setdefault(row["id"], []).append(row)
+    tasks = {}
+    for task_id, events in by_task.items():
+        last = events[-1]
+        tasks[task_id] = {
+            "type": last["task_type"],
+            "flight": last["flight_id"],
+            "status": last["status"],
+            "vehicle": last["vehicle_id"],
+            "plan": (last["planned_start"], last["planned_end"]),
+            **{
+                name: first_entering(events, status)
+                for name, status in (
+                    ("assigned", "assigned"),
+                    ("en_route", "en_route"),
+                    ("arrived", "arrived"),
+                    ("started", "in_progress"),
+                    ("completed", "completed"),
+                )
+            },
+        }
+    return tasks
+
+
+def truth_critical_path(rows: dict[str, list[Row]], legs: list[Row]) -> Row | None:
+    arrival = next((leg for leg in legs if leg["movement"] == "arrival"), None)
+    departure = next((leg for leg in legs if leg["movement"] == "departure"), None)
+    if departure is None:
+        return None
+    dep_events = [r for r in rows["flights"] if r["id"] == departure["id"]]
+    off = first_entering(dep_events, "off_block", "actual")
+    if off is None:
+        return None
+    on = None
+    if arrival is not None:
+        on = first_entering(
+            [r for r in rows["flights"] if r["id"] == arrival["id"]], "on_block", "actual"
+        )
+    tasks = truth_tasks(rows, {leg["id"] for leg in legs})
+    live = {
+        k: v for k, v in tasks.items() if v["started"] is not None and v["status"] != "cancelled"
+    }
+    pushbacks = [
+        k for k, v in live.items()
+        if v["type"] == "pushback" and v["flight"] == departure["id"] and v["started"] <= off
+    ]  # fmt: skip
+    std = departure["scheduled"]
+    chain: list[tuple[str, str, int, int]] = []  # (kind, id, handoff, added)
+    if pushbacks:
+        current: str | None = max(pushbacks, key=lambda k: (live[k]["started"], k))
+        chain.append(("off_block", departure["id"], off, off - max(live[current]["started"], std)))
+    else:
+        ended = [k for k, v in live.items() if v["completed"] is not None and v["completed"] <= off]
+        current = max(ended, key=lambda k: (live[k]["completed"], k)) if ended else None
+        release = std if current is None else max(live[current]["completed"], std)
+        chain.append(("off_block", departure["id"], off, off - release))
+    while current is not None:
+        task = live[current]
+        start = task["started"]
+        options = []  # (time, tie rank, what, other task)
+        if task["plan"][0] <= start:
+            options.append((task["plan"][0], 0, "plan", ""))
+        if task["arrived"] is not None and task["arrived"] <= start:
+            options.append((task["arrived"], 1, "vehicle", ""))
+        if task["type"] == "pushback":
+            for other, values in live.items():
+                if (
+                    other != current
+                    and values["completed"] is not None
+                    and values["completed"] <= start
+                ):
+                    options.append((values["completed"], 3, "task", other))
+        elif on is not None and on <= start:
+            options.append((on, 2, "on_block", ""))
+        release = max(options) if options else None
+        pushback = task["type"] == "pushback"
+        handoff = start if pushback else task["completed"]
+        earliest = max(task["plan"][0], start if release is None else release[0])
+        planned = 0 if pushback else task["plan"][1] - task["plan"][0]
+        chain.append(("task", current, handoff, handoff - earliest - planned))
+        current = None
+        if release is None or release[2] == "plan":
+            break
+        if release[2] == "task":
+            current = release[3]
+        elif release[2] == "vehicle":
+            chain.append(
+                ("vehicle_arrival", task["vehicle"], release[0], release[0] - task["plan"][0])
+            )
+        else:
+            assert arrival is not None
+            chain.append(("on_block", arrival["id"], release[0], release[0] - arrival["scheduled"]))
+    chain.reverse()
+    return {"delay": off - std, "chain": chain, "slack": off - std - sum(c[3] for c in chain)}
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_every_turnaround_equals_the_independent_computation(
+    published: tuple[TestClient, dict[str, list[Row]]],
+) -> None:
+    client, rows = published
+    truth = truth_turnarounds(rows)
+    with_path = 0
+    for turnaround_id, legs in sorted(truth.items()):
+        body = client.get(f"{DAY}/turnarounds/{turnaround_id}").json()
+        assert body["id"] == turnaround_id
+        leg_ids = {leg["id"] for leg in legs}
+        assert {leg["id"] for leg in (body["arrival"], body["departure"]) if leg} == leg_ids
+        tasks = truth_tasks(rows, leg_ids)
+        assert {t["id"] for t in body["tasks"]} == set(tasks), turnaround_id
+        for task in body["tasks"]:
+            expected = tasks[task["id"]]
+            assert (task["planned_start"], task["planned_end"]) == expected["plan"]
+            for name in ("assigned", "en_route", "arrived", "started", "completed"):
+                assert task[name] == expected[name], (task["id"], name)
+            assert task["vehicle_id"] == expected["vehicle"]
+            if expected["arrived"] is not None and expected["en_route"] is not None:
+                assert task["travel_ms"] == expected["arrived"] - expected["en_route"]
+            if expected["completed"] is not None:
+                assert task["end_delay_ms"] == expected["completed"] - expected["plan"][1]
+            if expected["started"] is not None:
+                assert task["start_delay_ms"] == expected["started"] - expected["plan"][0]
+        path = truth_critical_path(rows, legs)
+        got = body["critical_path"]
+        if path is None:
+            assert got is None, turnaround_id
+            continue
+        with_path += 1
+        assert got["delay_ms"] == path["delay"]
+        assert [(e["kind"], e["id"], e["handoff_at"], e["added_ms"]) for e in got["chain"]] == path[
+            "chain"
+        ], turnaround_id
+        assert got["slack_ms"] == path["slack"]
+        assert sum(e["added_ms"] for e in got["chain"]) + got["slack_ms"] == got["delay_ms"]
+    assert with_path >= 5, "the slice has departures that went off-block"
+
+
+def test_the_latest_departure_is_explained_back_to_its_cause(
+    published: tuple[TestClient, dict[str, list[Row]]],
+) -> None:
+    """The analyst's question: the most delayed off-block, what chain made it late."""
+    client, rows = published
+    truth = truth_turnarounds(rows)
+    paths = {k: truth_critical_path(rows, legs) for k, legs in truth.items()}
+    worst = max((k for k, p in paths.items() if p), key=lambda k: paths[k]["delay"])  # type: ignore[index]
+    body = client.get(f"{DAY}/turnarounds/{worst}").json()
+    chain = body["critical_path"]["chain"]
+    assert chain[-1]["kind"] == "off_block" and chain[-1]["id"] == body["departure"]["id"]
+    assert any(e["kind"] == "task" and e["task_type"] == "pushback" for e in chain)
+    assert len(chain) >= 3
+
+
+def test_a_turnaround_is_found_by_any_name_of_its_legs(
+    published: tuple[TestClient, dict[str, list[Row]]],
+) -> None:
+    client, rows = published
+    truth = truth_turnarounds(rows)
+    turnaround_id, legs = next((k, v) for k, v in sorted(truth.items()) if len(v) == 2)
+    reference = client.get(f"{DAY}/turnarounds/{turnaround_id}").json()
+    for leg in legs:
+        for name in (leg["id"], leg["flight_number"], leg["callsign"].lower()):
+            assert client.get(f"{DAY}/turnarounds/{name}").json() == reference
+    missing = client.get(f"{DAY}/turnarounds/ZZ9999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"].endswith("/turnaround-not-found")
+
+
+def test_search_by_flight_stand_and_window(
+    published: tuple[TestClient, dict[str, list[Row]]],
+) -> None:
+    client, rows = published
+    truth = truth_turnarounds(rows)
+
+    def times(legs: list[Row]) -> list[int]:
+        return [leg[k] for leg in legs for k in ("scheduled", "estimated", "actual") if leg[k]]
+
+    everything = client.get(f"{DAY}/turnarounds", params={"limit": 500}).json()
+    assert {t["id"] for t in everything["turnarounds"]} == set(truth)
+    assert everything["truncated"] is False
+    leg = sorted(rows["flights"], key=lambda r: r["id"])[3]
+    for name in (leg["flight_number"], leg["callsign"]):
+        found = client.get(f"{DAY}/turnarounds", params={"flight": name}).json()["turnarounds"]
+        assert [t["id"] for t in found] == [leg["turnaround_id"] or leg["id"]]
+    stand = leg["stand"]
+    on_stand = client.get(f"{DAY}/turnarounds", params={"stand": stand}).json()["turnarounds"]
+    assert {t["id"] for t in on_stand} == {
+        k for k, legs in truth.items() if any(x["stand"] == stand for x in legs)
+    }
+    start, end = leg["scheduled"] - 1_800_000, leg["scheduled"] + 1_800_000
+    window = client.get(f"{DAY}/turnarounds", params={"start": start, "end": end}).json()
+    assert [t["id"] for t in window["turnarounds"]] == [
+        k
+        for k, legs in sorted(truth.items(), key=lambda kv: (min(times(kv[1])), kv[0]))
+        if max(times(legs)) >= start and min(times(legs)) < end
+    ]
+    limited = client.get(f"{DAY}/turnarounds", params={"limit": 2}).json()
+    assert len(limited["turnarounds"]) == 2 and limited["truncated"] is True
