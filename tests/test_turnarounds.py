@@ -255,3 +255,217 @@ def test_search_by_flight_stand_and_window(
     ]
     limited = client.get(f"{DAY}/turnarounds", params={"limit": 2}).json()
     assert len(limited["turnarounds"]) == 2 and limited["truncated"] is True
+
+
+# --- KPIs: the definitions of docs/api.md, computed again over the raw rows ----------------
+
+
+def nearest_rank(values: list[int], p: int) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = -(-p * len(ordered) // 100)  # ceil
+    return ordered[max(rank, 1) - 1]
+
+
+def truth_kpis(
+    rows: dict[str, list[Row]],
+    fleet: dict[str, str],
+    start: int,
+    end: int,
+    stands: set[str] | None = None,
+    task_types: set[str] | None = None,
+    vehicle_types: set[str] | None = None,
+) -> Row:
+    def counts(row: Row) -> bool:
+        return (
+            (stands is None or row["stand"] in stands)
+            and (task_types is None or row["task_type"] in task_types)
+            and (vehicle_types is None or fleet.get(row["vehicle_id"] or "") in vehicle_types)
+        )
+
+    departures = []
+    seen: set[str] = set()
+    for row in rows["flights"]:
+        if (
+            row["movement"] == "departure"
+            and row["status"] == "off_block"
+            and row["id"] not in seen
+        ):
+            seen.add(row["id"])
+            if start <= row["t"] < end and (stands is None or row["stand"] in stands):
+                departures.append((row["actual"] or row["t"]) - row["scheduled"])
+    firsts: dict[tuple[str, str], Row] = {}
+    for row in rows["tasks"]:
+        firsts.setdefault((row["id"], row["status"]), row)
+    started: dict[str, list[int]] = {}
+    ended: dict[str, list[int]] = {}
+    for (_, status), row in firsts.items():
+        if start <= row["t"] < end and counts(row):
+            if status == "in_progress":
+                started.setdefault(row["task_type"], []).append(row["t"] - row["planned_start"])
+            if status == "completed":
+                ended.setdefault(row["task_type"], []).append(row["t"] - row["planned_end"])
+    # Busy: from a task's en_route to leaving en_route/arrived/in_progress (or a new vehicle).
+    busy: dict[str, list[tuple[int, int]]] = {}
+    servicing: dict[str, list[tuple[int, int]]] = {}
+    by_task: dict[str, list[Row]] = {}
+    for row in rows["tasks"]:
+        by_task.setdefault(row["id"], []).append(row)
+    reassigned = 0
+    for events in by_task.values():
+        holder: tuple[str, int, int | None] | None = None
+        previous_vehicle = None
+        for row in events:
+            vehicle = row["vehicle_id"]
+            if (
+                row["status"] == "assigned"
+                and previous_vehicle is not None
+                and vehicle != previous_vehicle
+                and start <= row["t"] < end
+                and counts(row)
+            ):
+                reassigned += 1
+            previous_vehicle = vehicle
+            active = row["status"] in ("en_route", "arrived", "in_progress")
+            if holder is not None and (not active or vehicle != holder[0]):
+                busy.setdefault(holder[0], []).append((holder[1], row["t"]))
+                if holder[2] is not None:
+                    servicing.setdefault(holder[0], []).append((holder[2], row["t"]))
+                holder = None
+            if active and vehicle is not None and counts(row):
+                if holder is None:
+                    holder = (vehicle, row["t"], None)
+                if row["status"] == "in_progress" and holder[2] is None:
+                    holder = (holder[0], holder[1], row["t"])
+        if holder is not None:
+            busy.setdefault(holder[0], []).append((holder[1], end))
+            if holder[2] is not None:
+                servicing.setdefault(holder[0], []).append((holder[2], end))
+
+    def covered(spans: list[tuple[int, int]]) -> int:
+        merged: list[list[int]] = []
+        for a, b in sorted((max(a, start), min(b, end)) for a, b in spans):
+            if a >= b:
+                continue
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return sum(b - a for a, b in merged)
+
+    utilisation = {}
+    for vehicle_type in sorted(vehicle_types or set(fleet.values())):
+        vehicles = [v for v, t in fleet.items() if t == vehicle_type]
+        capacity = len(vehicles) * (end - start)
+        b = sum(covered(busy.get(v, [])) for v in vehicles)
+        s = sum(covered(servicing.get(v, [])) for v in vehicles)
+        utilisation[vehicle_type] = {
+            "vehicles": len(vehicles),
+            "busy_ms": b,
+            "servicing_ms": s,
+            "busy_share": round(b / capacity, 4),
+            "servicing_share": round(s / capacity, 4),
+        }
+    tasks_by_id = {r["id"]: r for r in rows["tasks"] if r["t"] < end}
+    flight_stand = {r["id"]: r["stand"] for r in rows["flights"]}
+    codes: dict[str, int] = {}
+    for note in rows["notifications"]:
+        if not start <= note["t"] < end:
+            continue
+        task = tasks_by_id.get(note["task_id"] or "")
+        stand = task["stand"] if task else flight_stand.get(note["flight_id"] or "")
+        if stands is not None and stand not in stands:
+            continue
+        if task_types is not None and (task is None or task["task_type"] not in task_types):
+            continue
+        if vehicle_types is not None and fleet.get(note["vehicle_id"] or "") not in vehicle_types:
+            continue
+        codes[note["code"]] = codes.get(note["code"], 0) + 1
+    on_time = sum(1 for d in departures if d <= 15 * 60_000)
+    return {
+        "start": start,
+        "end": end,
+        "departures": {
+            "count": len(departures),
+            "on_time": on_time,
+            "on_time_share": round(on_time / len(departures), 4) if departures else None,
+            "on_time_threshold_ms": 900_000,
+            "delay_p50_ms": nearest_rank(departures, 50),
+            "delay_p90_ms": nearest_rank(departures, 90),
+        },
+        "tasks": {
+            task_type: {
+                "started": len(started.get(task_type, [])),
+                "start_delay_p50_ms": nearest_rank(started.get(task_type, []), 50),
+                "start_delay_p90_ms": nearest_rank(started.get(task_type, []), 90),
+                "completed": len(ended.get(task_type, [])),
+                "end_delay_p50_ms": nearest_rank(ended.get(task_type, []), 50),
+                "end_delay_p90_ms": nearest_rank(ended.get(task_type, []), 90),
+            }
+            for task_type in sorted(set(started) | set(ended))
+        },
+        "utilisation": utilisation,
+        "conflicts": codes.get("vehicle_conflict", 0),
+        "reassignments": reassigned,
+        "notifications": dict(sorted(codes.items())),
+    }
+
+
+def fleet_of(client: TestClient) -> dict[str, str]:
+    manifest = client.get(f"{DAY}/manifest").json()
+    return {v["vehicle_id"]: v["vehicle_type"] for v in manifest["catalogue"]["vehicles"]}
+
+
+HOUR = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("hours", "filters"),
+    [
+        ((8, 11), {}),
+        ((9, 10), {}),
+        (
+            (8, 11),
+            {"task_type": ["water", "pushback"], "vehicle_type": ["water_truck", "pushback_tug"]},
+        ),
+    ],
+)
+def test_kpis_equal_the_independent_computation(
+    published: tuple[TestClient, dict[str, list[Row]]],
+    hours: tuple[int, int],
+    filters: dict[str, list[str]],
+) -> None:
+    client, rows = published
+    day_start = min(r["t"] for r in rows["flights"]) // HOUR * HOUR  # a UTC hour: 08:00 local
+    start = day_start + (hours[0] - 8) * HOUR
+    end = day_start + (hours[1] - 8) * HOUR
+    body = client.get(
+        "/api/replay/airports/XLHI/kpis", params={"start": start, "end": end, **filters}
+    ).json()
+    truth = truth_kpis(
+        rows,
+        fleet_of(client),
+        start,
+        end,
+        None,
+        set(filters["task_type"]) if "task_type" in filters else None,
+        set(filters["vehicle_type"]) if "vehicle_type" in filters else None,
+    )
+    assert body == truth
+    assert body["departures"]["count"] >= 1 and body["tasks"], "the window has traffic"
+
+
+def test_kpis_by_stand_and_bad_windows(published: tuple[TestClient, dict[str, list[Row]]]) -> None:
+    client, rows = published
+    start = min(r["t"] for r in rows["flights"]) // HOUR * HOUR
+    stands = sorted({r["stand"] for r in rows["tasks"]})[:3]
+    body = client.get(
+        "/api/replay/airports/XLHI/kpis",
+        params={"start": start, "end": start + 3 * HOUR, "stand": stands},
+    ).json()
+    assert body == truth_kpis(rows, fleet_of(client), start, start + 3 * HOUR, set(stands))
+    for params in ({"start": start, "end": start}, {"start": start, "end": start + 13 * HOUR}):
+        answer = client.get("/api/replay/airports/XLHI/kpis", params=params)
+        assert answer.status_code == 422
+        assert answer.headers["content-type"] == "application/problem+json"

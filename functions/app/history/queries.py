@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 
 from chunker.format.encoding import Manifest
-from chunker.format.read import ChunkReader
+from chunker.format.read import ChunkReader, NotPublished
 from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 from functions.app.history import turnarounds
+from functions.app.history.kpis import KpiFilters, KpiFold
 
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
@@ -26,6 +27,7 @@ FLIGHT_TAIL_MS = 2 * 3_600_000
 TURNAROUND_TAIL_MS = 3 * 3_600_000
 MAX_TURNAROUND_SCAN_MS = 12 * 3_600_000  # a turnaround's scan, whatever its legs say
 MAX_SEARCH_RESULTS = 500
+MAX_KPI_MS = 12 * 3_600_000  # a KPI window (a shift)
 
 
 class HistoryError(ValueError):
@@ -232,6 +234,37 @@ class History:
         return turnarounds.assemble(
             turnaround_id, legs, flight_events, task_events, notes, (start, end)
         )
+
+    def state_before(self, airport: str, t: int) -> ReplayState:
+        """The state just before the tick of ``t`` begins (empty before the first published
+        day): what a fold over the ticks from ``t`` on starts from."""
+        try:
+            return self.state_at(airport, t - 1)[1]
+        except NotPublished:
+            return ReplayState()
+
+    def kpis(self, airport: str, start: int, end: int, filters: KpiFilters) -> dict[str, Any]:
+        """The KPIs of ``[start, end)`` (``kpis``; at most ``MAX_KPI_MS``), over the fleet
+        and flights of the day of ``start``."""
+        check_window(start, end, MAX_KPI_MS)
+        manifest = self.chunks.day_at(airport, start)
+        fold = KpiFold(
+            start,
+            end,
+            {v.vehicle_id: v.vehicle_type.value for v in manifest.catalogue.vehicles},
+            {f["id"]: f["stand"] for f in manifest.catalogue.flights},
+            filters,
+        )
+        fold.begin(self.state_before(airport, start).tasks.values())
+        loads = orjson.loads
+        for tick in self.chunks.iter_ticks(airport, start, end):
+            for task in tick.tasks:
+                fold.task(loads(task.json))
+            for flight in tick.flights:
+                fold.flight(loads(flight.json))
+            for note in tick.notifications:
+                fold.notification(loads(note.json))
+        return fold.result()
 
     def task_events(
         self,

@@ -15,10 +15,12 @@ from chunker.format.records import (
     Movement,
     TaskStatus,
     TaskType,
+    VehicleType,
 )
 from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
+from functions.app.history.kpis import KpiFilters
 from functions.app.history.queries import (
     CURSOR_PATTERN,
     DEFAULT_TASK_LIMIT,
@@ -251,3 +253,28 @@ async def get_task_events(
         "truncated": following is not None,
         "next": following,
     }
+
+
+@router.get(
+    "/{airport}/kpis",
+    responses=ERRORS,
+    summary="KPIs of a window (≤ 12 h): on-time departures, task delays, utilisation",
+)
+async def get_kpis(
+    airport: Airport,
+    start: Annotated[Instant, Query()],
+    end: Annotated[Instant, Query()],
+    caller: Caller,
+    queries: Queries,
+    stand: Annotated[list[Annotated[str, Query(pattern=ENTITY_ID_PATTERN)]] | None, Query()] = None,
+    task_type: Annotated[list[TaskType] | None, Query()] = None,
+    vehicle_type: Annotated[list[VehicleType] | None, Query()] = None,
+) -> dict[str, Any]:
+    """See docs/api.md *KPIs* for each figure's definition and what each filter narrows;
+    every filter may be repeated."""
+    filters = KpiFilters(
+        stands=None if stand is None else frozenset(stand),
+        task_types=None if task_type is None else frozenset(t.value for t in task_type),
+        vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
+    )
+    return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
