@@ -132,10 +132,11 @@ def build_services(s3: S3Client, **overrides: Any) -> Services:
     """Services on in-process moto: the published bucket, a fresh sessions table."""
     sessions = session_store(TABLE)  # the production wiring: the poller's reads do not retry
     ensure_table(sessions.dynamodb, TABLE)
+    resolved = settings(**overrides)
     return Services(
-        settings=settings(**overrides),
+        settings=resolved,
         sessions=sessions,
-        chunks=ChunkReader(s3, BUCKET),
+        chunks=ChunkReader(s3, BUCKET, resolved.chunk_cache_bytes),
     )
 
 

@@ -3,6 +3,8 @@ from the raw records of a realistic synthetic day (tests/ground_truth.py reads t
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,14 +22,19 @@ Row = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def published() -> Iterator[tuple[TestClient, dict[str, list[Row]]]]:
+def slice_bucket() -> Iterator[Any]:
     with module_bucket() as s3:
-        objects = publish_slice(s3)
-        # Turnarounds are read from flights, tasks and notifications: skip the GPS fixes,
-        # which are most of the slice and the slowest to validate.
-        rows, _ = valid_rows({k: v for k, v in objects.items() if "/positions" not in k}, KEYS)
-        with TestClient(create_app(build_services(s3))) as client:
-            yield client, rows
+        yield s3
+
+
+@pytest.fixture(scope="module")
+def published(slice_bucket: Any) -> Iterator[tuple[TestClient, dict[str, list[Row]]]]:
+    objects = publish_slice(slice_bucket)
+    # Turnarounds are read from flights, tasks and notifications: skip the GPS fixes,
+    # which are most of the slice and the slowest to validate.
+    rows, _ = valid_rows({k: v for k, v in objects.items() if "/positions" not in k}, KEYS)
+    with TestClient(create_app(build_services(slice_bucket))) as client:
+        yield client, rows
 
 
 # --- the rules of docs/api.md (Turnarounds), written out again over raw rows -----------
@@ -151,6 +158,11 @@ def truth_critical_path(rows: dict[str, list[Row]], legs: list[Row]) -> Row | No
     return {"delay": off - std, "chain": chain, "slack": off - std - sum(c[3] for c in chain)}
 
 
+def times(legs: list[Row]) -> list[int]:
+    """Every schedule time of a turnaround's legs' latest rows."""
+    return [leg[k] for leg in legs for k in ("scheduled", "estimated", "actual") if leg[k]]
+
+
 # --- tests ------------------------------------------------------------------------------
 
 
@@ -230,9 +242,6 @@ def test_search_by_flight_stand_and_window(
 ) -> None:
     client, rows = published
     truth = truth_turnarounds(rows)
-
-    def times(legs: list[Row]) -> list[int]:
-        return [leg[k] for leg in legs for k in ("scheduled", "estimated", "actual") if leg[k]]
 
     everything = client.get(f"{DAY}/turnarounds", params={"limit": 500}).json()
     assert {t["id"] for t in everything["turnarounds"]} == set(truth)
@@ -469,3 +478,56 @@ def test_kpis_by_stand_and_bad_windows(published: tuple[TestClient, dict[str, li
         answer = client.get("/api/replay/airports/XLHI/kpis", params=params)
         assert answer.status_code == 422
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def as_cells(row: Row, columns: list[str]) -> dict[str, str]:
+    return {name: "" if row.get(name) is None else str(row[name]) for name in columns}
+
+
+def test_exports_equal_the_raw_records(published: tuple[TestClient, dict[str, list[Row]]]) -> None:
+    client, rows = published
+    start = min(r["t"] for r in rows["flights"]) // HOUR * HOUR
+    end = start + 3 * HOUR
+    window = {"start": start, "end": end}
+    url = "/api/replay/airports/XLHI/export"
+    tasks = [r for r in rows["tasks"] if start <= r["t"] < end]
+    as_json = client.get(f"{url}/tasks", params={**window, "format": "json"})
+    assert as_json.headers["content-type"] == "application/json"
+    assert as_json.json() == tasks
+    as_csv = client.get(f"{url}/tasks", params=window)
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in as_csv.headers["content-disposition"]
+    table = csv_rows(as_csv.text)
+    assert table == [as_cells(r, list(table[0])) for r in tasks]
+    refuels = client.get(f"{url}/tasks", params={**window, "task_type": "refuel"}).text
+    assert csv_rows(refuels) == [
+        as_cells(r, list(table[0])) for r in tasks if r["task_type"] == "refuel"
+    ]
+    notes = client.get(
+        f"{url}/notifications", params={**window, "level": "warning", "format": "json"}
+    )
+    assert notes.json() == [
+        r for r in rows["notifications"] if start <= r["t"] < end and r["level"] == "warning"
+    ]
+    turns = csv_rows(client.get(f"{url}/turnarounds", params=window).text)
+    truth = {
+        k: legs
+        for k, legs in truth_turnarounds(rows).items()
+        if max(times(legs)) >= start and min(times(legs)) < end
+    }
+    assert [r["id"] for r in turns] == sorted(truth, key=lambda k: (min(times(truth[k])), k))
+    for row in turns:
+        for leg in truth[row["id"]]:
+            prefix = leg["movement"]
+            assert row[f"{prefix}_flight_number"] == leg["flight_number"]
+            assert row[f"{prefix}_scheduled"] == str(leg["scheduled"])
+    bad = client.get(f"{url}/tasks", params={"start": start, "end": start + 8 * 24 * HOUR})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert client.get(f"{url}/flights", params=window).status_code == 422

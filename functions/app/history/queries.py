@@ -6,7 +6,7 @@ byte-bounded cache. Queries that scan deltas are bounded in replay time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from chunker.format.read import ChunkReader, NotPublished
 from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 from functions.app.history import turnarounds
+from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
 from functions.app.history.kpis import KpiFilters, KpiFold
 
 MAX_SCAN_MS = 6 * 3_600_000
@@ -80,6 +81,25 @@ class TaskQuery:
             and (self.stand is None or row["stand"] == self.stand)
             and (self.flight_id is None or row["flight_id"] == self.flight_id)
             and (self.vehicle_id is None or row.get("vehicle_id") == self.vehicle_id)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """What an export keeps: task filters for task events; ``flight_id`` / ``vehicle_id``
+    / ``level`` for notifications (a notification naming no such id does not match);
+    ``flight`` (any name of a leg) and ``stand`` for turnarounds."""
+
+    tasks: TaskQuery = TaskQuery()
+    level: str | None = None
+    flight: str | None = None
+
+    def note_matches(self, row: Row) -> bool:
+        """Whether a notification passes every given filter."""
+        return (
+            (self.tasks.flight_id is None or row.get("flight_id") == self.tasks.flight_id)
+            and (self.tasks.vehicle_id is None or row.get("vehicle_id") == self.tasks.vehicle_id)
+            and (self.level is None or row["level"] == self.level)
         )
 
 
@@ -265,6 +285,55 @@ class History:
             for note in tick.notifications:
                 fold.notification(loads(note.json))
         return fold.result()
+
+    def export_rows(
+        self, kind: ExportKind, airport: str, start: int, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        """The rows of an export of ``[start, end)`` (at most ``MAX_EXPORT_MS``), read
+        lazily as the iterator is consumed. The window and its first day are checked now,
+        so a bad request fails before any row is produced."""
+        check_window(start, end, MAX_EXPORT_MS)
+        first = self.chunks.day_at(airport, start)
+        if kind == "turnarounds":
+            return self._export_turnarounds(airport, first, end, query)
+        return self._export_events(kind, airport, start, end, query)
+
+    def _export_turnarounds(
+        self, airport: str, first: Manifest, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        start, manifest = first.start, first
+        while True:
+            found, _ = self.search_turnarounds(
+                airport,
+                manifest.service_date.isoformat(),
+                query.flight,
+                query.tasks.stand,
+                start,
+                end,
+                limit=len(manifest.catalogue.flights) + 1,
+            )
+            for hit in found:
+                yield turnaround_row(hit)
+            if manifest.end >= end:
+                return
+            manifest = self.chunks.day_at(airport, manifest.end)
+
+    def _export_events(
+        self, kind: ExportKind, airport: str, start: int, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        loads = orjson.loads
+        for tick in self.chunks.iter_ticks(airport, start, end):
+            if kind == "tasks":
+                for task in tick.tasks:
+                    if query.tasks.flight_id is None or task.flight_id == query.tasks.flight_id:
+                        row = loads(task.json)
+                        if query.tasks.matches(row):
+                            yield row
+            else:
+                for note in tick.notifications:
+                    row = loads(note.json)
+                    if query.note_matches(row):
+                        yield row
 
     def task_events(
         self,

@@ -3,16 +3,19 @@ task events. Read-only; any authenticated caller may use them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from itertools import islice
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from chunker.format.encoding import dump_model
 from chunker.format.records import (
     AIRPORT_ID_PATTERN,
     ENTITY_ID_PATTERN,
     Movement,
+    NotificationLevel,
     TaskStatus,
     TaskType,
     VehicleType,
@@ -20,12 +23,14 @@ from chunker.format.records import (
 from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
+from functions.app.history.export import MEDIA_TYPES, ExportFormat, ExportKind, encode
 from functions.app.history.kpis import KpiFilters
 from functions.app.history.queries import (
     CURSOR_PATTERN,
     DEFAULT_TASK_LIMIT,
     MAX_SEARCH_RESULTS,
     MAX_TASK_LIMIT,
+    ExportQuery,
     History,
     TaskQuery,
 )
@@ -71,6 +76,22 @@ def history(services: Annotated[Services, Depends(get_services)]) -> History:
 
 
 Queries = Annotated[History, Depends(history)]
+
+
+def _task_query(
+    task_type: TaskType | None,
+    status: TaskStatus | None,
+    stand: str | None,
+    flight_id: str | None,
+    vehicle_id: str | None,
+) -> TaskQuery:
+    return TaskQuery(
+        task_type=None if task_type is None else task_type.value,
+        status=None if status is None else status.value,
+        stand=stand,
+        flight_id=flight_id,
+        vehicle_id=vehicle_id,
+    )
 
 
 def _state_json(t: int, state: Any) -> dict[str, Any]:
@@ -236,13 +257,7 @@ async def get_task_events(
     """Task status events with ``start <= t < end`` matching every given filter, oldest
     first, ``limit`` per page: ``truncated`` says more follow, ``next`` is the cursor of
     the next page."""
-    query = TaskQuery(
-        task_type=None if task_type is None else task_type.value,
-        status=None if status is None else status.value,
-        stand=stand,
-        flight_id=flight_id,
-        vehicle_id=vehicle_id,
-    )
+    query = _task_query(task_type, status, stand, flight_id, vehicle_id)
     events, following = await run_in(
         CHUNK_STORE, queries.task_events, airport, start, end, query, limit, cursor
     )
@@ -278,3 +293,56 @@ async def get_kpis(
         vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
     )
     return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
+
+
+EXPORT_BATCH = 256  # pieces pulled per worker-thread hop
+
+
+async def _pieces(document: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The export's pieces, read in the chunk-store pool (the reads may block on S3)."""
+    while True:
+        batch = await run_in(CHUNK_STORE, list, islice(document, EXPORT_BATCH))
+        if not batch:
+            return
+        yield b"".join(batch)
+
+
+@router.get(
+    "/{airport}/export/{kind}",
+    responses=ERRORS,
+    response_class=StreamingResponse,
+    summary="Export turnarounds, task events or notifications of a window (≤ 7 days), "
+    "CSV or JSON, streamed",
+)
+async def get_export(
+    airport: Airport,
+    kind: ExportKind,
+    start: Annotated[Instant, Query()],
+    end: Annotated[Instant, Query()],
+    caller: Caller,
+    queries: Queries,
+    format: Annotated[ExportFormat, Query()] = "csv",
+    task_type: Annotated[TaskType | None, Query()] = None,
+    status: Annotated[TaskStatus | None, Query()] = None,
+    stand: EntityQuery = None,
+    flight_id: EntityQuery = None,
+    vehicle_id: EntityQuery = None,
+    level: Annotated[NotificationLevel | None, Query()] = None,
+    flight: Annotated[
+        str | None,
+        Query(pattern=ENTITY_ID_PATTERN, description="Turnarounds: leg id, number or callsign."),
+    ] = None,
+) -> StreamingResponse:
+    """See docs/api.md *Export* for the columns and which filter applies to which kind."""
+    query = ExportQuery(
+        _task_query(task_type, status, stand, flight_id, vehicle_id),
+        level=None if level is None else level.value,
+        flight=flight,
+    )
+    rows = await run_in(CHUNK_STORE, queries.export_rows, kind, airport, start, end, query)
+    name = f"{airport}-{kind}-{start}-{end}.{format}"
+    return StreamingResponse(
+        _pieces(encode(kind, rows, format)),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
