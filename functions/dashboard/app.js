@@ -9,6 +9,7 @@ import { applyTranslations, language, onLanguageChange, setLanguage, t } from ".
 import { ApronMap } from "./map.js";
 import { buildLegend, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
+import { TurnaroundView } from "./turnaround.js";
 import { resolveSession } from "./session.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
@@ -305,6 +306,7 @@ function frame() {
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, occupied: occupiedStands() });
   app.panels.render(app.state, position);
   app.card.update(app.state);
+  app.turnaround.update(position);
   const count = `${app.state.vehicles.size}|${language()}`;
   const countEl = $("vehicle-count");
   if (countEl.dataset.count !== count) {
@@ -391,6 +393,21 @@ function start(view, manifest, airports) {
     },
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
+  app.turnaround = new TurnaroundView($("turnaround"), {
+    api,
+    time: app.time,
+    airport: manifest.airport.airport_id,
+    date: manifest.service_date,
+    onSeek: (position) => app.controls.seek(position),
+    onPickVehicle: (id) => {
+      app.map.selectedId = id;
+    },
+  });
+  // A flight row opens its turnaround (the board's rows carry their leg id).
+  document.querySelector("[data-testid=flight-board] tbody").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-flight-id]");
+    if (row) app.turnaround.open(row.dataset.flightId);
+  });
   app.clock.fromView(view);
 
   renderHeader();
