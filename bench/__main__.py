@@ -16,6 +16,7 @@ BENCHMARKS = [
     "load",
     "fairness",
     "coldstart",
+    "history",
 ]
 
 
