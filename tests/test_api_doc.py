@@ -61,7 +61,6 @@ def test_the_api_page_examples_run_in_order(server: Server, tmp_path: Path) -> N
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert '"action"' not in done.stderr
     # The If-Match example played the session at the version it had just read.
     session_id = re.search(r'"session_id": "(s-[^"]+)"', done.stdout)
     assert session_id is not None, done.stdout[:2000]
