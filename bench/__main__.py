@@ -20,6 +20,7 @@ BENCHMARKS = [
     "fairness",
     "coldstart",
     "drain",
+    "history",
 ]
 
 

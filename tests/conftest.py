@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import botocore.loaders
@@ -56,6 +57,23 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def s3() -> Iterator[S3Client]:
     """An S3 client on in-process moto with an empty bucket ``BUCKET``."""
     with mock_aws():
+        client = s3_client()
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@contextmanager
+def module_bucket() -> Iterator[S3Client]:
+    """``s3`` for module-scoped fixtures (which cannot use the function-scoped ones): the
+    same fake credentials, in-process moto, an empty bucket ``BUCKET``."""
+    with pytest.MonkeyPatch.context() as env, mock_aws():
+        for name, value in {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
         client = s3_client()
         client.create_bucket(Bucket=BUCKET)
         yield client

@@ -38,9 +38,9 @@ SECRET = "s" * 40
 CONFIG = ChunkerConfig(bucket_ms=600_000, tick_ms=1_000, histogram_bin_ms=600_000)
 
 
-# (airport, seed, hours, config) -> the raw objects, and put_object arguments for every
+# A published day's cache key -> the raw objects, and put_object arguments for every
 # object the bucket held after chunking them.
-_PUBLISHED: dict[tuple[str, int, tuple[int, int], str], tuple[dict[str, bytes], list[Any]]] = {}
+_PUBLISHED: dict[tuple[Any, ...], tuple[dict[str, bytes], list[Any]]] = {}
 
 
 def publish_day(
@@ -50,13 +50,33 @@ def publish_day(
     hours: tuple[int, int] = (0, 3),
     config: ChunkerConfig = CONFIG,
 ) -> dict[str, bytes]:
-    """A synthetic day's raw objects, uploaded to the empty ``BUCKET`` and published.
+    """A tiny raw day's objects (tests/rawday.py), uploaded to the empty ``BUCKET`` and
+    published (``publish_objects``)."""
+    return publish_objects(
+        s3,
+        ("tiny", airport, seed, hours),
+        lambda: build_raw_day(seed=seed, hours=hours, airport=airport).objects(),
+        airport,
+        config,
+    )
 
-    The first call per process chunks it; later ones write the objects that run stored
+
+def publish_objects(
+    s3: S3Client,
+    name: tuple[Any, ...],
+    make_raw: Callable[[], dict[str, bytes]],
+    airport: str,
+    config: ChunkerConfig = CONFIG,
+    service_date: str = "2026-03-14",
+) -> dict[str, bytes]:
+    """The raw objects ``make_raw`` builds (``name`` names them), uploaded to the empty
+    ``BUCKET`` and published.
+
+    The first call per process chunks them; later ones write the objects that run stored
     again (chunking equal inputs gives equal bytes: tests/test_chunker.py), so the ~130
     tests that need a published day do not each spend a second and a half chunking it.
     """
-    cache_key = (airport, seed, hours, config.model_dump_json())
+    cache_key = (*name, config.model_dump_json())
     cached = _PUBLISHED.get(cache_key)
     if cached is not None:
         raw, stored = cached
@@ -64,10 +84,10 @@ def publish_day(
             s3.put_object(**arguments)
         return dict(raw)
     empty = not _keys(s3)
-    raw = build_raw_day(seed=seed, hours=hours, airport=airport).objects()
+    raw = make_raw()
     for key, body in raw.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    chunk_day(s3, BUCKET, airport, "2026-03-14", config)
+    chunk_day(s3, BUCKET, airport, service_date, config)
     if empty:
         stored = []
         for key in _keys(s3):
@@ -112,10 +132,11 @@ def build_services(s3: S3Client, **overrides: Any) -> Services:
     """Services on in-process moto: the published bucket, a fresh sessions table."""
     sessions = session_store(TABLE)  # the production wiring: the poller's reads do not retry
     ensure_table(sessions.dynamodb, TABLE)
+    resolved = settings(**overrides)
     return Services(
-        settings=settings(**overrides),
+        settings=resolved,
         sessions=sessions,
-        chunks=ChunkReader(s3, BUCKET),
+        chunks=ChunkReader(s3, BUCKET, resolved.chunk_cache_bytes),
     )
 
 

@@ -478,3 +478,67 @@ def test_bookmarks_sync_between_cowatchers_and_a_link_opens_the_moment(
         for context in contexts:
             context.close()
     assert alice.errors == []
+
+
+def test_a_late_flight_opens_its_turnaround_gantt_and_a_bar_seeks_to_its_task(
+    server: DemoServer, dashboard: Dashboard, tmp_path: Path
+) -> None:
+    """Issue #19 item 2: the analyst's clicks. The test picks the most delayed departure
+    of the demo, jumps to it, clicks its board row: the Gantt shows every task the API
+    returns, marks the API's critical path (itself checked against an independent
+    computation from raw records in tests/test_turnarounds.py), follows the playhead, and
+    a bar seeks to its task's start."""
+    import httpx
+
+    day = f"{server.url}/api/replay/airports/XLHI/days/2026-03-14"
+    hits = httpx.get(f"{day}/turnarounds", params={"limit": 500}, timeout=30).json()
+    documents = [
+        httpx.get(f"{day}/turnarounds/{hit['id']}", timeout=30).json()
+        for hit in hits["turnarounds"]
+        if hit["departure"] is not None
+    ]
+    with_path = [d for d in documents if d["critical_path"]]
+    assert with_path, "the demo has departures that went off-block"
+    # The most delayed; among equals (the small demo's departures all leave on time) the
+    # one with the most tasks.
+    worst = max(with_path, key=lambda d: (d["critical_path"]["delay_ms"], len(d["tasks"])))
+    departure = worst["departure"]["id"]
+
+    dashboard.page.get_by_test_id("jump-flight").select_option(departure)
+    row = f"[data-testid=flight-row][data-flight-id='{departure}']"
+    dashboard.wait(f'document.querySelector("{row}") !== null')
+    # The board re-orders its rows as the clock moves (a row node may move under the
+    # pointer), so the click goes to the row as found now.
+    dashboard.page.evaluate("selector => document.querySelector(selector).click()", row)
+    gantt = dashboard.page.get_by_test_id("turnaround")
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('turnaround').dataset.state === 'ready'"
+    )
+    shown = dashboard.ids("turnaround-task", "data-task-id")
+    assert shown == [task["id"] for task in worst["tasks"]]
+    critical = dashboard.page.eval_on_selector_all(
+        "[data-testid=turnaround-task].critical", "els => els.map(e => e.dataset.taskId)"
+    )
+    chain_tasks = [e["id"] for e in worst["critical_path"]["chain"] if e["kind"] == "task"]
+    assert sorted(critical) == sorted(chain_tasks)
+    minutes = round(worst["critical_path"]["delay_ms"] / 60_000)
+    assert f"{minutes} min" in dashboard.page.get_by_test_id("turnaround-delay").inner_text()
+    dashboard.page.screenshot(path=str(tmp_path / "turnaround.png"))
+
+    first = next(t for t in worst["tasks"] if t["id"] == chain_tasks[0])
+    dashboard.page.locator(
+        f"[data-testid=turnaround-task][data-task-id='{first['id']}'] [data-testid=turnaround-bar]"
+    ).click()
+    dashboard.wait(
+        "Math.abs(s.clockPosition - arg) < 2000 && Math.abs(s.streamPosition - arg) < 2000",
+        first["started"],
+    )
+    dashboard.wait(
+        "Math.abs(Number(document.querySelector('[data-testid=turnaround-playhead]')"
+        ".dataset.at) - arg) < 2000",
+        first["started"],
+    )
+    assert gantt.is_visible()
+    dashboard.page.get_by_test_id("turnaround-close").click()
+    assert not gantt.is_visible()
+    assert dashboard.errors == []

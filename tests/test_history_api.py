@@ -10,6 +10,12 @@ from fastapi.testclient import TestClient
 
 from chunker.format.keys import DayKeys
 from functions.app.application import create_app
+from functions.app.history.queries import (
+    DEFAULT_TASK_LIMIT,
+    FlightAmbiguous,
+    FlightNotFound,
+    resolve_leg,
+)
 from tests.ground_truth import state_at, valid_rows
 from tests.streaming import CONFIG, build_services, publish_tiny_day
 
@@ -136,3 +142,88 @@ def test_task_events_in_a_window_with_filters(published: tuple[TestClient, Any, 
     problem(
         client.get(f"{BASE}/XTST/tasks", params={"start": start, "end": end, "status": "x"}), 422
     )
+
+
+def test_unknown_entities_are_404_and_known_ones_with_no_data_are_empty(
+    published: tuple[TestClient, Any, Any],
+) -> None:
+    """One rule (issue #17 item 9): an entity named in a path that the day does not know
+    is 404 problem+json; a known one with nothing in the window is 200 and empty."""
+    client, rows, day = published
+    start, end = day.start_ms + 600_000, day.start_ms + 1_200_000
+    window = {"start": start, "end": end}
+    body = problem(client.get(f"{BASE}/XTST/vehicles/NOPE99/track", params=window), 404)
+    assert body["type"].endswith("/vehicle-not-found")
+    body = problem(client.get(f"{BASE}/XTST/days/2026-03-14/flights/NOPE123"), 404)
+    assert body["type"].endswith("/flight-not-found")
+    # V00 is in the fleet but silent after its first 20 minutes (tests/rawday.py).
+    late = {"start": day.start_ms + 2 * 3_600_000, "end": day.start_ms + 2 * 3_600_000 + 60_000}
+    silent = client.get(f"{BASE}/XTST/vehicles/V00/track", params=late)
+    assert silent.status_code == 200
+    own = [r for r in rows["positions"] if r["id"] == "V00" and r["t"] < late["end"]]
+    assert silent.json()["fixes"] == own[-1:], "only its last known fix"
+    # A filter naming an unknown id narrows a list to nothing: it is not a lookup.
+    filtered = client.get(f"{BASE}/XTST/tasks", params={**window, "vehicle_id": "NOPE99"})
+    assert filtered.status_code == 200 and filtered.json()["events"] == []
+
+
+def test_a_flight_is_found_by_the_number_or_callsign_a_user_knows(
+    published: tuple[TestClient, Any, Any],
+) -> None:
+    client, rows, _ = published
+    leg = rows["flights"][0]
+    by_id = client.get(f"{BASE}/XTST/days/2026-03-14/flights/{leg['id']}").json()
+    for name in (leg["flight_number"], leg["callsign"], leg["callsign"].lower()):
+        assert client.get(f"{BASE}/XTST/days/2026-03-14/flights/{name}").json() == by_id
+    wrong_way = "arrival" if leg["movement"] == "departure" else "departure"
+    problem(
+        client.get(
+            f"{BASE}/XTST/days/2026-03-14/flights/{leg['flight_number']}",
+            params={"movement": wrong_way},
+        ),
+        404,
+    )
+
+
+def test_a_name_shared_by_several_legs_is_ambiguous_unless_narrowed() -> None:
+    legs = [
+        {"id": "J44821-20260314-A", "flight_number": "J44821", "callsign": "JDS4821",
+         "movement": "arrival"},
+        {"id": "J44821-20260314-D", "flight_number": "J44821", "callsign": "JDS4821",
+         "movement": "departure"},
+    ]  # fmt: skip
+    with pytest.raises(FlightAmbiguous, match=r"J44821-20260314-A.*J44821-20260314-D"):
+        resolve_leg(legs, "jds4821")
+    assert resolve_leg(legs, "J44821", "departure") is legs[1]
+    assert resolve_leg(legs, "J44821-20260314-A", "departure") is legs[0], "an id is exact"
+    with pytest.raises(FlightNotFound):
+        resolve_leg(legs, "J44822")
+
+
+def test_task_pages_follow_the_cursor_to_the_whole_list(
+    published: tuple[TestClient, Any, Any],
+) -> None:
+    client, rows, day = published
+    start, end = day.start_ms, day.start_ms + 3 * 3_600_000
+    expected = [r for r in rows["tasks"] if start <= r["t"] < end]
+    default = client.get(f"{BASE}/XTST/tasks", params={"start": start, "end": end}).json()
+    assert default["truncated"] is False and default["next"] is None
+    assert len(expected) < 2_000 == DEFAULT_TASK_LIMIT, "the documented default"
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"start": start, "end": end, "limit": 7}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = client.get(f"{BASE}/XTST/tasks", params=params).json()
+        pages += page["events"]
+        assert page["truncated"] is (page["next"] is not None)
+        cursor = page["next"]
+        if cursor is None:
+            break
+        assert len(page["events"]) == 7
+    assert pages == expected, "every event once, in order, across same-tick page breaks"
+    outside = {"start": start, "end": end, "cursor": f"{end}.0"}
+    problem(client.get(f"{BASE}/XTST/tasks", params=outside), 422)
+    problem(client.get(f"{BASE}/XTST/tasks", params={**outside, "cursor": "x.1"}), 422)
+    problem(client.get(f"{BASE}/XTST/tasks", params={**outside, "limit": 10_001}), 422)

@@ -11,6 +11,9 @@ import { ApronMap } from "./map.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
+
+
+import { TurnaroundView } from "./turnaround.js";
 import { resolveSession } from "./session.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
@@ -335,6 +338,7 @@ function frame() {
   // The vehicles on the map: one whose last fix is past the hide age is not drawn.
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
   const count = `${drawn}|${language()}`;
+  app.turnaround.update(position);
   const countEl = $("vehicle-count");
   if (countEl.dataset.count !== count) {
     countEl.dataset.count = count;
@@ -431,6 +435,23 @@ function start(view, manifest, airports, moment) {
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
+
+
+  app.turnaround = new TurnaroundView($("turnaround"), {
+    api,
+    time: app.time,
+    airport: manifest.airport.airport_id,
+    date: manifest.service_date,
+    onSeek: (position) => app.controls.seek(position),
+    onPickVehicle: (id) => {
+      app.map.selectedId = id;
+    },
+  });
+  // A flight row opens its turnaround (the board's rows carry their leg id).
+  document.querySelector("[data-testid=flight-board] tbody").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-flight-id]");
+    if (row) app.turnaround.open(row.dataset.flightId);
+  });
   app.clock.fromView(view);
 
   renderHeader();

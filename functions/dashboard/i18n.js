@@ -183,6 +183,19 @@ const STRINGS = {
     "quality.amendedTitle": "Kept, with a value dropped and derived:",
     "quality.reference": "Reference data: entries skipped",
     "quality.note": "Quarantined records are kept with their reason in the day's quarantine files.",
+
+
+    "turnaround.stand": "Stand",
+    "turnaround.offBlockDelay": "Off-block {n} min late",
+    "turnaround.close": "Close the turnaround",
+    "turnaround.onBlock": "On-block",
+    "turnaround.offBlock": "Off-block",
+    "turnaround.planned": "Planned",
+    "turnaround.actual": "Actual",
+    "turnaround.late": "{n} min late",
+    "turnaround.travel": "drive {n} min",
+    "turnaround.error": "Could not load the turnaround: {msg}",
+    "turnaround.legend": "Outline: plan · bar: actual (red: past the planned end) · bold: critical path to off-block · click a bar to jump there",
   },
   zh: {
     "app.title": "调度回放",
@@ -364,6 +377,19 @@ const STRINGS = {
     "quality.amendedTitle": "已保留，个别字段丢弃后推算：",
     "quality.reference": "基础数据：跳过的条目",
     "quality.note": "被隔离的记录连同原因保存在当日的隔离文件中。",
+
+
+    "turnaround.stand": "机位",
+    "turnaround.offBlockDelay": "撤轮挡晚 {n} 分钟",
+    "turnaround.close": "关闭过站视图",
+    "turnaround.onBlock": "上轮挡",
+    "turnaround.offBlock": "撤轮挡",
+    "turnaround.planned": "计划",
+    "turnaround.actual": "实际",
+    "turnaround.late": "晚 {n} 分钟",
+    "turnaround.travel": "行驶 {n} 分钟",
+    "turnaround.error": "无法加载过站：{msg}",
+    "turnaround.legend": "框：计划 · 条：实际（红色：超过计划结束） · 粗体：撤轮挡关键路径 · 点击条形跳转",
   },
 };
 

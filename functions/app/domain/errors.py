@@ -27,7 +27,14 @@ from chunker.format.day import InvalidServiceDay
 from chunker.format.encoding import CorruptChunk
 from chunker.format.keys import InvalidIdentifier
 from chunker.format.read import NotPublished, OutsideDay
-from functions.app.history.queries import FlightNotFound, HistoryError
+from functions.app.history.queries import (
+    BadCursor,
+    FlightAmbiguous,
+    FlightNotFound,
+    HistoryError,
+    TurnaroundNotFound,
+    VehicleNotFound,
+)
 from functions.app.stream.chunk_source import ChunkTimeout
 
 MAX_DETAIL_CHARS = 300
@@ -107,6 +114,10 @@ FOREIGN: tuple[tuple[type[Exception], ForeignKind], ...] = (
     (NotPublished, _NOT_PUBLISHED),
     (OutsideDay, _NOT_PUBLISHED),
     (FlightNotFound, ForeignKind(404, "flight-not-found", "Flight not found")),
+    (FlightAmbiguous, ForeignKind(409, "flight-ambiguous", "Several flights match")),
+    (VehicleNotFound, ForeignKind(404, "vehicle-not-found", "Vehicle not found")),
+    (TurnaroundNotFound, ForeignKind(404, "turnaround-not-found", "Turnaround not found")),
+    (BadCursor, ForeignKind(422, "invalid-query", "Invalid query")),
     (HistoryError, ForeignKind(422, "invalid-query", "Invalid query")),
     (InvalidIdentifier, ForeignKind(422, "invalid-identifier", "Invalid identifier")),
     (InvalidServiceDay, ForeignKind(422, "invalid-identifier", "Invalid service day")),

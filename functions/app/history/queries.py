@@ -6,19 +6,29 @@ byte-bounded cache. Queries that scan deltas are bounded in replay time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from chunker.format.encoding import Manifest
-from chunker.format.read import ChunkReader
+from chunker.format.read import ChunkReader, NotPublished
 from chunker.format.rows import Row
 from chunker.format.state import ReplayState
+from functions.app.history import turnarounds
+from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
+from functions.app.history.kpis import KpiFilters, KpiFold
 
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
 FLIGHT_TAIL_MS = 2 * 3_600_000
+# A turnaround's tasks end this long after its legs' latest time at most (an arrival whose
+# departure is not recorded yet: its tasks run on, late when vehicles are short).
+TURNAROUND_TAIL_MS = 3 * 3_600_000
+MAX_TURNAROUND_SCAN_MS = 12 * 3_600_000  # a turnaround's scan, whatever its legs say
+MAX_SEARCH_RESULTS = 500
+MAX_KPI_MS = 12 * 3_600_000  # a KPI window (a shift)
 
 
 class HistoryError(ValueError):
@@ -27,6 +37,30 @@ class HistoryError(ValueError):
 
 class FlightNotFound(LookupError):
     """No such flight leg in the day's catalogue."""
+
+
+class FlightAmbiguous(LookupError):
+    """A flight number or callsign that names more than one leg of the day."""
+
+
+class VehicleNotFound(LookupError):
+    """No such vehicle in the fleet of the days a query covers."""
+
+
+class TurnaroundNotFound(LookupError):
+    """No turnaround of the day has that id, or a leg with that id, number or callsign."""
+
+
+class BadCursor(ValueError):
+    """A paging cursor that does not lie in the query's window."""
+
+
+# An entity named in a path (a vehicle, a flight, a turnaround) that the day's catalogue
+# does not know is 404 <kind>-not-found; a known one with nothing in the window is 200
+# with an empty list. Ids given as query *filters* only narrow a list: no match, no rows.
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9]{1,9}$"
+DEFAULT_TASK_LIMIT = 2_000
+MAX_TASK_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +81,25 @@ class TaskQuery:
             and (self.stand is None or row["stand"] == self.stand)
             and (self.flight_id is None or row["flight_id"] == self.flight_id)
             and (self.vehicle_id is None or row.get("vehicle_id") == self.vehicle_id)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """What an export keeps: task filters for task events; ``flight_id`` / ``vehicle_id``
+    / ``level`` for notifications (a notification naming no such id does not match);
+    ``flight`` (any name of a leg) and ``stand`` for turnarounds."""
+
+    tasks: TaskQuery = TaskQuery()
+    level: str | None = None
+    flight: str | None = None
+
+    def note_matches(self, row: Row) -> bool:
+        """Whether a notification passes every given filter."""
+        return (
+            (self.tasks.flight_id is None or row.get("flight_id") == self.tasks.flight_id)
+            and (self.tasks.vehicle_id is None or row.get("vehicle_id") == self.tasks.vehicle_id)
+            and (self.level is None or row["level"] == self.level)
         )
 
 
@@ -84,7 +137,12 @@ class History:
         """The vehicle's fixes in ``[start, end)`` (at most one per tick), oldest first;
         the first element is its last known fix at ``start`` if it had one."""
         check_window(start, end)
-        _, state = self.state_at(airport, start)
+        manifest, state = self.state_at(airport, start)
+        days = (
+            [manifest] if end <= manifest.end else [manifest, self.chunks.day_at(airport, end - 1)]
+        )
+        if not any(v.vehicle_id == vehicle_id for day in days for v in day.catalogue.vehicles):
+            raise VehicleNotFound(f"no vehicle {vehicle_id} at {airport} in that window's days")
         track: list[Row] = []
         known = state.vehicles.get(vehicle_id)
         if known is not None:
@@ -95,12 +153,20 @@ class History:
                     track.append(orjson.loads(encoded))
         return track
 
-    def flight(self, airport: str, service_date: str, flight_id: str) -> dict[str, Any]:
-        """A flight leg (latest row of the day) with every event of its tasks, by task."""
+    def leg(
+        self, airport: str, service_date: str, key: str, movement: str | None = None
+    ) -> tuple[Manifest, Row]:
+        """The manifest and the catalogue row of the leg ``key`` names (module rule)."""
         manifest = self.manifest(airport, service_date)
-        flight = next((f for f in manifest.catalogue.flights if f["id"] == flight_id), None)
-        if flight is None:
-            raise FlightNotFound(f"no flight {flight_id} on {airport} {service_date}")
+        return manifest, resolve_leg(manifest.catalogue.flights, key, movement)
+
+    def flight(
+        self, airport: str, service_date: str, key: str, movement: str | None = None
+    ) -> dict[str, Any]:
+        """A flight leg (latest row of the day) with every event of its tasks, by task;
+        ``key`` is its leg id, flight number or callsign (``resolve_leg``)."""
+        manifest, flight = self.leg(airport, service_date, key, movement)
+        flight_id = flight["id"]
         times = [flight[k] for k in ("scheduled", "estimated", "actual", "t") if flight.get(k)]
         start = max(manifest.start, min(times) - FLIGHT_LEAD_MS)
         end = min(manifest.end, max(times) + FLIGHT_TAIL_MS)
@@ -115,20 +181,222 @@ class History:
         ]
         return {"flight": flight, "tasks": tasks, "window": {"start": start, "end": end}}
 
-    def task_events(
-        self, airport: str, start: int, end: int, query: TaskQuery, limit: int
-    ) -> tuple[list[Row], bool]:
-        """Task events in ``[start, end)`` passing ``query``, oldest first; and whether
-        ``limit`` cut the list."""
-        check_window(start, end)
-        found: list[Row] = []
+    def search_turnarounds(
+        self,
+        airport: str,
+        service_date: str,
+        flight: str | None = None,
+        stand: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Turnarounds of the day (from its catalogue, no chunk read) with a leg whose id,
+        flight number or callsign is ``flight``, on ``stand``, whose times overlap
+        ``[start, end)``; by first time. And whether ``limit`` cut the list."""
+        if start is not None and end is not None:
+            check_window(start, end, 7 * 24 * 3_600_000)
+        flights = self.manifest(airport, service_date).catalogue.flights
+        grouped: dict[str, list[Row]] = {}
+        for leg in flights:
+            grouped.setdefault(turnarounds.turnaround_of(leg), []).append(leg)
+        wanted = None if flight is None else flight.upper()
+        hits = []
+        for turnaround_id, legs in grouped.items():
+            if wanted is not None and not any(_names(leg, wanted) for leg in legs):
+                continue
+            if stand is not None and not any(leg["stand"] == stand for leg in legs):
+                continue
+            found = turnarounds.summary(turnaround_id, turnarounds.legs_of(legs, turnaround_id))
+            if (start is not None and found["end"] < start) or (
+                end is not None and found["start"] >= end
+            ):
+                continue
+            hits.append(found)
+        hits.sort(key=lambda hit: (hit["start"], hit["id"]))
+        return hits[:limit], len(hits) > limit
+
+    def turnaround(
+        self, airport: str, service_date: str, key: str, movement: str | None = None
+    ) -> dict[str, Any]:
+        """One turnaround with its legs, tasks, vehicles, notifications and critical path
+        (``turnarounds``); ``key`` is a turnaround id, or anything naming one of its legs.
+        Reads the ticks of at most ``MAX_TURNAROUND_SCAN_MS`` of its day."""
+        manifest = self.manifest(airport, service_date)
+        flights = manifest.catalogue.flights
+        turnaround_id = key
+        legs = turnarounds.legs_of(flights, key)
+        if not legs:
+            try:
+                turnaround_id = turnarounds.turnaround_of(resolve_leg(flights, key, movement))
+            except FlightNotFound as exc:
+                raise TurnaroundNotFound(
+                    f"no turnaround or flight {key} on {airport} {service_date}"
+                ) from exc
+            legs = turnarounds.legs_of(flights, turnaround_id)
+        times = [t for leg in legs for t in turnarounds.leg_times(leg)]
+        end = min(manifest.end, max(times) + TURNAROUND_TAIL_MS)
+        start = max(manifest.start, min(times) - FLIGHT_LEAD_MS, end - MAX_TURNAROUND_SCAN_MS)
+        ids = {leg["id"] for leg in legs}
+        flight_events: list[Row] = []
+        task_events: list[Row] = []
+        notes: list[Row] = []
         for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
+                if task.flight_id in ids:
+                    task_events.append(orjson.loads(task.json))
+            for flight in tick.flights:
+                if flight.id in ids:
+                    flight_events.append(orjson.loads(flight.json))
+            for note in tick.notifications:
+                if note.flight_id in ids:
+                    notes.append(orjson.loads(note.json))
+        return turnarounds.assemble(
+            turnaround_id, legs, flight_events, task_events, notes, (start, end)
+        )
+
+    def state_before(self, airport: str, t: int) -> ReplayState:
+        """The state just before the tick of ``t`` begins (empty before the first published
+        day): what a fold over the ticks from ``t`` on starts from."""
+        try:
+            return self.state_at(airport, t - 1)[1]
+        except NotPublished:
+            return ReplayState()
+
+    def kpis(self, airport: str, start: int, end: int, filters: KpiFilters) -> dict[str, Any]:
+        """The KPIs of ``[start, end)`` (``kpis``; at most ``MAX_KPI_MS``), over the fleet
+        and flights of the day of ``start``."""
+        check_window(start, end, MAX_KPI_MS)
+        manifest = self.chunks.day_at(airport, start)
+        fold = KpiFold(
+            start,
+            end,
+            {v.vehicle_id: v.vehicle_type.value for v in manifest.catalogue.vehicles},
+            {f["id"]: f["stand"] for f in manifest.catalogue.flights},
+            filters,
+        )
+        fold.begin(self.state_before(airport, start).tasks.values())
+        loads = orjson.loads
+        for tick in self.chunks.iter_ticks(airport, start, end):
+            for task in tick.tasks:
+                fold.task(loads(task.json))
+            for flight in tick.flights:
+                fold.flight(loads(flight.json))
+            for note in tick.notifications:
+                fold.notification(loads(note.json))
+        return fold.result()
+
+    def export_rows(
+        self, kind: ExportKind, airport: str, start: int, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        """The rows of an export of ``[start, end)`` (at most ``MAX_EXPORT_MS``), read
+        lazily as the iterator is consumed. The window and its first day are checked now,
+        so a bad request fails before any row is produced."""
+        check_window(start, end, MAX_EXPORT_MS)
+        first = self.chunks.day_at(airport, start)
+        if kind == "turnarounds":
+            return self._export_turnarounds(airport, first, end, query)
+        return self._export_events(kind, airport, start, end, query)
+
+    def _export_turnarounds(
+        self, airport: str, first: Manifest, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        start, manifest = first.start, first
+        while True:
+            found, _ = self.search_turnarounds(
+                airport,
+                manifest.service_date.isoformat(),
+                query.flight,
+                query.tasks.stand,
+                start,
+                end,
+                limit=len(manifest.catalogue.flights) + 1,
+            )
+            for hit in found:
+                yield turnaround_row(hit)
+            if manifest.end >= end:
+                return
+            manifest = self.chunks.day_at(airport, manifest.end)
+
+    def _export_events(
+        self, kind: ExportKind, airport: str, start: int, end: int, query: ExportQuery
+    ) -> Iterator[Row]:
+        loads = orjson.loads
+        for tick in self.chunks.iter_ticks(airport, start, end):
+            if kind == "tasks":
+                for task in tick.tasks:
+                    if query.tasks.flight_id is None or task.flight_id == query.tasks.flight_id:
+                        row = loads(task.json)
+                        if query.tasks.matches(row):
+                            yield row
+            else:
+                for note in tick.notifications:
+                    row = loads(note.json)
+                    if query.note_matches(row):
+                        yield row
+
+    def task_events(
+        self,
+        airport: str,
+        start: int,
+        end: int,
+        query: TaskQuery,
+        limit: int = DEFAULT_TASK_LIMIT,
+        cursor: str | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """Task events in ``[start, end)`` passing ``query``, oldest first, at most
+        ``limit``; and the cursor of the next one if ``limit`` cut the list (pass it back
+        as ``cursor`` with the same window and filters for the next page)."""
+        check_window(start, end)
+        scan_from, skip = (start, 0) if cursor is None else parse_cursor(cursor, start, end)
+        found: list[Row] = []
+        for tick in self.chunks.iter_ticks(airport, scan_from, end):
+            for index, task in enumerate(tick.tasks):
+                if index < skip and tick.t == scan_from:
+                    continue
                 if query.flight_id is not None and task.flight_id != query.flight_id:
                     continue
                 row = orjson.loads(task.json)
                 if query.matches(row):
                     if len(found) == limit:
-                        return found, True
+                        return found, f"{tick.t}.{index}"
                     found.append(row)
-        return found, False
+        return found, None
+
+
+def _names(leg: Row, wanted: str) -> bool:
+    """Whether an upper-cased key is the leg's id, flight number or callsign."""
+    return wanted in (leg["id"].upper(), leg["flight_number"].upper(), leg["callsign"].upper())
+
+
+def resolve_leg(flights: Sequence[Row], key: str, movement: str | None = None) -> Row:
+    """The leg ``key`` names: its leg id exactly; else the one leg whose flight number or
+    callsign is ``key`` (any case), of ``movement`` if given. No leg: ``FlightNotFound``;
+    several (a number flown twice a day, or shared by both legs): ``FlightAmbiguous``,
+    naming them, so the caller adds ``movement`` or uses a leg id."""
+    exact = [leg for leg in flights if leg["id"] == key]
+    if exact:
+        return exact[0]
+    wanted = key.upper()
+    found = [
+        leg
+        for leg in flights
+        if _names(leg, wanted) and (movement is None or leg["movement"] == movement)
+    ]
+    if not found:
+        raise FlightNotFound(f"no flight {key} that day")
+    if len(found) > 1:
+        legs = ", ".join(f"{leg['id']} ({leg['movement']})" for leg in found[:10])
+        raise FlightAmbiguous(
+            f"{key} names {len(found)} legs: {legs}; add movement= or ask by leg id"
+        )
+    return found[0]
+
+
+def parse_cursor(cursor: str, start: int, end: int) -> tuple[int, int]:
+    """A paging cursor ``{tick}.{index}``: the tick to resume at and how many of its task
+    events the pages before took."""
+    tick, _, index = cursor.partition(".")
+    if not (tick.isdigit() and index.isdigit() and start <= int(tick) < end):
+        raise BadCursor(f"cursor {cursor!r} is not a position in [{start}, {end})")
+    return int(tick), int(index)

@@ -3,17 +3,37 @@ task events. Read-only; any authenticated caller may use them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from itertools import islice
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from chunker.format.encoding import dump_model
-from chunker.format.records import AIRPORT_ID_PATTERN, ENTITY_ID_PATTERN, TaskStatus, TaskType
+from chunker.format.records import (
+    AIRPORT_ID_PATTERN,
+    ENTITY_ID_PATTERN,
+    Movement,
+    NotificationLevel,
+    TaskStatus,
+    TaskType,
+    VehicleType,
+)
 from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
-from functions.app.history.queries import History, TaskQuery
+from functions.app.history.export import MEDIA_TYPES, ExportFormat, ExportKind, encode
+from functions.app.history.kpis import KpiFilters
+from functions.app.history.queries import (
+    CURSOR_PATTERN,
+    DEFAULT_TASK_LIMIT,
+    MAX_SEARCH_RESULTS,
+    MAX_TASK_LIMIT,
+    ExportQuery,
+    History,
+    TaskQuery,
+)
 from functions.app.threads import CHUNK_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import documented
@@ -22,9 +42,28 @@ router = APIRouter(prefix=paths.AIRPORTS, tags=["history"])
 
 ERRORS = documented(
     e401="No caller identity.",
-    e404="Airport, day, flight or data not published.",
+    e404="Airport, day or data not published; a vehicle, flight or turnaround the day "
+    "does not know.",
     e422="Invalid parameters (window reversed or too long).",
 )
+NAMED_FLIGHT_ERRORS = documented(
+    e401="No caller identity.",
+    e404="Airport or day not published; no flight or turnaround by that name that day.",
+    e409="The flight number or callsign names several legs (`detail` lists them): add "
+    "`movement` or ask by leg id.",
+    e422="Invalid parameters.",
+)
+FlightKey = Annotated[
+    str,
+    Path(
+        pattern=ENTITY_ID_PATTERN,
+        description="Leg id, flight number or callsign (any case).",
+        examples=["J44821-20260314-D", "J44821", "JDS4821"],
+    ),
+]
+MovementQuery = Annotated[
+    Movement | None, Query(description="Only legs of this movement (disambiguates).")
+]
 Airport = Annotated[str, Path(pattern=AIRPORT_ID_PATTERN, examples=["XLHI"])]
 Date = Annotated[str, Path(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-03-14"])]
 EntityPath = Annotated[str, Path(pattern=ENTITY_ID_PATTERN)]
@@ -37,6 +76,22 @@ def history(services: Annotated[Services, Depends(get_services)]) -> History:
 
 
 Queries = Annotated[History, Depends(history)]
+
+
+def _task_query(
+    task_type: TaskType | None,
+    status: TaskStatus | None,
+    stand: str | None,
+    flight_id: str | None,
+    vehicle_id: str | None,
+) -> TaskQuery:
+    return TaskQuery(
+        task_type=None if task_type is None else task_type.value,
+        status=None if status is None else status.value,
+        stand=stand,
+        flight_id=flight_id,
+        vehicle_id=vehicle_id,
+    )
 
 
 def _state_json(t: int, state: Any) -> dict[str, Any]:
@@ -82,7 +137,8 @@ async def get_state(
 @router.get(
     "/{airport}/vehicles/{vehicle_id}/track",
     responses=ERRORS,
-    summary="One vehicle's fixes between two times (at most 6 h)",
+    summary="One vehicle's fixes between two times (at most 6 h); 404 for a vehicle not in "
+    "the fleet",
 )
 async def get_track(
     airport: Airport,
@@ -98,18 +154,80 @@ async def get_track(
 
 
 @router.get(
-    "/{airport}/days/{date}/flights/{flight_id}",
-    responses=ERRORS,
-    summary="A flight leg with its tasks and their timelines",
+    "/{airport}/days/{date}/flights/{flight}",
+    responses=NAMED_FLIGHT_ERRORS,
+    summary="A flight leg (by leg id, flight number or callsign) with its tasks' timelines",
 )
 async def get_flight(
-    airport: Airport, date: Date, flight_id: EntityPath, caller: Caller, queries: Queries
+    airport: Airport,
+    date: Date,
+    flight: FlightKey,
+    caller: Caller,
+    queries: Queries,
+    movement: MovementQuery = None,
 ) -> dict[str, Any]:
     """The leg's latest row and, per task, every status event in order."""
-    return await run_in(CHUNK_STORE, queries.flight, airport, date, flight_id)
+    value = None if movement is None else movement.value
+    return await run_in(CHUNK_STORE, queries.flight, airport, date, flight, value)
 
 
-@router.get("/{airport}/tasks", responses=ERRORS, summary="Task events in a window (≤ 6 h)")
+@router.get(
+    "/{airport}/days/{date}/turnarounds",
+    responses=ERRORS,
+    summary="Search a day's turnarounds by flight, stand and time window",
+)
+async def search_turnarounds(
+    airport: Airport,
+    date: Date,
+    caller: Caller,
+    queries: Queries,
+    flight: Annotated[
+        str | None,
+        Query(pattern=ENTITY_ID_PATTERN, description="Leg id, flight number or callsign."),
+    ] = None,
+    stand: EntityQuery = None,
+    start: Annotated[Instant | None, Query()] = None,
+    end: Annotated[Instant | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 100,
+) -> dict[str, Any]:
+    """Turnarounds whose legs match every given filter (times overlapping
+    ``[start, end)``), by first time; from the day's catalogue alone."""
+    found, truncated = await run_in(
+        CHUNK_STORE, queries.search_turnarounds, airport, date, flight, stand, start, end, limit
+    )
+    return {"turnarounds": found, "truncated": truncated}
+
+
+@router.get(
+    "/{airport}/days/{date}/turnarounds/{turnaround}",
+    responses=NAMED_FLIGHT_ERRORS,
+    summary="A turnaround: both legs, every task's times and vehicle, the critical path",
+)
+async def get_turnaround(
+    airport: Airport,
+    date: Date,
+    turnaround: Annotated[
+        str,
+        Path(
+            pattern=ENTITY_ID_PATTERN,
+            description="Turnaround id, or a leg id, flight number or callsign of one of its legs.",
+            examples=["TA20260314-0042", "J44821"],
+        ),
+    ],
+    caller: Caller,
+    queries: Queries,
+    movement: MovementQuery = None,
+) -> dict[str, Any]:
+    """See docs/api.md *Turnarounds* for every field and the critical-path rule."""
+    value = None if movement is None else movement.value
+    return await run_in(CHUNK_STORE, queries.turnaround, airport, date, turnaround, value)
+
+
+@router.get(
+    "/{airport}/tasks",
+    responses=ERRORS,
+    summary="Task events in a window (≤ 6 h), paged",
+)
 async def get_task_events(
     airport: Airport,
     start: Annotated[Instant, Query()],
@@ -121,17 +239,112 @@ async def get_task_events(
     stand: EntityQuery = None,
     flight_id: EntityQuery = None,
     vehicle_id: EntityQuery = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 2_000,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_TASK_LIMIT,
+            description=f"Events per page (default {DEFAULT_TASK_LIMIT}, at most "
+            f"{MAX_TASK_LIMIT}).",
+        ),
+    ] = DEFAULT_TASK_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="The `next` of the previous page (same window and filters).",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Task status events with ``start <= t < end`` matching every given filter."""
-    query = TaskQuery(
-        task_type=None if task_type is None else task_type.value,
-        status=None if status is None else status.value,
-        stand=stand,
-        flight_id=flight_id,
-        vehicle_id=vehicle_id,
+    """Task status events with ``start <= t < end`` matching every given filter, oldest
+    first, ``limit`` per page: ``truncated`` says more follow, ``next`` is the cursor of
+    the next page."""
+    query = _task_query(task_type, status, stand, flight_id, vehicle_id)
+    events, following = await run_in(
+        CHUNK_STORE, queries.task_events, airport, start, end, query, limit, cursor
     )
-    events, truncated = await run_in(
-        CHUNK_STORE, queries.task_events, airport, start, end, query, limit
+    return {
+        "start": start,
+        "end": end,
+        "events": events,
+        "truncated": following is not None,
+        "next": following,
+    }
+
+
+@router.get(
+    "/{airport}/kpis",
+    responses=ERRORS,
+    summary="KPIs of a window (≤ 12 h): on-time departures, task delays, utilisation",
+)
+async def get_kpis(
+    airport: Airport,
+    start: Annotated[Instant, Query()],
+    end: Annotated[Instant, Query()],
+    caller: Caller,
+    queries: Queries,
+    stand: Annotated[list[Annotated[str, Query(pattern=ENTITY_ID_PATTERN)]] | None, Query()] = None,
+    task_type: Annotated[list[TaskType] | None, Query()] = None,
+    vehicle_type: Annotated[list[VehicleType] | None, Query()] = None,
+) -> dict[str, Any]:
+    """See docs/api.md *KPIs* for each figure's definition and what each filter narrows;
+    every filter may be repeated."""
+    filters = KpiFilters(
+        stands=None if stand is None else frozenset(stand),
+        task_types=None if task_type is None else frozenset(t.value for t in task_type),
+        vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
     )
-    return {"start": start, "end": end, "events": events, "truncated": truncated}
+    return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
+
+
+EXPORT_BATCH = 256  # pieces pulled per worker-thread hop
+
+
+async def _pieces(document: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The export's pieces, read in the chunk-store pool (the reads may block on S3)."""
+    while True:
+        batch = await run_in(CHUNK_STORE, list, islice(document, EXPORT_BATCH))
+        if not batch:
+            return
+        yield b"".join(batch)
+
+
+@router.get(
+    "/{airport}/export/{kind}",
+    responses=ERRORS,
+    response_class=StreamingResponse,
+    summary="Export turnarounds, task events or notifications of a window (≤ 7 days), "
+    "CSV or JSON, streamed",
+)
+async def get_export(
+    airport: Airport,
+    kind: ExportKind,
+    start: Annotated[Instant, Query()],
+    end: Annotated[Instant, Query()],
+    caller: Caller,
+    queries: Queries,
+    format: Annotated[ExportFormat, Query()] = "csv",
+    task_type: Annotated[TaskType | None, Query()] = None,
+    status: Annotated[TaskStatus | None, Query()] = None,
+    stand: EntityQuery = None,
+    flight_id: EntityQuery = None,
+    vehicle_id: EntityQuery = None,
+    level: Annotated[NotificationLevel | None, Query()] = None,
+    flight: Annotated[
+        str | None,
+        Query(pattern=ENTITY_ID_PATTERN, description="Turnarounds: leg id, number or callsign."),
+    ] = None,
+) -> StreamingResponse:
+    """See docs/api.md *Export* for the columns and which filter applies to which kind."""
+    query = ExportQuery(
+        _task_query(task_type, status, stand, flight_id, vehicle_id),
+        level=None if level is None else level.value,
+        flight=flight,
+    )
+    rows = await run_in(CHUNK_STORE, queries.export_rows, kind, airport, start, end, query)
+    name = f"{airport}-{kind}-{start}-{end}.{format}"
+    return StreamingResponse(
+        _pieces(encode(kind, rows, format)),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,168 @@
+// The turnaround view (issue #19 item 2): a Gantt of one aircraft's visit to a stand, as the
+// history API computes it (GET …/turnarounds/{flight}): per task a planned bar and an
+// actual bar, the part after the planned end marked late, the critical path to off-block
+// marked, a playhead at the replay clock. A bar seeks to its start and selects its
+// vehicle. Nothing is derived here that the API did not say: the page draws its answer.
+
+import { label, t } from "./i18n.js";
+
+const PAD_MS = 5 * 60_000;
+const LABEL_PX = 110; // style.css .ta-row's first column
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class TurnaroundView {
+  /**
+   * @param {HTMLElement} root the (hidden) section the view draws into
+   * @param {object} deps {api, time: AirportTime, airport, date, onSeek(ms), onPickVehicle(id)}
+   */
+  constructor(root, deps) {
+    this.root = root;
+    this.deps = deps;
+    this.document = null;
+    this.span = null;
+    this.playhead = null;
+    this.request = 0;
+  }
+
+  /** Open the turnaround of `flight` (a leg id): fetch it, draw it. */
+  async open(flight) {
+    const request = ++this.request;
+    const { api, airport, date } = this.deps;
+    const path = `/airports/${airport}/days/${date}/turnarounds/${encodeURIComponent(flight)}`;
+    this.root.hidden = false;
+    this.root.dataset.state = "loading";
+    try {
+      const document = await api.request("GET", path);
+      if (request !== this.request) return; // a later click won
+      this.document = document;
+      this.draw();
+      this.root.dataset.state = "ready";
+    } catch (error) {
+      if (request !== this.request) return;
+      this.root.replaceChildren(el("p", "muted", t("turnaround.error", { msg: error.message })));
+      this.root.dataset.state = "error";
+    }
+  }
+
+  close() {
+    this.request += 1;
+    this.root.hidden = true;
+    this.document = null;
+    this.root.replaceChildren();
+  }
+
+  /** Where `ms` falls on the chart, in percent. */
+  x(ms) {
+    const [lo, hi] = this.span;
+    return (100 * (ms - lo)) / (hi - lo);
+  }
+
+  /** A line over the whole chart at `ms` (the tracks start after the label column). */
+  overlayLeft(ms) {
+    return `calc(${LABEL_PX}px + (100% - ${LABEL_PX}px) * ${(this.x(ms) / 100).toFixed(5)})`;
+  }
+
+  draw() {
+    const doc = this.document;
+    const time = this.deps.time;
+    const moments = [];
+    for (const task of doc.tasks) {
+      for (const k of ["planned_start", "planned_end", "started", "completed", "arrived"]) {
+        if (task[k] !== null) moments.push(task[k]);
+      }
+    }
+    for (const leg of [doc.arrival, doc.departure]) {
+      if (leg) moments.push(leg.scheduled, ...(leg.block !== null ? [leg.block] : []));
+    }
+    this.span = [Math.min(...moments) - PAD_MS, Math.max(...moments) + PAD_MS];
+    const chain = doc.critical_path ? doc.critical_path.chain : [];
+    const critical = new Set(chain.filter((e) => e.kind === "task").map((e) => e.id));
+
+    const head = el("header", "ta-head");
+    const names = [doc.arrival, doc.departure].filter(Boolean).map((leg) => leg.callsign);
+    head.append(el("h3", "", `${names.join(" → ")} · ${t("turnaround.stand")} ${doc.stand}`));
+    if (doc.critical_path) {
+      const minutes = Math.round(doc.critical_path.delay_ms / 60_000);
+      const delay = el("span", minutes > 15 ? "chip late" : "chip", t("turnaround.offBlockDelay", { n: minutes }));
+      delay.dataset.testid = "turnaround-delay";
+      head.append(delay);
+    }
+    const closer = el("button", "tool", "×");
+    closer.type = "button";
+    closer.title = t("turnaround.close");
+    closer.dataset.testid = "turnaround-close";
+    closer.addEventListener("click", () => this.close());
+    head.append(closer);
+
+    const chart = el("div", "ta-chart");
+    chart.dataset.testid = "turnaround-gantt";
+    for (const leg of [doc.arrival, doc.departure]) {
+      if (!leg || leg.block === null) continue;
+      const mark = el("div", "ta-block");
+      mark.style.left = this.overlayLeft(leg.block);
+      mark.title = `${t(leg.movement === "arrival" ? "turnaround.onBlock" : "turnaround.offBlock")} ${time.hm(leg.block)}`;
+      chart.append(mark);
+    }
+    for (const task of doc.tasks) {
+      const row = el("div", "ta-row");
+      row.dataset.testid = "turnaround-task";
+      row.dataset.taskId = task.id;
+      row.classList.toggle("critical", critical.has(task.id));
+      const name = el("span", "ta-label", label("task_type", task.task_type));
+      name.title = `${task.id} · ${task.vehicle_id ?? "—"}`;
+      const track = el("div", "ta-track");
+      const planned = el("div", "ta-planned");
+      planned.style.left = `${this.x(task.planned_start)}%`;
+      planned.style.width = `${this.x(task.planned_end) - this.x(task.planned_start)}%`;
+      planned.title = `${t("turnaround.planned")} ${time.hm(task.planned_start)}–${time.hm(task.planned_end)}`;
+      track.append(planned);
+      if (task.started !== null) {
+        const end = task.completed ?? this.span[1];
+        const actual = el("button", "ta-actual");
+        actual.type = "button";
+        actual.dataset.testid = "turnaround-bar";
+        actual.style.left = `${this.x(task.started)}%`;
+        actual.style.width = `${Math.max(0.4, this.x(end) - this.x(task.started))}%`;
+        const late = task.end_delay_ms !== null ? Math.round(task.end_delay_ms / 60_000) : null;
+        actual.title = `${t("turnaround.actual")} ${time.hm(task.started)}–${task.completed ? time.hm(task.completed) : "…"}`
+          + (late !== null && late > 0 ? ` · ${t("turnaround.late", { n: late })}` : "")
+          + (task.travel_ms !== null ? ` · ${t("turnaround.travel", { n: Math.round(task.travel_ms / 60_000) })}` : "");
+        if (end > task.planned_end) {
+          const overrun = el("span", "ta-late");
+          const from = Math.max(task.planned_end, task.started);
+          overrun.style.left = `${(100 * (from - task.started)) / (end - task.started)}%`;
+          actual.append(overrun);
+          actual.classList.add("late");
+        }
+        actual.addEventListener("click", () => {
+          this.deps.onSeek(task.started);
+          if (task.vehicle_id) this.deps.onPickVehicle(task.vehicle_id);
+        });
+        track.append(actual);
+      }
+      row.append(name, track);
+      chart.append(row);
+    }
+    this.playhead = el("div", "ta-playhead");
+    this.playhead.dataset.testid = "turnaround-playhead";
+    chart.append(this.playhead);
+
+    const legend = el("p", "muted ta-legend", t("turnaround.legend"));
+    this.root.replaceChildren(head, chart, legend);
+  }
+
+  /** Move the playhead to the replay clock (every frame; cheap). */
+  update(clock) {
+    if (!this.playhead || !this.span) return;
+    const inside = clock >= this.span[0] && clock <= this.span[1];
+    this.playhead.hidden = !inside;
+    if (inside) this.playhead.style.left = this.overlayLeft(clock);
+    this.playhead.dataset.at = String(clock);
+  }
+}

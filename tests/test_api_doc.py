@@ -1,0 +1,69 @@
+"""docs/api.md's shell examples, run as a reader would: in order, in one bash, with curl and
+jq, against a live server on a published day. Every request must succeed (issue #17:
+the page's ``If-Match: "3"`` example answered 409 when its commands were run in order)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import module_bucket
+from tests.streaming import Server, serve
+from tests.synthetic_slice import publish_slice
+
+API_MD = Path(__file__).parent.parent / "docs" / "api.md"
+DOC_ORIGIN = "http://127.0.0.1:8000"
+# curl as the examples call it, but a 4xx/5xx answer fails the script (naming the call).
+STRICT_CURL = r"""
+set -euo pipefail
+curl() {
+    local answer status
+    answer=$(command curl -sS -w '\n%{http_code}' "$@") || return 1
+    status=${answer##*$'\n'}
+    answer=${answer%$'\n'*}
+    printf '%s\n' "$answer"
+    if [ "$status" -ge 400 ]; then
+        printf 'HTTP %s from: curl %s\n%s\n' "$status" "$*" "$answer" >&2
+        return 1
+    fi
+}
+"""
+
+
+def shell_examples(markdown: str) -> list[str]:
+    """Every ``sh`` block in document order, except the open-ended stream reads."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", markdown, flags=re.S | re.M)
+    return [block for block in blocks if "curl -sN" not in block]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with module_bucket() as s3:
+        publish_slice(s3)
+        yield from serve(s3)
+
+
+def test_the_api_page_examples_run_in_order(server: Server, tmp_path: Path) -> None:
+    examples = shell_examples(API_MD.read_text())
+    assert len(examples) >= 7
+    script = STRICT_CURL + "\n".join(examples).replace(DOC_ORIGIN, server.url)
+    (tmp_path / "examples.sh").write_text(script)
+    done = subprocess.run(
+        ["bash", str(tmp_path / "examples.sh")],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The If-Match example played the session at the version it had just read.
+    session_id = re.search(r'"session_id": "(s-[^"]+)"', done.stdout)
+    assert session_id is not None, done.stdout[:2000]
+    session = server.services.sessions.get(session_id.group(1))
+    assert session is not None and session.clock.state == "playing"
+    assert session.last_command_id == "tab1-42"
