@@ -343,7 +343,7 @@ def test_high_speed_clock_shows_the_time_of_the_newest_data(open_page: OpenPage)
             const sample = () => {
                 const s = window.__replay.state();
                 out.push({shown: Number(document.getElementById('clock').dataset.position),
-                          data: s.streamPosition, clock: s.shownClock,
+                          data: s.streamPosition, clock: s.shownClock, span: s.frameSpan,
                           source: s.clockSource, state: s.streamPlayback.state,
                           label: document.getElementById('clock-source')?.innerText ?? ''});
                 if (out.length < 40) requestAnimationFrame(sample); else done(out);
@@ -355,9 +355,21 @@ def test_high_speed_clock_shows_the_time_of_the_newest_data(open_page: OpenPage)
     playing = [s for s in samples if s["state"] == "playing"]
     assert len(playing) >= 20, samples
     tick = 1000
-    assert all(s["shown"] <= s["data"] + tick for s in playing), samples
+
+    def lag(s: dict[str, Any]) -> float:
+        # The page's rule: a lag of up to a couple of frames is merging (the map is at the
+        # newest data); a longer one, a stretch without data, where the playback clock is
+        # the truth. On a loaded machine frames can come later than that. As a share of
+        # the threshold, with a margin either side: the frame span sampled here may have
+        # moved since the frame was drawn.
+        return (s["clock"] - (s["data"] + tick - 1)) / max(2 * tick, 2.5 * s["span"])
+
+    lagging = [s for s in playing if lag(s) <= 0.9]
+    assert len(lagging) >= 10, samples
+    assert all(s["shown"] <= s["data"] + tick for s in lagging), samples
+    assert all(abs(s["shown"] - s["clock"]) < 1 for s in playing if lag(s) >= 1.1), samples
     # The playback clock ran ahead of the data at some point, and the header said so.
-    ahead = [s for s in playing if s["clock"] > s["data"] + 2 * tick]
+    ahead = [s for s in lagging if s["clock"] > s["data"] + 2 * tick]
     assert ahead, samples
     assert all(s["source"] == "data" and s["label"] == "data time" for s in ahead), samples
     assert dashboard.errors == []

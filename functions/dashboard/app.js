@@ -87,6 +87,7 @@ window.__replay = {
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
       streamPosition: app.streamPosition,
+      frameSpan: app.manifest ? frameSpan() : null,
       playback: {
         state: app.clock.status,
         speed: app.clock.speed,
