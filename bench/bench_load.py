@@ -103,6 +103,7 @@ from functions.app.dependencies import dynamodb_client
 from functions.app.domain.playback import PlaybackClock
 from functions.app.domain.session_store import SessionStore
 from functions.app.settings import AppSettings
+from functions.app.stream.frames import FRAME_EVENTS as FRAME_EVENT_NAMES
 from functions.local.stack import free_port, moto_server, stop_process, wait_for_http
 from synthetic import GeneratorSettings
 
@@ -111,7 +112,7 @@ TABLE = "bench-load-sessions"
 
 SPEEDS = (1.0, 4.0, 16.0, 60.0)
 RANGE_MS = 2 * 3_600_000  # sessions loop over the generated 06:00-08:00
-FRAME_EVENTS = frozenset({"vehicle_update", "task_update", "flight_update", "notification"})
+FRAME_EVENTS = frozenset(FRAME_EVENT_NAMES)
 PLAYING_GAP_BOUND_MS = 2_000.0
 BYTE_GAP_MARGIN_MS = 5_000.0
 MEMORY_GROWTH_BOUND = 0.05

@@ -47,6 +47,7 @@ from functions.app.domain.playback import PlaybackClock
 from functions.app.domain.session_store import SessionStore
 from functions.app.domain.sessions import Filters, Session
 from functions.app.domain.tokens import issue
+from functions.app.stream.frames import FRAME_EVENTS
 from functions.local.stack import free_port, moto_server, stop_process, wait_for_http
 from synthetic import GeneratorSettings
 
@@ -283,7 +284,7 @@ def _frames(received: Received) -> list[tuple[float, int]]:
     frames = []
     for arrival, name, event_id, _ in received.events:
         parts = event_id.split(".")
-        is_frame = name in ("vehicle_update", "task_update", "flight_update", "notification")
+        is_frame = name in FRAME_EVENTS
         if is_frame and len(parts) == 4 and parts[3] == "1":
             frames.append((arrival, int(parts[2])))
     return frames

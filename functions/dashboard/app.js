@@ -481,6 +481,7 @@ function start(view, manifest, airports, moment) {
     renderHeader();
     relayoutLegend();
     app.controls.relabel();
+    app.bookmarks.render();
     app.clockText = ""; // redraw the clock's labels
   });
 

@@ -393,6 +393,16 @@ export class Controls {
     this.showSummary();
   }
 
+  relabelFilters() {
+    for (const span of document.querySelectorAll("fieldset[data-filter] .options span")) {
+      const kind = FILTER_KINDS[span.closest("fieldset").dataset.filter];
+      if (kind) span.textContent = label(kind, span.dataset.value);
+    }
+    for (const fieldset of document.querySelectorAll("fieldset[data-search]")) {
+      this.setChips(fieldset, this.chipValues(fieldset)); // chips show labels too
+    }
+  }
+
   /** The searchable lists: flights by callsign / flight number / id, vehicles by id. */
   fillSearchOptions() {
     const { manifest } = this.app;
