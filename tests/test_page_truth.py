@@ -10,9 +10,16 @@ vehicle card and the task list from the DOM — and compares it with ground trut
 here from the raw records the demo stored (``tests.ground_truth``: never the product's
 fold or derivation). Zero mismatches.
 
+Filters too (``test_the_page_shows_the_filtered_ground_truth``): seeded filter combinations,
+set in turn by this viewer (the filter popover, the control API) and by a co-watcher joined
+by share link (his popover, the API as him); at instants after each, both pages show the
+ground truth kept by the one filter rule (``FILTER_RULE``, docs/api.md), written out again
+here — the flight board and the notification feed checked as well.
+
 ``PAGE_TRUTH_N`` random instants (default 24, about half a minute on top of the demo's
-start); ``PAGE_TRUTH_SEED`` seeds them. Recorded run at N=200: docs/reliability.md
-("The page against ground truth").
+start) and N/4 filter combinations (two instants each; about as long again);
+``PAGE_TRUTH_SEED`` seeds them. Recorded runs at N=200: docs/reliability.md ("The page
+against ground truth").
 
 The demo runs with ``MOVER_FADE_AFTER_S=45`` and ``MOVER_HIDE_AFTER_S=150`` (shorter than
 the defaults, so the day's GPS outages and the end of the recording show both stages), and
@@ -27,7 +34,7 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +44,7 @@ from playwright.sync_api import Browser, BrowserContext
 
 from chunker.format.day import ServiceDay, from_ms
 from chunker.format.keys import DayKeys
+from chunker.format.records import Reference
 from tests import ground_truth
 from tests.browser_page import Dashboard, chromium, open_dashboard
 from tests.demo_server import DemoServer, demo_server
@@ -65,6 +73,7 @@ TASK_TYPES = {
 }
 TASK_STATUSES = {"en_route": "En route", "arrived": "Arrived", "in_progress": "In progress"}
 Row = dict[str, Any]
+Filters = dict[str, list[str]]  # the filters set, by name (a name left out: no filter)
 
 
 @dataclass
@@ -77,10 +86,12 @@ class Truth:
     fix_times: dict[str, list[int]]
     fixes: dict[str, list[Row]]
     event_ticks: list[int]  # the ticks holding any record, sorted
+    fleet: dict[str, str]  # vehicle id -> type, from the day's reference
 
     @classmethod
     def of(cls, objects: dict[str, bytes]) -> Truth:
         rows, day = ground_truth.valid_rows(objects, KEYS)
+        reference = Reference.model_validate_json(objects[KEYS.reference])
         fixes: dict[str, list[Row]] = {}
         for row in rows["positions"]:
             fixes.setdefault(row["id"], []).append(row)
@@ -98,6 +109,7 @@ class Truth:
             {v: [r["t"] for r in rs] for v, rs in fixes.items()},
             fixes,
             ticks,
+            {v.vehicle_id: str(v.vehicle_type) for v in reference.vehicles},
         )
 
     def tick(self, t: int) -> int:
@@ -168,6 +180,17 @@ def open_page(
     context = browser.new_context(viewport=VIEWPORT, locale="en-US")  # type: ignore[arg-type]
     contexts.append(context)
     return open_dashboard(context, f"{server.url}{path}")
+
+
+def co_watcher(
+    stack: tuple[Browser, DemoServer, Truth], contexts: list[BrowserContext], host: Dashboard
+) -> Dashboard:
+    """Bob, in a browser context of his own, joined to ``host``'s session by its share link."""
+    host.click("share-button")
+    host.page.get_by_test_id("share-popover").wait_for(state="visible")
+    link = host.page.get_by_test_id("share-link").input_value()
+    host.page.keyboard.press("Escape")
+    return open_page(stack, contexts, link[link.index("/?join=") :] + "&user=bob")
 
 
 # --- reading the page ------------------------------------------------------------------
@@ -245,9 +268,14 @@ def compare(
     rng: random.Random,
     where: str,
     coverage: Coverage | None = None,
+    filters: Filters | None = None,
 ) -> list[str]:
-    """Every difference between what the page shows at ``position`` and ground truth."""
+    """Every difference between what the page shows at ``position`` and ground truth
+    (with ``filters``: the truth those filters keep, and the flight board and the
+    notifications too, which right after a snapshot hold exactly the filtered state)."""
     state = truth.state_at(position)
+    if filters is not None:
+        state = filtered(state, filters, truth.fleet)
     shown = model(dashboard)
     problems: list[str] = []
     if coverage is not None:
@@ -290,6 +318,8 @@ def compare(
         "[data-testid=task-row]", "els => els.map((e) => [e.dataset.taskId, e.dataset.status])"
     )
     differ("task list", dict(rows), {row["id"]: row["status"] for row in state["tasks"]})
+    if filters is not None:
+        compare_panels(dashboard, state, position, differ)
     # Two vehicle cards, from the DOM: one at work if there is one, one at random.
     drawn_ids = [v for v, m in sorted(movers.items()) if m["drawn"]]
     busy = [
@@ -399,11 +429,7 @@ def test_the_page_shows_the_ground_truth(
         control(dashboard, {"action": "pause"})
         check("play, reconnect, pause", settle(dashboard, truth))
     # A co-watcher (joined by share link) seeks: this page follows.
-    dashboard.click("share-button")
-    dashboard.page.get_by_test_id("share-popover").wait_for(state="visible")
-    link = dashboard.page.get_by_test_id("share-link").input_value()
-    dashboard.page.keyboard.press("Escape")
-    bob = open_page(stack, contexts, link[link.index("/?join=") :] + "&user=bob")
+    bob = co_watcher(stack, contexts, dashboard)
     for _ in range(2):
         at = rng.randrange(first, last + 200_000)
         control(bob, {"action": "seek", "position": at}, user="bob")
@@ -418,6 +444,239 @@ def test_the_page_shows_the_ground_truth(
     assert coverage.stands and coverage.at_work and coverage.cards, coverage
     if N >= 10:  # every fifth instant is after the recording ends
         assert coverage.faded and coverage.hidden, coverage
+
+
+# --- filters: the one rule (FILTER_RULE, docs/api.md), written out again ----------------
+
+# Who does which task (docs/api.md, "Filters: one rule for every panel").
+DOER = {
+    "refuel": "fuel_truck",
+    "catering": "catering_truck",
+    "baggage_unload": "baggage_tractor",
+    "baggage_load": "baggage_tractor",
+    "cleaning": "cleaning_van",
+    "water": "water_truck",
+    "lavatory": "lavatory_truck",
+    "pushback": "pushback_tug",
+    "passenger_bus": "passenger_bus",
+}
+STATUSES = ("created", "assigned", "en_route", "arrived", "in_progress", "completed", "cancelled")
+
+
+def among(filters: Filters, name: str, value: Any) -> bool:
+    """Within a filter any chosen value matches; a filter not set matches everything."""
+    return name not in filters or value in filters[name]
+
+
+def keeps_vehicle(filters: Filters, fleet: dict[str, str], vehicle: str) -> bool:
+    """A vehicle: by its type, its id, and the task types its type does."""
+    kind = fleet.get(vehicle)
+    does = {DOER[task_type] for task_type in filters.get("task_types", [])}
+    return (
+        among(filters, "vehicle_types", kind)
+        and among(filters, "vehicle_ids", vehicle)
+        and ("task_types" not in filters or kind in does)
+    )
+
+
+def keeps_task(filters: Filters, task: Row) -> bool:
+    """A task: its type, status, flight, stand, assigned vehicle (none: no match), and the
+    vehicle type that does its type."""
+    return (
+        among(filters, "task_types", task["task_type"])
+        and among(filters, "task_statuses", task["status"])
+        and among(filters, "flights", task["flight_id"])
+        and among(filters, "stands", task["stand"])
+        and among(filters, "vehicle_ids", task["vehicle_id"])
+        and among(filters, "vehicle_types", DOER[task["task_type"]])
+    )
+
+
+def keeps_flight(filters: Filters, flight: Row) -> bool:
+    return among(filters, "flights", flight["id"]) and among(filters, "stands", flight["stand"])
+
+
+def keeps_stand(filters: Filters, stand: Row) -> bool:
+    """The aircraft on a stand: by the stand, and by any leg of its turnaround."""
+    legs = {stand["flight_id"], stand["arrival_id"], stand["departure_id"]} - {None}
+    return among(filters, "stands", stand["id"]) and (
+        "flights" not in filters or bool(legs & set(filters["flights"]))
+    )
+
+
+def keeps_note(filters: Filters, fleet: dict[str, str], note: Row) -> bool:
+    """A notification: the vehicle it names, as a vehicle, and the flight it names."""
+    return (note["vehicle_id"] is None or keeps_vehicle(filters, fleet, note["vehicle_id"])) and (
+        note["flight_id"] is None or among(filters, "flights", note["flight_id"])
+    )
+
+
+def filtered(state: dict[str, Any], filters: Filters, fleet: dict[str, str]) -> dict[str, Any]:
+    """Ground truth as ``filters`` keep it; a vehicle's task row goes with its vehicle."""
+    return {
+        **state,
+        "vehicles": {
+            v: f for v, f in state["vehicles"].items() if keeps_vehicle(filters, fleet, v)
+        },
+        "tasks": [row for row in state["tasks"] if keeps_task(filters, row)],
+        "flights": [row for row in state["flights"] if keeps_flight(filters, row)],
+        "stands": [row for row in state["stands"] if keeps_stand(filters, row)],
+        "notifications": [n for n in state["notifications"] if keeps_note(filters, fleet, n)],
+        "vehicle_tasks": [
+            row for row in state["vehicle_tasks"] if keeps_vehicle(filters, fleet, row["id"])
+        ],
+    }
+
+
+# The flight board shows the flights whose best time (actual, else estimated, else
+# scheduled) is from 45 min before to 3 h after the time shown.
+BOARD_BEFORE_MS, BOARD_AFTER_MS = 45 * 60_000, 3 * 3_600_000
+
+
+def compare_panels(dashboard: Dashboard, state: dict[str, Any], position: int, differ: Any) -> None:
+    """The flights the page holds and its board, and its notification feed."""
+    held = dashboard.state()
+    differ("flights held", sorted(held["flightIds"]), sorted(f["id"] for f in state["flights"]))
+    board = dashboard.ids("flight-row", "data-flight-id")
+    on_board = [
+        f["id"]
+        for f in state["flights"]
+        if position - BOARD_BEFORE_MS
+        <= (f["actual"] or f["estimated"] or f["scheduled"])
+        <= position + BOARD_AFTER_MS
+    ]
+    differ("flight board", sorted(board), sorted(on_board))
+    feed = dashboard.ids("notification-item", "data-notification-id")
+    differ("notifications", sorted(feed), sorted(n["id"] for n in state["notifications"]))
+
+
+def filter_combination(rng: random.Random, truth: Truth) -> Filters:
+    """One to three filters, seeded, that can match something (the API refuses the rest)."""
+    fleet_types = sorted(set(truth.fleet.values()))
+    done = [task for task, doer in DOER.items() if doer in fleet_types]
+    flights = sorted({row["id"] for row in truth.rows["flights"]})
+    stand_of = {row["id"]: row["stand"] for row in truth.rows["flights"]}
+    names = rng.sample(
+        ["vehicle_types", "vehicle_ids", "task_types", "task_statuses", "flights", "stands"],
+        rng.choice((1, 2, 2, 3)),
+    )
+    out: Filters = {}
+    if "vehicle_types" in names:
+        out["vehicle_types"] = rng.sample(fleet_types, rng.randint(1, 2))
+    if "task_types" in names:
+        doable = [t for t in done if DOER[t] in out.get("vehicle_types", fleet_types)]
+        out["task_types"] = rng.sample(doable, min(len(doable), rng.randint(1, 2)))
+    if "vehicle_ids" in names:
+        fits = [v for v in sorted(truth.fleet) if keeps_vehicle(out, truth.fleet, v)]
+        out["vehicle_ids"] = rng.sample(fits, min(len(fits), rng.randint(1, 3)))
+    if "task_statuses" in names:
+        out["task_statuses"] = rng.sample(STATUSES, rng.randint(1, 3))
+    if "flights" in names:
+        out["flights"] = rng.sample(flights, rng.randint(1, 3))
+    if "stands" in names:
+        # The stand of a chosen flight (or of any), sometimes with another.
+        picked = {stand_of[rng.choice(out.get("flights", flights))]}
+        if rng.random() < 0.5:
+            picked.add(stand_of[rng.choice(flights)])
+        out["stands"] = sorted(picked)
+    return {name: sorted(values) for name, values in out.items()}
+
+
+def filters_by_ui(dashboard: Dashboard, filters: Filters) -> None:
+    """Set ``filters`` as a controller does: the popover, Clear all, ticks and searches."""
+    dashboard.click("filters-button")
+    dashboard.page.get_by_test_id("filters-popover").wait_for(state="visible")
+    dashboard.click("filters-clear")
+    search = {"flights": "filter-flight-input", "vehicle_ids": "filter-vehicle-input"}
+    for name, values in filters.items():
+        for value in values:
+            if name in search:
+                searched = dashboard.page.get_by_test_id(search[name])
+                searched.fill(value)  # an id names exactly itself
+                searched.press("Enter")
+            else:
+                box = f"fieldset[data-filter={name}] input[value='{value}']"
+                dashboard.page.locator(box).check()
+    dashboard.click("filters-apply")
+    dashboard.page.get_by_test_id("filters-popover").wait_for(state="hidden")
+
+
+def session_filters(dashboard: Dashboard) -> Filters:
+    view: dict[str, Any] = dashboard.page.evaluate(
+        "(s) => fetch(`/api/replay/sessions/${s}`).then((r) => r.json())",
+        dashboard.state()["sessionId"],
+    )
+    return {k: sorted(v) for k, v in view["filters"].items() if v is not None}
+
+
+@dataclass
+class FilterCoverage:
+    """What the filters kept and hid, per kind, over the checked instants."""
+
+    instants: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+    hidden: dict[str, int] = field(default_factory=dict)
+
+    def count(self, state: dict[str, Any], kept: dict[str, Any]) -> None:
+        self.instants += 1
+        for kind in ("vehicles", "tasks", "flights", "stands", "notifications"):
+            self.kept[kind] = self.kept.get(kind, 0) + len(kept[kind])
+            self.hidden[kind] = self.hidden.get(kind, 0) + len(state[kind]) - len(kept[kind])
+
+
+def test_the_page_shows_the_filtered_ground_truth(
+    stack: tuple[Browser, DemoServer, Truth], contexts: list[BrowserContext]
+) -> None:
+    """Seeded filter combinations, set in turn by this viewer (the filter popover, the
+    control API) and by a co-watcher joined by share link (his popover, the API as him):
+    at instants after each, both pages show exactly the ground truth the one rule keeps —
+    movers, stands, cards, task list, flights (held and on the board), notifications."""
+    _, _, truth = stack
+    started = time.monotonic()
+    rng = random.Random(SEED + 1)
+    alice = open_page(stack, contexts)
+    bob = co_watcher(stack, contexts, alice)
+    first = truth.rows["positions"][0]["t"]
+    last = truth.rows["positions"][-1]["t"]
+    problems: list[str] = []
+    coverage = FilterCoverage()
+    ways = ("alice's popover", "alice's API call", "bob's popover", "bob's API call")
+    for index in range(max(4, N // 4)):
+        filters = filter_combination(rng, truth)
+        way = ways[index % len(ways)]
+        before = alice.state()["streamPlayback"]["version"]
+        if way == "alice's popover":
+            filters_by_ui(alice, filters)
+        elif way == "bob's popover":
+            filters_by_ui(bob, filters)
+        else:
+            who = bob if way == "bob's API call" else alice
+            control(
+                who, {"action": "set_filters", "filters": filters}, "bob" if who is bob else None
+            )
+        assert session_filters(alice) == filters, (way, filters)
+        alice.wait("s.streamPlayback.version > arg", before)
+        for instant in range(2):
+            at = rng.randrange(first, last)
+            control(alice, {"action": "seek", "position": at})
+            where = f"{way} {filters}"
+            problems += compare(alice, truth, settle(alice, truth, at), rng, where, None, filters)
+            state = truth.state_at(at)
+            coverage.count(state, filtered(state, filters, truth.fleet))
+            if instant == 0:  # the co-watcher's page shows the same
+                problems += compare(
+                    bob, truth, settle(bob, truth, at), rng, f"bob: {where}", None, filters
+                )
+    assert alice.errors == [] and bob.errors == []
+    elapsed = time.monotonic() - started
+    print(
+        f"page truth, filtered: {len(problems)} mismatches, {elapsed:.1f} s"
+        f" (N={N}, seed {SEED + 1}): {coverage}"
+    )
+    assert not problems, f"{len(problems)} mismatches ({coverage}):\n" + "\n".join(problems[:30])
+    # The filters both kept and hid things of every kind the test relies on.
+    for kind in ("vehicles", "tasks", "flights"):
+        assert coverage.kept[kind] and coverage.hidden[kind], coverage
 
 
 # --- focused tests: each #17 defect, one by one -------------------------------------------
