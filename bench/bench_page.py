@@ -9,7 +9,9 @@ same run: headless Chromium paces requestAnimationFrame itself (about 60 Hz), an
 is shared, so the empty map is the ceiling this run could reach. The same runs with the
 previous map.js (every edge redrawn every frame) give a before/after.
 
-Pass: at 1x and 16x, frames/s >= 55/60 of the empty map's (>= 55 fps on a 60 Hz ceiling).
+Each variant is measured in ``--rounds`` interleaved rounds and its median round kept: the
+machine (2 cores shared with other work) is loaded in bursts. The load average is recorded
+with every round. Pass: at 1x and 16x, frames/s >= 55/60 of the empty map's (55 fps at 60).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ MAP_JS = "functions/dashboard/map.js"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--airport", default="LFPG", choices=["LFPG", "EHAM"])
     parser.add_argument("--movers", type=int, default=150)
-    parser.add_argument("--seconds", type=float, default=6.0, help="measured per run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     parser.add_argument(
         "--before",
@@ -104,28 +107,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     manifest = imported_layout(args.airport)
     layout = manifest["layout"]
     old = before_source(args.before)
+    variants: list[tuple[str, dict[str, Any], int, float, bytes | None]] = [
+        ("empty", empty_layout(manifest), 0, 1, None)
+    ]
+    for speed in (1, 16):
+        variants.append((f"after_{speed}x", manifest, args.movers, speed, None))
+        if old is not None:
+            variants.append((f"before_{speed}x", manifest, args.movers, speed, old))
     began = time.monotonic()
-    results: dict[str, Any] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in variants}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         try:
-            say("empty map")
-            results["empty"] = measure(context, empty_layout(manifest), 0, 1, args)
-            for speed in (1, 16):
-                say(f"{args.airport}, {args.movers} movers, {speed}x")
-                results[f"after_{speed}x"] = measure(context, manifest, args.movers, speed, args)
-                if old is not None:
-                    say("  the same with the previous map.js")
-                    results[f"before_{speed}x"] = measure(
-                        context, manifest, args.movers, speed, args, old
-                    )
+            # Interleaved rounds: a burst of load elsewhere on the shared machine hits every
+            # variant alike instead of one; each variant's median round is kept.
+            for index in range(args.rounds):
+                for name, shown, movers, speed, source in variants:
+                    say(f"round {index + 1}/{args.rounds}: {name}")
+                    rounds[name].append(measure(context, shown, movers, speed, args, source))
         finally:
             context.close()
             browser.close()
+    results = {}
+    for name, measured in rounds.items():
+        median = sorted(measured, key=lambda r: r["fps"])[len(measured) // 2]
+        results[name] = {**median, "fps_rounds": [r["fps"] for r in measured]}
     ceiling = results["empty"]["fps"]
     for run_result in results.values():
         run_result["ratio_to_empty"] = round(run_result["fps"] / ceiling, 3)
+        # The page's own work per frame against a 60 Hz frame's 16.7 ms: less sensitive to
+        # the machine's load than frames/s (what the shared cores leave for the compositor).
+        run_result["frame_budget_share"] = round(run_result["draw_ms_mean"] / (1000 / 60), 3)
     passed = all(results[f"after_{s}x"]["ratio_to_empty"] >= TARGET_RATIO for s in (1, 16))
     data = {
         "airport": args.airport,
@@ -138,6 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "viewport": "1280x800 @1x, headless Chromium (/usr/bin/chromium)",
         "target": f">= {TARGET_RATIO:.3f} of the empty map's frames/s (55 fps on 60 Hz)",
         "runs": results,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "passed": passed,
         "wall_s": round(time.monotonic() - began, 1),
     }

@@ -106,7 +106,7 @@ export class ApronMap {
     this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
     this.lastTerminalLabels = []; // terminal names the static layer drew (test hook)
     this.lastTerminalBoxes = []; // and where: [{name, x, y, w, h}] in CSS px (test hook)
-    this.staticLayer = new CachedLayer(); // the layout, redrawn on pan / zoom / resize / language
+    this.staticLayer = new CachedLayer(canvas); // the layout under the movers, redrawn on pan / zoom / resize / language
     this.attribution = manifest.layout.attribution ?? null;
     this.showAttribution(canvas.parentElement, this.attribution);
     // What the last frame drew (test hook, window.__replayModel): movers by id with where
@@ -340,7 +340,9 @@ export class ApronMap {
     const ctx = this.ctx;
     const now = performance.now();
     const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language()].join("|");
-    this.staticLayer.drawOnto(ctx, key, this.canvas.width, this.canvas.height, (layer) => this.drawStatic(layer));
+    this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
     this.drawOccupiedStands(ctx, state.stands);
