@@ -429,7 +429,7 @@ def test_attribution_is_optional_and_checked(imported: Imported) -> None:
     read, report = read_reference(json.dumps(document).encode())
     assert read.attribution is None and report.skipped == {}
     document["attribution"] = {"source": "OSM", "text": "x", "license": "ODbL", "url": "ftp://x"}
-    with pytest.raises(ReferenceUnusable, match="^attribution: "):
+    with pytest.raises(ReferenceUnusable, match=r"^attribution: "):
         read_reference(json.dumps(document).encode())
 
 
