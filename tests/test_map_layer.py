@@ -1,7 +1,7 @@
 """The apron map on a real imported layout (LFPG from OpenStreetMap) in Chromium.
 
 The static layout is drawn once into a cached layer: the hook's render counter stays put
-while 150 movers replay and grows by one per zoom. Labels (runways, terminals, depots,
+while 150 movers replay and grows on zoom, pan and a language switch. Labels (runways, terminals, depots,
 stands) never overlap, at any zoom: their boxes come from the map's hook. An OSM layout
 shows its ODbL credit in the map's corner; a layout without a source shows none.
 """
@@ -83,6 +83,12 @@ def test_the_static_layer_is_drawn_once_and_again_only_on_zoom(
     assert panned > before + 1
     frames_pass(page, 20)
     assert renders(page) == panned
+    # A language switch redraws the names (Terminal 1 -> T1 航站楼) once.
+    page.evaluate("() => window.__setLanguage('zh')")
+    frames_pass(page, 5)
+    assert renders(page) == panned + 1
+    names = page.evaluate("() => window.__map.lastTerminalLabels")
+    assert any("航站楼" in name for name in names), names
 
 
 def test_labels_never_overlap_and_thin_out_when_zoomed_out(
