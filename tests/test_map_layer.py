@@ -1,9 +1,9 @@
 """The apron map on a real imported layout (LFPG from OpenStreetMap) in Chromium.
 
 The static layout is drawn once into a cached layer: the hook's render counter stays put
-while 150 movers replay and grows on zoom, pan and a language switch. Labels (runways, terminals, depots,
-stands) never overlap, at any zoom: their boxes come from the map's hook. An OSM layout
-shows its ODbL credit in the map's corner; a layout without a source shows none.
+while 150 movers replay and grows on zoom, pan and a language switch. Labels (runways,
+terminals, depots, stands) never overlap, at any zoom: their boxes come from the map's hook.
+An OSM layout shows its ODbL credit in the map's corner; a layout without a source, none.
 """
 
 from __future__ import annotations
