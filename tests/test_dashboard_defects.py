@@ -648,7 +648,15 @@ def test_cowatchers_see_each_others_filters_and_a_stale_change_is_refused_not_ap
         open_filters(alice)
         tick(alice, "task_statuses", "in_progress")
         open_filters(bob)
-        tick(bob, "stands", manifest_of(bob, view)["layout"]["stands"][0]["stand_id"])
+        # Stands too are typed, not ticked (a real airport has hundreds): one option per id.
+        stand_ids = [s["stand_id"] for s in manifest_of(bob, view)["layout"]["stands"]]
+        offered = bob.page.eval_on_selector_all(
+            "#filter-stand-options option", "els => els.map((e) => e.value)"
+        )
+        assert sorted(offered) == sorted(set(stand_ids))
+        bob.page.get_by_test_id("filter-stand-input").fill(stand_ids[0].lower())
+        bob.page.get_by_test_id("filter-stand-input").press("Enter")
+        assert bob.page.get_by_test_id("filter-stand-chips").inner_text().startswith(stand_ids[0])
         apply_filters(bob)
         after_bob = session_filters(bob)
         assert "stands" in after_bob

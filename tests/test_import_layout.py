@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chunker.batch.reference import ReferenceUnusable, read_reference
 from chunker.batch.run import chunk_day
 from chunker.batch.validate import Rules
 from chunker.format.day import ServiceDay
@@ -410,6 +411,26 @@ def test_a_synthetic_style_day_chunks_onto_the_imported_layout(
     }
     assert len(manifest.layout.stands) == len(reference.stands)
     assert len(manifest.layout.road_edges) == len(reference.road_edges)
+    # OSM data is ODbL: the credit travels from the import to the manifest the page reads.
+    assert manifest.layout.attribution is not None
+    assert manifest.layout.attribution.model_dump() == {
+        "source": "OpenStreetMap",
+        "text": "\u00a9 OpenStreetMap contributors",
+        "license": "ODbL 1.0",
+        "url": "https://www.openstreetmap.org/copyright",
+    }
+
+
+def test_attribution_is_optional_and_checked(imported: Imported) -> None:
+    """A hand-written layout has none (old days still load); a malformed one says why."""
+    reference, _ = imported["EHAM"]
+    document = json.loads(reference.model_dump_json())
+    del document["attribution"]
+    read, report = read_reference(json.dumps(document).encode())
+    assert read.attribution is None and report.skipped == {}
+    document["attribution"] = {"source": "OSM", "text": "x", "license": "ODbL", "url": "ftp://x"}
+    with pytest.raises(ReferenceUnusable, match=r"^attribution: "):
+        read_reference(json.dumps(document).encode())
 
 
 def iso(ms: int) -> str:

@@ -30,6 +30,7 @@ from pydantic_core import from_json
 from chunker.format.encoding import MAX_LISTED_REFERENCE_ISSUES, ReferenceIssue, ReferenceReport
 from chunker.format.records import (
     Airport,
+    Attribution,
     Depot,
     MoverLimits,
     Point,
@@ -111,6 +112,14 @@ def read_reference(data: bytes) -> tuple[Reference, ReferenceReport]:
         limits = MoverLimits.model_validate(document.get("mover_limits") or {})
     except ValidationError as exc:
         raise ReferenceUnusable(f"mover_limits: {_first_error(exc)}") from exc
+    try:
+        attribution = (
+            None
+            if document.get("attribution") is None
+            else Attribution.model_validate(document["attribution"])
+        )
+    except ValidationError as exc:
+        raise ReferenceUnusable(f"attribution: {_first_error(exc)}") from exc
     issues: list[ReferenceIssue] = []
     counts: Counter[str] = Counter()
 
@@ -128,7 +137,7 @@ def read_reference(data: bytes) -> tuple[Reference, ReferenceReport]:
                 )
             )
 
-    for key in sorted(set(document) - set(SECTIONS) - {"airport", "mover_limits"}):
+    for key in sorted(set(document) - set(SECTIONS) - {"airport", "mover_limits", "attribution"}):
         skip(str(key)[:64], None, None, UNKNOWN_SECTION, "not part of reference.json: ignored")
     sections: dict[str, list[Any]] = {}
     for section, (model, id_field) in SECTIONS.items():
@@ -175,5 +184,5 @@ def read_reference(data: bytes) -> tuple[Reference, ReferenceReport]:
             "no usable stand"
             + (f" ({counts.most_common(1)[0][0]}: {counts.most_common(1)[0][1]})" if counts else "")
         )
-    reference = Reference(airport=airport, mover_limits=limits, **sections)
+    reference = Reference(airport=airport, mover_limits=limits, attribution=attribution, **sections)
     return reference, ReferenceReport(skipped=dict(sorted(counts.items())), issues=issues)

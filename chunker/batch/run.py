@@ -405,6 +405,7 @@ class DayJob:
                 runways=reference.runways,
                 road_nodes=reference.road_nodes,
                 road_edges=reference.road_edges,
+                attribution=reference.attribution,
             ),
             inputs=list(self.raw_day.inputs),
         )

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chunker.format.day import HOUR_MS
 from chunker.format.records import (
     Airport,
+    Attribution,
     Depot,
     RoadEdge,
     RoadNode,
@@ -251,6 +252,7 @@ class Layout(BaseModel):
     runways: list[Runway]
     road_nodes: list[RoadNode]
     road_edges: list[RoadEdge]
+    attribution: Attribution | None = None  # the layout's source credit (OSM: ODbL)
 
 
 class Manifest(BaseModel):

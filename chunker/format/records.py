@@ -358,6 +358,29 @@ class MoverLimits(BaseModel):
     )
 
 
+class Attribution(BaseModel):
+    """Where a layout came from and the credit its licence asks for (shown in the map's
+    corner). Optional: hand-written layouts and days chunked before it have none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str = Field(min_length=1, max_length=100, description="e.g. OpenStreetMap")
+    text: str = Field(
+        min_length=1, max_length=200, description="e.g. \u00a9 OpenStreetMap contributors"
+    )
+    license: str = Field(min_length=1, max_length=100, description="e.g. ODbL 1.0")
+    url: str = Field(
+        pattern=r"^https://\S+$", max_length=300, description="where the licence and credit are"
+    )
+
+
+OSM_ATTRIBUTION = Attribution(
+    source="OpenStreetMap",
+    text="\u00a9 OpenStreetMap contributors",
+    license="ODbL 1.0",
+    url="https://www.openstreetmap.org/copyright",
+)
+
+
 class Reference(BaseModel):
     """Everything static about the airport: fleet, stands, depots, buildings, roads.
 
@@ -376,6 +399,7 @@ class Reference(BaseModel):
     road_nodes: list[RoadNode]
     road_edges: list[RoadEdge]
     mover_limits: MoverLimits = Field(default_factory=MoverLimits)
+    attribution: Attribution | None = None
 
 
 RECORD_MODELS: dict[str, type[RawRecord]] = {

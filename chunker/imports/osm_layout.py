@@ -51,6 +51,7 @@ from typing import Any
 from chunker.format.records import (
     AIRPORT_ID_PATTERN,
     ENTITY_ID_PATTERN,
+    OSM_ATTRIBUTION,
     Airport,
     Depot,
     Point,
@@ -989,6 +990,7 @@ class _Importer:
                 )
             ],
             mover_limits=self.overlay.mover_limits,
+            attribution=OSM_ATTRIBUTION,  # ODbL: the credit travels with the data
         )
         return LayoutImport(reference, self.report)
 

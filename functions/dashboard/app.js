@@ -84,6 +84,7 @@ window.__replay = {
       shownClock: app.shown.clock ?? null,
       standLabels: app.map ? app.map.lastStandLabels : [],
       terminalLabels: app.map ? app.map.lastTerminalLabels : [],
+      staticLayerRenders: app.map ? app.map.staticLayer.renders : 0, // the cached layout layer's redraws
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
       streamPosition: app.streamPosition,

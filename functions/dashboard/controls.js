@@ -358,14 +358,10 @@ export class Controls {
   // this viewer's own change on top of it.
 
   buildFilters() {
-    const stands = this.app.manifest.layout.stands
-      .map((s) => s.stand_id)
-      .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     const groups = {
       vehicle_types: enumValues("vehicle_type"),
       task_types: enumValues("task_type"),
       task_statuses: enumValues("task_status"),
-      stands,
     };
     for (const [name, values] of Object.entries(groups)) {
       const box = document.querySelector(`fieldset[data-filter=${name}] .options`);
@@ -425,6 +421,31 @@ export class Controls {
         return option;
       });
     $("filter-vehicle-options").replaceChildren(...vehicleOptions);
+    // Stands: a real airport has hundreds; typed, not ticked. One option per stand id.
+    const stands = new Map(this.app.manifest.layout.stands.map((s) => [s.stand_id, s]));
+    const standOptions = this.standIds().map((id) => {
+      const stand = stands.get(id);
+      const option = document.createElement("option");
+      option.value = id;
+      option.label = `${t(stand.kind === "remote" ? "map.remoteStand" : "map.contactStand")}${stand.terminal_id ? ` · ${stand.terminal_id}` : ""}`;
+      return option;
+    });
+    $("filter-stand-options").replaceChildren(...standOptions);
+  }
+
+  /** The airport's stand ids, once each, in natural order (A2 before A10). */
+  standIds() {
+    const ids = new Set(this.app.manifest.layout.stands.map((s) => s.stand_id));
+    return [...ids].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  }
+
+  /** The stands a typed query names: the stand with that id, else every id it begins. */
+  findStands(query) {
+    const q = query.trim().toUpperCase();
+    if (!q) return [];
+    const ids = this.standIds();
+    const exact = ids.filter((id) => id.toUpperCase() === q);
+    return exact.length ? exact : ids.filter((id) => id.toUpperCase().startsWith(q));
   }
 
   /** The flight (leg) ids a typed query names: an id, a callsign or a flight number. */
@@ -447,10 +468,12 @@ export class Controls {
     const input = fieldset.querySelector("input");
     const query = input.value.trim();
     if (!query) return;
-    const flights = fieldset.dataset.search === "flights";
-    const found = flights ? this.findFlights(query) : this.findVehicles(query);
+    const kind = fieldset.dataset.search;
+    const find = { flights: (q) => this.findFlights(q), vehicles: (q) => this.findVehicles(q), stands: (q) => this.findStands(q) };
+    const found = find[kind](query);
     if (!found.length) {
-      input.setCustomValidity(t(flights ? "filters.noSuchFlight" : "filters.noSuchVehicle", { q: query }));
+      const missing = { flights: "filters.noSuchFlight", vehicles: "filters.noSuchVehicle", stands: "filters.noSuchStand" };
+      input.setCustomValidity(t(missing[kind], { q: query }));
       input.reportValidity();
       return;
     }

@@ -1,7 +1,7 @@
 // The apron map: layout from the manifest on a canvas, vehicles on top, pan and zoom.
 // World coordinates are metres east / south of the airport's reference point (a local
 // equirectangular projection: exact enough over a few kilometres).
-import { fitCanvasToParent } from "./canvas.js";
+import { CachedLayer, LabelGrid, fitCanvasToParent } from "./canvas.js";
 import { label, language } from "./i18n.js";
 
 export const VEHICLE_COLORS = {
@@ -52,6 +52,7 @@ const MAX_SCALE = 12;
 const STAND_BOX_M = 44;
 const STAND_LABEL_PX = 10;
 const STAND_LABEL_GAP_PX = 4;
+const MIN_LABELLED_BOX_PX = 14; // stand boxes at least this big get labels wherever there is room
 
 /** A terminal's name on the map in the page's language ("Terminal 1" -> "T1 航站楼"). */
 export function terminalName(terminal) {
@@ -65,6 +66,16 @@ export function terminalName(terminal) {
 export function depotName(depot) {
   if (language() !== "zh") return depot.name;
   return `${label("vehicle_type", depot.vehicle_type)}停车场`;
+}
+
+/** The area (m²) of a closed outline (shoelace). */
+function polygonArea(outline) {
+  let twice = 0;
+  outline.forEach((a, i) => {
+    const b = outline[(i + 1) % outline.length];
+    twice += a.x * b.y - b.x * a.y;
+  });
+  return Math.abs(twice) / 2;
 }
 
 export class ApronMap {
@@ -93,7 +104,11 @@ export class ApronMap {
     this.selectedId = null;
     this.highlightStand = null; // the stand of the flight jumped to
     this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
-    this.lastTerminalLabels = []; // terminal names the last frame drew (test hook)
+    this.lastTerminalLabels = []; // terminal names the static layer drew (test hook)
+    this.lastTerminalBoxes = []; // and where: [{name, x, y, w, h}] in CSS px (test hook)
+    this.staticLayer = new CachedLayer(canvas); // the layout under the movers, redrawn on pan / zoom / resize / language
+    this.attribution = manifest.layout.attribution ?? null;
+    this.showAttribution(canvas.parentElement, this.attribution);
     // What the last frame drew (test hook, window.__replayModel): movers by id with where
     // and how (faded / hidden), and the stands drawn occupied with the flight on each.
     this.lastModel = { at: null, movers: {}, stands: {} };
@@ -102,6 +117,22 @@ export class ApronMap {
     this.bindPointer();
     new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
     this.resize();
+  }
+
+  /** The layout's source credit in the map's corner (OSM data is ODbL: it must show). */
+  showAttribution(pane, attribution) {
+    pane.querySelector(".map-attribution")?.remove();
+    if (!attribution) return;
+    const credit = document.createElement("div");
+    credit.className = "map-attribution";
+    credit.dataset.testid = "map-attribution";
+    const link = document.createElement("a");
+    link.href = attribution.url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = attribution.license;
+    credit.append(`${attribution.text} · `, link);
+    pane.append(credit);
   }
 
   /** World metres of a position. */
@@ -117,7 +148,13 @@ export class ApronMap {
       .map((e) => [nodes.get(e.from_node), nodes.get(e.to_node)]);
     const stands = layout.stands.map((s) => ({ ...s, at: p(s.position) }));
     const depots = layout.depots.map((d) => ({ ...d, at: p(d.position) }));
-    const terminals = layout.terminals.map((tm) => ({ ...tm, outline: tm.outline.map(p) }));
+    const terminals = layout.terminals.map((tm) => {
+      const outline = tm.outline.map(p);
+      const c = outline.reduce((acc, q) => ({ x: acc.x + q.x, y: acc.y + q.y }), { x: 0, y: 0 });
+      return { ...tm, outline, centre: { x: c.x / outline.length, y: c.y / outline.length }, area: polygonArea(outline) };
+    });
+    // Label priority among terminals: the largest building first.
+    const terminalsByArea = [...terminals].sort((a, b) => b.area - a.area);
     const runways = layout.runways.map((r) => ({ ...r, from: p(r.start), to: p(r.end) }));
     // The apron (not the runways) decides the initial view.
     const points = [
@@ -146,7 +183,7 @@ export class ApronMap {
         stand.labelAbove = i % 2 === 1;
       });
     }
-    return { roads, stands, depots, terminals, runways, bounds, standSpacing };
+    return { roads, stands, depots, terminals, terminalsByArea, runways, bounds, standSpacing };
   }
 
   medianNeighbourDistance(points) {
@@ -293,7 +330,8 @@ export class ApronMap {
   }
 
   /**
-   * Draw one frame.
+   * Draw one frame: the static layout from its cached layer (redrawn only when the view or
+   * the language changed), then what the replay moves on top of it.
    * @param {import("./state.js").ReplayState} state
    * @param {object} options {trails: boolean, vehicleTypes: Map<id,type>, dataTime: number}:
    *   `dataTime` is the replay time the map shows (staleness is measured against it)
@@ -301,6 +339,18 @@ export class ApronMap {
   draw(state, options) {
     const ctx = this.ctx;
     const now = performance.now();
+    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language()].join("|");
+    this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
+    this.drawOccupiedStands(ctx, state.stands);
+    this.drawVehicles(ctx, state, options, now);
+  }
+
+  /** Everything that does not move: drawn into the cached layer, labels decluttered. */
+  drawStatic(ctx) {
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.fillStyle = COLORS.background;
     ctx.fillRect(0, 0, this.width, this.height);
@@ -308,10 +358,10 @@ export class ApronMap {
     this.drawRunways(ctx);
     this.drawRoads(ctx);
     this.drawTerminals(ctx);
-    this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
-    this.drawStands(ctx, state.stands);
+    this.drawStandBoxes(ctx);
     this.drawDepots(ctx);
-    this.drawVehicles(ctx, state, options, now);
+    this.drawLabels(ctx);
+    this.drawScaleBar(ctx);
   }
 
   /** A faint metric grid: scale and orientation at a glance. */
@@ -330,7 +380,13 @@ export class ApronMap {
       ctx.lineTo(this.width, Math.round(y) + 0.5);
     }
     ctx.stroke();
-    // Scale bar, bottom right.
+  }
+
+  /** The scale bar, bottom right, over the layout (the grid's step). */
+  drawScaleBar(ctx) {
+    const step = GRID_STEPS_M.find((m) => m * this.scale >= 70) ?? GRID_STEPS_M[GRID_STEPS_M.length - 1];
+    const px = step * this.scale;
+    ctx.lineWidth = 1;
     const label = step >= 1000 ? `${step / 1000} km` : `${step} m`;
     const x1 = this.width - 16;
     const x0 = x1 - px;
@@ -369,13 +425,6 @@ export class ApronMap {
       ctx.lineTo(b.x, b.y);
       ctx.stroke();
       ctx.setLineDash([]);
-      if (width > 6) {
-        ctx.fillStyle = COLORS.standLabel;
-        ctx.font = `600 11px ${FONT_MONO}`;
-        ctx.textAlign = "left";
-        ctx.textBaseline = "middle";
-        ctx.fillText(r.runway_id, Math.max(a.x, 6) + 4, a.y - width / 2 - 8);
-      }
     }
   }
 
@@ -410,7 +459,6 @@ export class ApronMap {
   }
 
   drawTerminals(ctx) {
-    this.lastTerminalLabels = [];
     for (const tm of this.layout.terminals) {
       ctx.beginPath();
       tm.outline.forEach((q, i) => {
@@ -424,34 +472,19 @@ export class ApronMap {
       ctx.strokeStyle = COLORS.terminalEdge;
       ctx.lineWidth = 1.2;
       ctx.stroke();
-      const c = tm.outline.reduce((acc, q) => ({ x: acc.x + q.x, y: acc.y + q.y }), { x: 0, y: 0 });
-      const centre = this.screen({ x: c.x / tm.outline.length, y: c.y / tm.outline.length });
-      ctx.fillStyle = COLORS.terminalLabel;
-      ctx.font = `600 12px ${FONT_UI}`;
-      ctx.textAlign = "center";
-      ctx.textBaseline = "middle";
-      const name = terminalName(tm);
-      ctx.fillText(name, centre.x, centre.y);
-      this.lastTerminalLabels.push(name);
     }
   }
 
-  drawStands(ctx, occupied) {
-    const box = Math.max(5, STAND_BOX_M * this.scale);
-    // Neighbouring labels need the widest label's width between stands: with less room they
-    // alternate above and below the stands (twice the room); with less than half, none.
-    ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
-    if (this.standLabelWidth === undefined) {
-      this.standLabelWidth = Math.max(0, ...this.layout.stands.map((st) => ctx.measureText(st.stand_id).width));
-    }
-    const needed = this.standLabelWidth + STAND_LABEL_GAP_PX;
-    const spacing = this.layout.standSpacing * this.scale;
-    const stagger = spacing < needed;
-    const showLabels = spacing * 2 >= needed;
-    const labels = [];
+  standBox() {
+    return Math.max(5, STAND_BOX_M * this.scale);
+  }
+
+  drawStandBoxes(ctx) {
+    const box = this.standBox();
     ctx.lineWidth = 1;
     for (const stand of this.layout.stands) {
       const s = this.screen(stand.at);
+      if (s.x < -box || s.y < -box || s.x > this.width + box || s.y > this.height + box) continue;
       const remote = stand.kind === "remote";
       ctx.save();
       ctx.translate(s.x, s.y);
@@ -460,37 +493,132 @@ export class ApronMap {
       if (remote) ctx.setLineDash([3, 2]);
       ctx.strokeRect(-box / 2, -box / 2, box, box);
       ctx.setLineDash([]);
+      ctx.restore();
+    }
+  }
+
+  /**
+   * Every label of the static layer, decluttered: placed in priority order (runways,
+   * terminals, depots, stands), each only where it overlaps no label placed before it, so a
+   * zoomed-out view shows fewer labels instead of a blob. Stand labels try their preferred
+   * side (alternating along a row) first, then the other side.
+   */
+  drawLabels(ctx) {
+    const grid = new LabelGrid(this.width, this.height);
+    const placed = (box) => grid.place(box);
+    // The scale bar and the attribution's corner stay readable: no label goes under them.
+    const corner = this.attribution ? 250 : 130;
+    placed({ x: this.width - corner, y: this.height - (this.attribution ? 52 : 34), w: corner, h: 52 });
+    ctx.fillStyle = COLORS.standLabel;
+    ctx.font = `600 11px ${FONT_MONO}`;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    for (const r of this.layout.runways) {
+      const width = Math.max(3, r.width_m * this.scale);
+      if (width <= 6) continue;
+      const a = this.screen(r.from);
+      const x = Math.max(a.x, 6) + 4;
+      const y = a.y - width / 2 - 8;
+      const w = ctx.measureText(r.runway_id).width;
+      if (placed({ x, y: y - 7, w, h: 14 })) ctx.fillText(r.runway_id, x, y);
+    }
+    this.lastTerminalLabels = [];
+    this.lastTerminalBoxes = [];
+    ctx.fillStyle = COLORS.terminalLabel;
+    ctx.font = `600 12px ${FONT_UI}`;
+    ctx.textAlign = "center";
+    for (const tm of this.layout.terminalsByArea) {
+      const centre = this.screen(tm.centre);
+      const name = terminalName(tm);
+      const w = ctx.measureText(name).width;
+      const box = { x: centre.x - w / 2 - 2, y: centre.y - 8, w: w + 4, h: 16 };
+      if (!placed(box)) continue;
+      ctx.fillText(name, centre.x, centre.y);
+      this.lastTerminalLabels.push(name);
+      this.lastTerminalBoxes.push({ name, ...box });
+    }
+    const depotSize = Math.max(7, 26 * this.scale);
+    if (this.scale > 0.45) {
+      ctx.fillStyle = COLORS.depotLabel;
+      ctx.font = `10px ${FONT_UI}`;
+      ctx.textAlign = "left";
+      for (const depot of this.layout.depots) {
+        const s = this.screen(depot.at);
+        const name = depotName(depot);
+        const x = s.x + depotSize / 2 + 4;
+        if (placed({ x, y: s.y - 6, w: ctx.measureText(name).width, h: 12 })) ctx.fillText(name, x, s.y);
+      }
+    }
+    this.drawStandLabels(ctx, placed);
+  }
+
+  drawStandLabels(ctx, placed) {
+    const box = this.standBox();
+    ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
+    if (this.standLabelWidth === undefined) {
+      this.standLabelWidth = Math.max(0, ...this.layout.stands.map((st) => ctx.measureText(st.stand_id).width));
+    }
+    // Zoomed out, no stand is labelled: neighbouring stands need half the widest label's
+    // width between them (labels alternate sides), or the stand box a readable size (a real
+    // layout has stands close together somewhere; the collision test thins those).
+    const spacing = this.layout.standSpacing * this.scale;
+    this.standLabelsRoomy = spacing >= this.standLabelWidth + STAND_LABEL_GAP_PX;
+    const labels = [];
+    this.lastStandLabels = labels;
+    if (spacing * 2 < this.standLabelWidth + STAND_LABEL_GAP_PX && box < MIN_LABELLED_BOX_PX) return;
+    ctx.fillStyle = COLORS.standLabel;
+    ctx.textAlign = "center";
+    const h = STAND_LABEL_PX + 2;
+    for (const stand of this.layout.stands) {
+      const s = this.screen(stand.at);
+      const width = ctx.measureText(stand.stand_id).width;
+      const w = width + STAND_LABEL_GAP_PX;
+      const sides = stand.labelAbove && !this.standLabelsRoomy ? [true, false] : [false, true];
+      for (const above of sides) {
+        const y = above ? s.y - box / 2 - 2 : s.y + box / 2 + 2;
+        const top = above ? y - h : y;
+        if (!placed({ x: s.x - w / 2, y: top, w, h })) continue;
+        ctx.textBaseline = above ? "bottom" : "top";
+        ctx.fillText(stand.stand_id, s.x, y);
+        labels.push({ id: stand.stand_id, x: s.x, y, above, width, box: { x: s.x - width / 2, y: top, w: width, h } });
+        break;
+      }
+    }
+  }
+
+  /** Per frame: the aircraft on occupied stands (the server's occupancy), the jumped-to stand. */
+  drawOccupiedStands(ctx, occupied) {
+    const box = this.standBox();
+    const labelled = this.standLabelsRoomy && box > 22 ? new Set(this.lastStandLabels.map((l) => l.id)) : null;
+    for (const stand of this.layout.stands) {
       // The server's occupancy (state.stands): the aircraft of a turnaround from on-block
       // to off-block, never re-derived here from flight statuses.
       const flight = occupied.get(stand.stand_id);
+      const highlighted = stand.stand_id === this.highlightStand;
+      if (!flight && !highlighted) continue;
+      const s = this.screen(stand.at);
       if (flight) {
-        this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
         this.lastModel.stands[stand.stand_id] = flight.flight_id;
+        ctx.save();
+        ctx.translate(s.x, s.y);
+        ctx.rotate((stand.heading * Math.PI) / 180);
+        this.drawAircraft(ctx, Math.max(14, 38 * this.scale));
+        ctx.restore();
+        if (labelled && labelled.has(stand.stand_id)) {
+          ctx.fillStyle = COLORS.terminalLabel;
+          ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
+          ctx.textAlign = "center";
+          ctx.textBaseline = "bottom";
+          ctx.fillText(flight.callsign, s.x, s.y - box / 2 - 2);
+        }
       }
-      ctx.restore();
-      if (stand.stand_id === this.highlightStand) {
+      if (highlighted) {
         ctx.strokeStyle = COLORS.selection;
         ctx.lineWidth = 2;
         ctx.strokeRect(s.x - box / 2 - 4, s.y - box / 2 - 4, box + 8, box + 8);
         ctx.lineWidth = 1;
       }
-      if (showLabels) {
-        const above = stagger && stand.labelAbove;
-        ctx.fillStyle = COLORS.standLabel;
-        ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
-        ctx.textAlign = "center";
-        ctx.textBaseline = above ? "bottom" : "top";
-        const y = above ? s.y - box / 2 - 2 : s.y + box / 2 + 2;
-        ctx.fillText(stand.stand_id, s.x, y);
-        labels.push({ id: stand.stand_id, x: s.x, y, above, width: ctx.measureText(stand.stand_id).width });
-        if (flight && box > 22 && !stagger) {
-          ctx.fillStyle = COLORS.terminalLabel;
-          ctx.textBaseline = "bottom";
-          ctx.fillText(flight.callsign, s.x, s.y - box / 2 - 2);
-        }
-      }
     }
-    this.lastStandLabels = labels;
   }
 
   /** A simple airliner silhouette, nose up, `length` px long, at the origin. */
@@ -522,7 +650,6 @@ export class ApronMap {
 
   drawDepots(ctx) {
     const size = Math.max(7, 26 * this.scale);
-    const showLabels = this.scale > 0.45;
     for (const depot of this.layout.depots) {
       const s = this.screen(depot.at);
       ctx.fillStyle = "rgba(15, 23, 42, 0.9)";
@@ -532,13 +659,6 @@ export class ApronMap {
       ctx.rect(s.x - size / 2, s.y - size / 2, size, size);
       ctx.fill();
       ctx.stroke();
-      if (showLabels) {
-        ctx.fillStyle = COLORS.depotLabel;
-        ctx.font = `10px ${FONT_UI}`;
-        ctx.textAlign = "left";
-        ctx.textBaseline = "middle";
-        ctx.fillText(depotName(depot), s.x + size / 2 + 4, s.y);
-      }
     }
   }
 
