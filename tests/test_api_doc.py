@@ -17,7 +17,8 @@ from tests.synthetic_slice import publish_slice
 
 API_MD = Path(__file__).parent.parent / "docs" / "api.md"
 DOC_ORIGIN = "http://127.0.0.1:8000"
-# curl as the examples call it, but a 4xx/5xx answer fails the script (naming the call).
+# curl as the examples call it, but a 4xx/5xx answer fails the script (naming the call),
+# unless the example documents that answer (EXPECT_STATUS, see ``expected_answers``).
 STRICT_CURL = r"""
 set -euo pipefail
 curl() {
@@ -26,18 +27,38 @@ curl() {
     status=${answer##*$'\n'}
     answer=${answer%$'\n'*}
     printf '%s\n' "$answer"
-    if [ "$status" -ge 400 ]; then
+    if [ -n "${EXPECT_STATUS:-}" ]; then
+        if [ "$status" != "$EXPECT_STATUS" ]; then
+            printf 'HTTP %s (documented: %s) from: curl %s\n%s\n' \
+                "$status" "$EXPECT_STATUS" "$*" "$answer" >&2
+            return 1
+        fi
+    elif [ "$status" -ge 400 ]; then
         printf 'HTTP %s from: curl %s\n%s\n' "$status" "$*" "$answer" >&2
         return 1
     fi
 }
 """
+DOCUMENTED_ERROR = re.compile(r"^# ([45]\d\d)\b")
 
 
 def shell_examples(markdown: str) -> list[str]:
     """Every ``sh`` block in document order, except the open-ended stream reads."""
     blocks = re.findall(r"^```sh\n(.*?)^```", markdown, flags=re.S | re.M)
-    return [block for block in blocks if "curl -sN" not in block]
+    return [expected_answers(block) for block in blocks if "curl -sN" not in block]
+
+
+def expected_answers(block: str) -> str:
+    """An example that shows an error answer (a ``# 422 ...`` comment after its curl) must
+    get exactly that answer: its curl runs with ``EXPECT_STATUS``."""
+    lines = block.splitlines()
+    for number, line in enumerate(lines):
+        documented = DOCUMENTED_ERROR.match(line)
+        if documented is None:
+            continue
+        command = max(i for i in range(number) if lines[i].lstrip().startswith("curl "))
+        lines[command] = f"EXPECT_STATUS={documented.group(1)} {lines[command]}"
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
