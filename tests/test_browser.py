@@ -480,65 +480,85 @@ def test_bookmarks_sync_between_cowatchers_and_a_link_opens_the_moment(
     assert alice.errors == []
 
 
-def test_a_late_flight_opens_its_turnaround_gantt_and_a_bar_seeks_to_its_task(
-    server: DemoServer, dashboard: Dashboard, tmp_path: Path
-) -> None:
-    """Issue #19 item 2: the analyst's clicks. The test picks the most delayed departure
-    of the demo, jumps to it, clicks its board row: the Gantt shows every task the API
-    returns, marks the API's critical path (itself checked against an independent
-    computation from raw records in tests/test_turnarounds.py), follows the playhead, and
-    a bar seeks to its task's start."""
-    import httpx
+@pytest.fixture(scope="module")
+def raw_events(server: DemoServer) -> tuple[dict[str, list[Any]], Any]:
+    """The demo's raw flights, tasks and notifications (valid rows, tests/ground_truth.py),
+    as the demo stored them: the independent side of the lateness tests."""
+    from tests.ground_truth import valid_rows
+    from tests.test_page_truth import KEYS, _raw_objects
 
-    day = f"{server.url}/api/replay/airports/XLHI/days/2026-03-14"
-    hits = httpx.get(f"{day}/turnarounds", params={"limit": 500}, timeout=30).json()
-    documents = [
-        httpx.get(f"{day}/turnarounds/{hit['id']}", timeout=30).json()
-        for hit in hits["turnarounds"]
-        if hit["departure"] is not None
-    ]
-    with_path = [d for d in documents if d["critical_path"]]
-    assert with_path, "the demo has departures that went off-block"
-    # The most delayed; among equals (the small demo's departures all leave on time) the
-    # one with the most tasks.
-    worst = max(with_path, key=lambda d: (d["critical_path"]["delay_ms"], len(d["tasks"])))
-    departure = worst["departure"]["id"]
+    objects = _raw_objects(server.log.read_text())
+    return valid_rows({k: v for k, v in objects.items() if "/positions" not in k}, KEYS)
+
+
+def test_three_clicks_from_a_late_flight_to_the_task_and_vehicle_that_made_it_late(
+    raw_events: tuple[dict[str, list[Any]], Any], dashboard: Dashboard, tmp_path: Path
+) -> None:
+    """Issue #19's done-when: from "this flight was late" to the task and vehicle that
+    caused it. The test picks the departure with the largest off-block delay from the raw
+    records the demo stored and computes its critical path itself (the documented rules,
+    tests/test_turnarounds.py's independent computation). Click 1: its board row opens the
+    Gantt, which lists every link of the path with the minutes it added; click 2: the bar
+    of the task behind the link that added most seeks the clock to that task and selects
+    its vehicle on the map."""
+    from tests.test_turnarounds import truth_critical_path, truth_tasks, truth_turnarounds
+
+    rows, _ = raw_events
+    paths = {
+        ta: (legs, path)
+        for ta, legs in truth_turnarounds(rows).items()
+        if (path := truth_critical_path(rows, legs)) is not None
+    }
+    legs, truth = max(paths.values(), key=lambda lp: (lp[1]["delay"], lp[0][0]["id"]))
+    # The demo day is short of vehicles: its worst departure left late because of one.
+    assert truth["delay"] >= 5 * 60_000, "the demo day has a genuinely late departure"
+    departure = next(leg["id"] for leg in legs if leg["movement"] == "departure")
+    # The link that added most; a late vehicle's link is the cause of the task after it.
+    worst = max(range(len(truth["chain"])), key=lambda i: truth["chain"][i][3])
+    kind, link_id, _, added = truth["chain"][worst]
+    assert kind == "vehicle_arrival" and added > 0, "the delay is a vehicle's, not the plan's"
+    task_id = truth["chain"][worst + 1][1]
+    task = truth_tasks(rows, {leg["id"] for leg in legs})[task_id]
 
     dashboard.page.get_by_test_id("jump-flight").select_option(departure)
     row = f"[data-testid=flight-row][data-flight-id='{departure}']"
     dashboard.wait(f'document.querySelector("{row}") !== null')
-    # The board re-orders its rows as the clock moves (a row node may move under the
-    # pointer), so the click goes to the row as found now.
+    # Click 1. The board re-orders its rows as the clock moves (a row node may move under
+    # the pointer), so the click goes to the row as found now.
     dashboard.page.evaluate("selector => document.querySelector(selector).click()", row)
     gantt = dashboard.page.get_by_test_id("turnaround")
     dashboard.page.wait_for_function(
         "() => document.getElementById('turnaround').dataset.state === 'ready'"
     )
-    shown = dashboard.ids("turnaround-task", "data-task-id")
-    assert shown == [task["id"] for task in worst["tasks"]]
+    links = dashboard.page.eval_on_selector_all(
+        "[data-testid=turnaround-link]",
+        "els => els.map(e => [e.dataset.kind, e.dataset.id, Number(e.dataset.addedMs)])",
+    )
+    assert links == [[k, i, a] for k, i, _, a in truth["chain"]]
     critical = dashboard.page.eval_on_selector_all(
         "[data-testid=turnaround-task].critical", "els => els.map(e => e.dataset.taskId)"
     )
-    chain_tasks = [e["id"] for e in worst["critical_path"]["chain"] if e["kind"] == "task"]
-    assert sorted(critical) == sorted(chain_tasks)
-    minutes = round(worst["critical_path"]["delay_ms"] / 60_000)
+    assert sorted(critical) == sorted(i for k, i, _, _ in truth["chain"] if k == "task")
+    minutes = round(truth["delay"] / 60_000)
     assert f"{minutes} min" in dashboard.page.get_by_test_id("turnaround-delay").inner_text()
     dashboard.page.screenshot(path=str(tmp_path / "turnaround.png"))
 
-    first = next(t for t in worst["tasks"] if t["id"] == chain_tasks[0])
+    # Click 2: the bar of that task.
     dashboard.page.locator(
-        f"[data-testid=turnaround-task][data-task-id='{first['id']}'] [data-testid=turnaround-bar]"
+        f"[data-testid=turnaround-task][data-task-id='{task_id}'] [data-testid=turnaround-bar]"
     ).click()
     dashboard.wait(
         "Math.abs(s.clockPosition - arg) < 2000 && Math.abs(s.streamPosition - arg) < 2000",
-        first["started"],
+        task["started"],
     )
+    dashboard.wait("s.selectedVehicle === arg", link_id)
     dashboard.wait(
         "Math.abs(Number(document.querySelector('[data-testid=turnaround-playhead]')"
         ".dataset.at) - arg) < 2000",
-        first["started"],
+        task["started"],
     )
     assert gantt.is_visible()
+    dashboard.page.screenshot(path=str(tmp_path / "turnaround-cause.png"))
     dashboard.page.get_by_test_id("turnaround-close").click()
     assert not gantt.is_visible()
     assert dashboard.errors == []

@@ -86,6 +86,7 @@ window.__replay = {
       terminalLabels: app.map ? app.map.lastTerminalLabels : [],
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
+      selectedVehicle: app.map ? app.map.selectedId ?? null : null,
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {

@@ -195,6 +195,11 @@ const STRINGS = {
     "turnaround.late": "{n} min late",
     "turnaround.travel": "drive {n} min",
     "turnaround.error": "Could not load the turnaround: {msg}",
+    "turnaround.link.on_block": "Inbound {id} on-block",
+    "turnaround.link.vehicle_arrival": "Vehicle {id} arrived",
+    "turnaround.link.task": "{id}",
+    "turnaround.link.off_block": "Off-block",
+    "turnaround.chainTitle": "Critical path, first cause first: minutes each link added",
     "turnaround.legend": "Outline: plan · bar: actual (red: past the planned end) · bold: critical path to off-block · click a bar to jump there",
   },
   zh: {
@@ -389,6 +394,11 @@ const STRINGS = {
     "turnaround.late": "晚 {n} 分钟",
     "turnaround.travel": "行驶 {n} 分钟",
     "turnaround.error": "无法加载过站：{msg}",
+    "turnaround.link.on_block": "进港 {id} 上轮挡",
+    "turnaround.link.vehicle_arrival": "车辆 {id} 到达",
+    "turnaround.link.task": "{id}",
+    "turnaround.link.off_block": "撤轮挡",
+    "turnaround.chainTitle": "关键路径（起因在前）：每一环增加的分钟数",
     "turnaround.legend": "框：计划 · 条：实际（红色：超过计划结束） · 粗体：撤轮挡关键路径 · 点击条形跳转",
   },
 };
