@@ -169,7 +169,7 @@ export class Panels {
       () => {
         const tr = cell("tr");
         tr.setAttribute("data-testid", "flight-row");
-        for (const c of ["callsign", "route", "stand", "time", "time", "time", "delay", "status"]) {
+        for (const c of ["callsign", "route", "stand", "time", "time delay", "time", "status"]) {
           tr.append(cell("td", c));
         }
         return tr;
@@ -181,7 +181,7 @@ export class Panels {
         tr.dataset.flightId = f.id;
         tr.dataset.movement = f.movement;
         tr.dataset.status = f.status;
-        const [callsign, route, stand, sched, est, actual, delay, status] = tr.children;
+        const [callsign, route, stand, sched, est, actual, status] = tr.children;
         const arrow = cell("span", "mv");
         arrow.textContent = f.movement === "arrival" ? "↓" : "↑";
         arrow.title = t(f.movement === "arrival" ? "flights.arrivals" : "flights.departures");
@@ -194,11 +194,12 @@ export class Panels {
         setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");
         est.classList.toggle("late", Boolean(f.estimated && f.estimated > f.scheduled + 5 * 60000));
         this.renderActual(actual, f);
+        // The block delay (docs/api.md, "Lateness") rides on the Est cell: its tooltip
+        // and, once the block time is known, "+N" beside the estimate's place.
         const late = blockDelayMs(f);
         const shown = late === null ? null : Math.round(late / 60000);
-        setText(delay, shown === null ? "" : shown > 0 ? `+${shown}` : String(shown));
-        delay.dataset.delayMs = late === null ? "" : String(late);
-        delay.classList.toggle("late", shown !== null && shown > 5);
+        est.dataset.delayMs = late === null ? "" : String(late);
+        est.title = shown === null ? "" : t("flights.delayTitle", { n: shown > 0 ? `+${shown}` : String(shown) });
         status.replaceChildren(this.badge(`flight-${f.status}`, label("flight_status", f.status)));
       },
     );
@@ -265,7 +266,7 @@ export class Panels {
       () => {
         const tr = cell("tr");
         tr.setAttribute("data-testid", "task-row");
-        for (const c of ["type", "flight", "vehicle", "time", "time", "delay", "status"]) {
+        for (const c of ["type", "flight", "vehicle", "time delay", "status"]) {
           tr.append(cell("td", c));
         }
         return tr;
@@ -280,7 +281,7 @@ export class Panels {
         tr.dataset.status = task.status;
         tr.dataset.vehicleId = task.vehicle_id ?? "";
         tr.classList.toggle("finished", FINISHED.has(task.status));
-        const [type, flight, vehicle, planned, actual, delay, status] = tr.children;
+        const [type, flight, vehicle, planned, status] = tr.children;
         const dot = cell("span", "dot");
         dot.style.background = VEHICLE_COLORS[TASK_TYPE_VEHICLE[task.task_type]] ?? "#94a3b8";
         type.replaceChildren(dot, document.createTextNode(label("task_type", task.task_type)));
@@ -289,15 +290,18 @@ export class Panels {
         flight.replaceChildren(document.createTextNode(callsign), standTag);
         flight.title = task.flight_id ?? "";
         setText(vehicle, task.vehicle_id ?? "—");
-        setText(planned, time.hm(task.planned_start));
-        planned.title = t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) });
-        const ended = task.status === "completed" ? task.actual_end : null;
-        setText(actual, task.actual_start ? `${time.hm(task.actual_start)}–${ended ? time.hm(ended) : "…"}` : "");
+        // On plan: the planned start; late: the delay minutes ("+N", ⏱ when it overran),
+        // the plan, the actual times and both delays in the tooltip.
         const shown = minutes(how.delay);
         const overran = how.overrun !== null && how.overrun >= 60000;
-        setText(delay, shown === null ? "" : `${shown > 0 ? "+" : ""}${shown}${overran ? " ⏱" : ""}`);
-        delay.title = how.delay === null ? "" : t("tasks.lateTitle", { start: minutes(how.startDelay), end: minutes(how.overrun ?? 0) });
-        delay.dataset.delayMs = how.delay === null ? "" : String(how.delay);
+        setText(planned, how.late ? `+${shown}${overran ? "⏱" : ""}` : time.hm(task.planned_start));
+        const ended = task.status === "completed" ? task.actual_end : null;
+        planned.title = [
+          t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) }),
+          task.actual_start ? `${t("tasks.actual")} ${time.hm(task.actual_start)}–${ended ? time.hm(ended) : "…"}` : "",
+          how.delay === null ? "" : t("tasks.lateTitle", { start: minutes(how.startDelay), end: minutes(how.overrun ?? 0) }),
+        ].filter(Boolean).join(" · ");
+        planned.dataset.delayMs = how.delay === null ? "" : String(how.delay);
         tr.dataset.late = String(how.late);
         tr.dataset.overdue = String(how.overdue);
         tr.classList.toggle("late", how.late);
