@@ -290,11 +290,11 @@ export class Panels {
         flight.replaceChildren(document.createTextNode(callsign), standTag);
         flight.title = task.flight_id ?? "";
         setText(vehicle, task.vehicle_id ?? "—");
-        // On plan: the planned start; late: the delay minutes ("+N", ⏱ when it overran),
+        // On plan: the planned start; late: the delay minutes ("+N", ! when it overran),
         // the plan, the actual times and both delays in the tooltip.
         const shown = minutes(how.delay);
         const overran = how.overrun !== null && how.overrun >= 60000;
-        setText(planned, how.late ? `+${shown}${overran ? "⏱" : ""}` : time.hm(task.planned_start));
+        setText(planned, how.late ? `+${shown}${overran ? "!" : ""}` : time.hm(task.planned_start));
         const ended = task.status === "completed" ? task.actual_end : null;
         planned.title = [
           t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) }),
