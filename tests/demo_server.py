@@ -15,7 +15,7 @@ from functions.local.stack import free_port, stop_process, wait_for_http
 from tests.conftest import DAY_CACHE_VARIABLE
 
 # A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
-SMALL_DAY = ["--vehicles", "40", "--flights", "60", "--start-hour", "6", "--hours", "3"]
+SMALL_DAY = ["--vehicles", "20", "--flights", "80", "--start-hour", "6", "--hours", "3"]
 
 
 @dataclass(frozen=True)

@@ -307,7 +307,10 @@ def _t_id(row: Row) -> tuple[int, str]:
     return row["t"], row["id"]
 
 
-TASK_REF = ("id", "t", "task_type", "status", "flight_id", "stand", "actual_end")
+TASK_REF = (
+    "id", "t", "task_type", "status", "flight_id", "stand",
+    "planned_start", "planned_end", "actual_start", "actual_end",
+)  # fmt: skip
 ACTIVE = {"en_route": 1, "arrived": 2, "in_progress": 3}
 
 

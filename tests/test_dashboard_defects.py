@@ -419,8 +419,9 @@ def test_chinese_translates_what_a_user_reads_and_renders_with_cjk_fonts(
         assert HAN.search(note["text"]) and HAN.search(note["code"]), note
         assert note["translated"] == "true", note
         # Every number and id of the raw sentence is in the translation.
+        # (a token ending a clause keeps its colon in English only: "stand 307: BUS-03")
         for token in re.findall(r"[A-Z]*\d[\w\-:]*", note["raw"]):
-            assert token in note["text"], (token, note)
+            assert token.rstrip(":") in note["text"], (token, note)
 
     # A vehicle card open, then no English word left on the page.
     page.locator('[data-testid=task-row]:not([data-vehicle-id=""])').first.click()

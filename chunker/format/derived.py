@@ -49,7 +49,12 @@ LEFT_STATUSES = frozenset({"off_block", "departed"})
 ON_STAND_ARRIVAL = frozenset({"on_block", "boarding"})
 ACTIVE_TASK_RANK = {"en_route": 1, "arrived": 2, "in_progress": 3}
 FINISHED = frozenset({"completed", "cancelled"})
-TASK_REF_FIELDS = ("id", "t", "task_type", "status", "flight_id", "stand", "actual_end")
+# The planned window and actual start travel with the task so the page can tell, at any
+# replay time, whether the vehicle is late for it (docs/api.md, "Lateness").
+TASK_REF_FIELDS = (
+    "id", "t", "task_type", "status", "flight_id", "stand",
+    "planned_start", "planned_end", "actual_start", "actual_end",
+)  # fmt: skip
 
 
 def turnaround_key(flight: Row) -> str:

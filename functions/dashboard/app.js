@@ -87,6 +87,7 @@ window.__replay = {
       staticLayerRenders: app.map ? app.map.staticLayer.renders : 0, // the cached layout layer's redraws
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
+      selectedVehicle: app.map ? app.map.selectedId ?? null : null,
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {

@@ -3,6 +3,7 @@
 // equirectangular projection: exact enough over a few kilometres).
 import { CachedLayer, LabelGrid, fitCanvasToParent } from "./canvas.js";
 import { label, language } from "./i18n.js";
+import { lateness } from "./lateness.js";
 
 export const VEHICLE_COLORS = {
   fuel_truck: "#fb923c",
@@ -25,6 +26,7 @@ export const STATE_RINGS = {
 
 const COLORS = {
   background: "#0a0f18",
+  late: "#ef4444",
   grass: "#0d1420",
   runway: "#1a202b",
   runwayMark: "rgba(226, 232, 240, 0.55)",
@@ -702,7 +704,10 @@ export class ApronMap {
       const fresh = freshness.get(id);
       const { lat, lon, t: fix } = vehicle.row;
       const moving = vehicle.duration > 0 && now < vehicle.start + vehicle.duration;
-      this.lastModel.movers[id] = { drawn: fresh !== "hidden", faded: fresh === "faded", lat, lon, fix, x: s.x, y: s.y, moving };
+      // Late for its task (docs/api.md, "Lateness"): a red ring.
+      const task = state.vehicleTask(id).current;
+      const late = task !== null && lateness(task, options.dataTime).lateNow;
+      this.lastModel.movers[id] = { drawn: fresh !== "hidden", faded: fresh === "faded", lat, lon, fix, x: s.x, y: s.y, moving, late };
       if (fresh === "hidden") continue;
       drawn.set(id, s);
       if (s.x < -40 || s.y < -40 || s.x > this.width + 40 || s.y > this.height + 40) continue;
@@ -719,6 +724,13 @@ export class ApronMap {
         ctx.arc(0, 0, size * 0.95, 0, Math.PI * 2);
         ctx.stroke();
         ctx.globalAlpha = 1;
+      }
+      if (late) {
+        ctx.strokeStyle = COLORS.late;
+        ctx.lineWidth = 2;
+        ctx.beginPath();
+        ctx.arc(0, 0, size * 1.15, 0, Math.PI * 2);
+        ctx.stroke();
       }
       if (vehicleState === "servicing" && fresh === "fresh") {
         ctx.fillStyle = `rgba(34, 197, 94, ${0.12 + 0.18 * pulse})`;

@@ -4,6 +4,7 @@
 import { label, language, t } from "./i18n.js";
 import { VEHICLE_COLORS } from "./map.js";
 import { noticeKind, noticeText } from "./notices.js";
+import { lateness, minutes } from "./lateness.js";
 import { FINISHED } from "./state.js";
 
 const FLIGHT_WINDOW_BEFORE_MS = 45 * 60000; // a board shows what is about to happen
@@ -59,6 +60,15 @@ function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+/** A flight's block delay as known now (docs/api.md, "Lateness"): the actual on-block /
+ * off-block once reached, else the estimate, minus the schedule; null when neither. */
+function blockDelayMs(flight) {
+  const atBlock = flight.actual !== null && flight.actual !== undefined
+    && ACTUAL_MILESTONE[flight.status] === (flight.movement === "arrival" ? "on_block" : "off_block");
+  const at = atBlock ? flight.actual : flight.estimated ?? null;
+  return at === null ? null : at - flight.scheduled;
+}
+
 function bestTime(flight) {
   return flight.actual ?? flight.estimated ?? flight.scheduled;
 }
@@ -89,6 +99,18 @@ export class Panels {
         this.lastRender = null;
       });
     }
+    this.lateOnly = false;
+    this.taskSort = "plan";
+    const lateOnly = document.querySelector("[data-testid=task-late-only]");
+    lateOnly?.addEventListener("change", () => {
+      this.lateOnly = lateOnly.checked;
+      this.lastRender = null;
+    });
+    const sort = document.querySelector("[data-testid=task-sort]");
+    sort?.addEventListener("change", () => {
+      this.taskSort = sort.value;
+      this.lastRender = null;
+    });
     this.taskBody.addEventListener("click", (e) => {
       const row = e.target.closest("tr[data-vehicle-id]");
       if (row && row.dataset.vehicleId) this.onPickVehicle(row.dataset.vehicleId);
@@ -126,7 +148,7 @@ export class Panels {
     if (key === this.lastRender) return;
     this.lastRender = key;
     this.renderFlights(state, clock);
-    this.renderTasks(state);
+    this.renderTasks(state, clock);
     this.renderNotifications(state);
   }
 
@@ -147,7 +169,7 @@ export class Panels {
       () => {
         const tr = cell("tr");
         tr.setAttribute("data-testid", "flight-row");
-        for (const c of ["callsign", "route", "stand", "time", "time", "time", "status"]) {
+        for (const c of ["callsign", "route", "stand", "time", "time delay", "time", "status"]) {
           tr.append(cell("td", c));
         }
         return tr;
@@ -172,6 +194,12 @@ export class Panels {
         setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");
         est.classList.toggle("late", Boolean(f.estimated && f.estimated > f.scheduled + 5 * 60000));
         this.renderActual(actual, f);
+        // The block delay (docs/api.md, "Lateness") rides on the Est cell: its tooltip
+        // and, once the block time is known, "+N" beside the estimate's place.
+        const late = blockDelayMs(f);
+        const shown = late === null ? null : Math.round(late / 60000);
+        est.dataset.delayMs = late === null ? "" : String(late);
+        est.title = shown === null ? "" : t("flights.delayTitle", { n: shown > 0 ? `+${shown}` : String(shown) });
         status.replaceChildren(this.badge(`flight-${f.status}`, label("flight_status", f.status)));
       },
     );
@@ -216,14 +244,19 @@ export class Panels {
     box.scrollTop += rowBox.top - boxBox.top - header - (box.clientHeight - header - rowBox.height) / 2;
   }
 
-  renderTasks(state) {
-    const tasks = [...state.tasks.values()].sort((a, b) => {
+  renderTasks(state, clock) {
+    const late = new Map([...state.tasks.values()].map((task) => [task.id, lateness(task, clock)]));
+    const byPlan = (a, b) => {
       const fa = FINISHED.has(a.status) ? 1 : 0;
       const fb = FINISHED.has(b.status) ? 1 : 0;
       if (fa !== fb) return fa - fb;
       if (fa) return b.t - a.t || a.id.localeCompare(b.id); // finished: latest first
       return a.planned_start - b.planned_start || a.id.localeCompare(b.id);
-    });
+    };
+    const byLate = (a, b) => (late.get(b.id).delay ?? -Infinity) - (late.get(a.id).delay ?? -Infinity) || byPlan(a, b);
+    const tasks = [...state.tasks.values()]
+      .filter((task) => !this.lateOnly || late.get(task.id).late)
+      .sort(this.taskSort === "late" ? byLate : byPlan);
     const time = this.time;
     const lang = language();
     syncRows(
@@ -233,14 +266,15 @@ export class Panels {
       () => {
         const tr = cell("tr");
         tr.setAttribute("data-testid", "task-row");
-        for (const c of ["type", "flight", "vehicle", "time", "status"]) {
+        for (const c of ["type", "flight", "vehicle", "time delay", "status"]) {
           tr.append(cell("td", c));
         }
         return tr;
       },
       (tr, task) => {
         const callsign = this.callsign(task.flight_id, state);
-        const signature = `${lang}|${task.t}|${task.status}|${task.vehicle_id}|${callsign}`;
+        const how = late.get(task.id);
+        const signature = `${lang}|${task.t}|${task.status}|${task.vehicle_id}|${callsign}|${how.delay}|${how.overdue}`;
         if (tr.dataset.signature === signature) return;
         tr.dataset.signature = signature;
         tr.dataset.taskId = task.id;
@@ -256,8 +290,21 @@ export class Panels {
         flight.replaceChildren(document.createTextNode(callsign), standTag);
         flight.title = task.flight_id ?? "";
         setText(vehicle, task.vehicle_id ?? "—");
-        setText(planned, time.hm(task.planned_start));
-        planned.title = t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) });
+        // On plan: the planned start; late: the delay minutes ("+N", ! when it overran),
+        // the plan, the actual times and both delays in the tooltip.
+        const shown = minutes(how.delay);
+        const overran = how.overrun !== null && how.overrun >= 60000;
+        setText(planned, how.late ? `+${shown}${overran ? "!" : ""}` : time.hm(task.planned_start));
+        const ended = task.status === "completed" ? task.actual_end : null;
+        planned.title = [
+          t("tasks.plannedWindow", { start: time.hm(task.planned_start), end: time.hm(task.planned_end) }),
+          task.actual_start ? `${t("tasks.actual")} ${time.hm(task.actual_start)}–${ended ? time.hm(ended) : "…"}` : "",
+          how.delay === null ? "" : t("tasks.lateTitle", { start: minutes(how.startDelay), end: minutes(how.overrun ?? 0) }),
+        ].filter(Boolean).join(" · ");
+        planned.dataset.delayMs = how.delay === null ? "" : String(how.delay);
+        tr.dataset.late = String(how.late);
+        tr.dataset.overdue = String(how.overdue);
+        tr.classList.toggle("late", how.late);
         status.replaceChildren(this.badge(`task-${task.status}`, label("task_status", task.status)));
       },
     );

@@ -93,6 +93,7 @@ export class TurnaroundView {
       delay.dataset.testid = "turnaround-delay";
       head.append(delay);
     }
+    const links = this.chainList(chain);
     const closer = el("button", "tool", "×");
     closer.type = "button";
     closer.title = t("turnaround.close");
@@ -154,7 +155,41 @@ export class TurnaroundView {
     chart.append(this.playhead);
 
     const legend = el("p", "muted ta-legend", t("turnaround.legend"));
-    this.root.replaceChildren(head, chart, legend);
+    this.root.replaceChildren(...[head, links, chart, legend].filter(Boolean));
+  }
+
+  /** The critical path as read, first cause first: each link and the minutes it added
+   * (the API's `added_ms`); a task link seeks to its task and selects its vehicle, a
+   * late vehicle's link selects that vehicle. */
+  chainList(chain) {
+    if (!chain.length) return null;
+    const list = el("ol", "ta-chain");
+    list.dataset.testid = "turnaround-chain";
+    list.title = t("turnaround.chainTitle");
+    const tasks = new Map((this.document?.tasks ?? []).map((task) => [task.id, task]));
+    for (const [i, link] of chain.entries()) {
+      const minutes = Math.round(link.added_ms / 60_000);
+      const task = link.kind === "task" ? tasks.get(link.id) : null;
+      const what = task ? label("task_type", task.task_type) : link.id;
+      const item = el("li", minutes > 0 ? "late" : "",
+        `${t(`turnaround.link.${link.kind}`, { id: what })} ${minutes > 0 ? "+" : ""}${minutes} min`);
+      item.dataset.testid = "turnaround-link";
+      item.dataset.kind = link.kind;
+      item.dataset.id = link.id;
+      item.dataset.addedMs = String(link.added_ms);
+      // A late vehicle is the cause of the task after it: one click seeks there too.
+      const target = task ?? (link.kind === "vehicle_arrival" ? tasks.get(chain[i + 1]?.id) : null);
+      if (target && target.started !== null) {
+        item.classList.add("link");
+        item.addEventListener("click", () => {
+          this.deps.onSeek(target.started);
+          const vehicle = link.kind === "vehicle_arrival" ? link.id : target.vehicle_id;
+          if (vehicle) this.deps.onPickVehicle(vehicle);
+        });
+      }
+      list.append(item);
+    }
+    return list;
   }
 
   /** Move the playhead to the replay clock (every frame; cheap). */
