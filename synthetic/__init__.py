@@ -111,12 +111,15 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
     tally = Tally()
     messy_rng = random.Random(f"{settings.seed}:messy")
 
-    for kind, records in (("flights", flights), ("tasks", tasks), ("notifications", notifications)):
+    def record_file(kind: str, records: list[Record], rng: random.Random) -> None:
         inside = sorted((r for r in records if lo <= r[0] < hi), key=_record_order)
         lines = [orjson.dumps(record) for _, record in inside]
         counts[kind] += len(lines)
-        lines = mess_up(kind, lines, settings.messy_fraction, messy_rng, tally)
+        lines = mess_up(kind, lines, settings.messy_fraction, rng, tally)
         objects[keys.raw_file(kind)] = _gzip(lines)
+
+    for kind, records in (("flights", flights), ("tasks", tasks), ("notifications", notifications)):
+        record_file(kind, records, messy_rng)
 
     for hour in range(settings.start_hour, settings.start_hour + settings.hours):
         h_lo, h_hi = day.hour_window(hour)
@@ -131,6 +134,11 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
         lines = mess_up("positions", lines, settings.messy_fraction, messy_rng, tally)
         objects[keys.raw_file("positions", hour)] = _gzip(lines)
         say(f"hour {hour:02d}: {len(fixes):,} GPS fixes")
+
+    # Decisions last, messed up by their own generator: the other kinds' bytes stay as they
+    # were before decisions were recorded.
+    decisions = recorder.decisions(planner.decisions)
+    record_file("decisions", decisions, random.Random(f"{settings.seed}:messy:decisions"))
 
     counts.subtract(tally.lost)
     return GeneratedDay(

@@ -6,6 +6,10 @@ time with the shortest drive (ties go to the less busy vehicle); if none can be 
 the one that can be there first — and the task runs late. Between tasks a vehicle drives
 straight on, or goes back to its depot when the gap is long enough.
 
+Every assignment is recorded as a *decision* (``Planner.decisions``) from the candidate
+loop's own values at that instant: each candidate's start, ETA, lateness, busy-ness and
+its score under ``RULE`` (lower is better), so a replay can show who could have gone.
+
 The result is a list of *legs* per vehicle (drive, wait, service, idle), from which
 ``synthetic.gps`` samples GPS fixes.
 """
@@ -25,6 +29,12 @@ PUSHBACK_MS = 4 / 3.6
 PUSHBACK_DISTANCE_M = 70.0
 HOME_MARGIN_MS = 10 * MINUTE  # go back to the depot only if it will be there this long
 REASSIGN_SHARE = 0.03
+# The rule the planner dispatches by, as its decisions name it; the score it gives a
+# candidate is LATE_WEIGHT per started ON_TIME_GRACE_MS of lateness, plus its drive and
+# a twentieth of its busy time (ms); ties go to the first vehicle in fleet order.
+RULE = "on_time_then_shortest_drive"
+ON_TIME_GRACE_MS = 30_000
+LATE_WEIGHT = 1_000_000_000
 
 # Where each task's vehicle stands, in the aircraft frame (metres forward, metres right).
 SERVICE_POINTS: dict[tuple[TaskType, str], tuple[float, float]] = {
@@ -95,6 +105,35 @@ class Alert:
     vehicle_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Considered:
+    """One candidate of a decision, as the candidate loop saw it."""
+
+    vehicle_id: str
+    state: VehicleState | None  # None where the planner does not know it
+    origin: Spot  # where its drive to the task would start
+    free_at: int
+    eta: int  # depart + travel: when it would be at the aircraft
+    on_time: bool  # within ON_TIME_GRACE_MS of the required time
+    busy_ms: int
+    score: int  # under RULE; lower is better
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the dispatcher decided about a task, and what it considered."""
+
+    t: int
+    task: Task
+    kind: str  # chunker.format.records.DecisionKind
+    vehicle_id: str
+    required_at: int
+    rule: str
+    candidates: tuple[Considered, ...] = ()
+    previous_vehicle_id: str | None = None
+    reason: str | None = None
+
+
 def service_spot(stand: StandSpot, task: Task, widebody: bool) -> Spot:
     """The point next to the aircraft where this task's vehicle works."""
     forward, right = SERVICE_POINTS[(task.task_type, task.template.suffix)]
@@ -116,6 +155,7 @@ class Planner:
         self.day_end = day_end
         self.rng = rng
         self.alerts: list[Alert] = []
+        self.decisions: list[Decision] = []
         self.vehicles: list[VehicleDay] = []
         for index, vehicle in enumerate(layout.fleet):
             depot = layout.depots[vehicle.vehicle_type]
@@ -171,11 +211,14 @@ class Planner:
             desired = ready - round(task.template.lead_min * MINUTE)
             target = service_spot(ta.stand, task, ta.widebody)
             best: tuple[tuple[int, int, int], VehicleDay, Spot, int, int] | None = None
+            # The loop's own inputs, for the decision record: (vehicle, origin, ETA, key).
+            seen: list[tuple[VehicleDay, Spot, int, tuple[int, int, int]]] = []
             for vd in self.by_type[task.vehicle_type.value]:
                 origin, depart, travel = self._departure(vd, target, desired)
                 arrive = depart + travel
                 lateness = max(0, arrive - desired)
-                key = (lateness // 30_000, travel + vd.busy_ms // 20, vd.index)
+                key = (lateness // ON_TIME_GRACE_MS, travel + vd.busy_ms // 20, vd.index)
+                seen.append((vd, origin, arrive, key))
                 if best is None or key < best[0]:
                     best = (key, vd, origin, depart, travel)
             assert best is not None
@@ -189,6 +232,7 @@ class Planner:
             if task.task_type is TaskType.PUSHBACK:
                 task.end = task.start + max(task.duration, 3 * MINUTE)
             self._assignment_times(task, vd)
+            self._record_decisions(task, vd, desired, seen)
             vd.free_at = task.end
             vd.busy_ms += task.end - task.depart
             at = self._pushed_to(task, target) if task.task_type is TaskType.PUSHBACK else target
@@ -257,6 +301,64 @@ class Planner:
                     vd.vehicle.vehicle_id,
                 )
             )
+
+    def _record_decisions(
+        self,
+        task: Task,
+        chosen: VehicleDay,
+        desired: int,
+        seen: list[tuple[VehicleDay, Spot, int, tuple[int, int, int]]],
+    ) -> None:
+        """The task's decisions, from the candidate loop's values (before ``chosen`` takes
+        the task): a by-hand first assignment then the rule's reassignment, or the rule's
+        assignment — an escalation when no candidate could be on time."""
+        decided = task.assigned if task.reassigned is None else task.reassigned
+        candidates = tuple(
+            Considered(
+                vd.vehicle.vehicle_id,
+                _state_at(vd, decided),
+                origin,
+                vd.free_at,
+                eta,
+                key[0] == 0,
+                vd.busy_ms,
+                key[0] * LATE_WEIGHT + key[1],
+            )
+            for vd, origin, eta, key in seen
+        )
+        vehicle_id = chosen.vehicle.vehicle_id
+        if task.first_vehicle_id is not None and task.reassigned is not None:
+            self.decisions.append(
+                Decision(
+                    task.assigned,
+                    task,
+                    "assign",
+                    task.first_vehicle_id,
+                    desired,
+                    "manual",
+                    reason="assigned by an operator",
+                )
+            )
+            self.decisions.append(
+                Decision(
+                    decided,
+                    task,
+                    "reassign",
+                    vehicle_id,
+                    desired,
+                    RULE,
+                    candidates,
+                    task.first_vehicle_id,
+                    f"auto-dispatch: {vehicle_id} scores better than {task.first_vehicle_id}",
+                )
+            )
+            return
+        on_time = any(c.on_time for c in candidates)
+        kind = "assign" if on_time else "escalate_no_vehicle"
+        reason = None if on_time else "no vehicle can be on time: the first to arrive is sent"
+        self.decisions.append(
+            Decision(decided, task, kind, vehicle_id, desired, RULE, candidates, reason=reason)
+        )
 
     def _minutes(self, low: float, high: float) -> int:
         return round(self.rng.uniform(low, high) * 60) * 1000
@@ -350,6 +452,21 @@ class Planner:
             push_end, task.end, VehicleState.SERVICING, ((end.x, end.y),), heading=heading
         )
         return [moving, release]
+
+
+def _state_at(vd: VehicleDay, t: int) -> VehicleState | None:
+    """What the vehicle is doing at ``t`` by the jobs planned so far (later jobs start
+    after them); None between jobs away from the depot (returning or waiting)."""
+    for task, _, _ in reversed(vd.jobs):
+        if task.depart <= t:
+            if t < task.arrive:
+                return VehicleState.EN_ROUTE
+            if t < task.start:
+                return VehicleState.WAITING
+            if t < task.end:
+                return VehicleState.SERVICING
+            return None
+    return VehicleState.IDLE
 
 
 def _with_state(leg: Leg, state: VehicleState) -> Leg:

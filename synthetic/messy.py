@@ -69,6 +69,7 @@ REQUIRED = {
     "tasks": "status",
     "flights": "status",
     "notifications": "level",
+    "decisions": "decision",
 }
 
 

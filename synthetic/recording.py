@@ -1,5 +1,6 @@
 """What the dispatch system recorded about the simulated day: flight events, task status
-transitions and notifications, as raw records (dicts in the raw-data contract's shape)."""
+transitions, notifications and dispatch decisions, as raw records (dicts in the raw-data
+contract's shape)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import random
 from typing import Any
 
 from chunker.format.day import ServiceDay
-from synthetic.dispatch import Alert
+from synthetic.dispatch import Alert, Decision
 from synthetic.gps import LocalClock
+from synthetic.layout import to_lat_lon
 from synthetic.schedule import MINUTE, Leg, Programme, Task, Turnaround
 
 Record = tuple[int, dict[str, Any]]  # (t, record)
@@ -241,3 +243,43 @@ class Recorder:
             )
             for n, alert in enumerate(ordered, start=1)
         ]
+
+    # --- dispatch decisions ------------------------------------------------------------------
+
+    def decisions(self, decisions: list[Decision]) -> list[Record]:
+        """Every dispatch decision as a record: the candidates as the planner saw them."""
+        text = self.clock.text
+        out: list[Record] = []
+        for decision in decisions:
+            task = decision.task
+            candidates = []
+            for c in decision.candidates:
+                lat, lon = to_lat_lon(c.origin.x, c.origin.y)
+                candidates.append(
+                    {
+                        "vehicle_id": c.vehicle_id,
+                        "state": None if c.state is None else c.state.value,
+                        "lat": round(lat, 7),
+                        "lon": round(lon, 7),
+                        "free_at": text(c.free_at),
+                        "eta": text(c.eta),
+                        "on_time": c.on_time,
+                        "busy_ms": c.busy_ms,
+                        "score": c.score,
+                    }
+                )
+            record: dict[str, Any] = {
+                "t": text(decision.t),
+                "task_id": task.task_id,
+                "flight_id": task.flight_id,
+                "decision": decision.kind,
+                "vehicle_id": decision.vehicle_id,
+                "previous_vehicle_id": decision.previous_vehicle_id,
+                "reason": decision.reason,
+                "rule": decision.rule,
+                "stand": task.turnaround.stand_at(task.created).stand_id,
+                "required_at": text(decision.required_at),
+                "candidates": candidates,
+            }
+            out.append((decision.t, record))
+        return out

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from chunker.batch.validate import (
     AREA_MARGIN_DEG,
     MAX_LINE_BYTES,
+    decision_row,
     flight_row,
     notification_row,
     position_row,
@@ -25,7 +26,13 @@ from chunker.batch.validate import (
 )
 from chunker.format.day import ServiceDay
 from chunker.format.keys import DayKeys, classify_raw_key
-from chunker.format.records import RECORD_MODELS, Reference, VehiclePosition
+from chunker.format.records import (
+    RECORD_MODELS,
+    DecisionCandidate,
+    DispatchDecision,
+    Reference,
+    VehiclePosition,
+)
 from chunker.format.state import RECENT_NOTIFICATIONS
 
 BUILDERS: dict[str, Any] = {
@@ -33,6 +40,7 @@ BUILDERS: dict[str, Any] = {
     "tasks": task_row,
     "flights": flight_row,
     "notifications": notification_row,
+    "decisions": decision_row,
 }
 Row = dict[str, Any]
 
@@ -68,6 +76,28 @@ def _position_record(line: bytes) -> Any:
         return VehiclePosition.model_validate(
             {k: v for k, v in document.items() if k not in OPTIONAL}
         )
+
+
+def _decision_record(line: bytes) -> Any:
+    """The decisions' tolerance restated: each candidate on its own; the decision is kept
+    with the valid ones if the rest of it is valid."""
+    try:
+        return DispatchDecision.model_validate_json(line)
+    except ValidationError as exc:
+        try:
+            document = json.loads(line)
+        except ValueError:
+            raise exc from None
+        if not isinstance(document, dict) or not isinstance(document.get("candidates"), list):
+            raise exc from None
+        valid = []
+        for candidate in document["candidates"]:
+            try:
+                DecisionCandidate.model_validate(candidate)
+            except ValidationError:
+                continue
+            valid.append(candidate)
+        return DispatchDecision.model_validate({**document, "candidates": valid})
 
 
 OPTIONAL = ("heading", "speed_kmh", "on_ground", "altitude_m")
@@ -167,6 +197,8 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
             try:
                 if raw_file.kind == "positions":
                     record = _position_record(line)
+                elif raw_file.kind == "decisions":
+                    record = _decision_record(line)
                 else:
                     record = RECORD_MODELS[raw_file.kind].model_validate_json(line)
             except ValidationError:
@@ -193,6 +225,13 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
                 or (vehicle_id is not None and vehicle_id not in vehicles)
             ):
                 continue
+            if raw_file.kind == "decisions":
+                if (row["stand"] is not None and row["stand"] not in stands) or not {
+                    row["vehicle_id"],
+                    row["previous_vehicle_id"],
+                } <= vehicles | {None}:
+                    continue
+                row["candidates"] = [c for c in row["candidates"] if c["vehicle_id"] in vehicles]
             if latest.get((row["id"], t)) == row:
                 continue  # a duplicate: repeats the latest record of this entity and time
             latest[(row["id"], t)] = row
@@ -221,6 +260,8 @@ def state_at(
     latest: dict[str, dict[str, Row]] = {"positions": {}, "tasks": {}, "flights": {}}
     recent: deque[Row] = deque(maxlen=RECENT_NOTIFICATIONS)
     for kind, kind_rows in rows.items():
+        if kind == "decisions":  # validated and counted; not replay state (yet)
+            continue
         for row in kind_rows:
             if row["t"] >= horizon:
                 break

@@ -216,6 +216,7 @@ def build_raw_day(
                     "estimated": iso(sched + step * 600_000, 1),
                 },
             )
+    assignments: list[tuple[int, dict[str, Any], str]] = []
     for n in range(max(3, (end - start) // 600_000)):
         t0 = start + rng.randrange(0, end - start - 60_000)
         task = {
@@ -239,6 +240,8 @@ def build_raw_day(
             if status == "completed":
                 record["actual_end"] = iso(t, 0)
             builder.add("tasks", t, record)
+            if status == "assigned":
+                assignments.append((t, task, record["vehicle_id"]))
             previous = status
             t += rng.choice([0, 0, 400, 1000, 9000])  # zero: two transitions in one ms
             if t >= end:
@@ -256,26 +259,75 @@ def build_raw_day(
                 "text": f"Task late 迟到 {n}\n!",
             },
         )
+    _add_decisions(builder, assignments, vehicle_ids, random.Random(seed * 7919 + 1))
     if messy:
         _make_messy(builder, start, end)
     return builder
 
 
+def _add_decisions(
+    builder: RawDayBuilder,
+    assignments: list[tuple[int, dict[str, Any], str]],
+    vehicle_ids: list[str],
+    rng: random.Random,
+) -> None:
+    """A decision behind every assignment (its own generator: the other kinds' lines are
+    what they were before decisions existed), with candidates a real export might have:
+    some only partly described, some outside the fleet (dropped), some broken (dropped)."""
+    for n, (t, task, vehicle_id) in enumerate(assignments):
+        candidates: list[dict[str, Any]] = []
+        for other in rng.sample(vehicle_ids, rng.randrange(1, len(vehicle_ids) + 1)):
+            eta = t + rng.randrange(60_000, 900_000)
+            candidates.append(
+                {
+                    "vehicle_id": other,
+                    "state": rng.choice(["idle", "en_route", "servicing", None]),
+                    "eta": iso(eta, 0),
+                    "on_time": rng.random() < 0.7,
+                    "busy_ms": rng.randrange(0, 3_600_000),
+                    "score": round(rng.uniform(0, 1e6), 3),
+                }
+            )
+        if rng.random() < 0.2:
+            candidates.append({"vehicle_id": "GHOST-7", "score": 1.0})  # outside the fleet
+        if rng.random() < 0.2:
+            candidates.insert(0, {"vehicle_id": vehicle_ids[0], "busy_ms": -5})  # broken
+        record: dict[str, Any] = {
+            "t": iso(t, 0),
+            "task_id": task["task_id"],
+            "flight_id": task["flight_id"],
+            "decision": "reassign" if n % 5 == 4 else "assign",
+            "vehicle_id": vehicle_id,
+            "rule": "nearest_on_time",
+            "stand": task["stand"],
+            "candidates": candidates,
+        }
+        if n % 5 == 4:
+            record["previous_vehicle_id"] = rng.choice(vehicle_ids)
+            record["reason"] = "vehicle broke down"
+        builder.add("decisions", t, record)
+
+
+def _mess_up(kind_lines: list[bytes], rng: random.Random) -> None:
+    count = len(kind_lines)
+    for _ in range(max(1, count // 50)):
+        i = rng.randrange(count)
+        kind_lines.append(kind_lines[i])  # exact duplicate
+    for _ in range(max(1, count // 100)):
+        i, j = rng.randrange(count), rng.randrange(count)
+        kind_lines[i], kind_lines[j] = kind_lines[j], kind_lines[i]  # out of order
+    kind_lines.append(b'{"t": "2026-03-14T01:00:00Z", "vehicle_id": ')  # truncated JSON
+    kind_lines.append(b"[1, 2, 3]")
+    kind_lines.append(b"\xff\xfe not utf-8")
+    kind_lines.append(b'{"t": "yesterday"}')
+
+
 def _make_messy(builder: RawDayBuilder, start: int, end: int) -> None:
     rng = builder.rng
     lines = builder.lines
-    for (_kind, _hour), kind_lines in sorted(lines.items()):
-        count = len(kind_lines)
-        for _ in range(max(1, count // 50)):
-            i = rng.randrange(count)
-            kind_lines.append(kind_lines[i])  # exact duplicate
-        for _ in range(max(1, count // 100)):
-            i, j = rng.randrange(count), rng.randrange(count)
-            kind_lines[i], kind_lines[j] = kind_lines[j], kind_lines[i]  # out of order
-        kind_lines.append(b'{"t": "2026-03-14T01:00:00Z", "vehicle_id": ')  # truncated JSON
-        kind_lines.append(b"[1, 2, 3]")
-        kind_lines.append(b"\xff\xfe not utf-8")
-        kind_lines.append(b'{"t": "yesterday"}')
+    for (kind, hour), kind_lines in sorted(lines.items()):
+        # Decisions with their own generator: the other kinds' lines are as they were.
+        _mess_up(kind_lines, random.Random(f"decisions:{hour}") if kind == "decisions" else rng)
     t = start + 1234
     bad = {
         "t": iso(t, 0),
@@ -321,3 +373,6 @@ def _make_messy(builder: RawDayBuilder, start: int, end: int) -> None:
         },
     )
     builder.add("positions", t, {}, raw=b"x" * 70_000)  # a line too long
+    decision = {"t": iso(t, 0), "task_id": "K000", "decision": "assign", "stand": "NOPE"}
+    builder.add("decisions", t, decision)  # unknown stand
+    builder.add("decisions", t, {**decision, "stand": "S0", "vehicle_id": "GHOST"})

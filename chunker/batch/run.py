@@ -240,8 +240,7 @@ class DayJob:
         """State just before ``hour``, folded from earlier raw files only."""
         start, _ = self.day.hour_window(hour)
         state = ReplayState()
-        for kind in RECORD_KINDS:
-            target = STATE_KIND[kind]
+        for kind, target in STATE_KIND.items():
             files = [f for f in self.raw_day.files_of(kind) if f.hour is None or f.hour < hour]
             if kind == "positions":
                 # Only the last fix per vehicle matters: walk hourly files backwards and

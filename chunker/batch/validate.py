@@ -47,6 +47,7 @@ from chunker.batch.tracks import (
 from chunker.batch.tracks import limits_for as _limits_for
 from chunker.format.day import HOUR_MS, ServiceDay, to_ms
 from chunker.format.records import (
+    DispatchDecision,
     FlightEvent,
     Notification,
     RawRecord,
@@ -55,7 +56,15 @@ from chunker.format.records import (
     VehiclePosition,
     VehicleState,
 )
-from chunker.format.rows import FlightRow, NotificationRow, Row, TaskRow, VehicleRow
+from chunker.format.rows import (
+    CandidateRow,
+    DecisionRow,
+    FlightRow,
+    NotificationRow,
+    Row,
+    TaskRow,
+    VehicleRow,
+)
 
 MAX_LINE_BYTES = 64 * 1024
 QUARANTINE_RAW_BYTES = 4096  # a quarantine record keeps this much of its raw line
@@ -83,6 +92,10 @@ MISSING_SPEED = "missing_speed"
 INVALID_SPEED = "invalid_speed"
 INVALID_ON_GROUND = "invalid_on_ground"
 INVALID_ALTITUDE = "invalid_altitude"
+# A decision's candidate that breaks the contract, or names a vehicle not in the fleet, is
+# dropped from the decision, which is kept.
+INVALID_CANDIDATE = "invalid_candidate"
+UNKNOWN_CANDIDATE = "unknown_candidate"
 # A position field that is optional: an unusable value is dropped (amended), not fatal.
 _OPTIONAL_POSITION_FIELDS = {
     "heading": INVALID_HEADING,
@@ -232,11 +245,45 @@ def notification_row(rec: Notification) -> NotificationRow:
     }
 
 
+def decision_row(rec: DispatchDecision) -> DecisionRow:
+    """Row of a dispatch decision; its id is the task's (a decision is a task's event)."""
+    candidates: list[CandidateRow] = [
+        {
+            "vehicle_id": c.vehicle_id,
+            "state": None if c.state is None else c.state.value,
+            "lat": c.lat,
+            "lon": c.lon,
+            "distance_m": c.distance_m,
+            "free_at": _ms(c.free_at),
+            "eta": _ms(c.eta),
+            "on_time": c.on_time,
+            "busy_ms": c.busy_ms,
+            "score": c.score,
+            "excluded": c.excluded,
+        }
+        for c in rec.candidates
+    ]
+    return {
+        "id": rec.task_id,
+        "t": to_ms(rec.t),
+        "flight_id": rec.flight_id,
+        "decision": rec.decision.value,
+        "vehicle_id": rec.vehicle_id,
+        "previous_vehicle_id": rec.previous_vehicle_id,
+        "reason": rec.reason,
+        "rule": rec.rule,
+        "stand": rec.stand,
+        "required_at": _ms(rec.required_at),
+        "candidates": candidates,
+    }
+
+
 _ROW_BUILDERS: dict[str, tuple[type[RawRecord], Any]] = {
     "positions": (VehiclePosition, position_row),
     "tasks": (TaskEvent, task_row),
     "flights": (FlightEvent, flight_row),
     "notifications": (Notification, notification_row),
+    "decisions": (DispatchDecision, decision_row),
 }
 
 
@@ -357,13 +404,19 @@ class Rules:
         return self._parse_model(kind, line)[0]
 
     def _parse_model(self, kind: str, line: bytes) -> tuple[Row | Reject, list[str]]:
-        """``parse_with_model`` and the amendments it made (positions only)."""
+        """``parse_with_model`` and the amendments it made (positions and decisions)."""
         model, build = _ROW_BUILDERS[kind]
         amended: list[str] = []
         try:
             record = model.model_validate_json(line)
         except ValidationError as exc:
-            retried = _without_unusable_values(line, exc, amended) if kind == "positions" else None
+            retried: RawRecord | None
+            if kind == "positions":
+                retried = _without_unusable_values(line, exc, amended)
+            elif kind == "decisions":
+                retried = _without_bad_candidates(line, exc, amended)
+            else:
+                retried = None
             if retried is None:
                 return _schema_reject(exc), []
             record = retried
@@ -374,6 +427,8 @@ class Rules:
             return self._check_position(row, amended), amended
         if kind in ("tasks", "flights"):
             return self._check_stand_event(row), []
+        if kind == "decisions":
+            return self._check_decision(row, amended), amended
         return self._check_time(row), []
 
     def parse_lines(
@@ -440,8 +495,8 @@ class Rules:
                 numbers.append(number)
                 if notes is not None:
                     flagged.add(identity[0])
-                    if notes:
-                        notes_of[len(rows) - 1] = notes
+            if notes:
+                notes_of[len(rows) - 1] = notes
         dropped = (
             self._apply_track_rules(rows, numbers, set(flagged), rejects) if flagged else set()
         )
@@ -554,6 +609,28 @@ class Rules:
             amended.append(MISSING_HEADING)
         if row["speed_kmh"] is None and INVALID_SPEED not in amended:
             amended.append(MISSING_SPEED)
+        return row
+
+    def _check_decision(self, row: Row, amended: list[str]) -> Row | Reject:
+        """A decision's task fields are checked like a task event's (time, stand, vehicles);
+        a candidate naming a vehicle outside the fleet is dropped (``amended``)."""
+        checked = self._check_time(row)
+        if checked is not row:
+            return checked
+        stand = row["stand"]
+        if stand is not None and stand not in self.stand_ids:
+            return Reject(UNKNOWN_STAND, f"stand {stand!r} is not in the reference layout")
+        for name in ("vehicle_id", "previous_vehicle_id"):
+            vehicle_id = row[name]
+            if vehicle_id is not None and vehicle_id not in self.vehicle_ids:
+                return Reject(
+                    UNKNOWN_VEHICLE, f"{name} {vehicle_id!r} is not in the reference fleet"
+                )
+        known = [c for c in row["candidates"] if c["vehicle_id"] in self.vehicle_ids]
+        if len(known) < len(row["candidates"]):
+            amended.append(UNKNOWN_CANDIDATE)
+            mutable: dict[str, Any] = row  # type: ignore[assignment]
+            mutable["candidates"] = known
         return row
 
     def _check_stand_event(self, row: Row) -> Row | Reject:
@@ -690,6 +767,32 @@ def _without_unusable_values(
         return VehiclePosition.model_validate(document)
     except ValidationError:
         return None
+
+
+def _without_bad_candidates(
+    line: bytes, exc: ValidationError, amended: list[str]
+) -> DispatchDecision | None:
+    """The decision without the candidates that broke the contract, if only they did
+    (``amended`` gets INVALID_CANDIDATE); None if anything else is wrong."""
+    bad: set[int] = set()
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"]
+        if len(loc) < 2 or loc[0] != "candidates" or not isinstance(loc[1], int):
+            return None
+        bad.add(loc[1])
+    try:
+        document = from_json(line, allow_inf_nan=True)  # as the model reads it (see above)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("candidates"), list):
+        return None
+    document["candidates"] = [c for i, c in enumerate(document["candidates"]) if i not in bad]
+    try:
+        record = DispatchDecision.model_validate(document)
+    except ValidationError:
+        return None
+    amended.append(INVALID_CANDIDATE)
+    return record
 
 
 def _jump_detail(track: list[Row], previous: int, position: int, limit: Limit) -> str:

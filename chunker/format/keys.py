@@ -25,7 +25,7 @@ from chunker.format.records import AIRPORT_ID_PATTERN, RECORD_KINDS
 _AIRPORT = re.compile(AIRPORT_ID_PATTERN)
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
 _RAW_FILE = re.compile(
-    r"^(?P<kind>positions|tasks|flights|notifications)"
+    rf"^(?P<kind>{'|'.join(RECORD_KINDS)})"
     r"(?:/(?P<hour>[0-9]{2}))?\.jsonl(?P<gz>\.gz)?$"
 )
 CHUNK_SUFFIX = ".json.zst"

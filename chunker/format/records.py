@@ -232,6 +232,86 @@ class Notification(RawRecord):
     vehicle_id: EntityId | None = None
 
 
+class DecisionKind(StrEnum):
+    """What a dispatch decision did to its task."""
+
+    ASSIGN = "assign"  # a vehicle was given the task
+    REASSIGN = "reassign"  # the task moved from one vehicle to another
+    UNASSIGN = "unassign"  # the task's vehicle was taken off it, none given
+    ESCALATE_NO_VEHICLE = "escalate_no_vehicle"  # no vehicle could be on time: escalated
+
+
+MAX_CANDIDATES = 500  # candidates one decision may list (a hub's whole fleet of one type)
+Score = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class DecisionCandidate(BaseModel):
+    """A vehicle the dispatcher considered for a task, as it saw it at the decision.
+
+    Only ``vehicle_id`` is required: a dispatcher records what it has. A candidate that
+    breaks the contract is dropped from its decision (counted, ``invalid_candidate``); the
+    decision is kept.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    vehicle_id: EntityId
+    state: VehicleState | None = Field(default=None, description="Vehicle state, if known.")
+    lat: Latitude | None = Field(default=None, description="Where the vehicle was (or starts).")
+    lon: Longitude | None = None
+    distance_m: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Driving distance to the stand, metres."
+    )
+    free_at: AwareDatetime | None = Field(
+        default=None, description="When the vehicle is free of its current work."
+    )
+    eta: AwareDatetime | None = Field(
+        default=None, description="When the vehicle would be at the stand."
+    )
+    on_time: bool | None = Field(
+        default=None, description="Whether it would be there by the decision's required_at."
+    )
+    busy_ms: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Busy-ness: time it has spent on tasks today, ms."
+    )
+    score: Score | None = Field(
+        default=None,
+        description="The dispatcher's score under the decision's rule; lower is better.",
+    )
+    excluded: Annotated[str, Field(pattern=CODE_PATTERN)] | None = Field(
+        default=None,
+        description="Why the candidate could not be chosen (e.g. wrong_type, out_of_service); "
+        "absent for an eligible candidate.",
+    )
+
+
+class DispatchDecision(RawRecord):
+    """A decision of the dispatcher about one task: who could have gone, who was sent, why."""
+
+    task_id: EntityId
+    flight_id: EntityId | None = None
+    decision: DecisionKind
+    vehicle_id: EntityId | None = Field(
+        default=None,
+        description="The vehicle chosen (for escalate_no_vehicle: the one sent late anyway).",
+    )
+    previous_vehicle_id: EntityId | None = Field(
+        default=None, description="For reassign and unassign: the vehicle the task had."
+    )
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="Why (a reassignment's or unassignment's reason)."
+    )
+    rule: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Free-form id of the rule that chose, e.g. on_time_nearest."
+    )
+    stand: EntityId | None = None
+    required_at: AwareDatetime | None = Field(
+        default=None, description="When a vehicle had to be at the stand to be on time."
+    )
+    candidates: list[DecisionCandidate] = Field(
+        default_factory=list, max_length=MAX_CANDIDATES, description="Vehicles considered."
+    )
+
+
 # --- reference data: one JSON document per airport (and optionally per service day) ---
 
 
@@ -407,5 +487,6 @@ RECORD_MODELS: dict[str, type[RawRecord]] = {
     "tasks": TaskEvent,
     "flights": FlightEvent,
     "notifications": Notification,
+    "decisions": DispatchDecision,
 }
-RECORD_KINDS: tuple[str, ...] = ("positions", "tasks", "flights", "notifications")
+RECORD_KINDS: tuple[str, ...] = ("positions", "tasks", "flights", "notifications", "decisions")

@@ -5,7 +5,7 @@ as these TypedDicts); ``chunker.batch.build`` puts them into chunks; readers
 (``chunker.format.prepared``, history queries) read them back. Every row has its entity's
 own ``id`` and ``t``, the event time; all times are epoch milliseconds (UTC). Rows are
 never mutated once built (states share them), so code that handles rows of any kind takes
-a ``Row``: a read-only mapping, one of the four shapes below by its kind.
+a ``Row``: a read-only mapping, one of the shapes below by its kind.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-Row = Mapping[str, Any]  # a VehicleRow, TaskRow, FlightRow or NotificationRow
+Row = Mapping[str, Any]  # a VehicleRow, TaskRow, FlightRow, NotificationRow or DecisionRow
 
 
 class VehicleRow(TypedDict):
@@ -76,3 +76,35 @@ class NotificationRow(TypedDict):
     flight_id: str | None
     task_id: str | None
     vehicle_id: str | None
+
+
+class CandidateRow(TypedDict):
+    """A vehicle a dispatch decision considered (None: not recorded)."""
+
+    vehicle_id: str
+    state: str | None  # chunker.format.records.VehicleState
+    lat: float | None
+    lon: float | None
+    distance_m: float | None
+    free_at: int | None
+    eta: int | None  # when it would be at the stand
+    on_time: bool | None
+    busy_ms: int | None
+    score: float | None  # under the decision's rule; lower is better
+    excluded: str | None  # why it could not be chosen
+
+
+class DecisionRow(TypedDict):
+    """A dispatch decision about one task (raw kind ``decisions``)."""
+
+    id: str  # task id: a decision is an event of its task
+    t: int
+    flight_id: str | None
+    decision: str  # chunker.format.records.DecisionKind
+    vehicle_id: str | None
+    previous_vehicle_id: str | None
+    reason: str | None
+    rule: str | None
+    stand: str | None
+    required_at: int | None
+    candidates: list[CandidateRow]
