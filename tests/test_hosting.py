@@ -155,7 +155,10 @@ def test_every_answer_carries_the_security_headers_the_local_app_sends() -> None
 
 def test_stream_urls_are_handed_out_on_the_page_origin() -> None:
     control = RESOURCES["ControlFunction"]["Properties"]["Environment"]["Variables"]
-    assert control["STREAM_BASE_URL"] == ""
+    # Relative (the page's own origin) unless the optional container path serves streams.
+    assert control["STREAM_BASE_URL"] == {
+        "Fn::If": ["WithContainer", {"Fn::Sub": "https://${ContainerDomainName}"}, ""]
+    }
 
 
 @pytest.mark.parametrize(

@@ -587,7 +587,11 @@ def filters_by_ui(dashboard: Dashboard, filters: Filters) -> None:
     dashboard.click("filters-button")
     dashboard.page.get_by_test_id("filters-popover").wait_for(state="visible")
     dashboard.click("filters-clear")
-    search = {"flights": "filter-flight-input", "vehicle_ids": "filter-vehicle-input"}
+    search = {
+        "flights": "filter-flight-input",
+        "vehicle_ids": "filter-vehicle-input",
+        "stands": "filter-stand-input",
+    }
     for name, values in filters.items():
         for value in values:
             if name in search:
