@@ -230,6 +230,40 @@ def test_racing_opens_never_exceed_the_cap_and_lapsed_leases_free_places(
     assert leases.take("alice", "s-" + "y" * 20, lapsed) is not None
 
 
+def test_the_first_co_watchers_of_a_new_session_all_win_their_places(target: Target) -> None:
+    """Co-watchers open a session nobody streamed yet, at once (the load harness's 429): its
+    lease item does not exist, so each open takes the read-and-create path, and only one
+    create wins per round. Here another co-watcher's write always lands between an open's
+    read and its write: once the item exists the open must get its place by the atomic
+    add, not keep racing for a whole write until its attempts run out."""
+    leases = replace_caps(target.services, per_user=0, per_session=64)
+    now = target.clock.now
+    session = "s-" + "n" * 22
+    key = {"session_id": {"S": session_key(session)}}
+    other = boto3.client("dynamodb")
+
+    def a_co_watcher_writes_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("session_id") != key["session_id"]:
+            return
+        if "Item" not in other.get_item(TableName=leases.table, Key=key):
+            item = {**key, "leases": {"M": {}}, "version": {"N": "1"}}
+            other.put_item(TableName=leases.table, Item=item)
+        else:
+            other.update_item(
+                TableName=leases.table,
+                Key=key,
+                UpdateExpression="ADD version :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    leases.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.PutItem", a_co_watcher_writes_first
+    )
+    taken = [leases.take(f"viewer-{i}", session, now) for i in range(20)]
+    assert len({lease.stream_id for lease in taken}) == 20
+    assert len(leases.held(session_key(session), now)) == 20
+
+
 def test_opens_below_the_cap_win_however_busy_the_item_is(target: Target) -> None:
     """Co-watchers reconnect together (their streams reached the duration limit at the
     same moment): the session's lease item is written by every open and every release at

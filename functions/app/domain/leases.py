@@ -14,7 +14,8 @@ expiry (epoch ms) and a ``version``:
   not exist — a consistent read counts the live leases (expired ones are not: a process
   that died never released its leases, they lapse) and writes the live ones plus the new
   one back, conditional on ``version``, so two opens racing for the last place cannot both
-  win (the loser re-reads and counts again);
+  win. The loser starts again from the atomic add: the write it lost to most often created
+  the item, and then the add lets every co-watcher in at once;
 - **renew** (every third of ``STREAM_LEASE_S`` while the stream lives): one update of a
   lease still in the item — never one a release removed (a renewal already in flight when
   its stream ended must not bring the lease back for another ``STREAM_LEASE_S``);
@@ -174,9 +175,11 @@ class StreamLeases:
 
     def _take(self, key: str, stream_id: str, cap: int, scope: str, now_ms: int) -> None:
         until = now_ms + self.lease_ms
-        if self._add_below_cap(key, stream_id, cap, until):
-            return
         for _ in range(TAKE_ATTEMPTS):
+            # The atomic add first, every round: a lost race for the write-back is most
+            # often another open creating the item, after which every open gets in here.
+            if self._add_below_cap(key, stream_id, cap, until):
+                return
             leases, version = self._read(key)
             live = live_leases(leases, now_ms)
             if len(live) >= cap:
