@@ -86,6 +86,17 @@ def sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def demo_cache_key(settings: GeneratorSettings) -> str:
+    """The day cache's entry for a demo day: every generator setting, the chunker's
+    configuration and the code of both (``day_cache.cache_key``)."""
+    return day_cache.cache_key(
+        {
+            "generator": settings.model_dump(mode="json"),
+            "chunker": ChunkerConfig().model_dump(mode="json"),
+        }
+    )
+
+
 def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo; returns the summary printed by the CLI."""
     with sigterm_unwinds():
@@ -111,12 +122,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         s3 = s3_client()
         s3.create_bucket(Bucket=DEMO_BUCKET)
 
-        key = day_cache.cache_key(
-            {
-                "generator": settings.model_dump(mode="json"),
-                "chunker": ChunkerConfig().model_dump(mode="json"),
-            }
-        )
+        key = demo_cache_key(settings)
         cached = day_cache.load(args.cache, key) if args.cache else None
         if cached is not None:
             mark = time.monotonic()
