@@ -26,9 +26,10 @@ demo: venv
 test: lint unit
 
 # Two workers, each test file on one of them (module fixtures start once): most tests
-# wait on real time (streams, servers, browsers), so two cores halve the wall time.
+# wait on real time (streams, servers, browsers), so two cores halve the wall time. Files
+# are handed out heaviest first (tests/conftest.py FILE_SECONDS), not by test count.
 unit: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: venv
 	$(BIN)/ruff check .

@@ -31,6 +31,47 @@ atomic_dynamodb()
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
+# What each of the heaviest test files took, in seconds summed over its tests (a run of
+# `make test` on 2026-12-01 with the machine loaded by other work: the order is what
+# counts, not the values). `make test` gives each xdist worker a whole file
+# (`--dist loadfile`) as workers free up, in collection order (`--no-loadscope-reorder`);
+# the heaviest files go first (longest processing time first), so that no long file
+# starts when the other worker is nearly done and then runs alone. A file missing here
+# counts as DEFAULT_FILE_SECONDS; refresh the table when a file's weight changes a lot.
+FILE_SECONDS = {
+    "test_abuse_stream.py": 471,
+    "test_browser.py": 397,
+    "test_demo.py": 300,
+    "test_hostile_raw.py": 239,
+    "test_control_handler.py": 196,
+    "test_control_api.py": 150,
+    "test_abuse_sessions.py": 146,
+    "test_page_truth.py": 145,
+    "test_dashboard_defects.py": 133,
+    "test_chunker.py": 130,
+    "test_stream.py": 130,
+    "test_history_api.py": 127,
+    "test_faults.py": 104,
+    "test_chunker_safety.py": 92,
+    "test_artifact.py": 82,
+    "test_bridge.py": 78,
+    "test_iam.py": 78,
+    "test_export_memory.py": 72,
+    "test_synthetic.py": 67,
+    "test_import_layout.py": 65,
+    "test_container_drain.py": 58,
+    "test_jwt.py": 53,
+    "test_load_harness.py": 53,
+    "test_container.py": 48,
+}
+DEFAULT_FILE_SECONDS = 30
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest files first (see FILE_SECONDS); a stable sort keeps each file's order."""
+    items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, DEFAULT_FILE_SECONDS))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_day_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One ``demo --cache`` folder for the whole run, shared by the xdist workers: the
