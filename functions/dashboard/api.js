@@ -71,6 +71,11 @@ export class Api {
     return this.request("GET", path);
   }
 
+  /** A day's navigable events (late blocks, conflicts, reassignments, overdue tasks). */
+  events(airport, date) {
+    return this.request("GET", `/airports/${encodeURIComponent(airport)}/days/${encodeURIComponent(date)}/events`);
+  }
+
   createSession(body) {
     return this.request("POST", "/sessions", body);
   }

@@ -8,6 +8,7 @@ import { AirportTime, PlaybackClock } from "./clock.js";
 import { Controls, toast } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
+import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
@@ -88,6 +89,12 @@ window.__replay = {
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
       selectedVehicle: app.map ? app.map.selectedId ?? null : null,
+      followedVehicle: app.follower ? app.follower.vehicleId : null,
+      followRecentres: app.follower ? app.follower.recentres : 0,
+      eventsLoaded: app.events ? app.events.loaded : false,
+      eventKind: app.events ? app.events.kind : null,
+      lastEvent: app.events && app.events.cursor ? { kind: app.events.cursor.kind, t: app.events.cursor.t } : null,
+      mapSize: app.map ? { width: app.map.width, height: app.map.height } : null,
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {
@@ -335,6 +342,7 @@ function frame() {
   const position = shown.position;
   drawClock(position, shown.source);
   app.timeline.draw(position);
+  app.follower.update(performance.now());
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
   app.card.update(app.state, position);
@@ -438,6 +446,8 @@ function start(view, manifest, airports, moment) {
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
+  app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
+  app.follower = new Follower(app);
 
 
   app.turnaround = new TurnaroundView($("turnaround"), {
@@ -464,6 +474,13 @@ function start(view, manifest, airports, moment) {
   app.controls.bind();
   app.bookmarks.bind();
   app.bookmarks.follow(view.bookmarks_revision);
+  app.events.bind();
+  app.follower.bind();
+  bindNotifications(app, (at) => app.controls.seek(at));
+  app.events.load().catch((error) => {
+    console.warn("dispatch-replay: the day's events did not load", error);
+    toast(t("events.failed"));
+  });
   openMoment(moment);
   app.controls.syncShare();
   app.controls.sync();
@@ -484,6 +501,7 @@ function start(view, manifest, airports, moment) {
     relayoutLegend();
     app.controls.relabel();
     app.bookmarks.render();
+    app.events.renderLegend();
     app.clockText = ""; // redraw the clock's labels
   });
 

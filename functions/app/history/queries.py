@@ -301,6 +301,9 @@ class History:
         """Feed ``fold`` the tasks of the state just before ``start``, then every task,
         flight and notification row of ``[start, end)`` in order."""
         fold.begin(self.state_before(airport, start).tasks.values())
+        self._feed_ticks(fold, airport, start, end)
+
+    def _feed_ticks(self, fold: RowFold, airport: str, start: int, end: int) -> None:
         loads = orjson.loads
         for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
@@ -346,8 +349,20 @@ class History:
         }
 
     def _fold_events(self, airport: str, manifest: Manifest) -> list[dict[str, Any]]:
+        """Only the chunks whose deltas hold a task, flight or notification row are read
+        (the manifest counts them): a quiet night costs nothing."""
         fold = EventFold(manifest.start, manifest.end)
-        self.feed(fold, airport, manifest.start, manifest.end)
+        fold.begin(self.state_before(airport, manifest.start).tasks.values())
+        runs: list[list[int]] = []
+        for entry in manifest.chunks:
+            if entry.tasks + entry.flights + entry.notifications == 0:
+                continue
+            if runs and runs[-1][1] == entry.start:
+                runs[-1][1] = entry.end
+            else:
+                runs.append([entry.start, entry.end])
+        for start, end in runs:
+            self._feed_ticks(fold, airport, start, end)
         return fold.result()
 
     def export_rows(
