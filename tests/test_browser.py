@@ -750,4 +750,27 @@ def test_navigate_by_events_notifications_and_follow(
     )
     assert dashboard.state()["followRecentres"] >= 1
     dashboard.page.screenshot(path=str(tmp_path / "follow.png"))
+
+    # The KPI panel (item 6): its counts equal the raw records' in the window it shows.
+    dashboard.click("kpi-button")
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('kpi-popover').dataset.state === 'ready'"
+    )
+    window = dashboard.state()["kpiWindow"]
+    a, b = window["start"], window["end"]
+    conflicts = sum(
+        1 for n in rows["notifications"] if n["code"] == "vehicle_conflict" and a <= n["t"] < b
+    )
+    departures = 0
+    for events in by_entity(rows["flights"]).values():
+        off = [r for r in events if r["status"] == "off_block" and r["movement"] == "departure"]
+        departures += bool(off) and a <= off[0]["t"] < b
+    counts = dashboard.page.get_by_test_id("kpi-counts")
+    assert counts.get_attribute("data-conflicts") == str(conflicts)
+    assert dashboard.page.get_by_test_id("kpi-departures").get_attribute("data-count") == str(
+        departures
+    )
+    for chart in ("kpi-otp", "kpi-task-delays", "kpi-utilisation"):
+        assert dashboard.page.get_by_test_id(chart).is_visible()
+    dashboard.page.screenshot(path=str(tmp_path / "kpis.png"))
     assert dashboard.errors == []

@@ -76,6 +76,13 @@ export class Api {
     return this.request("GET", `/airports/${encodeURIComponent(airport)}/days/${encodeURIComponent(date)}/events`);
   }
 
+  /** KPIs of [start, end) (epoch ms); filters: {stand: [], task_type: [], vehicle_type: []}. */
+  kpis(airport, start, end, filters) {
+    const query = new URLSearchParams({ start: String(start), end: String(end) });
+    for (const [name, values] of Object.entries(filters)) for (const value of values) query.append(name, value);
+    return this.request("GET", `/airports/${encodeURIComponent(airport)}/kpis?${query}`);
+  }
+
   createSession(body) {
     return this.request("POST", "/sessions", body);
   }

@@ -8,6 +8,7 @@ import { AirportTime, PlaybackClock } from "./clock.js";
 import { Controls, toast } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
+import { KpiPanel } from "./kpipanel.js";
 import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
@@ -94,6 +95,7 @@ window.__replay = {
       eventsLoaded: app.events ? app.events.loaded : false,
       eventKind: app.events ? app.events.kind : null,
       lastEvent: app.events && app.events.cursor ? { kind: app.events.cursor.kind, t: app.events.cursor.t } : null,
+      kpiWindow: app.kpis && app.kpis.last ? { start: app.kpis.last.start, end: app.kpis.last.end } : null,
       mapSize: app.map ? { width: app.map.width, height: app.map.height } : null,
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
@@ -448,6 +450,7 @@ function start(view, manifest, airports, moment) {
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.follower = new Follower(app);
+  app.kpis = new KpiPanel({ api, app });
 
 
   app.turnaround = new TurnaroundView($("turnaround"), {
@@ -476,6 +479,7 @@ function start(view, manifest, airports, moment) {
   app.bookmarks.follow(view.bookmarks_revision);
   app.events.bind();
   app.follower.bind();
+  app.kpis.bind();
   bindNotifications(app, (at) => app.controls.seek(at));
   app.events.load().catch((error) => {
     console.warn("dispatch-replay: the day's events did not load", error);
@@ -502,6 +506,7 @@ function start(view, manifest, airports, moment) {
     app.controls.relabel();
     app.bookmarks.render();
     app.events.renderLegend();
+    if (!$("kpi-popover").hidden) app.kpis.refresh();
     app.clockText = ""; // redraw the clock's labels
   });
 
