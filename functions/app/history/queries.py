@@ -303,8 +303,36 @@ class History:
         fold.begin(self.state_before(airport, start).tasks.values())
         self._feed_ticks(fold, airport, start, end)
 
+    def _active_spans(self, airport: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """The parts of ``[start, end)`` whose chunks hold a task, flight or notification
+        delta (the manifests count them), merged: all a row fold needs to read, so a quiet
+        night costs no chunk read."""
+        t = start
+        while t < end:
+            manifest = self.chunks.day_at(airport, t)
+            run: list[int] | None = None
+            for entry in manifest.chunks:
+                if entry.end <= t or entry.start >= end:
+                    continue
+                if entry.tasks + entry.flights + entry.notifications == 0:
+                    continue
+                a, b = max(entry.start, t), min(entry.end, end)
+                if run is not None and run[1] == a:
+                    run[1] = b
+                    continue
+                if run is not None:
+                    yield run[0], run[1]
+                run = [a, b]
+            if run is not None:
+                yield run[0], run[1]
+            t = manifest.end
+
     def _feed_ticks(self, fold: RowFold, airport: str, start: int, end: int) -> None:
         loads = orjson.loads
+        for a, b in self._active_spans(airport, start, end):
+            self._feed_span(fold, loads, airport, a, b)
+
+    def _feed_span(self, fold: RowFold, loads: Any, airport: str, start: int, end: int) -> None:
         for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
                 fold.task(loads(task.json))
@@ -349,20 +377,8 @@ class History:
         }
 
     def _fold_events(self, airport: str, manifest: Manifest) -> list[dict[str, Any]]:
-        """Only the chunks whose deltas hold a task, flight or notification row are read
-        (the manifest counts them): a quiet night costs nothing."""
         fold = EventFold(manifest.start, manifest.end)
-        fold.begin(self.state_before(airport, manifest.start).tasks.values())
-        runs: list[list[int]] = []
-        for entry in manifest.chunks:
-            if entry.tasks + entry.flights + entry.notifications == 0:
-                continue
-            if runs and runs[-1][1] == entry.start:
-                runs[-1][1] = entry.end
-            else:
-                runs.append([entry.start, entry.end])
-        for start, end in runs:
-            self._feed_ticks(fold, airport, start, end)
+        self.feed(fold, airport, manifest.start, manifest.end)
         return fold.result()
 
     def export_rows(
