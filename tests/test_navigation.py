@@ -139,3 +139,76 @@ def test_a_day_not_published_is_404(
     response = client.get(f"/api/replay/airports/{KEYS.airport}/days/2026-01-01/events")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- the incident report for a bookmark (item 7) ------------------------------------------
+
+SESSIONS = "/api/replay/sessions"
+
+
+def test_incident_report_for_a_bookmark_range(
+    published: tuple[TestClient, dict[str, list[Row]], int],
+) -> None:
+    """One self-contained HTML file: nothing it would fetch, no script; the KPIs and events
+    of the bookmark's range equal the raw records'; the bookmarked flight's turnaround is
+    drawn with its tasks; the map rings the bookmarked vehicle; the session's notes in
+    the range are listed, escaped."""
+    client, rows, day_end = published
+    first = min(r["t"] for r in rows["tasks"])
+    start, end = first + 30 * 60_000, first + 90 * 60_000
+    departures = {
+        r["id"]: r for r in rows["flights"] if r["status"] == "off_block" and start <= r["t"] < end
+    }
+    flight_id = sorted(departures)[0]
+    tasks_of_flight = {r["id"] for r in rows["tasks"] if r["flight_id"] == flight_id}
+    vehicle = next(r["vehicle_id"] for r in rows["tasks"] if r["vehicle_id"] is not None)
+    created = client.post(SESSIONS, json={"airport": KEYS.airport, "start": first, "end": day_end})
+    assert created.status_code == 201, created.text
+    sid = created.json()["session_id"]
+    bookmarks = f"{SESSIONS}/{sid}/bookmarks"
+    made = client.post(
+        bookmarks,
+        json={
+            "at": start,
+            "end": end,
+            "text": "why did <b>this</b> leave late?",
+            "selection": {"flight_id": flight_id, "vehicle_id": vehicle},
+        },
+    ).json()
+    client.post(bookmarks, json={"at": start + 60_000, "text": "refuel & water overran"})
+    client.post(bookmarks, json={"at": end + 3_600_000, "text": "outside the range"})
+
+    response = client.get(f"{bookmarks}/{made['bookmark_id']}/report")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "attachment" in response.headers["content-disposition"]
+    html = response.text
+    assert html.startswith("<!doctype html>") and html.endswith("</html>")
+    for external in ("<script", "src=", "href=", "url(", "@import"):
+        assert external not in html
+    assert "why did &lt;b&gt;this&lt;/b&gt; leave late?" in html
+    assert "refuel &amp; water overran" in html and "outside the range" not in html
+
+    conflicts = sum(
+        1
+        for n in rows["notifications"]
+        if n["code"] == "vehicle_conflict" and start <= n["t"] < end
+    )
+    assert f"<span data-kpi='conflicts'>Conflicts: {conflicts}</span>" in html
+    events = [e for e in truth_events(rows, day_end) if start <= e[1] < end]
+    assert html.count("<tr data-event=") == min(len(events), 200)
+    assert f"<h2>Events ({len(events)})</h2>" in html
+    turnaround = departures[flight_id]["turnaround_id"] or flight_id
+    assert f"data-gantt='{turnaround}'" in html
+    drawn = {task for task in tasks_of_flight if f"data-task='{task}'" in html}
+    started = {
+        r["id"]
+        for r in rows["tasks"]
+        if r["id"] in tasks_of_flight and r["status"] == "in_progress"
+    }
+    assert drawn == started
+    assert "data-map='snapshot'" in html and f"ringed: {vehicle}" in html
+
+    missing = client.get(f"{bookmarks}/b-doesnotexist1/report")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
