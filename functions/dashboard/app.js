@@ -345,6 +345,7 @@ function frame() {
   drawClock(position, shown.source);
   app.timeline.draw(position);
   app.follower.update(performance.now());
+  app.kpis.follow();
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
   app.card.update(app.state, position);

@@ -82,9 +82,19 @@ export class KpiPanel {
     return { stand: shown.stands ?? [], task_type: shown.task_types ?? [], vehicle_type: shown.vehicle_types ?? [] };
   }
 
+  /** Each frame: an open panel follows a change of the session's range or filters. */
+  follow() {
+    if ($("kpi-popover").hidden) return;
+    const clock = this.app.clock;
+    const key = `${clock.rangeStart}|${clock.rangeEnd}|${JSON.stringify(this.filters())}`;
+    if (this.key !== undefined && key !== this.key) this.refresh();
+    this.key = key;
+  }
+
   toggle() {
     const panel = $("kpi-popover");
     panel.hidden = !panel.hidden;
+    this.key = undefined;
     if (!panel.hidden) this.refresh();
   }
 
@@ -147,7 +157,7 @@ export class KpiPanel {
         text: `${minutes(v.start_delay_p50_ms)} / ${minutes(v.start_delay_p90_ms)}`,
       })),
       maxDelay,
-      " min",
+      t("kpis.unitMin"),
     );
     const utilChart = barChart(
       "kpi-utilisation",
