@@ -98,7 +98,7 @@ export class EventNavigator {
     this.pending = null;
     const clock = this.app.clock;
     const list = this.events.filter((e) => e.kind === kind && e.t >= clock.rangeStart && e.t < clock.rangeEnd);
-    const now = clock.now();
+    const now = this.app.controls.pending?.position ?? clock.now(); // a seek not yet landed counts
     let index;
     // After a jump the clock may not have landed yet (or moved a little while playing):
     // step from the event jumped to, so two presses visit two events (also at one instant).
