@@ -21,6 +21,7 @@ BENCHMARKS = [
     "coldstart",
     "drain",
     "history",
+    "events",
     "page",
 ]
 

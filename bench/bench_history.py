@@ -12,12 +12,11 @@ which every query over that window pays. The query's own work is the difference.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import say, write_result
+from bench.common import demo_day_in_moto, say, write_result
 
 BUCKET = "bench-history"
 
@@ -40,30 +39,11 @@ def best(repeat: int, call: Callable[[], Any]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    from moto import mock_aws
-
-    from chunker.batch.run import chunk_day
-    from chunker.format.encoding import ChunkerConfig
     from chunker.format.read import ChunkReader
-    from chunker.format.s3 import s3_client
     from functions.app.history.kpis import KpiFilters
     from functions.app.history.queries import ExportQuery, History
-    from synthetic import GeneratorSettings, generate_day, write_day
 
-    with mock_aws():
-        s3 = s3_client()
-        s3.create_bucket(Bucket=BUCKET)
-        settings = GeneratorSettings(start_hour=args.start_hour, hours=args.hours)
-        say(f"generating {args.hours} h of the demo day")
-        day = generate_day(settings)
-        write_day(day, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
-        say("chunking")
-        chunk_day(s3, BUCKET, day.keys.airport, day.keys.service_date, ChunkerConfig())
-        airport, date = day.keys.airport, day.keys.service_date
+    with demo_day_in_moto(BUCKET, args.start_hour, args.hours) as (s3, airport, date):
 
         def fresh() -> History:
             return History(ChunkReader(s3, BUCKET))

@@ -103,3 +103,29 @@ def client_conditions(pin: bool) -> Iterator[None]:
         gc.set_threshold(*threshold)
         gc.unfreeze()
         os.sched_setaffinity(0, affinity)
+
+
+@contextlib.contextmanager
+def demo_day_in_moto(bucket: str, start_hour: int, hours: int) -> Iterator[tuple[Any, str, str]]:
+    """The demo day's programme, ``hours`` hours from ``start_hour``, generated and chunked
+    into in-process moto (the chunker's default configuration): ``(s3, airport, date)``."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    from moto import mock_aws
+
+    from chunker.batch.run import chunk_day
+    from chunker.format.encoding import ChunkerConfig
+    from chunker.format.s3 import s3_client
+    from synthetic import GeneratorSettings, generate_day, write_day
+
+    with mock_aws():
+        s3 = s3_client()
+        s3.create_bucket(Bucket=bucket)
+        say(f"generating {hours} h of the demo day")
+        day = generate_day(GeneratorSettings(start_hour=start_hour, hours=hours))
+        write_day(day, lambda key, body: s3.put_object(Bucket=bucket, Key=key, Body=body))
+        say("chunking")
+        chunk_day(s3, bucket, day.keys.airport, day.keys.service_date, ChunkerConfig())
+        yield s3, day.keys.airport, day.keys.service_date

@@ -682,3 +682,94 @@ def test_lateness_on_the_task_list_board_and_map_follows_the_rule(
     assert marked == drawn_late
     dashboard.page.screenshot(path=str(tmp_path / "lateness.png"))
     assert dashboard.errors == []
+
+
+def test_navigate_by_events_notifications_and_follow(
+    raw_events: tuple[dict[str, list[Any]], Any], dashboard: Dashboard, tmp_path: Path
+) -> None:
+    """Issue #19 item 4. The "next overdue task" key (O) jumps to the first overdue moment
+    after the clock that the documented rule gives over the raw records
+    (tests/test_navigation.py's independent computation) and selects the task's vehicle;
+    a click on a notification seeks to its time and selects the vehicle and flight it
+    names; "follow" keeps the selected vehicle near the map's centre while it drives."""
+    from tests.test_navigation import by_entity, truth_events
+
+    rows, day = raw_events
+    truth = sorted(e for e in truth_events(rows, day.end_ms) if e[0] == "overdue_task")
+    dashboard.wait("s.eventsLoaded")
+    legend = dashboard.page.get_by_test_id("timeline-legend").inner_text()
+    assert f"Overdue task {len(truth)}" in legend and "Vehicles moving" in legend
+    start = dashboard.state()["clockPosition"]
+    expected = [t for _, t, _ in truth if t > start][:2]
+    dashboard.page.keyboard.press("o")
+    dashboard.wait("s.clockPosition === arg && s.streamPosition !== null", expected[0])
+    dashboard.page.keyboard.press("o")  # the next one, not the same again
+    dashboard.wait("s.clockPosition === arg", expected[1])
+    _, at, task_id = next(e for e in truth if e[1] == expected[1])
+    vehicle = [r for r in by_entity(rows["tasks"])[task_id] if r["t"] <= at][-1]["vehicle_id"]
+    if vehicle is not None:
+        dashboard.wait("s.selectedVehicle === arg", vehicle)
+    dashboard.page.screenshot(path=str(tmp_path / "next-overdue.png"))
+
+    # A notification naming a vehicle: click it.
+    notes = {n["id"]: n for n in rows["notifications"]}
+    dashboard.wait("document.querySelector('[data-testid=notification-item]') !== null")
+    shown = dashboard.ids("notification-item", "data-notification-id")
+    note = next(notes[i] for i in shown if notes[i]["vehicle_id"] and notes[i]["t"] != at)
+    dashboard.page.locator(
+        f"[data-testid=notification-item][data-notification-id='{note['id']}']"
+    ).click()
+    dashboard.wait("s.clockPosition === arg.t && s.selectedVehicle === arg.vehicle_id", note)
+    if note["flight_id"]:
+        dashboard.wait("s.highlightedFlight === arg", note["flight_id"])
+
+    # Follow a vehicle that is driving (its fix says en route) at 16x for a replay minute.
+    dashboard.wait("Object.values(s.positions).some(p => p.state === 'en_route')")
+    driving = next(k for k, p in dashboard.state()["positions"].items() if p["state"] == "en_route")
+    dashboard.page.evaluate("id => window.__replay.selectVehicle(id)", driving)
+    dashboard.click("zoom-in")
+    dashboard.click("zoom-in")
+    dashboard.page.keyboard.press("f")
+    dashboard.wait("s.followedVehicle === arg", driving)
+    before = dashboard.state()["positions"][driving]
+    dashboard.set_speed("16")
+    dashboard.play()
+    dashboard.wait("s.streamPosition >= arg + 60000", dashboard.state()["streamPosition"])
+    dashboard.pause()
+    after = dashboard.state()
+    assert after["followedVehicle"] == driving
+    moved = (after["positions"][driving]["lat"], after["positions"][driving]["lon"])
+    assert moved != (before["lat"], before["lon"]), "the followed vehicle drove"
+    # Near the centre once the map has drawn the paused frame (6 % slack + a frame's glide).
+    size = after["mapSize"]
+    dashboard.page.wait_for_function(
+        "([id, w, h]) => { const p = window.__replay.screenOf(id);"
+        " return Math.hypot(p.x - w / 2, p.y - h / 2) <= 0.06 * Math.min(w, h) + 12; }",
+        arg=[driving, size["width"], size["height"]],
+    )
+    assert dashboard.state()["followRecentres"] >= 1
+    dashboard.page.screenshot(path=str(tmp_path / "follow.png"))
+
+    # The KPI panel (item 6): its counts equal the raw records' in the window it shows.
+    dashboard.click("kpi-button")
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('kpi-popover').dataset.state === 'ready'"
+    )
+    window = dashboard.state()["kpiWindow"]
+    a, b = window["start"], window["end"]
+    conflicts = sum(
+        1 for n in rows["notifications"] if n["code"] == "vehicle_conflict" and a <= n["t"] < b
+    )
+    departures = 0
+    for events in by_entity(rows["flights"]).values():
+        off = [r for r in events if r["status"] == "off_block" and r["movement"] == "departure"]
+        departures += bool(off) and a <= off[0]["t"] < b
+    counts = dashboard.page.get_by_test_id("kpi-counts")
+    assert counts.get_attribute("data-conflicts") == str(conflicts)
+    assert dashboard.page.get_by_test_id("kpi-departures").get_attribute("data-count") == str(
+        departures
+    )
+    for chart in ("kpi-otp", "kpi-task-delays", "kpi-utilisation"):
+        assert dashboard.page.get_by_test_id(chart).is_visible()
+    dashboard.page.screenshot(path=str(tmp_path / "kpis.png"))
+    assert dashboard.errors == []

@@ -31,7 +31,13 @@ export class Api {
     this.user = user;
   }
 
-  async request(method, path, body, renewed = false) {
+  /** A bookmark's incident report (an HTML file), as a Blob. */
+  async report(sessionId, bookmarkId) {
+    const path = `/sessions/${encodeURIComponent(sessionId)}/bookmarks/${encodeURIComponent(bookmarkId)}/report`;
+    return this.request("GET", path, undefined, false, "blob");
+  }
+
+  async request(method, path, body, renewed = false, as = "json") {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (this.user) headers["X-Replay-User"] = this.user;
@@ -46,7 +52,7 @@ export class Api {
     if (response.status === 401 && signIn.enabled && !renewed) {
       // The sign-in lapsed (a token the authorizer no longer takes): renew it, once.
       await signIn.renew();
-      return this.request(method, path, body, true);
+      return this.request(method, path, body, true, as);
     }
     if (!response.ok) {
       let problem = null;
@@ -57,7 +63,8 @@ export class Api {
       }
       throw new ApiError(response.status, problem);
     }
-    return response.status === 204 ? null : response.json();
+    if (response.status === 204) return null;
+    return as === "blob" ? response.blob() : response.json();
   }
 
   /** Airports and their published service days. */
@@ -69,6 +76,18 @@ export class Api {
   manifest(airport, date) {
     const path = `/airports/${encodeURIComponent(airport)}/days/${encodeURIComponent(date)}/manifest`;
     return this.request("GET", path);
+  }
+
+  /** A day's navigable events (late blocks, conflicts, reassignments, overdue tasks). */
+  events(airport, date) {
+    return this.request("GET", `/airports/${encodeURIComponent(airport)}/days/${encodeURIComponent(date)}/events`);
+  }
+
+  /** KPIs of [start, end) (epoch ms); filters: {stand: [], task_type: [], vehicle_type: []}. */
+  kpis(airport, start, end, filters) {
+    const query = new URLSearchParams({ start: String(start), end: String(end) });
+    for (const [name, values] of Object.entries(filters)) for (const value of values) query.append(name, value);
+    return this.request("GET", `/airports/${encodeURIComponent(airport)}/kpis?${query}`);
   }
 
   createSession(body) {

@@ -8,6 +8,8 @@ import { AirportTime, PlaybackClock } from "./clock.js";
 import { Controls, toast } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
+import { KpiPanel } from "./kpipanel.js";
+import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
@@ -88,6 +90,13 @@ window.__replay = {
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
       selectedVehicle: app.map ? app.map.selectedId ?? null : null,
+      followedVehicle: app.follower ? app.follower.vehicleId : null,
+      followRecentres: app.follower ? app.follower.recentres : 0,
+      eventsLoaded: app.events ? app.events.loaded : false,
+      eventKind: app.events ? app.events.kind : null,
+      lastEvent: app.events && app.events.cursor ? { kind: app.events.cursor.kind, t: app.events.cursor.t } : null,
+      kpiWindow: app.kpis && app.kpis.last ? { start: app.kpis.last.start, end: app.kpis.last.end } : null,
+      mapSize: app.map ? { width: app.map.width, height: app.map.height } : null,
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {
@@ -335,6 +344,8 @@ function frame() {
   const position = shown.position;
   drawClock(position, shown.source);
   app.timeline.draw(position);
+  app.follower.update(performance.now());
+  app.kpis.follow();
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
   app.card.update(app.state, position);
@@ -438,6 +449,9 @@ function start(view, manifest, airports, moment) {
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
+  app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
+  app.follower = new Follower(app);
+  app.kpis = new KpiPanel({ api, app });
 
 
   app.turnaround = new TurnaroundView($("turnaround"), {
@@ -464,6 +478,14 @@ function start(view, manifest, airports, moment) {
   app.controls.bind();
   app.bookmarks.bind();
   app.bookmarks.follow(view.bookmarks_revision);
+  app.events.bind();
+  app.follower.bind();
+  app.kpis.bind();
+  bindNotifications(app, (at) => app.controls.seek(at));
+  app.events.load().catch((error) => {
+    console.warn("dispatch-replay: the day's events did not load", error);
+    toast(t("events.failed"));
+  });
   openMoment(moment);
   app.controls.syncShare();
   app.controls.sync();
@@ -484,6 +506,8 @@ function start(view, manifest, airports, moment) {
     relayoutLegend();
     app.controls.relabel();
     app.bookmarks.render();
+    app.events.renderLegend();
+    if (!$("kpi-popover").hidden) app.kpis.refresh();
     app.clockText = ""; // redraw the clock's labels
   });
 

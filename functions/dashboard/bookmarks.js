@@ -169,6 +169,24 @@ export class Bookmarks {
     return bookmark.end ? `${time.hms(bookmark.at)}–${time.hms(bookmark.end)}` : time.hms(bookmark.at);
   }
 
+  /** The bookmark's incident report (one HTML file), saved as a download. Fetched with
+   * the page's credentials (a plain link would not carry them), then handed to the browser. */
+  async downloadReport(bookmark) {
+    try {
+      const blob = await this.api.report(this.app.sessionId, bookmark.bookmark_id);
+      const url = URL.createObjectURL(blob);
+      const anchor = document.createElement("a");
+      anchor.href = url;
+      anchor.download = `incident-${this.app.manifest.airport.airport_id}-${bookmark.bookmark_id}.html`;
+      document.body.append(anchor);
+      anchor.click();
+      anchor.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      this.toast(error.message);
+    }
+  }
+
   render() {
     $("bookmarks-count").textContent = String(this.list.length);
     $("bookmarks-count").hidden = this.list.length === 0;
@@ -203,6 +221,13 @@ export class Bookmarks {
       link.textContent = t("bookmarks.link"); // text, not an emoji: no emoji font is assumed
       link.title = t("bookmarks.copyLink");
       link.addEventListener("click", () => this.copy(this.linkTo(bookmark)));
+      const report = document.createElement("button");
+      report.type = "button";
+      report.className = "btn ghost";
+      report.setAttribute("data-testid", "bookmark-report");
+      report.textContent = t("bookmarks.report");
+      report.title = t("bookmarks.reportTitle");
+      report.addEventListener("click", () => this.downloadReport(bookmark));
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "icon-btn";
@@ -210,7 +235,7 @@ export class Bookmarks {
       remove.title = t("bookmarks.delete");
       remove.hidden = !(bookmark.author === this.app.view.viewer || this.app.view.role === "owner");
       remove.addEventListener("click", () => this.remove(bookmark));
-      li.append(go, link, remove);
+      li.append(go, link, report, remove);
       return li;
     });
     $("bookmark-list").replaceChildren(...items);

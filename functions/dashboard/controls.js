@@ -118,7 +118,7 @@ function speedLabel(speed) {
 }
 
 /** Whether keys typed at `target` belong to it (text fields, selects), not to shortcuts. */
-function isTyping(target) {
+export function isTyping(target) {
   if (!(target instanceof HTMLElement)) return false;
   if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
   return target.tagName === "INPUT" && !["checkbox", "radio", "button"].includes(target.type);

@@ -8,6 +8,10 @@ const LABEL_HEIGHT = 16;
 const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
 const BOOKMARK_COLOR = "#a78bfa";
 const BOOKMARK_HIT_PX = 6; // how near a flag a click opens it
+// Event markers (navigate.js): one thin lane per kind along the top of the bars.
+const MARKER_TOP = 8; // below the playback cursor's head
+const MARKER_LANE = 5;
+const MARKER_HIT_PX = 4;
 
 export class Timeline {
   /**
@@ -29,7 +33,12 @@ export class Timeline {
     this.hover = null;
     this.onSeek = () => {};
     this.onBookmark = () => {};
+    this.onMarker = () => {};
     this.bookmarks = [];
+    this.markers = [];
+    this.markerColors = {};
+    this.markerLanes = [];
+    this.markerKind = null; // the kind next/previous steps through: drawn brighter
     this.width = 1;
     this.height = 1;
     this.dpr = 1;
@@ -57,6 +66,31 @@ export class Timeline {
   /** The session's bookmarks, drawn as flags (and bands for ranges). */
   setBookmarks(bookmarks) {
     this.bookmarks = bookmarks;
+  }
+
+  /** The day's navigable events (navigate.js), drawn as ticks in one lane per kind. */
+  setMarkers(events, colors, kinds) {
+    this.markers = events;
+    this.markerColors = colors;
+    this.markerLanes = kinds;
+  }
+
+  /** The event whose tick is at (x, y) (CSS px), or null. */
+  markerAt(x, y) {
+    const lane = Math.floor((y - MARKER_TOP) / MARKER_LANE);
+    if (lane < 0 || lane >= this.markerLanes.length) return null;
+    const kind = this.markerLanes[lane];
+    let best = null;
+    let bestDistance = MARKER_HIT_PX;
+    for (const event of this.markers) {
+      if (event.kind !== kind) continue;
+      const distance = Math.abs(this.xOf(event.t) - x);
+      if (distance <= bestDistance) {
+        best = event;
+        bestDistance = distance;
+      }
+    }
+    return best;
   }
 
   /** The bookmark whose flag is at x (CSS px), or null. */
@@ -111,12 +145,17 @@ export class Timeline {
         this.onBookmark(flag); // a flag opens its bookmark (seek + select), not a plain seek
         return;
       }
+      const marker = this.markerAt(e.clientX - r.left, e.clientY - r.top);
+      if (marker) {
+        this.onMarker(marker); // a marker seeks to its event and selects what it names
+        return;
+      }
       canvas.setPointerCapture(e.pointerId);
       this.preview = at(e);
     });
     canvas.addEventListener("pointermove", (e) => {
       const r = canvas.getBoundingClientRect();
-      this.hover = { x: e.clientX - r.left, t: this.timeAt(e.clientX - r.left) };
+      this.hover = { x: e.clientX - r.left, y: e.clientY - r.top, t: this.timeAt(e.clientX - r.left) };
       if (this.preview !== null) this.preview = at(e);
     });
     canvas.addEventListener("pointerleave", () => {
@@ -131,6 +170,11 @@ export class Timeline {
     canvas.addEventListener("pointercancel", () => {
       this.preview = null;
     });
+  }
+
+  /** The hover text of a marker (set by navigate.js: the kind in the page's language). */
+  markerLabel(event) {
+    return this.describeMarker ? this.describeMarker(event) : `${this.time.hms(event.t)} ${event.kind}`;
   }
 
   tickStepMs() {
@@ -221,6 +265,20 @@ export class Timeline {
       ctx.fill();
     }
 
+    // Event markers: a lane per kind, the chosen kind brighter.
+    this.markerLanes.forEach((kind, lane) => {
+      ctx.globalAlpha = this.markerKind === null || this.markerKind === kind ? 1 : 0.5;
+      ctx.fillStyle = this.markerColors[kind];
+      const y = MARKER_TOP + lane * MARKER_LANE;
+      for (const event of this.markers) {
+        if (event.kind !== kind) continue;
+        const mx = this.xOf(event.t);
+        if (mx < -2 || mx > w + 2) continue;
+        ctx.fillRect(Math.round(mx) - 1, y, 2, MARKER_LANE - 1);
+      }
+    });
+    ctx.globalAlpha = 1;
+
     // Hover guide.
     if (this.hover && this.preview === null) {
       ctx.fillStyle = "rgba(226, 232, 240, 0.35)";
@@ -239,10 +297,13 @@ export class Timeline {
     ctx.closePath();
     ctx.fill();
     const flag = this.preview === null && this.hover ? this.bookmarkAt(this.hover.x) : null;
+    const marker = this.preview === null && this.hover && !flag ? this.markerAt(this.hover.x, this.hover.y) : null;
     const label = this.preview !== null
       ? this.time.hms(this.preview)
       : flag
         ? `${this.time.hm(flag.at)} ${flag.text.slice(0, 40)}`
+        : marker
+          ? this.markerLabel(marker)
         : this.hover
           ? this.time.hm(this.hover.t)
           : null;
@@ -252,11 +313,13 @@ export class Timeline {
       const tw = ctx.measureText(label).width + 10;
       const bx = Math.min(Math.max(lx - tw / 2, 0), w - tw);
       ctx.fillStyle = "rgba(15, 23, 42, 0.92)";
-      ctx.fillRect(bx, 8, tw, 16);
+      // Below the marker lanes when it names a marker (it must not hide what it names).
+      const ly = marker ? MARKER_TOP + this.markerLanes.length * MARKER_LANE + 2 : 8;
+      ctx.fillRect(bx, ly, tw, 16);
       ctx.fillStyle = "#e2e8f0";
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.fillText(label, bx + tw / 2, 16);
+      ctx.fillText(label, bx + tw / 2, ly + 8);
     }
   }
 }

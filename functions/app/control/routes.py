@@ -6,9 +6,11 @@ waits on DynamoDB or S3.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
+from fastapi.responses import StreamingResponse
 
 from functions.app import paths
 from functions.app.control.actions import SessionService
@@ -28,9 +30,12 @@ from functions.app.domain.bookmarks import (
     MAX_BOOKMARKS,
     Bookmark,
     BookmarkDraft,
+    BookmarkNotFound,
 )
 from functions.app.domain.sessions import Session
-from functions.app.threads import SESSION_STORE, run_in
+from functions.app.history import report
+from functions.app.history.queries import History
+from functions.app.threads import CHUNK_STORE, SESSION_STORE, run_in
 from functions.app.web.identity import Caller
 from functions.app.web.problems import Problem, documented
 
@@ -307,3 +312,47 @@ async def delete_bookmark(
     """The bookmark's author or the session's owner deletes it (404 if there is none)."""
     await run_in(SESSION_STORE, service.delete_bookmark, caller, session_id, bookmark_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{session_id}/bookmarks/{bookmark_id}/report",
+    response_class=StreamingResponse,
+    responses={
+        **ERRORS,
+        200: {"content": {"text/html": {}}, "description": "The report, one HTML file."},
+    },
+    summary="An incident report for a bookmark: notes, KPIs, events, Gantt, map (HTML)",
+)
+async def get_report(
+    session_id: str,
+    bookmark_id: Annotated[str, Path(pattern=BOOKMARK_ID_PATTERN)],
+    caller: Caller,
+    service: Sessions,
+    services: Annotated[Services, Depends(get_services)],
+) -> StreamingResponse:
+    """A self-contained HTML file (no script, nothing fetched) for the bookmark's range (a
+    moment: the half hour around it; a range: at most its first 12 h): the session's notes
+    in it, its KPIs and navigable events, the Gantt of the turnarounds it concerns (the
+    bookmarked flight's, else the latest off-blocks'), a map at the bookmark's time. See
+    docs/api.md *Incident report*."""
+    session = await run_in(SESSION_STORE, service.get, caller, session_id)
+    bookmark = next((b for b in session.bookmarks if b.bookmark_id == bookmark_id), None)
+    if bookmark is None:
+        raise BookmarkNotFound(f"no bookmark {bookmark_id!r} in this session")
+    history = History(services.chunks)
+    await run_in(CHUNK_STORE, history.chunks.day_at, session.airport, bookmark.at)
+    pieces = report.report(history, session.airport, bookmark, session.bookmarks, session_id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        while True:
+            piece = await run_in(CHUNK_STORE, next, pieces, None)
+            if piece is None:
+                return
+            yield piece.encode()
+
+    name = f"incident-{session.airport}-{bookmark_id}.html"
+    return StreamingResponse(
+        stream(),
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

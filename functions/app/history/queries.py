@@ -6,9 +6,11 @@ byte-bounded cache. Queries that scan deltas are bounded in replay time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -19,6 +21,7 @@ from chunker.format.state import ReplayState
 from functions.app.history import turnarounds
 from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
 from functions.app.history.kpis import KpiFilters, KpiFold
+from functions.app.history.navigation import EventFold
 
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
@@ -29,6 +32,22 @@ TURNAROUND_TAIL_MS = 3 * 3_600_000
 MAX_TURNAROUND_SCAN_MS = 12 * 3_600_000  # a turnaround's scan, whatever its legs say
 MAX_SEARCH_RESULTS = 500
 MAX_KPI_MS = 12 * 3_600_000  # a KPI window (a shift)
+MAX_EVENTS = 50_000  # navigable events of one answer
+DEFAULT_EVENTS = 20_000
+# A published version never changes (its key names a hash of its input): a day's events are
+# folded once per process and kept for the few days being watched.
+_EVENTS_CACHED_DAYS = 8
+_events_cache: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+_events_lock = threading.Lock()
+
+
+class RowFold(Protocol):
+    """A pure fold over a window's rows (KPIs, navigable events)."""
+
+    def begin(self, tasks_at_start: Iterable[Row]) -> None: ...
+    def task(self, row: Row) -> None: ...
+    def flight(self, row: Row) -> None: ...
+    def notification(self, row: Row) -> None: ...
 
 
 class HistoryError(ValueError):
@@ -275,8 +294,45 @@ class History:
             {f["id"]: f["stand"] for f in manifest.catalogue.flights},
             filters,
         )
+        self.feed(fold, airport, start, end)
+        return fold.result()
+
+    def feed(self, fold: RowFold, airport: str, start: int, end: int) -> None:
+        """Feed ``fold`` the tasks of the state just before ``start``, then every task,
+        flight and notification row of ``[start, end)`` in order."""
         fold.begin(self.state_before(airport, start).tasks.values())
+        self._feed_ticks(fold, airport, start, end)
+
+    def _active_spans(self, airport: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """The parts of ``[start, end)`` whose chunks hold a task, flight or notification
+        delta (the manifests count them), merged: all a row fold needs to read, so a quiet
+        night costs no chunk read."""
+        t = start
+        while t < end:
+            manifest = self.chunks.day_at(airport, t)
+            run: list[int] | None = None
+            for entry in manifest.chunks:
+                if entry.end <= t or entry.start >= end:
+                    continue
+                if entry.tasks + entry.flights + entry.notifications == 0:
+                    continue
+                a, b = max(entry.start, t), min(entry.end, end)
+                if run is not None and run[1] == a:
+                    run[1] = b
+                    continue
+                if run is not None:
+                    yield run[0], run[1]
+                run = [a, b]
+            if run is not None:
+                yield run[0], run[1]
+            t = manifest.end
+
+    def _feed_ticks(self, fold: RowFold, airport: str, start: int, end: int) -> None:
         loads = orjson.loads
+        for a, b in self._active_spans(airport, start, end):
+            self._feed_span(fold, loads, airport, a, b)
+
+    def _feed_span(self, fold: RowFold, loads: Any, airport: str, start: int, end: int) -> None:
         for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
                 fold.task(loads(task.json))
@@ -284,6 +340,45 @@ class History:
                 fold.flight(loads(flight.json))
             for note in tick.notifications:
                 fold.notification(loads(note.json))
+
+    def events(
+        self,
+        airport: str,
+        service_date: str,
+        kinds: frozenset[str] | None = None,
+        limit: int = DEFAULT_EVENTS,
+    ) -> dict[str, Any]:
+        """The day's navigable events (``navigation``) of ``kinds`` (all if None), by time;
+        folded over the whole day once per published version, then served from memory."""
+        day = self.chunks.published(airport, service_date)
+        key = (self.chunks.bucket, day.pointer.manifest_key)
+        with _events_lock:
+            every = _events_cache.get(key)
+            if every is not None:
+                _events_cache.move_to_end(key)
+        if every is None:
+            every = self._fold_events(airport, day.manifest)
+            with _events_lock:
+                _events_cache[key] = every
+                while len(_events_cache) > _EVENTS_CACHED_DAYS:
+                    _events_cache.popitem(last=False)
+        found = [e for e in every if kinds is None or e["kind"] in kinds]
+        counts: dict[str, int] = {}
+        for event in found:
+            counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+        return {
+            "airport": airport,
+            "service_date": service_date,
+            "start": day.manifest.start,
+            "end": day.manifest.end,
+            "counts": dict(sorted(counts.items())),
+            "events": found[:limit],
+            "truncated": len(found) > limit,
+        }
+
+    def _fold_events(self, airport: str, manifest: Manifest) -> list[dict[str, Any]]:
+        fold = EventFold(manifest.start, manifest.end)
+        self.feed(fold, airport, manifest.start, manifest.end)
         return fold.result()
 
     def export_rows(

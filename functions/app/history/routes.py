@@ -25,9 +25,12 @@ from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
 from functions.app.history.export import MEDIA_TYPES, ExportFormat, ExportKind, encode
 from functions.app.history.kpis import KpiFilters
+from functions.app.history.navigation import EventKind
 from functions.app.history.queries import (
     CURSOR_PATTERN,
+    DEFAULT_EVENTS,
     DEFAULT_TASK_LIMIT,
+    MAX_EVENTS,
     MAX_SEARCH_RESULTS,
     MAX_TASK_LIMIT,
     ExportQuery,
@@ -295,6 +298,36 @@ async def get_kpis(
         vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
     )
     return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
+
+
+@router.get(
+    "/{airport}/days/{date}/events",
+    responses=ERRORS,
+    summary="A day's navigable events: late blocks, conflicts, reassignments, overdue tasks",
+)
+async def get_events(
+    airport: Airport,
+    date: Date,
+    caller: Caller,
+    queries: Queries,
+    kind: Annotated[
+        list[EventKind] | None, Query(description="Only these kinds (repeatable); all if absent.")
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_EVENTS,
+            description=f"Events at most (default {DEFAULT_EVENTS}); `truncated` says more "
+            "followed.",
+        ),
+    ] = DEFAULT_EVENTS,
+) -> dict[str, Any]:
+    """Every event of the day the dashboard's timeline marks and its next / previous keys
+    jump between, by time, with the ids of what it names; see docs/api.md *Events* for
+    each kind's rule."""
+    kinds = None if kind is None else frozenset(kind)
+    return await run_in(CHUNK_STORE, queries.events, airport, date, kinds, limit)
 
 
 EXPORT_BATCH = 256  # pieces pulled per worker-thread hop
