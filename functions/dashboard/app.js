@@ -9,6 +9,7 @@ import { Controls, toast } from "./controls.js";
 import { applyTranslations, language, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { ApronMap } from "./map.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
+import { DecisionsPanel } from "./decisions.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
 
@@ -88,6 +89,8 @@ window.__replay = {
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
       selectedVehicle: app.map ? app.map.selectedId ?? null : null,
+      decision: app.decisions ? app.decisions.shown : null, // the decision card as drawn
+      decisionQuality: app.decisions ? app.decisions.quality : null, // the panel's last measurement
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {
@@ -151,6 +154,7 @@ window.__replayModel = () => {
     staleness: app.state ? app.state.staleness : null,
     movers: model.movers,
     stands: model.stands,
+    decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     cards,
     frames: app.frames,
   };
@@ -232,6 +236,10 @@ function onEvent(name, data) {
       break;
     case "notification":
       state.applyNotifications(data.notifications);
+      dataAt(data.t);
+      break;
+    case "dispatch_decision":
+      state.applyDecisions(data.t, data.decisions);
       dataAt(data.t);
       break;
     case "end":
@@ -337,6 +345,8 @@ function frame() {
   app.timeline.draw(position);
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
+  app.decisions.render(app.state);
+  app.decisions.measure(position);
   app.card.update(app.state, position);
   // The vehicles on the map: one whose last fix is past the hide age is not drawn.
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
@@ -436,6 +446,24 @@ function start(view, manifest, airports, moment) {
       app.map.selectedId = id; // a task row selects its vehicle on the map
     },
   });
+  app.decisions = new DecisionsPanel($("decisions"), {
+    time: app.time,
+    map: app.map,
+    seek: (at) => app.controls.seek(at),
+    api,
+    airport: manifest.airport.airport_id,
+    dayStart: manifest.start,
+  });
+  // A vehicle picked on the map shows the decision behind the task it works on now.
+  app.map.onSelect = (id) => {
+    const current = id && app.state ? app.state.vehicleTasks.get(id)?.current : null;
+    if (current) app.decisions.select(current.id);
+  };
+  // A task row (or a decision in the feed) shows the decision behind that task.
+  document.querySelector("[data-testid=task-list] tbody").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-task-id]");
+    if (row) app.decisions.select(row.dataset.taskId);
+  });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
 
@@ -484,6 +512,7 @@ function start(view, manifest, airports, moment) {
     relayoutLegend();
     app.controls.relabel();
     app.bookmarks.render();
+    app.decisions.relabel();
     app.clockText = ""; // redraw the clock's labels
   });
 
