@@ -130,7 +130,8 @@ async def get_state(
 ) -> dict[str, Any]:
     """Vehicles (last fix), tasks, flights, recent notifications and the derived state
     (``stands``: occupied stands; ``vehicle_tasks``: each vehicle's current and last task)
-    at ``t`` (docs/data-format.md)."""
+    and ``decisions`` (the dispatch decision behind each active task) at ``t``
+    (docs/data-format.md)."""
     _, state = await run_in(CHUNK_STORE, queries.state_at, airport, t)
     return _state_json(t, state)
 
