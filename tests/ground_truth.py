@@ -260,8 +260,8 @@ def state_at(
     latest: dict[str, dict[str, Row]] = {"positions": {}, "tasks": {}, "flights": {}}
     recent: deque[Row] = deque(maxlen=RECENT_NOTIFICATIONS)
     for kind, kind_rows in rows.items():
-        if kind == "decisions":  # validated and counted; not replay state (yet)
-            continue
+        if kind == "decisions":
+            continue  # below: they need the tasks' rows
         for row in kind_rows:
             if row["t"] >= horizon:
                 break
@@ -289,7 +289,45 @@ def state_at(
         "notifications": list(recent),
         "stands": stands(latest["flights"].values()),
         "vehicle_tasks": vehicle_tasks(latest["tasks"].values(), finished_events),
+        "decisions": active_decisions(rows, day, tick_ms, horizon, latest["tasks"]),
     }
+
+
+def annotated(rows: dict[str, list[Row]], day: ServiceDay, tick_ms: int) -> list[Row]:
+    """Every decision as chunks store it: with its task's type and status from the task's
+    latest row at or before the end of the decision's tick (None, None without one)."""
+    of_task: dict[str, list[Row]] = {}
+    for task in rows.get("tasks", []):
+        of_task.setdefault(task["id"], []).append(task)
+    out = []
+    for decision in rows.get("decisions", []):
+        tick_end = decision["t"] - (decision["t"] - day.start_ms) % tick_ms + tick_ms
+        before = [r for r in of_task.get(decision["id"], []) if r["t"] < tick_end]
+        task = before[-1] if before else None
+        out.append(
+            {
+                **decision,
+                "task_type": task["task_type"] if task else None,
+                "task_status": task["status"] if task else None,
+            }
+        )
+    return out
+
+
+def active_decisions(
+    rows: dict[str, list[Row]], day: ServiceDay, tick_ms: int, horizon: int, tasks: dict[str, Row]
+) -> list[Row]:
+    """The decision behind each active task: for every task whose latest visible row is
+    not completed or cancelled, its latest visible decision."""
+    latest: dict[str, Row] = {}
+    for decision in annotated(rows, day, tick_ms):
+        if decision["t"] < horizon:
+            latest[decision["id"]] = decision
+    return [
+        latest[k]
+        for k in sorted(latest)
+        if k in tasks and tasks[k]["status"] not in ("completed", "cancelled")
+    ]
 
 
 # --- derived state, from the rules in docs/data-format.md ("Derived state") -------------

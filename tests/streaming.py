@@ -281,7 +281,12 @@ class StreamReader:
 
 # --- what a client reconstructs, compared with the ground truth -------------------------
 
-DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
+DISCRETE = {
+    "task_update": "tasks",
+    "flight_update": "flights",
+    "notification": "notifications",
+    "dispatch_decision": "decisions",
+}
 Discrete = tuple[str, str, int, str | None]  # (kind, id, t, status)
 DERIVED = {"stand_update": "stands", "vehicle_task_update": "vehicle_tasks"}
 
@@ -297,6 +302,7 @@ class ClientState:
         self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
         self.stands: dict[str, dict[str, Any]] = {}
         self.vehicle_tasks: dict[str, dict[str, Any]] = {}
+        self.decisions: dict[str, dict[str, Any]] = {}  # task id -> its latest decision
         self.task_retention_ms = 0
         self.discrete: list[Discrete] = []  # every event row received, in order
         self.snapshots: list[int] = []  # the t of every snapshot received
@@ -313,6 +319,7 @@ class ClientState:
             self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
             self.stands = {r["id"]: r for r in data["stands"]}
             self.vehicle_tasks = {r["id"]: r for r in data["vehicle_tasks"]}
+            self.decisions = {r["id"]: r for r in data["decisions"]}
         elif event.event in DERIVED:
             # Derived rows replace their entity's; a vacated stand, or a vehicle with
             # neither a current nor a last task, leaves (docs/api.md).
@@ -345,6 +352,10 @@ class ClientState:
         assert self.t is not None
         tick_start = self.t - self.t % 1000
         tasks = [self.tasks[k] for k in sorted(self.tasks)]
+        shown = {
+            r["id"] for r in tasks
+            if not expired_task(r["status"], r["t"], tick_start, self.task_retention_ms)
+        }  # fmt: skip
         return {
             "vehicles": [self.vehicles[k] for k in sorted(self.vehicles)],
             "tasks": [
@@ -356,6 +367,12 @@ class ClientState:
             "notifications": list(self.notifications),
             "stands": [self.stands[k] for k in sorted(self.stands)],
             "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
+            # The decision behind each active task (docs/api.md, "Decisions in the state").
+            "decisions": [
+                self.decisions[k]
+                for k in sorted(self.decisions)
+                if k in shown and self.tasks[k]["status"] not in ("completed", "cancelled")
+            ],
         }
 
 
@@ -374,7 +391,7 @@ def expected_discrete(
     """Discrete rows visible after tick ``after`` up to and including tick ``until``."""
     tick = CONFIG.tick_ms
     found = []
-    for kind in ("tasks", "flights", "notifications"):
+    for kind in ("tasks", "flights", "notifications", "decisions"):
         found += [
             (kind, r["id"], r["t"], r.get("status"))
             for r in rows[kind]

@@ -52,7 +52,12 @@ DAY = 1_773_417_600_000  # 2026-03-14 00:00 (+08:00) in epoch ms
 HOURS = 4
 DAY_END = DAY + HOURS * 3_600_000
 RECENT = 20  # notifications a state keeps (chunker.format.state.RECENT_NOTIFICATIONS)
-DISCRETE = {"task_update": "tasks", "flight_update": "flights", "notification": "notifications"}
+DISCRETE = {
+    "task_update": "tasks",
+    "flight_update": "flights",
+    "notification": "notifications",
+    "dispatch_decision": "decisions",
+}
 FLEET = {"V1": VehicleType.FUEL_TRUCK, "V2": VehicleType.PUSHBACK_TUG}
 STATUSES = ("assigned", "en_route", "completed")
 Row = dict[str, Any]
@@ -60,8 +65,11 @@ Row = dict[str, Any]
 
 def generate_rows() -> dict[str, list[Row]]:
     """The day's rows, all on tick starts: V1 moves every tick, V2 every third; a task
-    event every 7 s, a flight event every 13 s, a notification every 11 s."""
-    rows: dict[str, list[Row]] = {"vehicles": [], "tasks": [], "flights": [], "notifications": []}
+    event every 7 s, a flight event every 13 s, a notification every 11 s, a dispatch
+    decision every 9 s (as the chunker stores it: with its task's type and status)."""
+    rows: dict[str, list[Row]] = {
+        "vehicles": [], "tasks": [], "flights": [], "notifications": [], "decisions": []
+    }  # fmt: skip
     for k, t in enumerate(range(DAY, DAY_END, TICK)):
         rows["vehicles"].append({"id": "V1", "t": t, "x": k})
         if k % 3 == 0:
@@ -82,6 +90,20 @@ def generate_rows() -> dict[str, list[Row]]:
         if k % 11 == 0:
             flight = f"F{k % 2}" if k % 3 else None
             rows["notifications"].append({"id": f"N{k}", "t": t, "flight_id": flight})
+        if k % 9 == 0:
+            rows["decisions"].append(
+                {
+                    "id": f"T{k % 5}",
+                    "t": t,
+                    "decision": "assign",
+                    "vehicle_id": "V1",
+                    "flight_id": f"F{k % 2}",
+                    "stand": "S1",
+                    "task_type": "refuel" if k % 2 else "pushback",
+                    "task_status": "assigned",
+                    "candidates": [{"vehicle_id": "V1", "eta": t + 60_000}],
+                }
+            )
     return rows
 
 
@@ -112,6 +134,7 @@ def build_chunks() -> list[PreparedChunk]:
             by_tick.setdefault(row["t"], {}).setdefault(kind, []).append(row)
     chunks = []
     state: dict[str, dict[str, Row]] = {"vehicles": {}, "tasks": {}, "flights": {}}
+    state["decisions"] = {}
     notes: list[Row] = []
     for start in range(DAY, DAY_END, BUCKET):
         keyframe = {kind: list(by_id.values()) for kind, by_id in state.items()}
@@ -792,6 +815,8 @@ def test_resume_after_100_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
         for row in e.json()[DISCRETE[e.event]]
     ]
     assert in_order(found) == discrete_between(start, reached)
+    # Dispatch decisions among them (issue 20): each exactly once, across every cut.
+    assert sum(kind == "decisions" for kind, _, _ in found) >= 10
 
 
 def resumes_losslessly(first: Played, session: Session, clock: FakeClock, start: int) -> None:

@@ -180,6 +180,15 @@ def test_resume_after_100_cuts_at_random_byte_offsets_loses_and_repeats_nothing(
     assert state.t is not None and state.t > first
     assert state.state() == ground_truth.state_at(rows, service_day, CONFIG.tick_ms, state.t)
     assert by_time(state.discrete) == expected_discrete(rows, first, state.t)
+    # Dispatch decisions among them, each exactly once (issue 20): every raw decision of
+    # the window arrived, none twice (the client's decision behind each active task is the
+    # ground truth's: state_at above).
+    decisions = [d for d in by_time(state.discrete) if d[0] == "decisions"]
+    expected = [d for d in expected_discrete(rows, first, state.t) if d[0] == "decisions"]
+    # (The tiny day has 18 decisions; this window holds few. Many decisions under 100
+    # cuts at 8x, 60x and 400x: tests/test_player_core.py.)
+    assert expected and decisions == expected
+    assert len(set(decisions)) == len(decisions)
 
 
 def test_control_changes_reach_the_open_stream(server: Server, truth: Any) -> None:
@@ -293,6 +302,17 @@ def test_filters_are_applied_server_side(server: Server, truth: Any) -> None:
     assert [(k, i) for k, i, _, _ in state.discrete if k == "tasks"] == [
         ("tasks", r["id"]) for r in expected_refuels
     ]
+    # Decisions go with their task: those about refuels at these stands (the task's type
+    # as of the decision, from the raw task rows), and no other.
+    expected_decisions = [
+        (d["id"], d["t"])
+        for d in ground_truth.annotated(rows, service_day, CONFIG.tick_ms)
+        if d["task_type"] == "refuel"
+        and d["stand"] in stands
+        and start + 1000 <= d["t"] < frame_position(events) + 1000
+    ]
+    assert expected_decisions
+    assert [(i, t) for k, i, t, _ in state.discrete if k == "decisions"] == expected_decisions
 
 
 def test_bad_requests_get_problem_json_before_any_stream(server: Server, truth: Any) -> None:

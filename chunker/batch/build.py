@@ -15,7 +15,7 @@ from typing import Any
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CHUNK_FORMAT, FORMAT_VERSION, ChunkerConfig, Histogram
 from chunker.format.rows import Row
-from chunker.format.state import EVENT_KINDS, ReplayState
+from chunker.format.state import EVENT_KINDS, ReplayState, annotate_decision
 
 MOVING_KMH = 3.0
 
@@ -25,6 +25,7 @@ STATE_KIND = {
     "tasks": "tasks",
     "flights": "flights",
     "notifications": "notifications",
+    "decisions": "decisions",
 }
 
 
@@ -116,6 +117,8 @@ def build_hour(
                     tick[kind] = events
                     counts[kind] += len(events)
             if tick is not None:
+                if "decisions" in tick:
+                    tick["decisions"] = _annotated(state, tick["decisions"], tick.get("tasks", ()))
                 # The fold readers apply to this tick (chunker.format.state.StateFold), and
                 # the derived rows it changed (chunker.format.derived), stored with it.
                 derived = state.fold_tick(
@@ -124,6 +127,7 @@ def build_hour(
                     tick.get("tasks", ()),
                     tick.get("flights", ()),
                     tick.get("notifications", ()),
+                    tick.get("decisions", ()),
                 )
                 for kind, changed in derived.items():
                     if changed:
@@ -147,3 +151,11 @@ def build_hour(
         built.chunks.append(BuiltChunk(bucket_start, bucket_end, document, counts))
     histogram.moving_vehicles = [len(vehicles) for vehicles in moving]
     return built
+
+
+def _annotated(state: ReplayState, decisions: list[Row], tasks: list[Row]) -> list[Row]:
+    """A tick's decisions with their task as of the end of the tick: its last row in the
+    tick, else the latest one before (``annotate_decision``)."""
+    in_tick = {task["id"]: task for task in tasks}
+    known = state.derivation.latest_task
+    return [annotate_decision(d, in_tick.get(d["id"]) or known.get(d["id"])) for d in decisions]

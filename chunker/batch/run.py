@@ -67,7 +67,7 @@ from chunker.format.keys import DayKeys, RawFile
 from chunker.format.records import RECORD_KINDS, Reference
 from chunker.format.rows import Row
 from chunker.format.s3 import object_exists
-from chunker.format.state import ReplayState
+from chunker.format.state import ReplayState, annotate_decision, floor_tick
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -137,6 +137,23 @@ _TIME = itemgetter("t")
 def by_time(rows: Iterable[Row]) -> list[Row]:
     """Rows sorted by time; ties keep their source order (the sort is stable)."""
     return sorted(rows, key=_TIME)
+
+
+def annotated_decisions(
+    decisions: list[Row], tasks: list[Row], origin: int, tick_ms: int
+) -> list[Row]:
+    """Decisions (sorted) annotated as ``build_hour`` annotates them, from the task rows
+    (sorted): each with its task's latest row as of the end of the decision's tick."""
+    latest: dict[str, Row] = {}
+    out: list[Row] = []
+    i = 0
+    for decision in decisions:
+        tick_end = floor_tick(decision["t"], origin, tick_ms) + tick_ms
+        while i < len(tasks) and tasks[i]["t"] < tick_end:
+            latest[tasks[i]["id"]] = tasks[i]
+            i += 1
+        out.append(annotate_decision(decision, latest.get(decision["id"])))
+    return out
 
 
 @dataclass(slots=True)
@@ -240,6 +257,7 @@ class DayJob:
         """State just before ``hour``, folded from earlier raw files only."""
         start, _ = self.day.hour_window(hour)
         state = ReplayState()
+        earlier_tasks: list[Row] = []
         for kind, target in STATE_KIND.items():
             files = [f for f in self.raw_day.files_of(kind) if f.hour is None or f.hour < hour]
             if kind == "positions":
@@ -259,7 +277,17 @@ class DayJob:
             earlier: list[Row] = []
             for raw_file in files:
                 earlier.extend(r for r in self._parse(raw_file).rows if r["t"] < start)
-            for row in by_time(earlier):
+            if kind == "decisions":
+                # The tasks' rows were folded above (STATE_KIND order): annotate from them.
+                for row in annotated_decisions(
+                    by_time(earlier), earlier_tasks, self.day.start_ms, self.config.tick_ms
+                ):
+                    state.apply(target, row)
+                continue
+            ordered = by_time(earlier)
+            if kind == "tasks":
+                earlier_tasks = ordered
+            for row in ordered:
                 state.apply(target, row)
         return state
 

@@ -166,6 +166,8 @@ class Derivation:
     active: dict[str, dict[str, Row]] = field(default_factory=dict)  # vehicle -> task -> row
     task_vehicle: dict[str, str] = field(default_factory=dict)  # active task -> vehicle
     last: dict[str, Row] = field(default_factory=dict)  # vehicle -> last finished task row
+    # task -> its latest row, finished or not (what a decision about it is annotated with)
+    latest_task: dict[str, Row] = field(default_factory=dict)
 
     def flight(self, row: Row, stands: set[str]) -> None:
         """Fold a flight row in; adds the stands whose holder may have changed."""
@@ -194,6 +196,7 @@ class Derivation:
     def task(self, row: Row, vehicles: set[str]) -> None:
         """Fold a task row in; adds the vehicles whose row may have changed."""
         task_id = row["id"]
+        self.latest_task[task_id] = row
         old = self.task_vehicle.pop(task_id, None)
         if old is not None:
             del self.active[old][task_id]

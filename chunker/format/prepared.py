@@ -66,6 +66,19 @@ class DerivedEntry(NamedTuple):
     json: bytes
 
 
+class DecisionEntry(NamedTuple):
+    """A dispatch decision and what filters look at: its task (``id``) as the chunker
+    annotated it (type and status; None when unknown), its flight, stand and vehicle."""
+
+    id: str
+    task_type: str | None
+    status: str | None
+    flight_id: str | None
+    stand: str | None
+    vehicle_id: str | None
+    json: bytes
+
+
 VehicleEntry = tuple[str, bytes]  # (vehicle_id, row JSON)
 
 
@@ -80,6 +93,7 @@ class PreparedTick:
     notifications: list[NotificationEntry] = field(default_factory=list)
     stands: list[DerivedEntry] = field(default_factory=list)
     vehicle_tasks: list[DerivedEntry] = field(default_factory=list)
+    decisions: list[DecisionEntry] = field(default_factory=list)
 
     def kinds(
         self,
@@ -90,6 +104,7 @@ class PreparedTick:
         list[NotificationEntry],
         list[DerivedEntry],
         list[DerivedEntry],
+        list[DecisionEntry],
     ]:
         """Its entries by kind, in ``StateFold.apply_tick``'s order."""
         return (
@@ -99,6 +114,7 @@ class PreparedTick:
             self.notifications,
             self.stands,
             self.vehicle_tasks,
+            self.decisions,
         )
 
 
@@ -121,6 +137,7 @@ _TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"", None)))
 _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
 _NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
 _DERIVED = _held(sys.getsizeof(DerivedEntry("", True, (), b"")))
+_DECISION = _held(sys.getsizeof(DecisionEntry("", None, None, None, None, None, b"")))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -194,6 +211,20 @@ class _Preparer:
                 present = PRESENT[kind](item)
                 derived.append(DerivedEntry(name(item["id"]), present, flights, row(item)))
                 size += _DERIVED + _held(sys.getsizeof(flights))
+        optional = self.optional_name
+        for decision in rows.get("decisions") or ():
+            tick.decisions.append(
+                DecisionEntry(
+                    name(decision["id"]),
+                    optional(decision.get("task_type")),
+                    optional(decision.get("task_status")),
+                    optional(decision.get("flight_id")),
+                    optional(decision.get("stand")),
+                    optional(decision.get("vehicle_id")),
+                    row(decision),
+                )
+            )
+            size += _DECISION
         for entries in tick.kinds():
             size += _held(sys.getsizeof(entries))
         self.size += size
@@ -205,7 +236,9 @@ def _entry_present(kind: str, entry: DerivedEntry) -> bool:
 
 
 @dataclass(slots=True)
-class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry]):
+class PreparedState(
+    StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry, DecisionEntry]
+):
     """State at an instant ``t``, as entries keyed by id (what a snapshot is built from)."""
 
     t: int = 0
@@ -228,6 +261,7 @@ class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, 
             deque((loads(n.json) for n in self.notifications), maxlen=RECENT_NOTIFICATIONS),
             {k: loads(v.json) for k, v in self.stands.items()},
             {k: loads(v.json) for k, v in self.vehicle_tasks.items()},
+            {k: loads(v.json) for k, v in self.decisions.items()},
         )
 
 

@@ -12,6 +12,12 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
   the apron's current work instead of growing all day; older tasks stay in the chunks'
   deltas and the history queries;
 - ``notifications``: the most recent ``RECENT_NOTIFICATIONS`` notifications, oldest first;
+- ``decisions``: the latest dispatch decision per task. The state *shows* (keyframes,
+  snapshots) only the decision behind each active task: one whose task is in the state
+  and whose latest row is not finished (``StateFold.active_decisions``). Decisions are
+  discrete events of their task; the chunker stores each with the task's type and status
+  as of the end of the decision's tick (``annotate_decision``), so filters check a
+  decision as they check its task;
 - ``stands`` / ``vehicle_tasks``: derived from the rows above by ``chunker.format.derived``
   (stand occupancy, each vehicle's current and last task). The chunker derives them and
   stores them like any other kind (keyframes, per-tick deltas); readers only fold them. A
@@ -31,7 +37,7 @@ from chunker.format.derived import DERIVED_KINDS, PRESENT, Derivation
 from chunker.format.rows import Row
 
 RECENT_NOTIFICATIONS = 20
-EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
+EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications", "decisions")
 STATE_KINDS = (*EVENT_KINDS, *DERIVED_KINDS)
 
 
@@ -74,16 +80,17 @@ TaskT = TypeVar("TaskT")
 FlightT = TypeVar("FlightT")
 NoteT = TypeVar("NoteT")
 DerivedT = TypeVar("DerivedT")
+DecisionT = TypeVar("DecisionT")
 
 
 @dataclass(slots=True)
-class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
+class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT]):
     """The fold, written once whatever form a row takes: the chunker folds decoded rows
     (``ReplayState``), readers fold pre-encoded entries (``chunker.format.prepared``).
 
     Latest fix per vehicle, latest row per task and flight leg, the most recent
-    notifications, the latest derived row per stand and vehicle (absent ones removed);
-    finished tasks leave after the retention (module doc).
+    notifications, the latest derived row per stand and vehicle (absent ones removed),
+    the latest decision per task; finished tasks leave after the retention (module doc).
     """
 
     vehicles: dict[str, VehicleT] = field(default_factory=dict)
@@ -92,6 +99,7 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
     notifications: deque[NoteT] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
     stands: dict[str, DerivedT] = field(default_factory=dict)
     vehicle_tasks: dict[str, DerivedT] = field(default_factory=dict)
+    decisions: dict[str, DecisionT] = field(default_factory=dict)  # task id -> latest
     # Ids and a task's (status, t), in the form of the rows (C getters: hot loops).
     task_id: ClassVar[RowId]
     flight_id: ClassVar[RowId]
@@ -107,9 +115,10 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
         notifications: Sequence[NoteT],
         stands: Sequence[DerivedT] = (),
         vehicle_tasks: Sequence[DerivedT] = (),
+        decisions: Sequence[DecisionT] = (),
     ) -> None:
         """Fold one tick in: the vehicles' fixes (by id), the tick's task, flight and
-        notification rows, each in order, then its derived rows."""
+        notification rows, each in order, then its derived rows and its decisions."""
         if vehicles:
             self.vehicles.update(vehicles)
         if tasks:
@@ -122,6 +131,19 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
             self._fold_derived("stands", self.stands, stands)
         if vehicle_tasks:
             self._fold_derived("vehicle_tasks", self.vehicle_tasks, vehicle_tasks)
+        if decisions:
+            self.decisions.update(zip(map(self.task_id, decisions), decisions, strict=True))
+
+    def active_decisions(self) -> list[tuple[TaskT, DecisionT]]:
+        """The decision behind each active task, by task id: (task row, decision) for every
+        task in the state whose latest row is not finished and that has a decision."""
+        tasks, status_t = self.tasks, self.task_status_t
+        found = []
+        for task_id in sorted(self.decisions):
+            task = tasks.get(task_id)
+            if task is not None and status_t(task)[0] not in FINISHED_TASK_STATUSES:
+                found.append((task, self.decisions[task_id]))
+        return found
 
     def _fold_derived(
         self, kind: str, entities: dict[str, DerivedT], rows: Sequence[DerivedT]
@@ -154,7 +176,7 @@ def _row_present(kind: str, row: Row) -> bool:
 
 
 @dataclass(slots=True)
-class ReplayState(StateFold[Row, Row, Row, Row, Row]):
+class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
     """The state as decoded rows: what the chunker builds keyframes from, and what
     history queries answer with.
 
@@ -174,10 +196,12 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
         tasks: Sequence[Row],
         flights: Sequence[Row],
         notifications: Sequence[Row],
+        decisions: Sequence[Row] = (),
     ) -> dict[str, list[Row]]:
         """Fold one tick (starting at ``t``) of rows in, derive, and return the derived
-        rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``)."""
-        self.apply_tick(vehicles, tasks, flights, notifications)
+        rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``).
+        ``decisions``: annotated (``annotate_decision``)."""
+        self.apply_tick(vehicles, tasks, flights, notifications, decisions=decisions)
         if not tasks and not flights:
             return {}  # most ticks: only fixes, nothing derived can change
         derivation = self.derivation
@@ -204,6 +228,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
             self.fold_tick(row["t"], {}, rows, (), ())
         elif kind == "flights":
             self.fold_tick(row["t"], {}, (), rows, ())
+        elif kind == "decisions":
+            self.apply_tick((), (), (), (), decisions=rows)
         else:
             self.apply_tick((), (), (), rows)
 
@@ -216,7 +242,19 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
             "notifications": list(self.notifications),
             "stands": [self.stands[k] for k in sorted(self.stands)],
             "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
+            "decisions": [decision for _, decision in self.active_decisions()],
         }
+
+
+def annotate_decision(decision: Row, task: Row | None) -> dict[str, Any]:
+    """A decision as chunks store it: the raw row plus its task's ``task_type`` and
+    ``task_status`` from ``task``, the task's latest row as of the end of the decision's
+    tick (None for both when no row of the task came before)."""
+    return {
+        **decision,
+        "task_type": None if task is None else task["task_type"],
+        "task_status": None if task is None else task["status"],
+    }
 
 
 def _changes(kind: str, entities: Mapping[str, Row], rows: Iterable[Row]) -> list[Row]:

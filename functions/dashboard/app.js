@@ -11,6 +11,7 @@ import { ApronMap } from "./map.js";
 import { KpiPanel } from "./kpipanel.js";
 import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
+import { DecisionsPanel } from "./decisions.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
 
@@ -97,6 +98,8 @@ window.__replay = {
       lastEvent: app.events && app.events.cursor ? { kind: app.events.cursor.kind, t: app.events.cursor.t } : null,
       kpiWindow: app.kpis && app.kpis.last ? { start: app.kpis.last.start, end: app.kpis.last.end } : null,
       mapSize: app.map ? { width: app.map.width, height: app.map.height } : null,
+      decision: app.decisions ? app.decisions.shown : null, // the decision card as drawn
+      decisionQuality: app.decisions ? app.decisions.quality : null, // the panel's last measurement
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {
@@ -160,6 +163,7 @@ window.__replayModel = () => {
     staleness: app.state ? app.state.staleness : null,
     movers: model.movers,
     stands: model.stands,
+    decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     cards,
     frames: app.frames,
   };
@@ -241,6 +245,10 @@ function onEvent(name, data) {
       break;
     case "notification":
       state.applyNotifications(data.notifications);
+      dataAt(data.t);
+      break;
+    case "dispatch_decision":
+      state.applyDecisions(data.t, data.decisions);
       dataAt(data.t);
       break;
     case "end":
@@ -348,6 +356,8 @@ function frame() {
   app.kpis.follow();
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
   app.panels.render(app.state, position);
+  app.decisions.render(app.state);
+  app.decisions.measure(position);
   app.card.update(app.state, position);
   // The vehicles on the map: one whose last fix is past the hide age is not drawn.
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
@@ -447,6 +457,24 @@ function start(view, manifest, airports, moment) {
       app.map.selectedId = id; // a task row selects its vehicle on the map
     },
   });
+  app.decisions = new DecisionsPanel($("decisions"), {
+    time: app.time,
+    map: app.map,
+    seek: (at) => app.controls.seek(at),
+    api,
+    airport: manifest.airport.airport_id,
+    dayStart: manifest.start,
+  });
+  // A vehicle picked on the map shows the decision behind the task it works on now.
+  app.map.onSelect = (id) => {
+    const current = id && app.state ? app.state.vehicleTasks.get(id)?.current : null;
+    if (current) app.decisions.select(current.id);
+  };
+  // A task row (or a decision in the feed) shows the decision behind that task.
+  document.querySelector("[data-testid=task-list] tbody").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-task-id]");
+    if (row) app.decisions.select(row.dataset.taskId);
+  });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
@@ -508,6 +536,7 @@ function start(view, manifest, airports, moment) {
     app.bookmarks.render();
     app.events.renderLegend();
     if (!$("kpi-popover").hidden) app.kpis.refresh();
+    app.decisions.relabel();
     app.clockText = ""; // redraw the clock's labels
   });
 

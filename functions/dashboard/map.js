@@ -349,6 +349,7 @@ export class ApronMap {
     this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
     this.drawOccupiedStands(ctx, state.stands);
     this.drawVehicles(ctx, state, options, now);
+    if (this.overlay) this.overlay(ctx, this); // e.g. a selected decision's candidates (decisions.js)
   }
 
   /** Everything that does not move: drawn into the cached layer, labels decluttered. */

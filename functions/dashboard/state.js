@@ -25,6 +25,8 @@ export class ReplayState {
     this.notifications = new Map(); // insertion order = arrival order
     this.stands = new Map(); // stand id -> derived row of the aircraft on it
     this.vehicleTasks = new Map(); // vehicle id -> derived row {current, last}
+    this.decisions = new Map(); // task id -> its latest dispatch decision
+    this.decisionFeed = new Map(); // "task|t" -> decision, arrival order (the feed)
     this.staleness = { fade_after_ms: 90000, hide_after_ms: 600000 }; // from the snapshot
     this.retentionMs = 0;
     this.t = 0; // replay time of the last frame or snapshot
@@ -45,6 +47,9 @@ export class ReplayState {
     this.applyNotifications(snapshot.notifications);
     this.stands = new Map((snapshot.stands ?? []).map((row) => [row.id, row]));
     this.vehicleTasks = new Map((snapshot.vehicle_tasks ?? []).map((row) => [row.id, row]));
+    // The decision behind each active task (docs/api.md, "Decisions in the state").
+    this.decisions = new Map((snapshot.decisions ?? []).map((row) => [row.id, row]));
+    this.decisionFeed = new Map();
     if (snapshot.staleness) this.staleness = snapshot.staleness;
     this.lastFramePerf = 0;
     this.revision += 1;
@@ -105,6 +110,19 @@ export class ReplayState {
   applyFlights(t, rows) {
     this.t = Math.max(this.t, t);
     for (const row of rows) this.flights.set(row.id, row);
+    this.revision += 1;
+  }
+
+  /** A `dispatch_decision` event: each is its task's latest decision, and joins the feed. */
+  applyDecisions(t, rows) {
+    this.t = Math.max(this.t, t);
+    for (const row of rows) {
+      this.decisions.set(row.id, row);
+      this.decisionFeed.set(`${row.id}|${row.t}`, row);
+    }
+    while (this.decisionFeed.size > MAX_NOTIFICATIONS) {
+      this.decisionFeed.delete(this.decisionFeed.keys().next().value);
+    }
     this.revision += 1;
   }
 

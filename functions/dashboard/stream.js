@@ -13,6 +13,7 @@ const FRAME_EVENTS = [
   "task_update",
   "flight_update",
   "notification",
+  "dispatch_decision",
   "stand_update",
   "vehicle_task_update",
   "vehicle_update",

@@ -19,6 +19,7 @@ from chunker.format.read import ChunkReader, NotPublished
 from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 from functions.app.history import turnarounds
+from functions.app.history.decision_quality import LOOKAHEAD_MS, DecisionQualityFold
 from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
 from functions.app.history.kpis import KpiFilters, KpiFold
 from functions.app.history.navigation import EventFold
@@ -379,6 +380,33 @@ class History:
     def _fold_events(self, airport: str, manifest: Manifest) -> list[dict[str, Any]]:
         fold = EventFold(manifest.start, manifest.end)
         self.feed(fold, airport, manifest.start, manifest.end)
+        return fold.result()
+
+    def decision_quality(
+        self,
+        airport: str,
+        start: int,
+        end: int,
+        filters: KpiFilters,
+        high_regret_ms: int,
+        limit: int,
+    ) -> dict[str, Any]:
+        """The dispatcher's decision quality over ``[start, end)`` (``decision_quality``;
+        at most ``MAX_KPI_MS``): the window's decisions, and task events up to
+        ``LOOKAHEAD_MS`` after it for their arrivals (within the published days)."""
+        check_window(start, end, MAX_KPI_MS)
+        manifest = self.chunks.day_at(airport, start)
+        fleet = {v.vehicle_id: v.vehicle_type.value for v in manifest.catalogue.vehicles}
+        fold = DecisionQualityFold(start, end, fleet, filters, high_regret_ms, limit)
+        loads = orjson.loads
+        try:
+            for tick in self.chunks.iter_ticks(airport, start, end + LOOKAHEAD_MS):
+                for decision in tick.decisions:
+                    fold.decision(loads(decision.json))
+                for task in tick.tasks:
+                    fold.task(task.id, task.status, task.t, task.vehicle_id)
+        except NotPublished:
+            pass  # the look-ahead ran past the last published day: arrivals end there
         return fold.result()
 
     def export_rows(

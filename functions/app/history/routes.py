@@ -23,6 +23,7 @@ from chunker.format.records import (
 from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
+from functions.app.history.decision_quality import HIGH_REGRET_MS, MAX_LISTED
 from functions.app.history.export import MEDIA_TYPES, ExportFormat, ExportKind, encode
 from functions.app.history.kpis import KpiFilters
 from functions.app.history.navigation import EventKind
@@ -132,7 +133,8 @@ async def get_state(
 ) -> dict[str, Any]:
     """Vehicles (last fix), tasks, flights, recent notifications and the derived state
     (``stands``: occupied stands; ``vehicle_tasks``: each vehicle's current and last task)
-    at ``t`` (docs/data-format.md)."""
+    and ``decisions`` (the dispatch decision behind each active task) at ``t``
+    (docs/data-format.md)."""
     _, state = await run_in(CHUNK_STORE, queries.state_at, airport, t)
     return _state_json(t, state)
 
@@ -275,6 +277,25 @@ async def get_task_events(
     }
 
 
+# The KPI-style filters (KPIs, decision quality), each repeatable.
+StandsQuery = Annotated[list[Annotated[str, Query(pattern=ENTITY_ID_PATTERN)]] | None, Query()]
+TaskTypesQuery = Annotated[list[TaskType] | None, Query()]
+VehicleTypesQuery = Annotated[list[VehicleType] | None, Query()]
+
+
+def kpi_filters(
+    stand: list[str] | None,
+    task_type: list[TaskType] | None,
+    vehicle_type: list[VehicleType] | None,
+) -> KpiFilters:
+    """The KPI-style filters of a query (None: not filtered)."""
+    return KpiFilters(
+        stands=None if stand is None else frozenset(stand),
+        task_types=None if task_type is None else frozenset(t.value for t in task_type),
+        vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
+    )
+
+
 @router.get(
     "/{airport}/kpis",
     responses=ERRORS,
@@ -286,17 +307,13 @@ async def get_kpis(
     end: Annotated[Instant, Query()],
     caller: Caller,
     queries: Queries,
-    stand: Annotated[list[Annotated[str, Query(pattern=ENTITY_ID_PATTERN)]] | None, Query()] = None,
-    task_type: Annotated[list[TaskType] | None, Query()] = None,
-    vehicle_type: Annotated[list[VehicleType] | None, Query()] = None,
+    stand: StandsQuery = None,
+    task_type: TaskTypesQuery = None,
+    vehicle_type: VehicleTypesQuery = None,
 ) -> dict[str, Any]:
     """See docs/api.md *KPIs* for each figure's definition and what each filter narrows;
     every filter may be repeated."""
-    filters = KpiFilters(
-        stands=None if stand is None else frozenset(stand),
-        task_types=None if task_type is None else frozenset(t.value for t in task_type),
-        vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
-    )
+    filters = kpi_filters(stand, task_type, vehicle_type)
     return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
 
 
@@ -328,6 +345,45 @@ async def get_events(
     each kind's rule."""
     kinds = None if kind is None else frozenset(kind)
     return await run_in(CHUNK_STORE, queries.events, airport, date, kinds, limit)
+
+
+@router.get(
+    "/{airport}/decision-quality",
+    responses=ERRORS,
+    summary="Dispatch decision quality of a window (≤ 12 h): on-time share, regret, "
+    "reassignments, no-vehicle escalations, high-regret decisions",
+)
+async def get_decision_quality(
+    airport: Airport,
+    start: Annotated[Instant, Query()],
+    end: Annotated[Instant, Query()],
+    caller: Caller,
+    queries: Queries,
+    stand: StandsQuery = None,
+    task_type: TaskTypesQuery = None,
+    vehicle_type: VehicleTypesQuery = None,
+    high_regret_ms: Annotated[
+        int,
+        Query(ge=0, le=86_400_000, description="Regret from which a decision is listed."),
+    ] = HIGH_REGRET_MS,
+    limit: Annotated[
+        int, Query(ge=0, le=MAX_LISTED, description="High-regret decisions listed at most.")
+    ] = 20,
+) -> dict[str, Any]:
+    """See docs/api.md *Decision quality* for each figure's definition; filters narrow the
+    decisions as on the KPIs (the decision's stand, its task's type, the chosen vehicle's
+    type) and may be repeated."""
+    filters = kpi_filters(stand, task_type, vehicle_type)
+    return await run_in(
+        CHUNK_STORE,
+        queries.decision_quality,
+        airport,
+        start,
+        end,
+        filters,
+        high_regret_ms,
+        limit,
+    )
 
 
 EXPORT_BATCH = 256  # pieces pulled per worker-thread hop

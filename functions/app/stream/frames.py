@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from chunker.format.prepared import (
+    DecisionEntry,
     DerivedEntry,
     FlightEntry,
     NotificationEntry,
@@ -26,6 +27,7 @@ FRAME_EVENTS = (
     "task_update",
     "flight_update",
     "notification",
+    "dispatch_decision",
     "stand_update",
     "vehicle_task_update",
     "vehicle_update",
@@ -83,7 +85,10 @@ class FilterPlan:
     def vehicle(self, vehicle_id: str) -> bool:
         return self.vehicles is None or vehicle_id in self.vehicles
 
-    def task(self, task: TaskEntry) -> bool:
+    def task(self, task: TaskEntry | DecisionEntry) -> bool:
+        """A task by its own fields; a decision as its task, from the task's type and status
+        the chunker stored with it (a filter on a field the decision does not know hides
+        it, as an unassigned task is hidden by a vehicle filter)."""
         return (
             (self.task_types is None or task.task_type in self.task_types)
             and (self.task_statuses is None or task.status in self.task_statuses)
@@ -136,6 +141,7 @@ def frame_events(
     tasks: list[bytes] = []
     flights: list[bytes] = []
     notes: list[bytes] = []
+    decisions: list[bytes] = []
     allowed = plan.vehicles
     for tick in ticks:
         if tick.vehicles:
@@ -148,6 +154,7 @@ def frame_events(
         tasks.extend(task.json for task in tick.tasks if plan.task(task))
         flights.extend(flight.json for flight in tick.flights if plan.flight(flight))
         notes.extend(note.json for note in tick.notifications if plan.notification(note))
+        decisions.extend(d.json for d in tick.decisions if plan.task(d))
         for stand in tick.stands:
             if plan.stand(stand):
                 stands[stand.id] = stand.json
@@ -162,6 +169,9 @@ def frame_events(
         events.append(("flight_update", head + b',"flights":' + _array(flights) + b"}"))
     if notes:
         events.append(("notification", head + b',"notifications":' + _array(notes) + b"}"))
+    if decisions:
+        body = _array(decisions)
+        events.append(("dispatch_decision", head + b',"decisions":' + body + b"}"))
     if stands:
         events.append(("stand_update", head + b',"stands":' + _array(stands.values()) + b"}"))
     if vehicle_tasks:
@@ -188,6 +198,8 @@ def snapshot_data(
     notes = (n.json for n in state.notifications if plan.notification(n))
     stands = (e.json for k, e in sorted(state.stands.items()) if plan.stand(e))
     vehicle_tasks = (e.json for k, e in sorted(state.vehicle_tasks.items()) if plan.vehicle_task(e))
+    # The decision behind each active task the snapshot shows (its task as it is now).
+    decisions = (d.json for task, d in state.active_decisions() if plan.task(task))
     return b"".join(
         (
             b'{"t":',
@@ -210,6 +222,8 @@ def snapshot_data(
             _array(stands),
             b',"vehicle_tasks":',
             _array(vehicle_tasks),
+            b',"decisions":',
+            _array(decisions),
             b',"staleness":',
             staleness,
             b"}",

@@ -159,7 +159,12 @@ async def while_allowed(
     summary="Stream a session as Server-Sent Events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": 'The event stream (docs/api.md, "The stream"): events snapshot, '
+            "task_update, flight_update, notification, dispatch_decision, stand_update, "
+            "vehicle_task_update, vehicle_update, playback, end, reconnect, error.",
+        },
         401: {"description": "Missing, invalid or expired stream token (problem+json)."},
         404: {"description": "No such session, or nothing published (problem+json)."},
         429: {
