@@ -297,6 +297,7 @@ class ClientState:
         self.notifications: deque[dict[str, Any]] = deque(maxlen=RECENT_NOTIFICATIONS)
         self.stands: dict[str, dict[str, Any]] = {}
         self.vehicle_tasks: dict[str, dict[str, Any]] = {}
+        self.aircraft: dict[str, dict[str, Any]] = {}
         self.task_retention_ms = 0
         self.discrete: list[Discrete] = []  # every event row received, in order
         self.snapshots: list[int] = []  # the t of every snapshot received
@@ -313,6 +314,11 @@ class ClientState:
             self.notifications = deque(data["notifications"], maxlen=RECENT_NOTIFICATIONS)
             self.stands = {r["id"]: r for r in data["stands"]}
             self.vehicle_tasks = {r["id"]: r for r in data["vehicle_tasks"]}
+            self.aircraft = {r["id"]: r for r in data["aircraft"]}
+        elif event.event == "aircraft_update":
+            data = event.json()
+            self.t = data["t"]
+            self.aircraft.update({r["id"]: r for r in data["aircraft"]})
         elif event.event in DERIVED:
             # Derived rows replace their entity's; a vacated stand, or a vehicle with
             # neither a current nor a last task, leaves (docs/api.md).
@@ -356,13 +362,14 @@ class ClientState:
             "notifications": list(self.notifications),
             "stands": [self.stands[k] for k in sorted(self.stands)],
             "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
+            "aircraft": [self.aircraft[k] for k in sorted(self.aircraft)],
         }
 
 
 def frame_position(events: list[Event]) -> int:
     """The replay position the client has reached: the last frame/snapshot's ``t``."""
     for event in reversed(events):
-        if event.event in ("snapshot", "vehicle_update", *DISCRETE, *DERIVED):
+        if event.event in ("snapshot", "vehicle_update", "aircraft_update", *DISCRETE, *DERIVED):
             position: int = event.json()["t"]
             return position
     raise AssertionError("no frame yet")

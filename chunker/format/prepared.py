@@ -69,6 +69,18 @@ class DerivedEntry(NamedTuple):
 VehicleEntry = tuple[str, bytes]  # (vehicle_id, row JSON)
 
 
+class AircraftEntry(NamedTuple):
+    """An aircraft fix and what filters look at: the flight leg it links to, that leg's
+    stand (an aircraft is filtered as its flight)."""
+
+    flight_id: str | None
+    stand: str | None
+    json: bytes
+
+
+AircraftPair = tuple[str, AircraftEntry]  # (aircraft_id, entry)
+
+
 @dataclass(slots=True)
 class PreparedTick:
     """One tick of deltas (or a keyframe) as pre-encoded entries."""
@@ -80,6 +92,7 @@ class PreparedTick:
     notifications: list[NotificationEntry] = field(default_factory=list)
     stands: list[DerivedEntry] = field(default_factory=list)
     vehicle_tasks: list[DerivedEntry] = field(default_factory=list)
+    aircraft: list[AircraftPair] = field(default_factory=list)
 
     def kinds(
         self,
@@ -90,6 +103,7 @@ class PreparedTick:
         list[NotificationEntry],
         list[DerivedEntry],
         list[DerivedEntry],
+        list[AircraftPair],
     ]:
         """Its entries by kind, in ``StateFold.apply_tick``'s order."""
         return (
@@ -99,6 +113,7 @@ class PreparedTick:
             self.notifications,
             self.stands,
             self.vehicle_tasks,
+            self.aircraft,
         )
 
 
@@ -121,6 +136,7 @@ _TASK = _held(sys.getsizeof(TaskEntry("", "", "", "", "", 0, b"", None)))
 _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
 _NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
 _DERIVED = _held(sys.getsizeof(DerivedEntry("", True, (), b"")))
+_AIRCRAFT = _PAIR + _held(sys.getsizeof(AircraftEntry(None, None, b"")))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -187,6 +203,14 @@ class _Preparer:
                 )
             )
             size += _NOTE
+        for fix in rows.get("aircraft") or ():
+            entry = AircraftEntry(
+                self.optional_name(fix.get("flight_id")),
+                self.optional_name(fix.get("stand")),
+                row(fix),
+            )
+            tick.aircraft.append((name(fix["id"]), entry))
+            size += _AIRCRAFT
         for kind, derived in (("stands", tick.stands), ("vehicle_tasks", tick.vehicle_tasks)):
             for item in rows.get(kind) or ():
                 named = dict.fromkeys(f for f in _derived_flights(kind, item) if f is not None)
@@ -205,7 +229,9 @@ def _entry_present(kind: str, entry: DerivedEntry) -> bool:
 
 
 @dataclass(slots=True)
-class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry]):
+class PreparedState(
+    StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry, AircraftEntry]
+):
     """State at an instant ``t``, as entries keyed by id (what a snapshot is built from)."""
 
     t: int = 0
@@ -228,6 +254,7 @@ class PreparedState(StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, 
             deque((loads(n.json) for n in self.notifications), maxlen=RECENT_NOTIFICATIONS),
             {k: loads(v.json) for k, v in self.stands.items()},
             {k: loads(v.json) for k, v in self.vehicle_tasks.items()},
+            {k: loads(v.json) for k, v in self.aircraft.items()},
         )
 
 

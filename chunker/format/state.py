@@ -6,6 +6,7 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
 ``t_rec < floor_tick(t) + tick_ms``, applied in (time, source order):
 
 - ``vehicles``: the latest GPS fix per vehicle;
+- ``aircraft``: the latest surface fix per aircraft (raw kind ``aircraft``);
 - ``tasks`` / ``flights``: the latest row per task / flight leg — except that a finished
   task (``completed`` / ``cancelled``) leaves the state ``task_retention_ms`` after its
   last event (default one hour; ``expire_tasks``). The live picture stays the size of
@@ -31,7 +32,7 @@ from chunker.format.derived import DERIVED_KINDS, PRESENT, Derivation
 from chunker.format.rows import Row
 
 RECENT_NOTIFICATIONS = 20
-EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications")
+EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications", "aircraft")
 STATE_KINDS = (*EVENT_KINDS, *DERIVED_KINDS)
 
 
@@ -74,10 +75,11 @@ TaskT = TypeVar("TaskT")
 FlightT = TypeVar("FlightT")
 NoteT = TypeVar("NoteT")
 DerivedT = TypeVar("DerivedT")
+AircraftT = TypeVar("AircraftT")
 
 
 @dataclass(slots=True)
-class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
+class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, AircraftT]):
     """The fold, written once whatever form a row takes: the chunker folds decoded rows
     (``ReplayState``), readers fold pre-encoded entries (``chunker.format.prepared``).
 
@@ -92,6 +94,7 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
     notifications: deque[NoteT] = field(default_factory=lambda: deque(maxlen=RECENT_NOTIFICATIONS))
     stands: dict[str, DerivedT] = field(default_factory=dict)
     vehicle_tasks: dict[str, DerivedT] = field(default_factory=dict)
+    aircraft: dict[str, AircraftT] = field(default_factory=dict)
     # Ids and a task's (status, t), in the form of the rows (C getters: hot loops).
     task_id: ClassVar[RowId]
     flight_id: ClassVar[RowId]
@@ -107,11 +110,15 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT]):
         notifications: Sequence[NoteT],
         stands: Sequence[DerivedT] = (),
         vehicle_tasks: Sequence[DerivedT] = (),
+        aircraft: Mapping[str, AircraftT] | Iterable[tuple[str, AircraftT]] = (),
     ) -> None:
         """Fold one tick in: the vehicles' fixes (by id), the tick's task, flight and
-        notification rows, each in order, then its derived rows."""
+        notification rows, each in order, then its derived rows, then the aircraft's
+        fixes (by id)."""
         if vehicles:
             self.vehicles.update(vehicles)
+        if aircraft:
+            self.aircraft.update(aircraft)
         if tasks:
             self.tasks.update(zip(map(self.task_id, tasks), tasks, strict=True))
         if flights:
@@ -154,7 +161,7 @@ def _row_present(kind: str, row: Row) -> bool:
 
 
 @dataclass(slots=True)
-class ReplayState(StateFold[Row, Row, Row, Row, Row]):
+class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
     """The state as decoded rows: what the chunker builds keyframes from, and what
     history queries answer with.
 
@@ -174,12 +181,14 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
         tasks: Sequence[Row],
         flights: Sequence[Row],
         notifications: Sequence[Row],
+        aircraft: Mapping[str, Row] | None = None,
     ) -> dict[str, list[Row]]:
         """Fold one tick (starting at ``t``) of rows in, derive, and return the derived
-        rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``)."""
-        self.apply_tick(vehicles, tasks, flights, notifications)
-        if not tasks and not flights:
-            return {}  # most ticks: only fixes, nothing derived can change
+        rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``).
+        ``aircraft``: the last fix per aircraft in the tick."""
+        self.apply_tick(vehicles, tasks, flights, notifications, aircraft=aircraft or ())
+        if not tasks and not flights and not aircraft:
+            return {}  # most ticks: only vehicle fixes, nothing derived can change
         derivation = self.derivation
         stands: set[str] = set()
         vehicle_ids: set[str] = set()
@@ -187,6 +196,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
             derivation.flight(row, stands)
         for row in tasks:
             derivation.task(row, vehicle_ids)
+        for aircraft_id in sorted(aircraft or ()):
+            derivation.aircraft_fix((aircraft or {})[aircraft_id], stands)
         changed: dict[str, list[Row]] = {}
         rows = [derivation.stand_row(s, t) for s in sorted(stands)]
         changed["stands"] = _changes("stands", self.stands, rows)
@@ -200,6 +211,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
         rows = (row,)
         if kind == "vehicles":
             self.apply_tick({row["id"]: row}, (), (), ())
+        elif kind == "aircraft":
+            self.fold_tick(row["t"], {}, (), (), (), {row["id"]: row})
         elif kind == "tasks":
             self.fold_tick(row["t"], {}, rows, (), ())
         elif kind == "flights":
@@ -216,6 +229,7 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row]):
             "notifications": list(self.notifications),
             "stands": [self.stands[k] for k in sorted(self.stands)],
             "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
+            "aircraft": [self.aircraft[k] for k in sorted(self.aircraft)],
         }
 
 

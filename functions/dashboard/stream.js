@@ -15,6 +15,7 @@ const FRAME_EVENTS = [
   "notification",
   "stand_update",
   "vehicle_task_update",
+  "aircraft_update",
   "vehicle_update",
 ];
 const MAX_REMEMBERED_IDS = 4096;
