@@ -9,6 +9,7 @@ wait is a condition with a timeout; nothing here sleeps or measures time against
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -683,3 +684,55 @@ def test_lateness_on_the_task_list_board_and_map_follows_the_rule(
     assert marked == drawn_late
     dashboard.page.screenshot(path=str(tmp_path / "lateness.png"))
     assert dashboard.errors == []
+
+
+def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
+    raw_events: tuple[dict[str, list[Any]], Any], dashboard: Dashboard, tmp_path: Path
+) -> None:
+    """Issue #18 item 3 in the page: at a moment of a pushback in the demo day, the map
+    draws every aircraft the raw surface fixes say is there (independent fold,
+    tests/ground_truth.py) at that fix, at its heading, with its callsign; the aircraft
+    being pushed is off its stand and next to its tug, and another aircraft is taxiing."""
+    from tests.ground_truth import state_at
+    from tests.test_page_truth import RETENTION_MS, TICK_MS, control
+
+    rows, day = raw_events
+    pushes = [
+        r
+        for r in rows["tasks"]
+        if r["task_type"] == "pushback" and r["status"] == "in_progress" and r["actual_start"]
+    ]
+    push = min(pushes, key=lambda r: (r["actual_start"], r["id"]))
+    at = push["actual_start"] + 40_000  # 40 s into the ~63 s push
+    truth = state_at(rows, day, TICK_MS, at, RETENTION_MS)
+    fresh = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= 90_000}
+    pushed = [r for r in fresh.values() if r["flight_id"] == push["flight_id"]]
+    assert len(pushed) == 1 and pushed[0]["at_stand"] is None and pushed[0]["speed_kmh"] > 0
+    taxiing = [r for r in fresh.values() if r["speed_kmh"] > 10 and r["id"] != pushed[0]["id"]]
+    control(dashboard, {"action": "seek", "position": at})
+    dashboard.wait(
+        "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
+    )
+    dashboard.page.wait_for_function(
+        """ids => { const m = window.__replayModel().aircraft;
+            return ids.every((id) => m[id] && m[id].drawn); }""",
+        arg=sorted(fresh),
+    )
+    drawn = dashboard.page.evaluate("window.__replayModel().aircraft")
+    for aircraft_id, row in fresh.items():
+        shown = drawn[aircraft_id]
+        assert (shown["lat"], shown["lon"], shown["heading"]) == (
+            row["lat"],
+            row["lon"],
+            row["heading"],
+        )
+        assert shown["flight_id"] == row["flight_id"]
+    assert sorted(k for k, v in drawn.items() if v["drawn"]) == sorted(fresh)
+    # The tug pushing it: within 40 m of the aircraft (it pushes at the nose).
+    tug = dashboard.page.evaluate("window.__replayModel().movers")[push["vehicle_id"]]
+    a = pushed[0]
+    dy = (tug["lat"] - a["lat"]) * 111_195.0
+    dx = (tug["lon"] - a["lon"]) * 111_195.0 * math.cos(math.radians(a["lat"]))
+    assert math.hypot(dx, dy) < 40.0
+    dashboard.page.screenshot(path=str(tmp_path / "aircraft-pushback.png"))
+    assert taxiing or truth["aircraft"], "the demo day has aircraft moving"
