@@ -702,13 +702,16 @@ def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
         for r in rows["tasks"]
         if r["task_type"] == "pushback" and r["status"] == "in_progress" and r["actual_start"]
     ]
-    push = min(pushes, key=lambda r: (r["actual_start"], r["id"]))
-    at = push["actual_start"] + 40_000  # 40 s into the ~63 s push
-    truth = state_at(rows, day, TICK_MS, at, RETENTION_MS)
-    fresh = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= 90_000}
-    pushed = [r for r in fresh.values() if r["flight_id"] == push["flight_id"]]
-    assert len(pushed) == 1 and pushed[0]["at_stand"] is None and pushed[0]["speed_kmh"] > 0
-    taxiing = [r for r in fresh.values() if r["speed_kmh"] > 10 and r["id"] != pushed[0]["id"]]
+    # The first pushback during which another aircraft taxis (40 s into the ~63 s push).
+    for push in sorted(pushes, key=lambda r: (r["actual_start"], r["id"])):
+        at = push["actual_start"] + 40_000
+        truth = state_at(rows, day, TICK_MS, at, RETENTION_MS)
+        fresh = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= 90_000}
+        pushed = [r for r in fresh.values() if r["flight_id"] == push["flight_id"]]
+        assert len(pushed) == 1 and pushed[0]["at_stand"] is None and pushed[0]["speed_kmh"] > 0
+        taxiing = [r for r in fresh.values() if r["speed_kmh"] > 10 and r["id"] != pushed[0]["id"]]
+        if taxiing:
+            break
     control(dashboard, {"action": "seek", "position": at})
     dashboard.wait(
         "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
@@ -734,5 +737,19 @@ def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
     dy = (tug["lat"] - a["lat"]) * 111_195.0
     dx = (tug["lon"] - a["lon"]) * 111_195.0 * math.cos(math.radians(a["lat"]))
     assert math.hypot(dx, dy) < 40.0
+    dashboard.page.screenshot(path=str(tmp_path / "aircraft-apron.png"))
+    assert taxiing, "the demo day has a pushback while another aircraft taxis"
+    # Zoomed in on the pushback: drawn to scale (~38 m), larger than the floor of 16 px.
+    box = dashboard.page.get_by_test_id("map-canvas").bounding_box()
+    assert box is not None
+    mark = drawn[a["id"]]
+    dashboard.page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
+    for _ in range(4):
+        dashboard.page.mouse.wheel(0, -300)
+    dashboard.page.wait_for_function(
+        "([id, px]) => window.__replayModel().aircraft[id].length > px", arg=[a["id"], 40]
+    )
+    near = dashboard.page.evaluate("window.__replayModel().aircraft")[a["id"]]
+    assert near["drawn"] and near["labelled"] and near["callsign"] == a["callsign"]
+    dashboard.page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
     dashboard.page.screenshot(path=str(tmp_path / "aircraft-pushback.png"))
-    assert taxiing or truth["aircraft"], "the demo day has aircraft moving"

@@ -140,7 +140,7 @@ window.__replay = {
  * (lat, lon of the fix drawn; x, y in CSS px on the canvas), `fix` its time, `drawn` /
  * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
  * it; `aircraft`: aircraft id -> the aircraft drawn (lat, lon, heading of the fix drawn,
- * x, y, callsign, flight_id, at_stand, `labelled`); `cards`: vehicle id -> the card's task line.
+ * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line.
  */
 window.__replayModel = () => {
   const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };

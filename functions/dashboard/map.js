@@ -677,7 +677,7 @@ export class ApronMap {
       const flight = row.flight_id ? state.flights.get(row.flight_id) : null;
       const callsign = row.callsign ?? flight?.callsign ?? row.registration ?? id;
       const model = { drawn: fresh, lat: row.lat, lon: row.lon, heading: row.heading, fix: row.t, x: s.x, y: s.y };
-      Object.assign(model, { callsign, flight_id: row.flight_id, at_stand: row.at_stand, labelled: false });
+      Object.assign(model, { callsign, flight_id: row.flight_id, at_stand: row.at_stand, length, labelled: false });
       this.lastModel.aircraft[id] = model;
       if (!fresh) continue;
       if (s.x < -length || s.y < -length || s.x > this.width + length || s.y > this.height + length) continue;
