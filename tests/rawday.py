@@ -260,7 +260,7 @@ def build_raw_day(
             },
         )
     _add_decisions(builder, assignments, vehicle_ids, random.Random(seed * 7919 + 1))
-    _add_aircraft(builder, start, end, len(flight_ids), random.Random(seed * 104_729 + 3))
+    _add_aircraft(builder, start, end, len(flight_ids), random.Random(seed * 104_729 + 3), messy)
     if messy:
         _make_messy(builder, start, end)
     return builder
@@ -310,14 +310,15 @@ def _add_decisions(
 
 
 def _add_aircraft(
-    builder: RawDayBuilder, start: int, end: int, flights: int, rng: random.Random
+    builder: RawDayBuilder, start: int, end: int, flights: int, rng: random.Random, messy: bool
 ) -> None:
     """Surface fixes of aircraft (their own generator: the other kinds' lines are what they
     were before aircraft existed). The aircraft of every other flight taxis ~400 m north
     onto its flight's stand at ~1 Hz, then stays parked (a fix every 5 s) for five
-    minutes: named by callsign while moving, by registration only while parked; a few
-    fixes lack track or speed (derived), one is airborne, one a jump. One more aircraft
-    matches no flight and parks on a stand of its own."""
+    minutes: named by callsign while moving, by registration only while parked. On a
+    ``messy`` day a few fixes lack their track or have a speed over the aircraft limit
+    (both derived), one is airborne, one a jump. One more aircraft matches no flight and
+    parks on a stand of its own."""
     movers = [
         (n, f"TST{100 + n}", f"B-{3000 + n}", f"{0xA00000 + n:06x}") for n in range(0, flights, 2)
     ]
@@ -339,12 +340,12 @@ def _add_aircraft(
             }
             if registration:
                 record["registration"] = registration
-            if rng.random() < 0.05:
+            if rng.random() < 0.05 and messy:
                 del record["track"]
-            if rng.random() < 0.05:
+            if rng.random() < 0.05 and messy:
                 record["ground_speed_kmh"] = 9_999.0  # above the aircraft limit: dropped
             builder.add("aircraft", t, record)
-            if step == 150 and n == 0:
+            if step == 150 and n == 0 and messy:
                 far = _p(x + 3_000.0, 80.0)  # a jump: 3 km in a second
                 builder.add("aircraft", t + 500, {**record, "lat": far.lat, "lon": far.lon})
                 builder.add("aircraft", t + 600, {**record, "on_ground": False})  # airborne
