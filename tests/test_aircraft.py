@@ -23,7 +23,8 @@ from pydantic import AwareDatetime, TypeAdapter
 from chunker.batch.aircraft import FlightLinks, StandFinder
 from chunker.batch.validate import Rules
 from chunker.format.day import ServiceDay, to_ms
-from chunker.format.prepared import AircraftEntry
+from chunker.format.encoding import decode_chunk, encode_chunk
+from chunker.format.prepared import AircraftEntry, PreparedChunk
 from chunker.format.records import AircraftPosition
 from functions.app.domain.sessions import Filters
 from functions.app.stream.frames import FilterPlan
@@ -263,3 +264,31 @@ def test_import_tracks_writes_aircraft_fixes(
     for record in (first, second):
         AircraftPosition.model_validate(record)  # the raw contract
     assert main(["import-tracks", str(source), "--out", str(out), "--kind", "ships"]) == 2
+
+
+# --- the chunk format ------------------------------------------------------------------------
+
+
+def test_format_2_chunks_are_still_read_with_no_aircraft() -> None:
+    vehicle = {"id": "V1", "t": 0, "lat": 29.8, "lon": 123.2, "heading": 0.0, "speed_kmh": 0.0}
+    aircraft = {"id": "780a3c", "t": 500, "lat": 29.8, "lon": 123.2, "flight_id": None}
+    aircraft |= {"stand": None, "heading": 90.0}
+
+    def document(version: int, ticks: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "format": "dispatch-replay.chunk",
+            "format_version": version,
+            "start": 0,
+            "end": 60_000,
+            "tick_ms": 1000,
+            "task_retention_ms": 0,
+            "keyframe": {"vehicles": [vehicle], "tasks": [], "flights": [], "notifications": []},
+            "ticks": ticks,
+        }
+
+    old = decode_chunk(encode_chunk(document(2, [{"t": 1000, "vehicles": [vehicle]}])))
+    state = PreparedChunk.from_document("k", old).state_at(30_000).rows()
+    assert list(state.vehicles) == ["V1"] and state.aircraft == {}
+    new = document(3, [{"t": 0, "aircraft": [aircraft]}])
+    state = PreparedChunk.from_document("k", decode_chunk(encode_chunk(new))).state_at(0).rows()
+    assert state.aircraft == {"780a3c": aircraft}
