@@ -350,7 +350,13 @@ export class ApronMap {
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     this.lastModel = { at: options.dataTime, movers: {}, stands: {}, aircraft: {} };
-    this.drawOccupiedStands(ctx, state.stands);
+    // An aircraft whose own fixes went quiet (a parked aircraft's transponder is often
+    // off) is drawn on the stand it holds, like one known only from flight statuses.
+    const reporting = new Set();
+    for (const [id, aircraft] of state.aircraft ?? []) {
+      if (options.dataTime - aircraft.row.t <= state.staleness.fade_after_ms) reporting.add(id);
+    }
+    this.drawOccupiedStands(ctx, state.stands, reporting);
     this.drawAircraftMovers(ctx, state, options, now);
     this.drawVehicles(ctx, state, options, now);
   }
@@ -593,7 +599,7 @@ export class ApronMap {
   }
 
   /** Per frame: the aircraft on occupied stands (the server's occupancy), the jumped-to stand. */
-  drawOccupiedStands(ctx, occupied) {
+  drawOccupiedStands(ctx, occupied, reporting = new Set()) {
     const box = this.standBox();
     const labelled = this.standLabelsRoomy && box > 22 ? new Set(this.lastStandLabels.map((l) => l.id)) : null;
     for (const stand of this.layout.stands) {
@@ -603,8 +609,8 @@ export class ApronMap {
       const highlighted = stand.stand_id === this.highlightStand;
       if (!flight && !highlighted) continue;
       const s = this.screen(stand.at);
-      if (flight && flight.source === "aircraft") {
-        // Held by an aircraft's own fixes: drawAircraftMovers draws it where they say.
+      if (flight && flight.source === "aircraft" && reporting.has(flight.aircraft_id)) {
+        // Held by an aircraft that reports: drawAircraftMovers draws it where its fix says.
         this.lastModel.stands[stand.stand_id] = flight.flight_id;
       } else if (flight) {
         this.lastModel.stands[stand.stand_id] = flight.flight_id;
