@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chunker.format.day import ServiceDay
 from chunker.format.keys import DayKeys
 from chunker.format.records import AIRPORT_ID_PATTERN, RECORD_KINDS, Reference
+from synthetic.aircraft import aircraft_records
 from synthetic.dispatch import Alert, Planner
 from synthetic.gps import LocalClock, hour_fixes, plan_outages
 from synthetic.layout import TIMEZONE, build_layout
@@ -139,6 +140,16 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
     # were before decisions were recorded.
     decisions = recorder.decisions(planner.decisions)
     record_file("decisions", decisions, random.Random(f"{settings.seed}:messy:decisions"))
+    # Aircraft after everything else, and never messed up (the other kinds' bytes and
+    # rejections stay as they were): a day file of surface fixes.
+    fixes_of_aircraft = [
+        (t, line)
+        for t, line in aircraft_records(programme, (day.start_ms, day.end_ms), settings.seed, clock)
+        if lo <= t < hi
+    ]
+    counts["aircraft"] += len(fixes_of_aircraft)
+    objects[keys.raw_file("aircraft")] = _gzip([orjson.dumps(r) for _, r in fixes_of_aircraft])
+    say(f"aircraft: {len(fixes_of_aircraft):,} surface fixes")
 
     counts.subtract(tally.lost)
     return GeneratedDay(

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from chunker.batch.validate import (
     AREA_MARGIN_DEG,
     MAX_LINE_BYTES,
+    aircraft_row,
     decision_row,
     flight_row,
     notification_row,
@@ -28,6 +29,7 @@ from chunker.format.day import ServiceDay
 from chunker.format.keys import DayKeys, classify_raw_key
 from chunker.format.records import (
     RECORD_MODELS,
+    AircraftPosition,
     DecisionCandidate,
     DispatchDecision,
     Reference,
@@ -41,6 +43,7 @@ BUILDERS: dict[str, Any] = {
     "flights": flight_row,
     "notifications": notification_row,
     "decisions": decision_row,
+    "aircraft": aircraft_row,
 }
 Row = dict[str, Any]
 
@@ -59,13 +62,16 @@ def _area(reference: Reference) -> tuple[float, float, float, float]:
     )
 
 
-def _position_record(line: bytes) -> Any:
+def _position_record(
+    line: bytes, model: Any = VehiclePosition, optional: tuple[str, ...] | None = None
+) -> Any:
     """The contract's tolerance restated: a fix whose only faults are unusable optional
     values (heading, speed, on-ground, altitude) is the fix without them."""
+    optional = OPTIONAL if optional is None else optional
     try:
-        return VehiclePosition.model_validate_json(line)
+        return model.model_validate_json(line)
     except ValidationError as exc:
-        if not all(e["loc"] and e["loc"][0] in OPTIONAL for e in exc.errors()):
+        if not all(e["loc"] and e["loc"][0] in optional for e in exc.errors()):
             raise
         try:
             document = json.loads(line)
@@ -73,9 +79,49 @@ def _position_record(line: bytes) -> Any:
             raise exc from None
         if not isinstance(document, dict):
             raise exc from None
-        return VehiclePosition.model_validate(
-            {k: v for k, v in document.items() if k not in OPTIONAL}
-        )
+        return model.model_validate({k: v for k, v in document.items() if k not in optional})
+
+
+AIRCRAFT_OPTIONAL = ("track", "ground_speed_kmh", "on_ground", "altitude_m")
+AIRCRAFT_TOP_KMH = 400.0
+STAND_RADIUS_M = 25.0
+
+
+def _aircraft_record(line: bytes) -> Any:
+    """An aircraft fix with the same tolerance as a vehicle's (optional values dropped)."""
+    return _position_record(line, AircraftPosition, AIRCRAFT_OPTIONAL)
+
+
+def _leg_time(leg: Row) -> int:
+    return leg["actual"] or leg["estimated"] or leg["scheduled"]
+
+
+def _link_aircraft(rows: list[Row], flights: list[Row], reference: Reference) -> None:
+    """docs/data-format.md, "Aircraft": the leg with the fix's callsign, else its
+    registration, nearest in time (latest rows, cancelled legs out; ties: smaller id);
+    on the nearest stand within 25 m."""
+    latest: dict[str, Row] = {}
+    for leg in sorted(flights, key=lambda r: r["t"]):
+        latest[leg["id"]] = leg
+    legs = [latest[k] for k in sorted(latest) if latest[k]["status"] != "cancelled"]
+    for row in rows:
+        chosen = [leg for leg in legs if row["callsign"] and leg["callsign"] == row["callsign"]]
+        if not chosen:
+            chosen = [
+                leg
+                for leg in legs
+                if row["registration"] and leg["registration"] == row["registration"]
+            ]
+        leg = min(chosen, key=lambda g: (abs(_leg_time(g) - row["t"]), g["id"]), default=None)
+        row["flight_id"] = leg["id"] if leg else None
+        row["stand"] = leg["stand"] if leg else None
+        near = []
+        for stand in reference.stands:
+            dy = (row["lat"] - stand.position.lat) * 111_195.0
+            dx = (row["lon"] - stand.position.lon) * 111_195.0 * math.cos(math.radians(row["lat"]))
+            if math.hypot(dx, dy) <= STAND_RADIUS_M:
+                near.append((math.hypot(dx, dy), stand.stand_id))
+        row["at_stand"] = min(near)[1] if near else None
 
 
 def _decision_record(line: bytes) -> Any:
@@ -197,13 +243,15 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
             try:
                 if raw_file.kind == "positions":
                     record = _position_record(line)
+                elif raw_file.kind == "aircraft":
+                    record = _aircraft_record(line)
                 elif raw_file.kind == "decisions":
                     record = _decision_record(line)
                 else:
                     record = RECORD_MODELS[raw_file.kind].model_validate_json(line)
             except ValidationError:
                 continue
-            if raw_file.kind == "positions" and record.on_ground is False:
+            if raw_file.kind in ("positions", "aircraft") and record.on_ground is False:
                 continue
             row = BUILDERS[raw_file.kind](record)
             t = row["t"]
@@ -216,8 +264,13 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
                 or not (lat0 <= row["lat"] <= lat1 and lon0 <= row["lon"] <= lon1)
             ):
                 continue
-            speed = row.get("speed_kmh") if raw_file.kind == "positions" else None
-            if speed is not None and speed > top_kmh[row["id"]]:
+            if raw_file.kind == "aircraft" and not (
+                lat0 <= row["lat"] <= lat1 and lon0 <= row["lon"] <= lon1
+            ):
+                continue
+            speed = row.get("speed_kmh") if raw_file.kind in ("positions", "aircraft") else None
+            top = AIRCRAFT_TOP_KMH if raw_file.kind == "aircraft" else top_kmh.get(row["id"], 0)
+            if speed is not None and speed > top:
                 row["speed_kmh"] = None
             vehicle_id = row.get("vehicle_id")
             if raw_file.kind in ("tasks", "flights") and (
@@ -236,11 +289,19 @@ def valid_rows(objects: dict[str, bytes], keys: DayKeys) -> tuple[dict[str, list
                 continue  # a duplicate: repeats the latest record of this entity and time
             latest[(row["id"], t)] = row
             found[raw_file.kind].append((t, key, number, row))
-        if raw_file.kind == "positions":
-            this_file = [f[3] for f in found["positions"] if f[1] == key]
-            kept = {id(r) for r in _without_jumps(this_file, top_kmh)}
-            found["positions"] = [f for f in found["positions"] if f[1] != key or id(f[3]) in kept]
+        if raw_file.kind in ("positions", "aircraft"):
+            kind = raw_file.kind
+            this_file = [f[3] for f in found[kind] if f[1] == key]
+            limits = (
+                top_kmh
+                if kind == "positions"
+                else dict.fromkeys((r["id"] for r in this_file), AIRCRAFT_TOP_KMH)
+            )
+            kept = {id(r) for r in _without_jumps(this_file, limits)}
+            found[kind] = [f for f in found[kind] if f[1] != key or id(f[3]) in kept]
             _derive([r for r in this_file if id(r) in kept])
+    flights_found = [f[3] for f in found["flights"]]
+    _link_aircraft([f[3] for f in found["aircraft"]], flights_found, reference)
     return {
         kind: [r[3] for r in sorted(rows, key=lambda r: r[:3])] for kind, rows in found.items()
     }, day
@@ -257,7 +318,9 @@ def state_at(
     minus tasks finished more than ``task_retention_ms`` before the tick began."""
     tick_start = t - (t - day.start_ms) % tick_ms
     horizon = tick_start + tick_ms
-    latest: dict[str, dict[str, Row]] = {"positions": {}, "tasks": {}, "flights": {}}
+    latest: dict[str, dict[str, Row]] = {
+        "positions": {}, "tasks": {}, "flights": {}, "aircraft": {},
+    }  # fmt: skip
     recent: deque[Row] = deque(maxlen=RECENT_NOTIFICATIONS)
     for kind, kind_rows in rows.items():
         if kind == "decisions":
@@ -287,9 +350,15 @@ def state_at(
         ],
         "flights": [latest["flights"][k] for k in sorted(latest["flights"])],
         "notifications": list(recent),
-        "stands": stands(latest["flights"].values()),
+        "stands": stands(
+            latest["flights"].values(),
+            [r for r in rows.get("aircraft", []) if r["t"] < horizon],
+            tick_ms,
+            day.start_ms,
+        ),
         "vehicle_tasks": vehicle_tasks(latest["tasks"].values(), finished_events),
         "decisions": active_decisions(rows, day, tick_ms, horizon, latest["tasks"]),
+        "aircraft": [latest["aircraft"][k] for k in sorted(latest["aircraft"])],
     }
 
 
@@ -337,17 +406,78 @@ def _leg_left(leg: Row | None) -> bool:
     return leg is not None and leg["status"] in ("off_block", "departed")
 
 
-def stands(flights: Any) -> list[Row]:
+def _where_aircraft_are(fixes: list[Row], tick_ms: int, origin: int) -> dict[str, Row]:
+    """Per aircraft, its latest fix, but with the time it got there: the first fix of its
+    last run of fixes with the same (flight, stand), a tick counting by its last fix."""
+    per_tick: dict[tuple[str, int], Row] = {}
+    for row in sorted(fixes, key=lambda r: r["t"]):
+        per_tick[(row["id"], row["t"] - (row["t"] - origin) % tick_ms)] = row
+    where: dict[str, Row] = {}
+    for (aircraft_id, _), row in sorted(per_tick.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        known = where.get(aircraft_id)
+        if known is None or (known["flight_id"], known["at_stand"]) != (
+            row["flight_id"],
+            row["at_stand"],
+        ):
+            where[aircraft_id] = row
+    return where
+
+
+def stands(
+    flights: Any, aircraft: list[Row] | None = None, tick_ms: int = 1000, origin: int = 0
+) -> list[Row]:
     """Stands with an aircraft on them, from the latest row of every flight leg: per
     turnaround (legs sharing a turnaround_id, else a leg alone), on the arrival's stand from
     on-block (or boarding) until a leg is off-block; on the departure's stand while it is
     boarding; a departure-only turnaround from its first row until off-block, unless it is
-    cancelled. A stand claimed twice goes to the claim whose newest leg row is newest."""
+    cancelled. A stand claimed twice goes to the claim whose newest leg row is newest.
+
+    Aircraft (``aircraft``: the fixes visible): a turnaround one of whose legs a fix links
+    to is tracked: its aircraft is on the stand its latest linked fix is on (the claim's
+    time: when it got there), else on none; an aircraft linked to no leg holds the stand
+    it is on by itself."""
     turnarounds: dict[str, list[Row]] = {}
     for leg in flights:
         turnarounds.setdefault(leg.get("turnaround_id") or leg["id"], []).append(leg)
+    fixes = aircraft or []
+    tracked = {row["flight_id"] for row in fixes if row["flight_id"]}
+    where = _where_aircraft_are(fixes, tick_ms, origin)
     held: dict[str, tuple[tuple[int, str], Row]] = {}
+    for aircraft_id, fix in where.items():
+        if fix["flight_id"] is None and fix["at_stand"]:
+            claim = {
+                "id": fix["at_stand"], "t": fix["t"], "occupied": True, "turnaround_id": None,
+                "flight_id": None, "arrival_id": None, "departure_id": None,
+                "callsign": fix["callsign"], "registration": fix["registration"],
+                "aircraft_type": None, "aircraft_id": aircraft_id, "source": "aircraft",
+            }  # fmt: skip
+            rank = (fix["t"], "aircraft:" + aircraft_id)
+            if claim["id"] not in held or rank > held[claim["id"]][0]:
+                held[claim["id"]] = (rank, claim)
     for key, legs in turnarounds.items():
+        if any(leg["id"] in tracked for leg in legs):
+            ids = {leg["id"] for leg in legs}
+            parked = [f for f in where.values() if f["flight_id"] in ids and f["at_stand"]]
+            if not parked:
+                continue
+            fix = max(parked, key=lambda f: (f["t"], f["id"]))
+            by_id = {leg["id"]: leg for leg in legs}
+            leg = by_id[fix["flight_id"]]
+            arrivals = sorted((g for g in legs if g["movement"] == "arrival"), key=_t_id)
+            departures = sorted((g for g in legs if g["movement"] == "departure"), key=_t_id)
+            claim = {
+                "id": fix["at_stand"], "t": fix["t"], "occupied": True,
+                "turnaround_id": leg.get("turnaround_id"), "flight_id": leg["id"],
+                "arrival_id": arrivals[-1]["id"] if arrivals else None,
+                "departure_id": departures[-1]["id"] if departures else None,
+                "callsign": leg["callsign"], "registration": leg["registration"],
+                "aircraft_type": leg["aircraft_type"], "aircraft_id": fix["id"],
+                "source": "aircraft",
+            }  # fmt: skip
+            rank = (fix["t"], key)
+            if claim["id"] not in held or rank > held[claim["id"]][0]:
+                held[claim["id"]] = (rank, claim)
+            continue
         arrivals = sorted((leg for leg in legs if leg["movement"] == "arrival"), key=_t_id)
         departures = sorted((leg for leg in legs if leg["movement"] == "departure"), key=_t_id)
         arrival = arrivals[-1] if arrivals else None

@@ -260,6 +260,7 @@ def build_raw_day(
             },
         )
     _add_decisions(builder, assignments, vehicle_ids, random.Random(seed * 7919 + 1))
+    _add_aircraft(builder, start, end, len(flight_ids), random.Random(seed * 104_729 + 3), messy)
     if messy:
         _make_messy(builder, start, end)
     return builder
@@ -308,6 +309,65 @@ def _add_decisions(
         builder.add("decisions", t, record)
 
 
+def _add_aircraft(
+    builder: RawDayBuilder, start: int, end: int, flights: int, rng: random.Random, messy: bool
+) -> None:
+    """Surface fixes of aircraft (their own generator: the other kinds' lines are what they
+    were before aircraft existed). The aircraft of every other flight taxis ~400 m north
+    onto its flight's stand at ~1 Hz, then stays parked (a fix every 5 s) for five
+    minutes: named by callsign while moving, by registration only while parked. On a
+    ``messy`` day a few fixes lack their track or have a speed over the aircraft limit
+    (both derived), one is airborne, one a jump. One more aircraft matches no flight and
+    parks on a stand of its own."""
+    movers = [
+        (n, f"TST{100 + n}", f"B-{3000 + n}", f"{0xA00000 + n:06x}") for n in range(0, flights, 2)
+    ]
+    movers.append((3, "ZZZ999", None, "bbbbbb"))
+    for n, callsign, registration, icao24 in movers:
+        x = (n % 4) * 150.0
+        t = start + rng.randrange(0, max(1, end - start - 700_000))
+        for step in range(300):
+            p = _p(x + rng.uniform(-1, 1), 80.0 - 400.0 + step * 400.0 / 299)
+            record: dict[str, Any] = {
+                "t": iso(t, 0),
+                "icao24": icao24,
+                "callsign": callsign,
+                "lat": p.lat,
+                "lon": p.lon,
+                "track": 0.0,
+                "ground_speed_kmh": 4.8,
+                "on_ground": True,
+            }
+            if registration:
+                record["registration"] = registration
+            if rng.random() < 0.05 and messy:
+                del record["track"]
+            if rng.random() < 0.05 and messy:
+                record["ground_speed_kmh"] = 9_999.0  # above the aircraft limit: dropped
+            builder.add("aircraft", t, record)
+            if step == 150 and n == 0 and messy:
+                far = _p(x + 3_000.0, 80.0)  # a jump: 3 km in a second
+                builder.add("aircraft", t + 500, {**record, "lat": far.lat, "lon": far.lon})
+                builder.add("aircraft", t + 600, {**record, "on_ground": False})  # airborne
+            t += 1000
+        parked = _p(x, 80.0)
+        for _step in range(60):
+            record = {
+                "t": iso(t, 0),
+                "icao24": icao24,
+                "lat": parked.lat,
+                "lon": parked.lon,
+                "track": 0.0,
+                "ground_speed_kmh": 0.0,
+            }
+            if registration:
+                record["registration"] = registration
+            else:
+                record["callsign"] = callsign
+            builder.add("aircraft", t, record)
+            t += 5000
+
+
 def _mess_up(kind_lines: list[bytes], rng: random.Random) -> None:
     count = len(kind_lines)
     for _ in range(max(1, count // 50)):
@@ -327,7 +387,8 @@ def _make_messy(builder: RawDayBuilder, start: int, end: int) -> None:
     lines = builder.lines
     for (kind, hour), kind_lines in sorted(lines.items()):
         # Decisions with their own generator: the other kinds' lines are as they were.
-        _mess_up(kind_lines, random.Random(f"decisions:{hour}") if kind == "decisions" else rng)
+        own = random.Random(f"{kind}:{hour}") if kind in ("decisions", "aircraft") else None
+        _mess_up(kind_lines, own or rng)
     t = start + 1234
     bad = {
         "t": iso(t, 0),

@@ -303,6 +303,7 @@ class ClientState:
         self.stands: dict[str, dict[str, Any]] = {}
         self.vehicle_tasks: dict[str, dict[str, Any]] = {}
         self.decisions: dict[str, dict[str, Any]] = {}  # task id -> its latest decision
+        self.aircraft: dict[str, dict[str, Any]] = {}
         self.task_retention_ms = 0
         self.discrete: list[Discrete] = []  # every event row received, in order
         self.snapshots: list[int] = []  # the t of every snapshot received
@@ -320,6 +321,11 @@ class ClientState:
             self.stands = {r["id"]: r for r in data["stands"]}
             self.vehicle_tasks = {r["id"]: r for r in data["vehicle_tasks"]}
             self.decisions = {r["id"]: r for r in data["decisions"]}
+            self.aircraft = {r["id"]: r for r in data["aircraft"]}
+        elif event.event == "aircraft_update":
+            data = event.json()
+            self.t = data["t"]
+            self.aircraft.update({r["id"]: r for r in data["aircraft"]})
         elif event.event in DERIVED:
             # Derived rows replace their entity's; a vacated stand, or a vehicle with
             # neither a current nor a last task, leaves (docs/api.md).
@@ -373,13 +379,14 @@ class ClientState:
                 for k in sorted(self.decisions)
                 if k in shown and self.tasks[k]["status"] not in ("completed", "cancelled")
             ],
+            "aircraft": [self.aircraft[k] for k in sorted(self.aircraft)],
         }
 
 
 def frame_position(events: list[Event]) -> int:
     """The replay position the client has reached: the last frame/snapshot's ``t``."""
     for event in reversed(events):
-        if event.event in ("snapshot", "vehicle_update", *DISCRETE, *DERIVED):
+        if event.event in ("snapshot", "vehicle_update", "aircraft_update", *DISCRETE, *DERIVED):
             position: int = event.json()["t"]
             return position
     raise AssertionError("no frame yet")

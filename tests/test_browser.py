@@ -9,6 +9,7 @@ wait is a condition with a timeout; nothing here sleeps or measures time against
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -855,3 +856,72 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     line = dashboard.page.get_by_test_id("decision-quality").inner_text()
     assert f"{quality['escalations_no_vehicle']} no-vehicle" in line, line
     dashboard.page.screenshot(path=str(tmp_path / "decision.png"))
+
+
+def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
+    raw_events: tuple[dict[str, list[Any]], Any], dashboard: Dashboard, tmp_path: Path
+) -> None:
+    """Issue #18 item 3 in the page: at a moment of a pushback in the demo day, the map
+    draws every aircraft the raw surface fixes say is there (independent fold,
+    tests/ground_truth.py) at that fix, at its heading, with its callsign; the aircraft
+    being pushed is off its stand and next to its tug, and another aircraft is taxiing."""
+    from tests.ground_truth import state_at
+    from tests.test_page_truth import RETENTION_MS, TICK_MS, control
+
+    rows, day = raw_events
+    pushes = [
+        r
+        for r in rows["tasks"]
+        if r["task_type"] == "pushback" and r["status"] == "in_progress" and r["actual_start"]
+    ]
+    # The first pushback during which another aircraft taxis (40 s into the ~63 s push).
+    for push in sorted(pushes, key=lambda r: (r["actual_start"], r["id"])):
+        at = push["actual_start"] + 40_000
+        truth = state_at(rows, day, TICK_MS, at, RETENTION_MS)
+        fresh = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= 90_000}
+        pushed = [r for r in fresh.values() if r["flight_id"] == push["flight_id"]]
+        assert len(pushed) == 1 and pushed[0]["at_stand"] is None and pushed[0]["speed_kmh"] > 0
+        taxiing = [r for r in fresh.values() if r["speed_kmh"] > 10 and r["id"] != pushed[0]["id"]]
+        if taxiing:
+            break
+    control(dashboard, {"action": "seek", "position": at})
+    dashboard.wait(
+        "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
+    )
+    dashboard.page.wait_for_function(
+        """ids => { const m = window.__replayModel().aircraft;
+            return ids.every((id) => m[id] && m[id].drawn); }""",
+        arg=sorted(fresh),
+    )
+    drawn = dashboard.page.evaluate("window.__replayModel().aircraft")
+    for aircraft_id, row in fresh.items():
+        shown = drawn[aircraft_id]
+        assert (shown["lat"], shown["lon"], shown["heading"]) == (
+            row["lat"],
+            row["lon"],
+            row["heading"],
+        )
+        assert shown["flight_id"] == row["flight_id"]
+    assert sorted(k for k, v in drawn.items() if v["drawn"]) == sorted(fresh)
+    # The tug pushing it: within 40 m of the aircraft (it pushes at the nose).
+    tug = dashboard.page.evaluate("window.__replayModel().movers")[push["vehicle_id"]]
+    a = pushed[0]
+    dy = (tug["lat"] - a["lat"]) * 111_195.0
+    dx = (tug["lon"] - a["lon"]) * 111_195.0 * math.cos(math.radians(a["lat"]))
+    assert math.hypot(dx, dy) < 40.0
+    dashboard.page.screenshot(path=str(tmp_path / "aircraft-apron.png"))
+    assert taxiing, "the demo day has a pushback while another aircraft taxis"
+    # Zoomed in on the pushback: drawn to scale (~38 m), larger than the floor of 16 px.
+    box = dashboard.page.get_by_test_id("map-canvas").bounding_box()
+    assert box is not None
+    mark = drawn[a["id"]]
+    dashboard.page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
+    for _ in range(4):
+        dashboard.page.mouse.wheel(0, -300)
+    dashboard.page.wait_for_function(
+        "([id, px]) => window.__replayModel().aircraft[id].length > px", arg=[a["id"], 40]
+    )
+    near = dashboard.page.evaluate("window.__replayModel().aircraft")[a["id"]]
+    assert near["drawn"] and near["labelled"] and near["callsign"] == a["callsign"]
+    dashboard.page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
+    dashboard.page.screenshot(path=str(tmp_path / "aircraft-pushback.png"))

@@ -409,6 +409,7 @@ def test_a_synthetic_style_day_chunks_onto_the_imported_layout(
         "flights": (len(flights), {}),
         "notifications": (0, {}),
         "decisions": (0, {}),
+        "aircraft": (0, {}),
     }
     assert len(manifest.layout.stands) == len(reference.stands)
     assert len(manifest.layout.road_edges) == len(reference.road_edges)

@@ -26,6 +26,7 @@ STATE_KIND = {
     "flights": "flights",
     "notifications": "notifications",
     "decisions": "decisions",
+    "aircraft": "aircraft",
 }
 
 
@@ -94,6 +95,7 @@ def build_hour(
             tick_end = tick_start + tick_ms
             tick: dict[str, Any] | None = None
             fixes: dict[str, Row] = {}  # the last fix per vehicle in the tick
+            aircraft: dict[str, Row] = {}  # the last fix per aircraft in the tick
             for s, (kind, kind_rows) in enumerate(streams):
                 i = cursors[s]
                 if i >= len(kind_rows) or kind_rows[i]["t"] >= tick_end:
@@ -112,6 +114,11 @@ def build_hour(
                             moving[bin_index].add(row["id"])
                     tick[kind] = list(fixes.values())
                     counts[kind] += len(fixes)
+                elif kind == "aircraft":
+                    for row in kind_rows[i:j]:
+                        aircraft[row["id"]] = row
+                    tick[kind] = list(aircraft.values())
+                    counts[kind] += len(aircraft)
                 else:
                     events = kind_rows[i:j]
                     tick[kind] = events
@@ -128,6 +135,7 @@ def build_hour(
                     tick.get("flights", ()),
                     tick.get("notifications", ()),
                     tick.get("decisions", ()),
+                    aircraft,
                 )
                 for kind, changed in derived.items():
                     if changed:

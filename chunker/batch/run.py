@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from chunker.batch.aircraft import FlightLinks, StandFinder
 from chunker.batch.build import STATE_KIND, build_hour
 from chunker.batch.raw_inputs import (
     InputError,
@@ -179,6 +180,7 @@ class DayJob:
     rules: Rules = field(init=False)
     version: str = field(init=False)
     _parsed_day_files: dict[str, ParsedFile] = field(default_factory=dict, repr=False)
+    _flight_links: FlightLinks | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         keys = self.raw_day.keys
@@ -216,9 +218,19 @@ class DayJob:
             if cached is not None:
                 return cached
         parsed = parse_file(stream_object(self.s3, self.bucket, raw_file.key), raw_file, self.rules)
+        if raw_file.kind == "aircraft":
+            self.flight_links().link(parsed.rows, StandFinder(self.reference.stands))
         if raw_file.hour is None:
             self._parsed_day_files[raw_file.key] = parsed
         return parsed
+
+    def flight_links(self) -> FlightLinks:
+        """The day's flight legs, for linking aircraft fixes (``chunker.batch.aircraft``):
+        from every flights file of the day, so each hour job links alike."""
+        if self._flight_links is None:
+            rows = [r for f in self.raw_day.files_of("flights") for r in self._parse(f).rows]
+            self._flight_links = FlightLinks.of(rows)
+        return self._flight_links
 
     def _owned(
         self, hour: int
@@ -284,12 +296,31 @@ class DayJob:
                 ):
                     state.apply(target, row)
                 continue
+            if kind == "aircraft":
+                self._fold_aircraft(state, by_time(earlier))
+                continue
             ordered = by_time(earlier)
             if kind == "tasks":
                 earlier_tasks = ordered
             for row in ordered:
                 state.apply(target, row)
         return state
+
+    def _fold_aircraft(self, state: ReplayState, rows: list[Row]) -> None:
+        """Fold aircraft fixes (sorted) as ``build_hour`` does: tick by tick, the last fix
+        per aircraft in each tick (where an aircraft parked is a derived fact)."""
+        tick_ms, origin = self.config.tick_ms, self.day.start_ms
+        tick: dict[str, Row] = {}
+        tick_start = None
+        for row in rows:
+            start = floor_tick(row["t"], origin, tick_ms)
+            if start != tick_start and tick:
+                state.fold_tick(tick_start or 0, {}, (), (), (), aircraft=tick)
+                tick = {}
+            tick_start = start
+            tick[row["id"]] = row
+        if tick:
+            state.fold_tick(tick_start or 0, {}, (), (), (), aircraft=tick)
 
     # --- writing ---------------------------------------------------------------------------
 

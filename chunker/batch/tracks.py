@@ -10,8 +10,8 @@ columnar rewrite of the position path: they take plain sequences, not rows):
   nor spins its arrow; heading held while stationary).
 
 Distances use a local flat projection (metres east/north of the track's first fix): exact
-to well under a metre over an airport. Limits come per mover kind (``limits_for``): each
-vehicle type today; an aircraft kind gets its own entry (taxi / roll) without a change here.
+to well under a metre over an airport. Limits come per mover kind: each vehicle type
+(``limits_for``) and aircraft (``aircraft_limit``).
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ def limits_for(vehicle_type: VehicleType, configured: MoverLimits) -> Limit:
     """The limit of a vehicle of ``vehicle_type`` under the reference's ``mover_limits``."""
     top = configured.vehicle_types.get(vehicle_type, DEFAULT_MAX_SPEED_KMH[vehicle_type])
     return Limit(top, configured.position_tolerance_m, configured.confirm_fixes)
+
+
+def aircraft_limit(configured: MoverLimits) -> Limit:
+    """An aircraft's limit under the reference's ``mover_limits`` (its take-off roll)."""
+    return Limit(configured.aircraft_kmh, configured.position_tolerance_m, configured.confirm_fixes)
 
 
 class Flat:

@@ -44,11 +44,14 @@ from chunker.batch.tracks import (
     derive_motion,
     implausible_jumps,
 )
+from chunker.batch.tracks import aircraft_limit as _aircraft_limit
 from chunker.batch.tracks import limits_for as _limits_for
 from chunker.format.day import HOUR_MS, ServiceDay, to_ms
 from chunker.format.records import (
+    AircraftPosition,
     DispatchDecision,
     FlightEvent,
+    MoverLimits,
     Notification,
     RawRecord,
     Reference,
@@ -57,6 +60,7 @@ from chunker.format.records import (
     VehicleState,
 )
 from chunker.format.rows import (
+    AircraftRow,
     CandidateRow,
     DecisionRow,
     FlightRow,
@@ -103,6 +107,16 @@ _OPTIONAL_POSITION_FIELDS = {
     "on_ground": INVALID_ON_GROUND,
     "altitude_m": INVALID_ALTITUDE,
 }
+
+# The same for an aircraft fix (its names for heading and speed are ADS-B's).
+_OPTIONAL_AIRCRAFT_FIELDS = {
+    "track": INVALID_HEADING,
+    "ground_speed_kmh": INVALID_SPEED,
+    "on_ground": INVALID_ON_GROUND,
+    "altitude_m": INVALID_ALTITUDE,
+}
+# Kinds whose rows are fixes of movers: the track rules apply to them.
+TRACK_KINDS = frozenset({"positions", "aircraft"})
 
 _VEHICLE_STATES = frozenset(state.value for state in VehicleState)
 
@@ -189,6 +203,27 @@ def position_row(rec: VehiclePosition) -> VehicleRow:
         "heading": rec.heading,  # type: ignore[typeddict-item]
         "speed_kmh": rec.speed_kmh,  # type: ignore[typeddict-item]
         "state": rec.state.value,
+    }
+
+
+def aircraft_row(rec: AircraftPosition) -> AircraftRow:
+    """Row of an aircraft fix (heading / speed None until the track rules derive them; the
+    flight link is filled in later from the day's flights: ``chunker.batch.aircraft``)."""
+    return {
+        "id": rec.aircraft_id,
+        "t": to_ms(rec.t),
+        "lat": rec.lat,
+        "lon": rec.lon,
+        "heading": rec.track,  # type: ignore[typeddict-item]
+        "speed_kmh": rec.ground_speed_kmh,  # type: ignore[typeddict-item]
+        "on_ground": rec.on_ground,
+        "altitude_m": rec.altitude_m,
+        "icao24": rec.icao24,
+        "registration": rec.registration,
+        "callsign": rec.callsign,
+        "flight_id": None,
+        "stand": None,
+        "at_stand": None,
     }
 
 
@@ -284,6 +319,7 @@ _ROW_BUILDERS: dict[str, tuple[type[RawRecord], Any]] = {
     "flights": (FlightEvent, flight_row),
     "notifications": (Notification, notification_row),
     "decisions": (DispatchDecision, decision_row),
+    "aircraft": (AircraftPosition, aircraft_row),
 }
 
 
@@ -311,6 +347,7 @@ class Rules:
     # Each vehicle's physical limits (chunker.batch.tracks); a vehicle not in it has the
     # most lenient of them (tests build Rules by hand).
     limits: dict[str, Limit] = field(default_factory=dict)
+    aircraft_limit: Limit = field(default_factory=lambda: _aircraft_limit(MoverLimits()))
     _second_ms: dict[str, int] = field(default_factory=dict, repr=False)
     _position_fast: Callable[[bytes], VehicleRow | None] = field(init=False, repr=False)
     # The track screen the fast path keeps while parse_lines reads one file (see there).
@@ -344,6 +381,7 @@ class Rules:
                 v.vehicle_id: _limits_for(v.vehicle_type, reference.mover_limits)
                 for v in reference.vehicles
             },
+            aircraft_limit=_aircraft_limit(reference.mover_limits),
         )
 
     def limit_of(self, vehicle_id: str) -> Limit:
@@ -412,7 +450,13 @@ class Rules:
         except ValidationError as exc:
             retried: RawRecord | None
             if kind == "positions":
-                retried = _without_unusable_values(line, exc, amended)
+                retried = _without_unusable_values(
+                    line, exc, amended, VehiclePosition, _OPTIONAL_POSITION_FIELDS
+                )
+            elif kind == "aircraft":
+                retried = _without_unusable_values(
+                    line, exc, amended, AircraftPosition, _OPTIONAL_AIRCRAFT_FIELDS
+                )
             elif kind == "decisions":
                 retried = _without_bad_candidates(line, exc, amended)
             else:
@@ -425,6 +469,10 @@ class Rules:
             if isinstance(record, VehiclePosition) and record.on_ground is False:
                 return Reject(AIRBORNE, "on_ground is false: not a surface fix"), []
             return self._check_position(row, amended), amended
+        if kind == "aircraft":
+            if isinstance(record, AircraftPosition) and record.on_ground is False:
+                return Reject(AIRBORNE, "on_ground is false: not a surface fix"), []
+            return self._check_fix(row, amended, self.aircraft_limit), amended
         if kind in ("tasks", "flights"):
             return self._check_stand_event(row), []
         if kind == "decisions":
@@ -449,8 +497,8 @@ class Rules:
         latest: dict[tuple[str, int], Row] = {}
         # parse(kind, line), its fast path called directly (this loop is hot); a line the
         # fast path leaves to the model (rare) goes through the model itself.
-        positions = kind == "positions"
-        fast = self._position_fast if positions else None
+        positions = kind in TRACK_KINDS
+        fast = self._position_fast if kind == "positions" else None
         model = self._parse_model
         day_start = self.day.start_ms
         # The track screen: the fast path compares each fix with the previous one it
@@ -498,7 +546,15 @@ class Rules:
             if notes:
                 notes_of[len(rows) - 1] = notes
         dropped = (
-            self._apply_track_rules(rows, numbers, set(flagged), rejects) if flagged else set()
+            self._apply_track_rules(
+                rows,
+                numbers,
+                set(flagged),
+                rejects,
+                self.limit_of if kind == "positions" else lambda _id: self.aircraft_limit,
+            )
+            if flagged
+            else set()
         )
         for index, notes in notes_of.items():
             if index not in dropped:  # a rejected fix is not amended
@@ -528,7 +584,12 @@ class Rules:
         )
 
     def _apply_track_rules(
-        self, rows: list[Row], numbers: array[int], flagged: set[str], rejects: _Rejects
+        self,
+        rows: list[Row],
+        numbers: array[int],
+        flagged: set[str],
+        rejects: _Rejects,
+        limit_of: Callable[[str], Limit],
     ) -> set[int]:
         """The track rules for each flagged vehicle's fixes: jumps to quarantine (their row
         indices are returned), missing values derived in place (rows are not shared yet)."""
@@ -540,7 +601,7 @@ class Rules:
         for vehicle_id, indices in by_vehicle.items():
             indices.sort(key=lambda i: rows[i]["t"])  # stable: ties keep file order
             track = [rows[i] for i in indices]
-            limit = self.limit_of(vehicle_id)
+            limit = limit_of(vehicle_id)
             jumps = set(
                 implausible_jumps(
                     [r["t"] for r in track],
@@ -593,6 +654,14 @@ class Rules:
             return checked
         if row["id"] not in self.vehicle_ids:
             return Reject(UNKNOWN_VEHICLE, f"vehicle {row['id']!r} is not in the reference fleet")
+        return self._check_fix(row, amended, self.limit_of(row["id"]))
+
+    def _check_fix(self, row: Row, amended: list[str], limit: Limit) -> Row | Reject:
+        """Line rules of any mover's fix: in the service day, inside the airport area; a
+        speed above the mover's limit is dropped (``amended``)."""
+        checked = self._check_time(row)
+        if checked is not row:
+            return checked
         if not (
             self.min_lat <= row["lat"] <= self.max_lat
             and self.min_lon <= row["lon"] <= self.max_lon
@@ -602,7 +671,7 @@ class Rules:
             )
         mutable: dict[str, Any] = row  # type: ignore[assignment]
         speed = row["speed_kmh"]
-        if speed is not None and speed > self.limit_of(row["id"]).max_speed_kmh:
+        if speed is not None and speed > limit.max_speed_kmh:
             mutable["speed_kmh"] = None
             amended.append(INVALID_SPEED)
         if row["heading"] is None and INVALID_HEADING not in amended:
@@ -746,11 +815,16 @@ _FALLBACK_LIMIT = Limit(max(DEFAULT_MAX_SPEED_KMH.values()), 20.0, 3)
 
 
 def _without_unusable_values(
-    line: bytes, exc: ValidationError, amended: list[str]
-) -> VehiclePosition | None:
-    """The record without its unusable optional values, if only they failed; else None."""
+    line: bytes,
+    exc: ValidationError,
+    amended: list[str],
+    model: type[VehiclePosition] | type[AircraftPosition],
+    optional: dict[str, str],
+) -> VehiclePosition | AircraftPosition | None:
+    """The record without its unusable optional values (``optional``: field -> the
+    amendment its loss counts as), if only they failed; else None."""
     errors = exc.errors(include_url=False, include_input=False)
-    if not errors or not all(e["loc"] and e["loc"][0] in _OPTIONAL_POSITION_FIELDS for e in errors):
+    if not errors or not all(e["loc"] and e["loc"][0] in optional for e in errors):
         return None
     fields = {str(e["loc"][0]) for e in errors}
     try:
@@ -762,9 +836,9 @@ def _without_unusable_values(
         return None
     for name in sorted(fields):
         document.pop(name, None)
-        amended.append(_OPTIONAL_POSITION_FIELDS[name])
+        amended.append(optional[name])
     try:
-        return VehiclePosition.model_validate(document)
+        return model.model_validate(document)
     except ValidationError:
         return None
 

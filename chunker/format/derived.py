@@ -24,8 +24,14 @@ turnarounds claim one stand (messy data), the one with the newest row holds it (
 greater turnaround key). A stand row names the leg that put the aircraft there
 (``flight_id``), both legs' ids as known at the time, and the aircraft.
 
-Aircraft positions, where an export has them, can later decide "on which stand" before
-these flight statuses do: ``turnaround_claim`` is the one place to take them in.
+**Aircraft positions, where they exist, decide instead.** A turnaround is *tracked* once
+an aircraft fix linked to one of its legs has been seen (``chunker.batch.aircraft`` links
+fixes to legs and says which stand, if any, a fix is on: ``at_stand``). A tracked
+turnaround's aircraft is on the stand its latest linked fix is on, from the first fix on
+that stand (its ``t``), and on no stand when that fix is on none — whatever the flight
+statuses say. Such a stand row also names the aircraft (``aircraft_id``) and says
+``"source": "aircraft"``. An aircraft whose fixes link to no leg is a turnaround of its own
+(key ``aircraft:{id}``) with no flight ids.
 
 **A vehicle's current task** — among the vehicle's tasks whose latest row is ``en_route``,
 ``arrived`` or ``in_progress`` (it is driving to, waiting at or doing the work), the most
@@ -103,6 +109,30 @@ def turnaround_claim(legs: Iterable[Row]) -> dict[str, Any] | None:
     }
 
 
+AIRCRAFT_KEY = "aircraft:"  # the turnaround key of an aircraft linked to no leg
+
+
+def aircraft_claim(fix: Row, legs: Mapping[str, Row]) -> dict[str, Any]:
+    """The stand row of an aircraft on a stand by its fix (``legs``: its turnaround's
+    latest rows, empty for an aircraft linked to no leg)."""
+    leg = legs.get(fix["flight_id"]) if fix["flight_id"] else None
+    arrival, departure = _newest(legs.values(), "arrival"), _newest(legs.values(), "departure")
+    return {
+        "id": fix["at_stand"],
+        "t": fix["t"],
+        "occupied": True,
+        "turnaround_id": None if leg is None else leg.get("turnaround_id"),
+        "flight_id": None if leg is None else leg["id"],
+        "arrival_id": None if arrival is None else arrival["id"],
+        "departure_id": None if departure is None else departure["id"],
+        "callsign": fix["callsign"] if leg is None else leg["callsign"],
+        "registration": fix["registration"] if leg is None else leg["registration"],
+        "aircraft_type": None if leg is None else leg["aircraft_type"],
+        "aircraft_id": fix["id"],
+        "source": "aircraft",
+    }
+
+
 def stand_holder(claims: Mapping[str, Row]) -> Row | None:
     """Of the turnarounds claiming one stand (key -> stand row), the one holding it."""
     if not claims:
@@ -163,6 +193,11 @@ class Derivation:
     leg_turnaround: dict[str, str] = field(default_factory=dict)  # leg id -> turnaround
     claims: dict[str, dict[str, Row]] = field(default_factory=dict)  # stand -> turnaround -> row
     claim_stand: dict[str, str] = field(default_factory=dict)  # turnaround -> claimed stand
+    # Aircraft: the latest fix of each aircraft, unless it only repeats where (leg and
+    # stand) the one kept already said: the kept fix's t is when it got there.
+    aircraft: dict[str, Row] = field(default_factory=dict)
+    leg_aircraft: dict[str, set[str]] = field(default_factory=dict)  # leg -> aircraft on it
+    tracked_legs: set[str] = field(default_factory=set)  # legs an aircraft fix linked to
     active: dict[str, dict[str, Row]] = field(default_factory=dict)  # vehicle -> task -> row
     task_vehicle: dict[str, str] = field(default_factory=dict)  # active task -> vehicle
     last: dict[str, Row] = field(default_factory=dict)  # vehicle -> last finished task row
@@ -187,11 +222,56 @@ class Derivation:
             del self.claims[old][key]
             stands.add(old)
         legs = self.legs.get(key)
-        claim = turnaround_claim(legs.values()) if legs else None
+        if key.startswith(AIRCRAFT_KEY):
+            fix = self.aircraft.get(key.removeprefix(AIRCRAFT_KEY))
+            on_stand = fix is not None and not fix["flight_id"] and fix["at_stand"]
+            claim = aircraft_claim(fix, {}) if on_stand and fix is not None else None
+        elif legs and not self.tracked_legs.isdisjoint(legs):
+            claim = self._tracked_claim(legs)
+        else:
+            claim = turnaround_claim(legs.values()) if legs else None
         if claim is not None:
             self.claim_stand[key] = claim["id"]
             self.claims.setdefault(claim["id"], {})[key] = claim
             stands.add(claim["id"])
+
+    def _tracked_claim(self, legs: dict[str, Row]) -> dict[str, Any] | None:
+        """A tracked turnaround's claim: where its aircraft's latest linked fix is."""
+        fixes = [
+            self.aircraft[a] for leg_id in sorted(legs) for a in self.leg_aircraft.get(leg_id, ())
+        ]
+        parked = [fix for fix in fixes if fix["at_stand"]]
+        if not parked:
+            return None
+        return aircraft_claim(max(parked, key=lambda f: (f["t"], f["id"])), legs)
+
+    def aircraft_fix(self, row: Row, stands: set[str]) -> None:
+        """Fold an aircraft fix in; adds the stands whose holder may have changed."""
+        aircraft_id, leg_id = row["id"], row["flight_id"]
+        old = self.aircraft.get(aircraft_id)
+        newly_tracked = leg_id is not None and leg_id not in self.tracked_legs
+        if (
+            old is not None
+            and (old["flight_id"], old["at_stand"]) == (leg_id, row["at_stand"])
+            and not newly_tracked
+        ):
+            return  # still where it was: the stand row stays as it is
+        self.aircraft[aircraft_id] = row
+        keys: set[str] = set()
+        if old is not None:
+            old_leg = old["flight_id"]
+            if old_leg is not None:
+                self.leg_aircraft[old_leg].discard(aircraft_id)
+                keys.add(self.leg_turnaround.get(old_leg, ""))
+            keys.add(AIRCRAFT_KEY + aircraft_id)
+        if leg_id is not None:
+            self.tracked_legs.add(leg_id)
+            self.leg_aircraft.setdefault(leg_id, set()).add(aircraft_id)
+            keys.add(self.leg_turnaround.get(leg_id, ""))
+        else:
+            keys.add(AIRCRAFT_KEY + aircraft_id)
+        for key in sorted(keys - {""}):
+            self._claim(key, stands)
 
     def task(self, row: Row, vehicles: set[str]) -> None:
         """Fold a task row in; adds the vehicles whose row may have changed."""

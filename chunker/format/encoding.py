@@ -5,16 +5,17 @@ A chunk covers ``[start, end)`` of replay time and is self-sufficient for seekin
     {"format": "dispatch-replay.chunk", "format_version": 3,
      "airport": "XLHI", "service_date": "2026-03-14", "start": ..., "end": ..., "tick_ms": 1000,
      "keyframe": {"vehicles": [...], "tasks": [...], "flights": [...], "notifications": [...],
-                  "stands": [...], "vehicle_tasks": [...], "decisions": [...]},
+                  "stands": [...], "vehicle_tasks": [...], "decisions": [...],
+                  "aircraft": [...]},
      "ticks": [{"t": ..., "vehicles": [...], "tasks": [...], ...}, ...]}
 
 ``keyframe`` is the full state just before ``start`` (every record with ``t < start``);
 ``ticks`` lists, in time order, only the ticks where something happened, each with only
-the kinds that changed: vehicles as the last fix per vehicle in the tick, tasks / flights /
-notifications / decisions as every row in order (they are discrete events the stream
-delivers one by one; a keyframe holds only the decision behind each active task);
-stands / vehicle_tasks (derived: ``chunker.format.derived``) as the rows that changed.
-Encoding: JSON (orjson) compressed with zstd — chosen by
+the kinds that changed: vehicles and aircraft as the last fix per mover in the tick,
+tasks / flights / notifications / decisions as every row in order (they are discrete
+events the stream delivers one by one; a keyframe holds only the decision behind each
+active task); stands / vehicle_tasks (derived: ``chunker.format.derived``) as the rows
+that changed. Encoding: JSON (orjson) compressed with zstd — chosen by
 ``bench/bench_encoding.py``, see docs/performance.md.
 """
 
@@ -42,8 +43,10 @@ from chunker.format.records import (
 
 CHUNK_FORMAT = "dispatch-replay.chunk"
 # 2: keyframes and ticks carry the derived kinds (stands, vehicle_tasks); 3: and decisions
+# and aircraft
 FORMAT_VERSION = 3
-# 1: read with no derived rows; 2: with no decisions (a reader finds none)
+# 1: read with no derived rows; 1 and 2: with no decisions and no aircraft (a reader finds
+# none)
 READABLE_FORMAT_VERSIONS = frozenset({1, 2, FORMAT_VERSION})
 ZSTD_LEVEL = 3
 MAX_CHUNK_BYTES = 256 * 1024 * 1024  # decompressed; a chunk beyond this is corrupt or hostile
@@ -139,6 +142,7 @@ class ChunkEntry(BaseModel):
     flights: int
     notifications: int
     decisions: int = 0  # 0 in manifests written before chunks carried decisions
+    aircraft: int = 0  # format 3 on; manifests of older versions have none
 
 
 def _summed(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

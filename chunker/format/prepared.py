@@ -82,6 +82,18 @@ class DecisionEntry(NamedTuple):
 VehicleEntry = tuple[str, bytes]  # (vehicle_id, row JSON)
 
 
+class AircraftEntry(NamedTuple):
+    """An aircraft fix and what filters look at: the flight leg it links to, that leg's
+    stand (an aircraft is filtered as its flight)."""
+
+    flight_id: str | None
+    stand: str | None
+    json: bytes
+
+
+AircraftPair = tuple[str, AircraftEntry]  # (aircraft_id, entry)
+
+
 @dataclass(slots=True)
 class PreparedTick:
     """One tick of deltas (or a keyframe) as pre-encoded entries."""
@@ -94,6 +106,7 @@ class PreparedTick:
     stands: list[DerivedEntry] = field(default_factory=list)
     vehicle_tasks: list[DerivedEntry] = field(default_factory=list)
     decisions: list[DecisionEntry] = field(default_factory=list)
+    aircraft: list[AircraftPair] = field(default_factory=list)
 
     def kinds(
         self,
@@ -105,6 +118,7 @@ class PreparedTick:
         list[DerivedEntry],
         list[DerivedEntry],
         list[DecisionEntry],
+        list[AircraftPair],
     ]:
         """Its entries by kind, in ``StateFold.apply_tick``'s order."""
         return (
@@ -115,6 +129,7 @@ class PreparedTick:
             self.stands,
             self.vehicle_tasks,
             self.decisions,
+            self.aircraft,
         )
 
 
@@ -138,6 +153,7 @@ _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
 _NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
 _DERIVED = _held(sys.getsizeof(DerivedEntry("", True, (), b"")))
 _DECISION = _held(sys.getsizeof(DecisionEntry("", None, None, None, None, None, b"")))
+_AIRCRAFT = _PAIR + _held(sys.getsizeof(AircraftEntry(None, None, b"")))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -204,6 +220,14 @@ class _Preparer:
                 )
             )
             size += _NOTE
+        for fix in rows.get("aircraft") or ():
+            entry = AircraftEntry(
+                self.optional_name(fix.get("flight_id")),
+                self.optional_name(fix.get("stand")),
+                row(fix),
+            )
+            tick.aircraft.append((name(fix["id"]), entry))
+            size += _AIRCRAFT
         for kind, derived in (("stands", tick.stands), ("vehicle_tasks", tick.vehicle_tasks)):
             for item in rows.get(kind) or ():
                 named = dict.fromkeys(f for f in _derived_flights(kind, item) if f is not None)
@@ -237,7 +261,15 @@ def _entry_present(kind: str, entry: DerivedEntry) -> bool:
 
 @dataclass(slots=True)
 class PreparedState(
-    StateFold[bytes, TaskEntry, FlightEntry, NotificationEntry, DerivedEntry, DecisionEntry]
+    StateFold[
+        bytes,
+        TaskEntry,
+        FlightEntry,
+        NotificationEntry,
+        DerivedEntry,
+        DecisionEntry,
+        AircraftEntry,
+    ]
 ):
     """State at an instant ``t``, as entries keyed by id (what a snapshot is built from)."""
 
@@ -262,6 +294,7 @@ class PreparedState(
             {k: loads(v.json) for k, v in self.stands.items()},
             {k: loads(v.json) for k, v in self.vehicle_tasks.items()},
             {k: loads(v.json) for k, v in self.decisions.items()},
+            {k: loads(v.json) for k, v in self.aircraft.items()},
         )
 
 

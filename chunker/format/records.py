@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 AIRPORT_ID_PATTERN = r"^[A-Z0-9]{3,4}$"
@@ -176,6 +176,66 @@ class VehiclePosition(RawRecord):
     )
 
 
+ICAO24_PATTERN = r"^[0-9a-f]{6}$"
+Registration = Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,10}$")]
+
+
+class AircraftPosition(RawRecord):
+    """One surface fix of an aircraft (ADS-B / A-SMGCS style; raw kind ``aircraft``).
+
+    The aircraft is named by its ICAO 24-bit address (``icao24``, lower-case hex: ADS-B
+    always has it) and/or its ``registration`` (A-SMGCS and airport systems); at least one
+    is required, and the mover id is ``icao24`` where given, else the registration. The
+    fix links to a flight leg by ``callsign``, else by ``registration``
+    (docs/data-format.md, "Aircraft"). ``track`` and ``ground_speed_kmh`` are optional like
+    a vehicle's heading and speed: derived from the neighbouring fixes when missing.
+    """
+
+    icao24: (
+        Annotated[
+            str,
+            BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+            Field(pattern=ICAO24_PATTERN),
+        ]
+        | None
+    ) = Field(default=None, description="ICAO 24-bit address, 6 hex digits.")
+    registration: Registration | None = Field(default=None, description="e.g. B-6123.")
+    callsign: Callsign | None = Field(
+        default=None, description="ATC / ADS-B callsign of the flight it flies, e.g. CES5127."
+    )
+    lat: Latitude
+    lon: Longitude
+    track: Heading | None = Field(
+        default=None,
+        description="True track over the ground, degrees clockwise from north, [0, 360) "
+        "(an aircraft being pushed back moves tail first: its nose points the other way).",
+    )
+    ground_speed_kmh: SpeedKmh | None = Field(
+        default=None, description="Ground speed (import-tracks converts knots)."
+    )
+    on_ground: bool | None = Field(
+        default=None,
+        description="Surface flag. A fix with false is airborne and quarantined (the replay "
+        "is of the surface); true or absent is a surface fix.",
+    )
+    altitude_m: float | None = Field(
+        default=None, allow_inf_nan=False, description="Altitude, if the export has it (kept)."
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> AircraftPosition:
+        if self.icao24 is None and self.registration is None:
+            raise ValueError("an aircraft fix needs icao24 or registration")
+        return self
+
+    @property
+    def aircraft_id(self) -> str:
+        """The mover id: the ICAO address where known, else the registration."""
+        name = self.icao24 or self.registration
+        assert name is not None  # _named
+        return name
+
+
 class TaskEvent(RawRecord):
     """A task status transition, carrying the task's full state after the transition."""
 
@@ -203,7 +263,7 @@ class FlightEvent(RawRecord):
     movement: Movement
     airline: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,3}$")]
     aircraft_type: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,4}$")] | None = None
-    registration: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,10}$")] | None = None
+    registration: Registration | None = None
     route: Annotated[str, Field(pattern=r"^[A-Z]{3,4}$")] | None = Field(
         default=None,
         description="The other airport (IATA or ICAO code): origin of an arrival, "
@@ -411,9 +471,9 @@ PhysicalKmh = Annotated[float, Field(gt=0.0, le=1200.0, allow_inf_nan=False)]
 class MoverLimits(BaseModel):
     """What a mover can physically do, for the position rules (``chunker.batch.tracks``).
 
-    Per mover kind: today each vehicle type; aircraft (taxi / take-off roll) get their own
-    entries when they become a mover kind. Unset types use the defaults in
-    ``chunker.batch.tracks.DEFAULT_MAX_SPEED_KMH``.
+    Per mover kind: each vehicle type, and aircraft (``aircraft_kmh``: the take-off and
+    landing roll, the fastest an aircraft moves on the ground). Unset types use the
+    defaults in ``chunker.batch.tracks.DEFAULT_MAX_SPEED_KMH``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -421,6 +481,12 @@ class MoverLimits(BaseModel):
         default_factory=dict,
         description="Top speed per vehicle type (km/h): a reported speed above it is "
         "dropped, a fix implying more since the previous accepted one is a jump.",
+    )
+    aircraft_kmh: PhysicalKmh = Field(
+        default=400.0,
+        description="Top ground speed of an aircraft (km/h): a take-off roll reaches "
+        "~300; taxiing is under 60. Above it a reported speed is dropped and a jump is a "
+        "glitch, as for vehicles.",
     )
     position_tolerance_m: float = Field(
         default=20.0,
@@ -488,5 +554,8 @@ RECORD_MODELS: dict[str, type[RawRecord]] = {
     "flights": FlightEvent,
     "notifications": Notification,
     "decisions": DispatchDecision,
+    "aircraft": AircraftPosition,
 }
-RECORD_KINDS: tuple[str, ...] = ("positions", "tasks", "flights", "notifications", "decisions")
+RECORD_KINDS: tuple[str, ...] = (
+    "positions", "tasks", "flights", "notifications", "decisions", "aircraft",
+)  # fmt: skip

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-Row = Mapping[str, Any]  # a VehicleRow, TaskRow, FlightRow, NotificationRow or DecisionRow
+Row = Mapping[
+    str, Any
+]  # a VehicleRow, AircraftRow, TaskRow, FlightRow, NotificationRow or DecisionRow
 
 
 class VehicleRow(TypedDict):
@@ -26,6 +28,27 @@ class VehicleRow(TypedDict):
     heading: float  # degrees clockwise from true north, [0, 360); derived if not recorded
     speed_kmh: float  # derived from the neighbouring fixes if not recorded
     state: str  # chunker.format.records.VehicleState
+
+
+class AircraftRow(TypedDict):
+    """An aircraft's surface fix (``aircraft`` in chunks; raw kind ``aircraft``)."""
+
+    id: str  # aircraft id: its icao24 where known, else its registration
+    t: int
+    lat: float
+    lon: float
+    heading: float  # true track, [0, 360); derived if not recorded
+    speed_kmh: float  # ground speed; derived if not recorded
+    on_ground: bool | None
+    altitude_m: float | None
+    icao24: str | None
+    registration: str | None
+    callsign: str | None
+    # The flight leg the fix links to (by callsign, else registration; the chunker fills
+    # these in from the day's flights: chunker.batch.aircraft) and that leg's stand.
+    flight_id: str | None
+    stand: str | None
+    at_stand: str | None  # the stand the aircraft is on by its position, if any
 
 
 class TaskRow(TypedDict):

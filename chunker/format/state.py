@@ -6,6 +6,7 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
 ``t_rec < floor_tick(t) + tick_ms``, applied in (time, source order):
 
 - ``vehicles``: the latest GPS fix per vehicle;
+- ``aircraft``: the latest surface fix per aircraft (raw kind ``aircraft``);
 - ``tasks`` / ``flights``: the latest row per task / flight leg — except that a finished
   task (``completed`` / ``cancelled``) leaves the state ``task_retention_ms`` after its
   last event (default one hour; ``expire_tasks``). The live picture stays the size of
@@ -37,7 +38,7 @@ from chunker.format.derived import DERIVED_KINDS, PRESENT, Derivation
 from chunker.format.rows import Row
 
 RECENT_NOTIFICATIONS = 20
-EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications", "decisions")
+EVENT_KINDS = ("vehicles", "tasks", "flights", "notifications", "decisions", "aircraft")
 STATE_KINDS = (*EVENT_KINDS, *DERIVED_KINDS)
 
 
@@ -81,10 +82,11 @@ FlightT = TypeVar("FlightT")
 NoteT = TypeVar("NoteT")
 DerivedT = TypeVar("DerivedT")
 DecisionT = TypeVar("DecisionT")
+AircraftT = TypeVar("AircraftT")
 
 
 @dataclass(slots=True)
-class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT]):
+class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT, AircraftT]):
     """The fold, written once whatever form a row takes: the chunker folds decoded rows
     (``ReplayState``), readers fold pre-encoded entries (``chunker.format.prepared``).
 
@@ -100,6 +102,7 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT]):
     stands: dict[str, DerivedT] = field(default_factory=dict)
     vehicle_tasks: dict[str, DerivedT] = field(default_factory=dict)
     decisions: dict[str, DecisionT] = field(default_factory=dict)  # task id -> latest
+    aircraft: dict[str, AircraftT] = field(default_factory=dict)
     # Ids and a task's (status, t), in the form of the rows (C getters: hot loops).
     task_id: ClassVar[RowId]
     flight_id: ClassVar[RowId]
@@ -116,11 +119,15 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT]):
         stands: Sequence[DerivedT] = (),
         vehicle_tasks: Sequence[DerivedT] = (),
         decisions: Sequence[DecisionT] = (),
+        aircraft: Mapping[str, AircraftT] | Iterable[tuple[str, AircraftT]] = (),
     ) -> None:
         """Fold one tick in: the vehicles' fixes (by id), the tick's task, flight and
-        notification rows, each in order, then its derived rows and its decisions."""
+        notification rows, each in order, then its derived rows, its decisions and the
+        aircraft's fixes (by id)."""
         if vehicles:
             self.vehicles.update(vehicles)
+        if aircraft:
+            self.aircraft.update(aircraft)
         if tasks:
             self.tasks.update(zip(map(self.task_id, tasks), tasks, strict=True))
         if flights:
@@ -176,7 +183,7 @@ def _row_present(kind: str, row: Row) -> bool:
 
 
 @dataclass(slots=True)
-class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
+class ReplayState(StateFold[Row, Row, Row, Row, Row, Row, Row]):
     """The state as decoded rows: what the chunker builds keyframes from, and what
     history queries answer with.
 
@@ -197,13 +204,17 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
         flights: Sequence[Row],
         notifications: Sequence[Row],
         decisions: Sequence[Row] = (),
+        aircraft: Mapping[str, Row] | None = None,
     ) -> dict[str, list[Row]]:
         """Fold one tick (starting at ``t``) of rows in, derive, and return the derived
         rows that changed by kind (a tick's derived deltas; ``chunker.format.derived``).
-        ``decisions``: annotated (``annotate_decision``)."""
-        self.apply_tick(vehicles, tasks, flights, notifications, decisions=decisions)
-        if not tasks and not flights:
-            return {}  # most ticks: only fixes, nothing derived can change
+        ``decisions``: annotated (``annotate_decision``); ``aircraft``: the last fix per
+        aircraft in the tick."""
+        self.apply_tick(
+            vehicles, tasks, flights, notifications, decisions=decisions, aircraft=aircraft or ()
+        )
+        if not tasks and not flights and not aircraft:
+            return {}  # most ticks: only fixes and decisions, nothing derived can change
         derivation = self.derivation
         stands: set[str] = set()
         vehicle_ids: set[str] = set()
@@ -211,6 +222,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
             derivation.flight(row, stands)
         for row in tasks:
             derivation.task(row, vehicle_ids)
+        for aircraft_id in sorted(aircraft or ()):
+            derivation.aircraft_fix((aircraft or {})[aircraft_id], stands)
         changed: dict[str, list[Row]] = {}
         rows = [derivation.stand_row(s, t) for s in sorted(stands)]
         changed["stands"] = _changes("stands", self.stands, rows)
@@ -224,6 +237,8 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
         rows = (row,)
         if kind == "vehicles":
             self.apply_tick({row["id"]: row}, (), (), ())
+        elif kind == "aircraft":
+            self.fold_tick(row["t"], {}, (), (), (), aircraft={row["id"]: row})
         elif kind == "tasks":
             self.fold_tick(row["t"], {}, rows, (), ())
         elif kind == "flights":
@@ -243,6 +258,7 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row]):
             "stands": [self.stands[k] for k in sorted(self.stands)],
             "vehicle_tasks": [self.vehicle_tasks[k] for k in sorted(self.vehicle_tasks)],
             "decisions": [decision for _, decision in self.active_decisions()],
+            "aircraft": [self.aircraft[k] for k in sorted(self.aircraft)],
         }
 
 

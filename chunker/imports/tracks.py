@@ -486,12 +486,45 @@ def read_opensky_json(
 # --- writer ------------------------------------------------------------------------------------
 
 
+def _utc_text(t_ms: int) -> str:
+    return (
+        dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+_ICAO24 = re.compile(r"^[0-9a-f]{6}$")
+
+
+def aircraft_line(fix: TrackFix) -> bytes:
+    """An ``aircraft`` JSON line of the raw contract: the mover id is the ``icao24`` when it
+    is 6 hex digits (ADS-B, OpenSky), else the ``registration``; callsign, track, ground
+    speed, on-ground and altitude only when known."""
+    record: dict[str, Any] = {"t": _utc_text(fix.t_ms)}
+    identity = fix.mover.strip()
+    if _ICAO24.match(identity.lower()):
+        record["icao24"] = identity.lower()
+    else:
+        record["registration"] = identity.upper()
+    if fix.callsign is not None:
+        record["callsign"] = fix.callsign.upper()
+    record["lat"], record["lon"] = fix.lat, fix.lon
+    if fix.heading is not None:
+        record["track"] = fix.heading
+    if fix.speed_kmh is not None:
+        record["ground_speed_kmh"] = fix.speed_kmh
+    if fix.on_ground is not None:
+        record["on_ground"] = fix.on_ground
+    if fix.altitude_m is not None:
+        record["altitude_m"] = fix.altitude_m
+    return orjson.dumps(record)
+
+
 def position_line(fix: TrackFix) -> bytes:
     """A ``positions`` JSON line of the raw contract (optional values only when known)."""
     record: dict[str, Any] = {
-        "t": dt.datetime.fromtimestamp(fix.t_ms / 1000, dt.UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "t": _utc_text(fix.t_ms),
         "vehicle_id": fix.mover,
         "lat": fix.lat,
         "lon": fix.lon,

@@ -1,7 +1,8 @@
-"""``dispatch-replay import-tracks``: a CSV / GPX / OpenSky track export -> positions JSON Lines.
+"""``dispatch-replay import-tracks``: a CSV / GPX / OpenSky track export -> raw JSON Lines.
 
-The output is the raw contract's ``positions`` kind (one day file, ``.gz`` if the name
-says so): put it at ``raw/{airport}/{date}/positions.jsonl.gz`` and chunk the day as usual.
+The output is the raw contract's ``positions`` kind, or with ``--kind aircraft`` its
+``aircraft`` kind (one day file, ``.gz`` if the name says so): put it at
+``raw/{airport}/{date}/{kind}.jsonl.gz`` and chunk the day as usual.
 Progress goes to stderr, the summary (fixes, skipped lines and dropped values by reason)
 to stdout as JSON. Bad arguments or an unreadable input are a ``TrackImportError`` (a
 ``ValueError``): one line on stderr, exit status 2. The output appears only when complete.
@@ -33,6 +34,7 @@ from chunker.imports.tracks import (
     Progress,
     TrackFix,
     TrackImportError,
+    aircraft_line,
     json_documents,
     open_binary,
     position_line,
@@ -76,6 +78,12 @@ def add_command(sub: Any) -> None:
     )
     parser.add_argument("--vehicle", help="GPX: the fleet vehicle id of every point")
     parser.add_argument(
+        "--kind",
+        default="positions",
+        help="positions (ground vehicles, the default) | aircraft (surface fixes of aircraft: "
+        "the id is an icao24 or a registration)",
+    )
+    parser.add_argument(
         "--state",
         default=VehicleState.EN_ROUTE.value,
         help="vehicle state written where the input has none (default en_route)",
@@ -114,6 +122,9 @@ def run(args: argparse.Namespace, say: Any = None, clock: Any = time.monotonic) 
     if fmt is None:
         raise TrackImportError(f"cannot tell the format of {source.name}: pass --format")
     _choice("format", fmt, FORMATS)
+    line_of = {"positions": position_line, "aircraft": aircraft_line}[
+        _choice("kind", args.kind, ("positions", "aircraft"))
+    ]
     options = Options(
         speed_unit=_choice("speed-unit", args.speed_unit, SPEED_UNITS),
         altitude_unit=_choice("altitude-unit", args.altitude_unit, ALTITUDE_UNITS),
@@ -157,7 +168,7 @@ def run(args: argparse.Namespace, say: Any = None, clock: Any = time.monotonic) 
             )
             try:
                 for fix in fixes:
-                    sink.write(position_line(fix) + b"\n")
+                    sink.write(line_of(fix) + b"\n")
                     tally.fixes += 1
                     tally.movers[fix.mover] += 1
                     progress.update(raw.tell(), tally)
@@ -174,4 +185,4 @@ def run(args: argparse.Namespace, say: Any = None, clock: Any = time.monotonic) 
     finally:
         raw.close()
     progress.update(size, tally, final=True)
-    return {"format": fmt, "out": str(out), **tally.summary()}
+    return {"format": fmt, "kind": args.kind, "out": str(out), **tally.summary()}

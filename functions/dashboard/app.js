@@ -151,7 +151,8 @@ window.__replay = {
  * replay time the map shows (staleness is measured against it); `movers` by id: where
  * (lat, lon of the fix drawn; x, y in CSS px on the canvas), `fix` its time, `drawn` /
  * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
- * it; `cards`: vehicle id -> the card's task line.
+ * it; `aircraft`: aircraft id -> the aircraft drawn (lat, lon, heading of the fix drawn,
+ * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line.
  */
 window.__replayModel = () => {
   const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };
@@ -164,6 +165,7 @@ window.__replayModel = () => {
     movers: model.movers,
     stands: model.stands,
     decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
+    aircraft: model.aircraft ?? {},
     cards,
     frames: app.frames,
   };
@@ -225,6 +227,10 @@ function onEvent(name, data) {
       state.applyVehicles(data.t, data.vehicles);
       dataAt(data.t);
       state.expireTasks(tickStart(data.t));
+      break;
+    case "aircraft_update":
+      state.applyAircraft(data.t, data.aircraft);
+      dataAt(data.t);
       break;
     case "task_update":
       state.applyTasks(data.t, data.tasks);

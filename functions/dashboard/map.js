@@ -40,6 +40,9 @@ const COLORS = {
   remoteStand: "rgba(45, 212, 191, 0.55)",
   standLabel: "rgba(148, 163, 184, 0.85)",
   aircraft: "rgba(226, 232, 240, 0.85)",
+  aircraftMoving: "#e0f2fe",
+  aircraftOutline: "#0369a1",
+  aircraftLabel: "#bae6fd",
   depotLabel: "rgba(148, 163, 184, 0.8)",
   selection: "#ffffff",
   grid: "rgba(51, 65, 85, 0.22)",
@@ -346,8 +349,15 @@ export class ApronMap {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    this.lastModel = { at: options.dataTime, movers: {}, stands: {} };
-    this.drawOccupiedStands(ctx, state.stands);
+    this.lastModel = { at: options.dataTime, movers: {}, stands: {}, aircraft: {} };
+    // An aircraft whose own fixes went quiet (a parked aircraft's transponder is often
+    // off) is drawn on the stand it holds, like one known only from flight statuses.
+    const reporting = new Set();
+    for (const [id, aircraft] of state.aircraft ?? []) {
+      if (options.dataTime - aircraft.row.t <= state.staleness.fade_after_ms) reporting.add(id);
+    }
+    this.drawOccupiedStands(ctx, state.stands, reporting);
+    this.drawAircraftMovers(ctx, state, options, now);
     this.drawVehicles(ctx, state, options, now);
     if (this.overlay) this.overlay(ctx, this); // e.g. a selected decision's candidates (decisions.js)
   }
@@ -590,7 +600,7 @@ export class ApronMap {
   }
 
   /** Per frame: the aircraft on occupied stands (the server's occupancy), the jumped-to stand. */
-  drawOccupiedStands(ctx, occupied) {
+  drawOccupiedStands(ctx, occupied, reporting = new Set()) {
     const box = this.standBox();
     const labelled = this.standLabelsRoomy && box > 22 ? new Set(this.lastStandLabels.map((l) => l.id)) : null;
     for (const stand of this.layout.stands) {
@@ -600,7 +610,10 @@ export class ApronMap {
       const highlighted = stand.stand_id === this.highlightStand;
       if (!flight && !highlighted) continue;
       const s = this.screen(stand.at);
-      if (flight) {
+      if (flight && flight.source === "aircraft" && reporting.has(flight.aircraft_id)) {
+        // Held by an aircraft that reports: drawAircraftMovers draws it where its fix says.
+        this.lastModel.stands[stand.stand_id] = flight.flight_id;
+      } else if (flight) {
         this.lastModel.stands[stand.stand_id] = flight.flight_id;
         ctx.save();
         ctx.translate(s.x, s.y);
@@ -649,6 +662,52 @@ export class ApronMap {
     ctx.lineTo(-l * 0.09, -l * 0.7);
     ctx.quadraticCurveTo(-l * 0.09, -l * 0.92, 0, -l);
     ctx.fill();
+  }
+
+  /**
+   * Aircraft from their own surface fixes (aircraft_update): the airliner silhouette at the
+   * fix's heading, true to scale (~38 m) but never smaller than 16 px, outlined so it reads
+   * apart from the parked-by-flight-status silhouettes and from vehicles (arrows); callsign
+   * labels decluttered. An aircraft whose last fix is older than the fade age is not drawn:
+   * it took off or left the surface coverage.
+   */
+  drawAircraftMovers(ctx, state, options, now) {
+    if (!state.aircraft || state.aircraft.size === 0) return;
+    const length = Math.max(16, 38 * this.scale);
+    const grid = new LabelGrid(this.width, this.height);
+    ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
+    for (const [id, aircraft] of [...state.aircraft.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const row = aircraft.row;
+      const fresh = options.dataTime - row.t <= state.staleness.fade_after_ms;
+      const at = state.positionOf(aircraft, now);
+      const s = this.screen(at);
+      const flight = row.flight_id ? state.flights.get(row.flight_id) : null;
+      const callsign = row.callsign ?? flight?.callsign ?? row.registration ?? id;
+      const model = { drawn: fresh, lat: row.lat, lon: row.lon, heading: row.heading, fix: row.t, x: s.x, y: s.y };
+      Object.assign(model, { callsign, flight_id: row.flight_id, at_stand: row.at_stand, length, labelled: false });
+      this.lastModel.aircraft[id] = model;
+      if (!fresh) continue;
+      if (s.x < -length || s.y < -length || s.x > this.width + length || s.y > this.height + length) continue;
+      ctx.save();
+      ctx.translate(s.x, s.y);
+      ctx.rotate((at.h * Math.PI) / 180);
+      this.drawAircraft(ctx, length);
+      ctx.fillStyle = COLORS.aircraftMoving;
+      ctx.fill();
+      ctx.strokeStyle = COLORS.aircraftOutline;
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+      ctx.restore();
+      const width = ctx.measureText(callsign).width;
+      const box = { x: s.x - width / 2 - 2, y: s.y + length / 2 + 1, w: width + 4, h: STAND_LABEL_PX + 2 };
+      if (grid.place(box)) {
+        ctx.fillStyle = COLORS.aircraftLabel;
+        ctx.textAlign = "center";
+        ctx.textBaseline = "top";
+        ctx.fillText(callsign, s.x, box.y + 1);
+        model.labelled = true;
+      }
+    }
   }
 
   drawDepots(ctx) {

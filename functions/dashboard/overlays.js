@@ -4,6 +4,8 @@
 import { enumValues, label, language, t } from "./i18n.js";
 import { STATE_RINGS, VEHICLE_COLORS } from "./map.js";
 const ARROW = "M0 -5 L3.4 3.9 L0 2.1 L-3.4 3.9 Z";
+// The map's airliner (map.js drawAircraft) at legend size, nose up.
+const PLANE = "M0 -5.5 L0.5 -3.8 L0.5 -1 L5.2 1 L5.2 1.6 L0.5 0.7 L0.4 4 L2 5 L2 5.5 L0 5.1 L-2 5.5 L-2 5 L-0.4 4 L-0.5 0.7 L-5.2 1.6 L-5.2 1 L-0.5 -1 L-0.5 -3.8 Z";
 
 /** A vehicle's label in the page's language: in Chinese, its type and fleet number
  * ("Fuel truck 01" -> "加油车 01"); the fleet's own label stays in the tooltip. */
@@ -37,7 +39,9 @@ export function buildLegend(legend) {
   title.textContent = t("map.legend");
   const grid = document.createElement("div");
   grid.className = "legend-grid";
-  grid.append(...types, ...states);
+  const aircraft = legendItem(`<path d="${PLANE}" fill="#e0f2fe" stroke="#0369a1" stroke-width="0.6"/>`, t("map.aircraft"));
+  aircraft.dataset.testid = "legend-aircraft";
+  grid.append(...types, ...states, aircraft);
   legend.replaceChildren(title, grid);
   return legend.offsetHeight;
 }

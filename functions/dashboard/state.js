@@ -27,6 +27,7 @@ export class ReplayState {
     this.vehicleTasks = new Map(); // vehicle id -> derived row {current, last}
     this.decisions = new Map(); // task id -> its latest dispatch decision
     this.decisionFeed = new Map(); // "task|t" -> decision, arrival order (the feed)
+    this.aircraft = new Map(); // aircraft id -> {row, from, to, start, duration, trail}, as vehicles
     this.staleness = { fade_after_ms: 90000, hide_after_ms: 600000 }; // from the snapshot
     this.retentionMs = 0;
     this.t = 0; // replay time of the last frame or snapshot
@@ -50,15 +51,28 @@ export class ReplayState {
     // The decision behind each active task (docs/api.md, "Decisions in the state").
     this.decisions = new Map((snapshot.decisions ?? []).map((row) => [row.id, row]));
     this.decisionFeed = new Map();
+    this.aircraft.clear();
+    for (const row of snapshot.aircraft ?? []) this.placeMover(this.aircraft, row, now);
     if (snapshot.staleness) this.staleness = snapshot.staleness;
     this.lastFramePerf = 0;
     this.revision += 1;
   }
 
   placeVehicle(row, now) {
+    this.placeMover(this.vehicles, row, now);
+  }
+
+  placeMover(movers, row, now) {
     const p = this.project(row.lat, row.lon);
     const at = { x: p.x, y: p.y, h: row.heading };
-    this.vehicles.set(row.id, { row, from: at, to: at, start: now, duration: 0, trail: [p] });
+    movers.set(row.id, { row, from: at, to: at, start: now, duration: 0, trail: [p] });
+  }
+
+  /** An `aircraft_update`: aircraft glide to their fixes as vehicles do. */
+  applyAircraft(t, rows) {
+    this.t = Math.max(this.t, t);
+    const duration = Math.min(MAX_ANIMATION_MS, Math.max(MIN_ANIMATION_MS, this.frameInterval));
+    this.glide(this.aircraft, rows, performance.now(), duration);
   }
 
   applyVehicles(t, rows) {
@@ -72,10 +86,14 @@ export class ReplayState {
     // Glide to each new fix over about one frame interval: the next fix arrives as this
     // animation ends, so vehicles move continuously instead of hopping once per frame.
     const duration = Math.min(MAX_ANIMATION_MS, Math.max(MIN_ANIMATION_MS, this.frameInterval));
+    this.glide(this.vehicles, rows, now, duration);
+  }
+
+  glide(movers, rows, now, duration) {
     for (const row of rows) {
-      const vehicle = this.vehicles.get(row.id);
+      const vehicle = movers.get(row.id);
       if (!vehicle) {
-        this.placeVehicle(row, now);
+        this.placeMover(movers, row, now);
         continue;
       }
       const from = this.positionOf(vehicle, now);

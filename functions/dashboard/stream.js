@@ -16,6 +16,7 @@ const FRAME_EVENTS = [
   "dispatch_decision",
   "stand_update",
   "vehicle_task_update",
+  "aircraft_update",
   "vehicle_update",
 ];
 const MAX_REMEMBERED_IDS = 4096;

@@ -113,9 +113,9 @@ FILTER_RULE = (
     "Within a filter any chosen value matches, and every filter set must match. Each thing is"
     " checked only by the filters that describe it: a vehicle by its type and id (and the task"
     " types its type does); a task by its type, status, flight, stand and vehicle (its vehicle"
-    " type is the one that does its task type); a flight, and the aircraft drawn on its stand,"
-    " by its id and stand; a notification by the vehicle and the flight it names. A filter"
-    " that does not describe a thing never hides it."
+    " type is the one that does its task type); a flight, the aircraft drawn on its stand and"
+    " an aircraft moving as that flight, by its id and stand; a notification by the vehicle"
+    " and the flight it names. A filter that does not describe a thing never hides it."
 )
 
 
@@ -141,6 +141,8 @@ class Filters(BaseModel):
                   ``vehicle_types`` (the type that does its task type)
     flight        ``flights`` (its id), ``stands`` (its stand); the map draws aircraft from
                   the flights shown, so stands follow the same filters
+    aircraft      as the flight its fix links to: ``flights`` (that leg's id), ``stands``
+                  (that leg's stand); an aircraft linked to no flight matches neither
     notification  the vehicle it names, checked as a vehicle; ``flights`` (the flight it
                   names); a notification naming neither passes
     ============  ==========================================================================

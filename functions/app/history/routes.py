@@ -131,7 +131,7 @@ async def get_manifest(airport: Airport, date: Date, caller: Caller, queries: Qu
 async def get_state(
     airport: Airport, t: Annotated[Instant, Query()], caller: Caller, queries: Queries
 ) -> dict[str, Any]:
-    """Vehicles (last fix), tasks, flights, recent notifications and the derived state
+    """Vehicles and aircraft (last fix), tasks, flights, recent notifications and the derived state
     (``stands``: occupied stands; ``vehicle_tasks``: each vehicle's current and last task)
     and ``decisions`` (the dispatch decision behind each active task) at ``t``
     (docs/data-format.md)."""

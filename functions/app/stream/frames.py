@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from chunker.format.prepared import (
+    AircraftEntry,
     DecisionEntry,
     DerivedEntry,
     FlightEntry,
@@ -21,8 +22,8 @@ from chunker.format.records import TASK_VEHICLE_TYPE, TaskType
 from functions.app.domain.sessions import Filters
 
 # The order of a frame's events: discrete events first, then the derived state (stand
-# occupancy, each vehicle's task: chunker.format.derived), then where vehicles are (last,
-# so a frame's vehicle update ends it).
+# occupancy, each vehicle's task: chunker.format.derived), then where aircraft and vehicles
+# are (vehicles last, so a frame's vehicle update ends it).
 FRAME_EVENTS = (
     "task_update",
     "flight_update",
@@ -30,6 +31,7 @@ FRAME_EVENTS = (
     "dispatch_decision",
     "stand_update",
     "vehicle_task_update",
+    "aircraft_update",
     "vehicle_update",
 )
 
@@ -122,6 +124,12 @@ class FilterPlan:
     def vehicle_task(self, vehicle: DerivedEntry) -> bool:
         return self.vehicle(vehicle.id)
 
+    def aircraft(self, fix: AircraftEntry) -> bool:
+        """An aircraft is checked as the flight its fix links to (its id, its stand)."""
+        return (self.flights is None or fix.flight_id in self.flights) and (
+            self.stands is None or fix.stand in self.stands
+        )
+
 
 def _array(items: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
@@ -138,6 +146,7 @@ def frame_events(
     vehicles: dict[str, bytes] = {}
     stands: dict[str, bytes] = {}  # derived rows: the last per entity in the frame
     vehicle_tasks: dict[str, bytes] = {}
+    aircraft: dict[str, bytes] = {}  # the last fix per aircraft in the frame
     tasks: list[bytes] = []
     flights: list[bytes] = []
     notes: list[bytes] = []
@@ -161,6 +170,9 @@ def frame_events(
         for vehicle in tick.vehicle_tasks:
             if plan.vehicle_task(vehicle):
                 vehicle_tasks[vehicle.id] = vehicle.json
+        for aircraft_id, fix in tick.aircraft:
+            if plan.aircraft(fix):
+                aircraft[aircraft_id] = fix.json
     head = b'{"t":' + str(until).encode()
     events = []
     if tasks:
@@ -177,6 +189,9 @@ def frame_events(
     if vehicle_tasks:
         body = _array(vehicle_tasks.values())
         events.append(("vehicle_task_update", head + b',"vehicle_tasks":' + body + b"}"))
+    if aircraft:
+        body = _array(aircraft.values())
+        events.append(("aircraft_update", head + b',"aircraft":' + body + b"}"))
     if vehicles:
         events.append(("vehicle_update", head + b',"vehicles":' + _array(vehicles.values()) + b"}"))
     return events
@@ -200,6 +215,7 @@ def snapshot_data(
     vehicle_tasks = (e.json for k, e in sorted(state.vehicle_tasks.items()) if plan.vehicle_task(e))
     # The decision behind each active task the snapshot shows (its task as it is now).
     decisions = (d.json for task, d in state.active_decisions() if plan.task(task))
+    aircraft = (e.json for k, e in sorted(state.aircraft.items()) if plan.aircraft(e))
     return b"".join(
         (
             b'{"t":',
@@ -224,6 +240,8 @@ def snapshot_data(
             _array(vehicle_tasks),
             b',"decisions":',
             _array(decisions),
+            b',"aircraft":',
+            _array(aircraft),
             b',"staleness":',
             staleness,
             b"}",

@@ -1,0 +1,121 @@
+"""Which flight an aircraft fix belongs to: the link from ADS-B identities to flight legs.
+
+A surface fix names an aircraft (icao24 / registration) and, while it flies a flight, that
+flight's callsign; the flight events name legs by id with a callsign and (optionally) a
+registration. The rule (docs/data-format.md, "Aircraft"), from the day's flight legs as
+their latest rows say (so every hour job links alike, whatever hour it builds):
+
+1. the legs whose ``callsign`` equals the fix's callsign; if there are none,
+2. the legs whose ``registration`` equals the fix's registration;
+
+cancelled legs excluded. Of these, the leg whose time (actual, else estimated, else
+scheduled) is nearest the fix's time wins (ties: the smaller leg id). The fix's row then
+carries that leg's id and stand (``flight_id``, ``stand``); a fix matching no leg has
+neither and is still a mover on the map.
+
+Where the aircraft physically is: a fix within ``STAND_RADIUS_M`` of a stand's position is
+on that stand (the nearest one; ``at_stand``), else on none. Stand occupancy takes it from
+there (``chunker.format.derived``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chunker.batch.tracks import Flat
+from chunker.format.records import Stand
+from chunker.format.rows import Row
+
+# An aircraft fix this close to a stand's position is on the stand: the stand point is
+# where the aircraft parks; the radius allows for where the antenna sits and GPS error,
+# and stays under half the spacing of neighbouring stands (~40 m and more).
+STAND_RADIUS_M = 25.0
+
+
+def leg_time(leg: Row) -> int:
+    """The time a leg happens: actual, else estimated, else scheduled (epoch ms)."""
+    for name in ("actual", "estimated"):
+        value = leg.get(name)
+        if value is not None:
+            return int(value)
+    return int(leg["scheduled"])
+
+
+@dataclass(slots=True)
+class FlightLinks:
+    """The day's legs indexed by callsign and registration (latest row per leg)."""
+
+    by_callsign: dict[str, list[Row]] = field(default_factory=dict)
+    by_registration: dict[str, list[Row]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, flights: Iterable[Row]) -> FlightLinks:
+        """From flight rows in any order: each leg's latest row (by ``t``, then order)."""
+        latest: dict[str, Row] = {}
+        for row in flights:
+            known = latest.get(row["id"])
+            if known is None or row["t"] >= known["t"]:
+                latest[row["id"]] = row
+        links = cls()
+        for leg_id in sorted(latest):
+            leg = latest[leg_id]
+            if leg["status"] == "cancelled":
+                continue
+            links.by_callsign.setdefault(leg["callsign"], []).append(leg)
+            if leg.get("registration"):
+                links.by_registration.setdefault(leg["registration"], []).append(leg)
+        return links
+
+    def leg_of(self, t: int, callsign: str | None, registration: str | None) -> Row | None:
+        """The leg a fix at ``t`` with these identities belongs to (module doc), or None."""
+        legs = self.by_callsign.get(callsign, []) if callsign else []
+        if not legs and registration:
+            legs = self.by_registration.get(registration, [])
+        best: Row | None = None
+        for leg in legs:  # sorted by id: the first of equal distance is the smaller id
+            if best is None or abs(leg_time(leg) - t) < abs(leg_time(best) - t):
+                best = leg
+        return best
+
+    def link(self, rows: Iterable[Row], stands: StandFinder) -> None:
+        """Fill in each aircraft row's ``flight_id``, ``stand`` and ``at_stand`` (rows are
+        fresh from validation, not shared yet)."""
+        for row in rows:
+            leg = self.leg_of(row["t"], row.get("callsign"), row.get("registration"))
+            mutable: dict[str, Any] = row  # type: ignore[assignment]
+            mutable["flight_id"] = None if leg is None else leg["id"]
+            mutable["stand"] = None if leg is None else leg["stand"]
+            mutable["at_stand"] = stands.at(row["lat"], row["lon"])
+
+
+class StandFinder:
+    """The stand a point is on (within ``STAND_RADIUS_M``, nearest first), by a grid of
+    cells a radius wide so a lookup checks a few stands whatever the layout's size."""
+
+    def __init__(self, stands: Iterable[Stand]) -> None:
+        stands = list(stands)
+        first = stands[0].position if stands else None
+        self._flat = Flat(first.lat, first.lon) if first else Flat(0.0, 0.0)
+        self._cells: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+        for stand in stands:
+            x, y = self._flat.xy(stand.position.lat, stand.position.lon)
+            self._cells.setdefault(self._cell(x, y), []).append((x, y, stand.stand_id))
+
+    @staticmethod
+    def _cell(x: float, y: float) -> tuple[int, int]:
+        return int(x // STAND_RADIUS_M), int(y // STAND_RADIUS_M)
+
+    def at(self, lat: float, lon: float) -> str | None:
+        """The stand at (lat, lon), or None."""
+        x, y = self._flat.xy(lat, lon)
+        cx, cy = self._cell(x, y)
+        best: tuple[float, str] | None = None
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for sx, sy, stand_id in self._cells.get((cx + dx, cy + dy), ()):
+                    d2 = (sx - x) ** 2 + (sy - y) ** 2
+                    if d2 <= STAND_RADIUS_M**2 and (best is None or (d2, stand_id) < best):
+                        best = (d2, stand_id)
+        return None if best is None else best[1]
