@@ -72,6 +72,8 @@ DEPENDENCY_JUNK = (
     "*.pyx",
     "*/py.typed",
     "*.map",  # source maps of the API docs page's scripts: a browser's debugger reads them
+    "numpy/tests",  # numpy's own test suites (3.4 MB of the 48)
+    "numpy/*/tests",
 )
 
 
@@ -91,11 +93,18 @@ class Function:
 CONTAINER_ONLY = "functions/container"  # the container's server: never in a Lambda folder
 
 FUNCTIONS = {
+    # numpy serves the chunker's columnar path (chunker.batch) only: 45 MB the HTTP
+    # functions never import.
     "ControlFunction": Function(
         packages=("functions", "chunker"),
         exclude=("functions/aws_lambda/bridge", CONTAINER_ONLY),
+        unused_dependencies=("numpy",),
     ),
-    "StreamFunction": Function(packages=("functions", "chunker"), exclude=(CONTAINER_ONLY,)),
+    "StreamFunction": Function(
+        packages=("functions", "chunker"),
+        exclude=(CONTAINER_ONLY,),
+        unused_dependencies=("numpy",),
+    ),
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
         packages=("chunker",),
@@ -105,7 +114,10 @@ FUNCTIONS = {
     # the Lambda adapters (handlers, bridge). Its runtime wheels are the stream function's
     # (Mangum's 60 KB included, unimported) so that both share one dependency cache.
     "ContainerService": Function(
-        packages=("functions", "chunker"), exclude=("functions/aws_lambda",), extras=("container",)
+        packages=("functions", "chunker"),
+        exclude=("functions/aws_lambda",),
+        extras=("container",),
+        unused_dependencies=("numpy",),
     ),
 }
 
