@@ -245,6 +245,9 @@ def build_hour_columns(
     ).tolist()
 
     prior = {vehicle_id: orjson.dumps(row) for vehicle_id, row in state.vehicles.items()}
+    # Each keyframe row's JSON, encoded once for all the hour's keyframes: rows are never
+    # mutated (chunker.format.rows), so a row object is its JSON (kept alive with it).
+    row_json: dict[int, tuple[Row, bytes]] = {}
     latest = np.full(len(fleet.ids), -1, dtype=np.int64)  # vehicle code -> index in fixes
     streams = [(STATE_KIND[kind], rows.get(kind, [])) for kind in STATE_KIND if kind != "positions"]
     cursors = [0] * len(streams)
@@ -252,7 +255,10 @@ def build_hour_columns(
     tick_index = 0
     for bucket_start in range(hour_start, hour_end, bucket_ms):
         state.expire_tasks(bucket_start, config.task_retention_ms)
-        keyframe: dict[str, Any] = state.keyframe()
+        keyframe: dict[str, Any] = {
+            kind: orjson.Fragment(_encoded_list(kind_rows, row_json))
+            for kind, kind_rows in state.keyframe().items()
+        }
         keyframe["vehicles"] = orjson.Fragment(
             _keyframe_vehicles(fleet.ids, latest, encoded, prior)
         )
@@ -304,3 +310,14 @@ def _keyframe_vehicles(
     for code in np.flatnonzero(latest >= 0).tolist():
         rows[ids[code]] = encoded[latest[code]]
     return b"[" + b",".join(rows[k] for k in sorted(rows)) + b"]"
+
+
+def _encoded_list(rows: Iterable[Row], cache: dict[int, tuple[Row, bytes]]) -> bytes:
+    """``orjson.dumps(list(rows))``, each row encoded at most once across calls."""
+    parts = []
+    for row in rows:
+        known = cache.get(id(row))
+        if known is None:
+            known = cache[id(row)] = (row, orjson.dumps(row))
+        parts.append(known[1])
+    return b"[" + b",".join(parts) + b"]"
