@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import random
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -218,3 +220,13 @@ def test_timestamps_read_as_arrays_equal_the_row_paths_reader(
     got = fast_times(variants, rules).tolist()
     expected = [rules.fast_ms(v) for v in variants]
     assert got == [_NO_TIME if e is None else e for e in expected]
+
+
+def test_numpy_columns_are_written_as_orjson_writes_python_numbers() -> None:
+    """``PositionColumns.encoded`` formats whole numpy columns with orjson: the text must
+    be the one orjson gives the same Python floats and ints inside a row dict."""
+    edge = [0.0, -0.0, 0.1, 1e-7, 1e-5, 5e-324, 1e15, 1e16, 1.7976931348623157e308, 29.80001]
+    values = np.array(edge + [random.Random(3).uniform(-180, 180) for _ in range(2000)])
+    assert orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(values.tolist())
+    times = np.array([0, -1, 1773446400123, 2**53], dtype=np.int64)
+    assert orjson.dumps(times, option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(times.tolist())

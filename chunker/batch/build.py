@@ -287,7 +287,8 @@ def build_hour_columns(
                 tick[kind] = events
                 counts[kind] += len(events)
             if tick is not None:
-                _fold_events(state, tick, tick_start, {})
+                if len(tick) > 2 or "vehicles" not in tick:  # events: fold (fixes: see end)
+                    _fold_events(state, tick, tick_start, {})
                 ticks.append(tick)
         in_bucket = np.arange(bucket_first, bounds[tick_index])
         if len(in_bucket):
@@ -314,10 +315,11 @@ def _keyframe_vehicles(
 
 def _encoded_list(rows: Iterable[Row], cache: dict[int, tuple[Row, bytes]]) -> bytes:
     """``orjson.dumps(list(rows))``, each row encoded at most once across calls."""
-    parts = []
-    for row in rows:
-        known = cache.get(id(row))
-        if known is None:
-            known = cache[id(row)] = (row, orjson.dumps(row))
-        parts.append(known[1])
+    rows = list(rows)
+    parts = [known[1] if known else b"" for known in map(cache.get, map(id, rows))]
+    for i, part in enumerate(parts):
+        if not part:
+            encoded = orjson.dumps(rows[i])
+            cache[id(rows[i])] = (rows[i], encoded)
+            parts[i] = encoded
     return b"[" + b",".join(parts) + b"]"
