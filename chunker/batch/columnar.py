@@ -346,7 +346,9 @@ class ParsedPositions:
     amended: Amended
 
 
-_BLOCK_LINES = 32_768  # lines validated at a time: the file's lines are never all held
+# Lines validated at a time (whichever comes first): a file's lines are never all held.
+_BLOCK_LINES = 16_384
+_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 def parse_positions(
@@ -367,12 +369,20 @@ def parse_positions(
     scan = _FileScan(rules, fleet or Fleet.of(rules), window)
     numbers: list[int] = []
     texts: list[bytes] = []
+    held = 0
     for block_numbers, block_lines in blocks:
-        numbers.extend(block_numbers)
-        texts.extend(block_lines)
-        if len(texts) >= _BLOCK_LINES:
-            scan.block(numbers, texts)
-            numbers, texts = [], []
+        # A text block can hold ~350k tiny lines: taken a slice at a time.
+        for start in range(0, len(block_lines), _BLOCK_LINES):
+            some = block_lines[start : start + _BLOCK_LINES]
+            if max(map(len, some)) > MAX_LINE_BYTES:
+                # Rejected as too long whatever follows: keep what the reject needs.
+                some = [line[: MAX_LINE_BYTES + 1] for line in some]
+            numbers.extend(block_numbers[start : start + _BLOCK_LINES])
+            texts.extend(some)
+            held += sum(map(len, some))
+            if len(texts) >= _BLOCK_LINES or held >= _BLOCK_BYTES:
+                scan.block(numbers, texts)
+                numbers, texts, held = [], [], 0
     if texts:
         scan.block(numbers, texts)
     return scan.finish()
