@@ -191,7 +191,7 @@ def _rules() -> Rules:
     return Rules.for_day(builder.reference, builder.day)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)),
     st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59),
