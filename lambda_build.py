@@ -72,6 +72,9 @@ DEPENDENCY_JUNK = (
     "*.pyx",
     "*/py.typed",
     "*.map",  # source maps of the API docs page's scripts: a browser's debugger reads them
+    "numpy/tests",  # numpy's own test suites (3.4 MB of the 48)
+    "numpy/*/tests",
+    "numpy/conftest.py",  # its pytest configuration
 )
 
 
@@ -89,13 +92,21 @@ class Function:
 
 
 CONTAINER_ONLY = "functions/container"  # the container's server: never in a Lambda folder
+CHUNKER_JOB = "chunker/batch"  # the chunk job: the chunker function's alone
 
 FUNCTIONS = {
+    # The HTTP functions read chunks (chunker.format) and never run the chunker itself
+    # (chunker.batch), nor so need numpy, its columnar path's dependency (45 MB).
     "ControlFunction": Function(
         packages=("functions", "chunker"),
-        exclude=("functions/aws_lambda/bridge", CONTAINER_ONLY),
+        exclude=("functions/aws_lambda/bridge", CONTAINER_ONLY, CHUNKER_JOB),
+        unused_dependencies=("numpy",),
     ),
-    "StreamFunction": Function(packages=("functions", "chunker"), exclude=(CONTAINER_ONLY,)),
+    "StreamFunction": Function(
+        packages=("functions", "chunker"),
+        exclude=(CONTAINER_ONLY, CHUNKER_JOB),
+        unused_dependencies=("numpy",),
+    ),
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
         packages=("chunker",),
@@ -105,7 +116,10 @@ FUNCTIONS = {
     # the Lambda adapters (handlers, bridge). Its runtime wheels are the stream function's
     # (Mangum's 60 KB included, unimported) so that both share one dependency cache.
     "ContainerService": Function(
-        packages=("functions", "chunker"), exclude=("functions/aws_lambda",), extras=("container",)
+        packages=("functions", "chunker"),
+        exclude=("functions/aws_lambda", CHUNKER_JOB),
+        extras=("container",),
+        unused_dependencies=("numpy",),
     ),
 }
 
@@ -278,7 +292,10 @@ def strip_debug_info(site: Path, arch: str) -> None:
             f"{STRIP[arch]} not found: install binutils for {arch} "
             "(Debian: apt-get install binutils binutils-aarch64-linux-gnu)"
         )
-    shared_objects = sorted(str(p) for p in site.rglob("*.so"))
+    # Only those that carry DWARF: strip rewrites every file it is given, and rewriting
+    # numpy's OpenBLAS (no debug info; an unusual segment layout) leaves it unloadable
+    # ("ELF load command address/offset not page-aligned").
+    shared_objects = sorted(str(p) for p in site.rglob("*.so") if b".debug_" in p.read_bytes())
     if shared_objects:
         subprocess.run([tool, "--strip-debug", *shared_objects], check=True)
 

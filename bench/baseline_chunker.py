@@ -78,6 +78,8 @@ def baseline_full_state_per_tick(
     for tick in range(start - (start - day.start_ms) % tick_ms, end, tick_ms):
         horizon = tick + tick_ms
         for kind, kind_rows in rows.items():
+            if kind not in id_field and kind != "notifications":
+                continue  # a kind the seed's frame does not carry (decisions)
             i = cursors[kind]
             while i < len(kind_rows) and kind_rows[i]["t"] < horizon:
                 row = kind_rows[i]

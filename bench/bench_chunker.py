@@ -2,7 +2,9 @@
 
 One run: generate a synthetic day, chunk it with the real chunker (one process = one core)
 and, for the busiest hour, with the baseline (pydantic per record, full state per tick).
-S3 is in-process moto, so S3 time is CPU spent in this process, not network.
+S3 is in-process moto, so S3 time is CPU spent in this process, not network. Then the
+same day against the gunzip + decode floor and DuckDB as a peer, with moto in its own
+process so the chunker's CPU is its own (``bench_chunker_floor``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from moto import mock_aws
 
 from bench.baseline_chunker import baseline_full_state_per_tick, baseline_rows
+from bench.bench_chunker_floor import floor_and_peer
 from bench.bench_chunker_positions import position_loop_ab
 from bench.common import percentile, say, write_result
 from chunker.batch.raw_inputs import iter_lines
@@ -108,6 +111,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fresh.state_at(manifest, t)
             warm.append((time.perf_counter() - started) * 1000)
 
+    say("floor, peer and both position paths against moto's server ...")
+    floor = floor_and_peer(day)
+    say(f"floor and peer: {floor}")
     ours_rate_hour = hour_positions / busiest.seconds
     baseline_rate_hour = hour_positions / baseline_s
     result = {
@@ -145,6 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "size_ratio_vs_zstd": round(ours_hour_bytes / baseline.zstd_bytes, 4),
         },
         "position_loop_busiest_hour": loop,
+        "floor_and_peer": floor,
         "state_at_random_t_ms": {
             "samples": len(times),
             "cold_p50": round(percentile(cold, 50), 2),
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "targets": {
             "positions_per_s_per_core": 250_000,
+            "over_parse_floor": round(1 / 3, 3),
             "size_ratio_vs_full_state_per_tick": 0.2,
             "state_at_t_ms": 50,
         },

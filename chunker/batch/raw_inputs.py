@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import TYPE_CHECKING
@@ -152,6 +152,15 @@ def iter_lines(data: bytes | Iterable[bytes], name: str, gzip: bool) -> Iterator
     A line longer than ``MAX_LINE_BYTES`` is cut to ``MAX_LINE_BYTES + 1`` bytes (enough
     for the validator to reject it as too long) so memory stays bounded.
     """
+    for numbers, lines in line_blocks(data, name, gzip):
+        yield from zip(numbers, lines, strict=True)
+
+
+def line_blocks(
+    data: bytes | Iterable[bytes], name: str, gzip: bool
+) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+    """``iter_lines`` a block of text at a time: (line numbers, lines) of its non-blank
+    lines, for readers that handle lines in bulk (``chunker.batch.columnar``)."""
     chunks = _slices(data) if isinstance(data, bytes) else iter(data)
     pieces = _inflate(chunks, name) if gzip else chunks
     number = 0
@@ -162,7 +171,12 @@ def iter_lines(data: bytes | Iterable[bytes], name: str, gzip: bool) -> Iterator
             number += block.count(b"\n") + 1
             continue
         lines = block.split(b"\n")
-        yield from compress(enumerate(lines, number + 1), map(bytes.strip, lines))
+        stripped = list(map(bytes.strip, lines))
+        if all(stripped):
+            yield range(number + 1, number + 1 + len(lines)), lines
+        else:
+            numbers = range(number + 1, number + 1 + len(lines))
+            yield list(compress(numbers, stripped)), list(compress(lines, stripped))
         number += len(lines)
 
 

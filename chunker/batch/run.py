@@ -26,18 +26,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from chunker.batch.aircraft import FlightLinks, StandFinder
-from chunker.batch.build import STATE_KIND, build_hour
+from chunker.batch.build import STATE_KIND, build_hour, build_hour_columns
+from chunker.batch.columnar import Fleet, PositionColumns, parse_positions
 from chunker.batch.raw_inputs import (
     InputError,
     RawDay,
     discover,
     get_bytes,
     iter_lines,
+    line_blocks,
     load_reference,
     stream_object,
 )
@@ -105,31 +107,47 @@ class Rejected:
 @dataclass(slots=True)
 class ParsedFile:
     """A raw file's accepted rows (file order, duplicates removed), its rejected lines, and
-    the amendments made to accepted rows ((hour index, reason) -> count)."""
+    the amendments made to accepted rows ((hour index, reason) -> count). A positions file
+    read by the columnar path has its fixes in ``columns`` and no ``rows``."""
 
     rows: list[Row]
     rejects: list[Rejected]
     amended: Amended = field(default_factory=Counter)
+    columns: PositionColumns | None = None
 
     def amended_in(self, hour: int) -> dict[str, int]:
         """Amendments of the rows in hour ``hour``, by reason."""
         return {reason: n for (h, reason), n in self.amended.items() if h == hour and n}
 
 
-def parse_file(data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules) -> ParsedFile:
-    """Validate every line of one raw object, given whole or in pieces as it is read."""
+def parse_file(
+    data: bytes | Iterable[bytes], raw_file: RawFile, rules: Rules, fleet: Fleet | None = None
+) -> ParsedFile:
+    """Validate every line of one raw object, given whole or in pieces as it is read.
+
+    With ``fleet``, a positions file takes the columnar path (``chunker.batch.columnar``:
+    the same fixes, rejects and amendments, as columns); without, the row path.
+    """
     kind = raw_file.kind
     window = None if raw_file.hour is None else rules.day.hour_window(raw_file.hour)
-    lines = iter_lines(data, raw_file.key, raw_file.gzip)
+    columns = None
     try:
-        rows, line_rejects, amended = rules.parse_lines(kind, lines, window)
+        if kind == "positions" and fleet is not None:
+            parsed = parse_positions(
+                rules, line_blocks(data, raw_file.key, raw_file.gzip), window, fleet
+            )
+            rows: list[Row] = []
+            columns, line_rejects, amended = parsed.columns, parsed.rejects, parsed.amended
+        else:
+            lines = iter_lines(data, raw_file.key, raw_file.gzip)
+            rows, line_rejects, amended = rules.parse_lines(kind, lines, window)
     except TooManyRejects as exc:
         raise InputError(f"{raw_file.key}: {exc}; not a {kind} recording to chunk") from exc
     rejects = [
         Rejected(raw_file.key, number, kind, reason, detail, line, t)
         for number, reason, detail, line, t in line_rejects
     ]
-    return ParsedFile(rows, rejects, amended)
+    return ParsedFile(rows, rejects, amended, columns)
 
 
 _TIME = itemgetter("t")
@@ -176,8 +194,12 @@ class DayJob:
     reference: Reference
     config: ChunkerConfig
     reference_report: ReferenceReport = field(default_factory=ReferenceReport)
+    # "columnar": positions take the columnar path (chunker.batch.columnar); "rows": the
+    # row path, the reference it is tested against (same bytes).
+    position_path: Literal["columnar", "rows"] = "columnar"
     day: ServiceDay = field(init=False)
     rules: Rules = field(init=False)
+    fleet: Fleet | None = field(init=False)
     version: str = field(init=False)
     _parsed_day_files: dict[str, ParsedFile] = field(default_factory=dict, repr=False)
     _flight_links: FlightLinks | None = field(default=None, repr=False)
@@ -194,17 +216,24 @@ class DayJob:
         except InvalidServiceDay as exc:
             raise InputError(f"{keys.reference}: {exc}") from exc
         self.rules = Rules.for_day(self.reference, self.day)
+        self.fleet = Fleet.of(self.rules) if self.position_path == "columnar" else None
         self.version = self.raw_day.version(self.config)
 
     @classmethod
     def open(
-        cls, s3: S3Client, bucket: str, airport: str, service_date: str, config: ChunkerConfig
+        cls,
+        s3: S3Client,
+        bucket: str,
+        airport: str,
+        service_date: str,
+        config: ChunkerConfig,
+        position_path: Literal["columnar", "rows"] = "columnar",
     ) -> DayJob:
         """List the day's inputs and load its reference data."""
         keys = DayKeys(airport, service_date)
         raw_day = discover(s3, bucket, keys)
         reference, report = load_reference(s3, bucket, keys)
-        return cls(s3, bucket, raw_day, reference, config, report)
+        return cls(s3, bucket, raw_day, reference, config, report, position_path)
 
     @property
     def keys(self) -> DayKeys:
@@ -217,7 +246,8 @@ class DayJob:
             cached = self._parsed_day_files.get(raw_file.key)
             if cached is not None:
                 return cached
-        parsed = parse_file(stream_object(self.s3, self.bucket, raw_file.key), raw_file, self.rules)
+        body = stream_object(self.s3, self.bucket, raw_file.key)
+        parsed = parse_file(body, raw_file, self.rules, self.fleet)
         if raw_file.kind == "aircraft":
             self.flight_links().link(parsed.rows, StandFinder(self.reference.stands))
         if raw_file.hour is None:
@@ -234,11 +264,18 @@ class DayJob:
 
     def _owned(
         self, hour: int
-    ) -> tuple[dict[str, list[Row]], list[Rejected], dict[str, int], dict[str, Counter[str]]]:
-        """The hour's rows by kind (sorted), its rejected lines, duplicates by kind, and
-        amendments by kind and reason."""
+    ) -> tuple[
+        dict[str, list[Row]],
+        PositionColumns | None,
+        list[Rejected],
+        dict[str, int],
+        dict[str, Counter[str]],
+    ]:
+        """The hour's rows by kind (sorted; positions as columns on the columnar path), its
+        rejected lines, duplicates by kind, and amendments by kind and reason."""
         start, end = self.day.hour_window(hour)
         rows: dict[str, list[Row]] = {}
+        position_parts: list[PositionColumns] = []
         rejects: list[Rejected] = []
         amended: dict[str, Counter[str]] = {kind: Counter() for kind in RECORD_KINDS}
         for kind in RECORD_KINDS:
@@ -248,6 +285,12 @@ class DayJob:
                     continue
                 parsed = self._parse(raw_file)
                 amended[kind].update(parsed.amended_in(hour))
+                columns = parsed.columns
+                if columns is not None:
+                    in_hour = (start <= columns.t) & (columns.t < end)
+                    position_parts.append(
+                        columns if raw_file.hour is not None else columns.take(in_hour)
+                    )
                 if raw_file.hour is None:
                     kind_rows.extend(row for row in parsed.rows if start <= row["t"] < end)
                     rejects.extend(
@@ -259,11 +302,14 @@ class DayJob:
                     kind_rows.extend(parsed.rows)
                     rejects.extend(parsed.rejects)
             rows[kind] = by_time(kind_rows)
+        positions = None
+        if self.fleet is not None:
+            positions = PositionColumns.concat(self.fleet, position_parts).by_time()
         duplicates: dict[str, int] = {}
         for reject in rejects:
             if reject.reason == DUPLICATE:
                 duplicates[reject.kind] = duplicates.get(reject.kind, 0) + 1
-        return rows, rejects, duplicates, amended
+        return rows, positions, rejects, duplicates, amended
 
     def prior_state(self, hour: int) -> ReplayState:
         """State just before ``hour``, folded from earlier raw files only."""
@@ -277,8 +323,11 @@ class DayJob:
                 # stop once every vehicle of the fleet has been seen.
                 missing = set(self.rules.vehicle_ids)
                 for raw_file in reversed(files):
+                    parsed = self._parse(raw_file)
                     latest: dict[str, Row] = {}
-                    for row in by_time(r for r in self._parse(raw_file).rows if r["t"] < start):
+                    if parsed.columns is not None:
+                        latest.update(parsed.columns.latest_rows(start))
+                    for row in by_time(r for r in parsed.rows if r["t"] < start):
                         latest[row["id"]] = row
                     for vehicle_id in missing.intersection(latest):
                         state.vehicles[vehicle_id] = latest[vehicle_id]
@@ -328,8 +377,13 @@ class DayJob:
         """Build, write and summarise one hour; ``prior`` is the state carried from ``hour-1``."""
         started = time.perf_counter()
         state = self.prior_state(hour) if prior is None else prior
-        rows, rejects, duplicates, amended = self._owned(hour)
-        built = build_hour(self.keys.airport, self.day, hour, self.config, state, rows)
+        rows, positions, rejects, duplicates, amended = self._owned(hour)
+        if positions is None:
+            built = build_hour(self.keys.airport, self.day, hour, self.config, state, rows)
+        else:
+            built = build_hour_columns(
+                self.keys.airport, self.day, hour, self.config, state, rows, positions
+            )
 
         def put_chunk(start: int, document: dict[str, Any]) -> tuple[str, int]:
             key = self.keys.chunk(self.version, start)
@@ -367,8 +421,11 @@ class DayJob:
             for reject in rejects:
                 if reject.kind == kind and reject.reason != DUPLICATE:
                     rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
+            accepted = len(rows[kind])
+            if kind == "positions" and positions is not None:
+                accepted += len(positions)
             counts[kind] = KindCounts(
-                accepted=len(rows[kind]),
+                accepted=accepted,
                 duplicates=duplicates.get(kind, 0),
                 rejected=dict(sorted(rejected.items())),
                 amended=dict(sorted(amended[kind].items())),
@@ -589,6 +646,7 @@ def chunk_day(
     progress: Callable[[HourOutcome], None] | None = None,
     run_ranges: Callable[[DayJob, list[range]], list[HourPart]] | None = None,
     jobs: int = 1,
+    position_path: Literal["columnar", "rows"] = "columnar",
 ) -> DaySummary:
     """Chunk and publish a whole service day.
 
@@ -596,9 +654,11 @@ def chunk_day(
     to hour, and each range starts from state folded from the raw files. ``run_ranges``
     runs the ranges (e.g. in parallel processes); by default they run here, in order.
     If this version is already built, only the pointer is (re)written unless ``force``.
+    ``position_path``: see ``DayJob`` (the row path is the columnar path's reference).
     """
     started = time.perf_counter()
-    job = DayJob.open(s3, bucket, airport, service_date, config or ChunkerConfig())
+    config = config or ChunkerConfig()
+    job = DayJob.open(s3, bucket, airport, service_date, config, position_path)
     if not force and job.is_built():
         job.publish()
         return _summary(job, [], True, True, started)

@@ -489,7 +489,9 @@ class Rules:
         the file's hour, and a record repeating the latest record of the same entity and
         time is a duplicate (so dropping it can never change the state: ``A, B, A'`` keeps
         all three). Positions then get the track rules (``_apply_track_rules``). Positions
-        are ~99% of the volume: this is the chunker's hot loop.
+        are ~99% of the volume: the chunk job reads them through the columnar path
+        (``chunker.batch.columnar.parse_positions``: the same result, as arrays), for which
+        this loop is the reference (tests/test_columnar.py).
         """
         rows: list[Row] = []
         rejects = _Rejects()
