@@ -313,15 +313,19 @@ def oversized_opening(s3: S3Client, day_start: int, attack: Attack) -> None:
         session = server.new_session(
             day_start, day_start + 3 * HOUR, position=day_start + 3 * HOUR - 60_000
         )
+        # An unknown cursor: the opening is the snapshot (what a too-large resume becomes).
+        snapshot_size, event = first_write(server, session, f"{session.timeline + 1}.0.0.0")
+        assert event.event == "snapshot"
+        # A limit with room for the snapshot and its opening's tail, not for the resume.
+        limit = snapshot_size + 4_000  # below the settings' floor on purpose: a tiny day
         cursor = f"{session.timeline}.{day_start}.{day_start}.0"
         size, event = first_write(server, session, cursor)
-        assert event.event != "snapshot" and size > 12_000  # resumed: every event since 00:00
-        # Below the settings' floor on purpose: the tiny day's snapshots are ~6 KB.
-        reconfigure(server, {"stream_max_bytes": 12_000})
+        assert event.event != "snapshot" and size > limit  # resumed: every event since 00:00
+        reconfigure(server, {"stream_max_bytes": limit})
         for _ in range(attack.count):
             size, event = first_write(server, session, cursor)
             assert event.event == "snapshot" and event.json()["reason"] == "resync", event
-            assert size <= 12_000
+            assert size <= limit
         reconfigure(server, {"stream_max_bytes": 2_000})
         response = httpx.get(server.stream_url(session))
         assert response.status_code == 503, response.text

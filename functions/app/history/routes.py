@@ -82,13 +82,14 @@ def history(services: Annotated[Services, Depends(get_services)]) -> History:
 Queries = Annotated[History, Depends(history)]
 
 
-def _task_query(
-    task_type: TaskType | None,
-    status: TaskStatus | None,
-    stand: str | None,
-    flight_id: str | None,
-    vehicle_id: str | None,
+def task_filters(
+    task_type: Annotated[TaskType | None, Query()] = None,
+    status: Annotated[TaskStatus | None, Query()] = None,
+    stand: EntityQuery = None,
+    flight_id: EntityQuery = None,
+    vehicle_id: EntityQuery = None,
 ) -> TaskQuery:
+    """FastAPI dependency: the task filters of a query (task events, exports)."""
     return TaskQuery(
         task_type=None if task_type is None else task_type.value,
         status=None if status is None else status.value,
@@ -96,6 +97,9 @@ def _task_query(
         flight_id=flight_id,
         vehicle_id=vehicle_id,
     )
+
+
+TaskFilters = Annotated[TaskQuery, Depends(task_filters)]
 
 
 def _state_json(t: int, state: Any) -> dict[str, Any]:
@@ -239,11 +243,7 @@ async def get_task_events(
     end: Annotated[Instant, Query()],
     caller: Caller,
     queries: Queries,
-    task_type: Annotated[TaskType | None, Query()] = None,
-    status: Annotated[TaskStatus | None, Query()] = None,
-    stand: EntityQuery = None,
-    flight_id: EntityQuery = None,
-    vehicle_id: EntityQuery = None,
+    query: TaskFilters,
     limit: Annotated[
         int,
         Query(
@@ -264,7 +264,6 @@ async def get_task_events(
     """Task status events with ``start <= t < end`` matching every given filter, oldest
     first, ``limit`` per page: ``truncated`` says more follow, ``next`` is the cursor of
     the next page."""
-    query = _task_query(task_type, status, stand, flight_id, vehicle_id)
     events, following = await run_in(
         CHUNK_STORE, queries.task_events, airport, start, end, query, limit, cursor
     )
@@ -284,16 +283,20 @@ VehicleTypesQuery = Annotated[list[VehicleType] | None, Query()]
 
 
 def kpi_filters(
-    stand: list[str] | None,
-    task_type: list[TaskType] | None,
-    vehicle_type: list[VehicleType] | None,
+    stand: StandsQuery = None,
+    task_type: TaskTypesQuery = None,
+    vehicle_type: VehicleTypesQuery = None,
 ) -> KpiFilters:
-    """The KPI-style filters of a query (None: not filtered)."""
+    """FastAPI dependency: the KPI-style filters of a query (None: not filtered; each may
+    be repeated), shared by the KPIs and the decision quality."""
     return KpiFilters(
         stands=None if stand is None else frozenset(stand),
         task_types=None if task_type is None else frozenset(t.value for t in task_type),
         vehicle_types=None if vehicle_type is None else frozenset(v.value for v in vehicle_type),
     )
+
+
+WindowFilters = Annotated[KpiFilters, Depends(kpi_filters)]
 
 
 @router.get(
@@ -307,13 +310,10 @@ async def get_kpis(
     end: Annotated[Instant, Query()],
     caller: Caller,
     queries: Queries,
-    stand: StandsQuery = None,
-    task_type: TaskTypesQuery = None,
-    vehicle_type: VehicleTypesQuery = None,
+    filters: WindowFilters,
 ) -> dict[str, Any]:
     """See docs/api.md *KPIs* for each figure's definition and what each filter narrows;
     every filter may be repeated."""
-    filters = kpi_filters(stand, task_type, vehicle_type)
     return await run_in(CHUNK_STORE, queries.kpis, airport, start, end, filters)
 
 
@@ -359,9 +359,7 @@ async def get_decision_quality(
     end: Annotated[Instant, Query()],
     caller: Caller,
     queries: Queries,
-    stand: StandsQuery = None,
-    task_type: TaskTypesQuery = None,
-    vehicle_type: VehicleTypesQuery = None,
+    filters: WindowFilters,
     high_regret_ms: Annotated[
         int,
         Query(ge=0, le=86_400_000, description="Regret from which a decision is listed."),
@@ -373,7 +371,6 @@ async def get_decision_quality(
     """See docs/api.md *Decision quality* for each figure's definition; filters narrow the
     decisions as on the KPIs (the decision's stand, its task's type, the chosen vehicle's
     type) and may be repeated."""
-    filters = kpi_filters(stand, task_type, vehicle_type)
     return await run_in(
         CHUNK_STORE,
         queries.decision_quality,
@@ -412,12 +409,8 @@ async def get_export(
     end: Annotated[Instant, Query()],
     caller: Caller,
     queries: Queries,
+    tasks: TaskFilters,
     format: Annotated[ExportFormat, Query()] = "csv",
-    task_type: Annotated[TaskType | None, Query()] = None,
-    status: Annotated[TaskStatus | None, Query()] = None,
-    stand: EntityQuery = None,
-    flight_id: EntityQuery = None,
-    vehicle_id: EntityQuery = None,
     level: Annotated[NotificationLevel | None, Query()] = None,
     flight: Annotated[
         str | None,
@@ -426,7 +419,7 @@ async def get_export(
 ) -> StreamingResponse:
     """See docs/api.md *Export* for the columns and which filter applies to which kind."""
     query = ExportQuery(
-        _task_query(task_type, status, stand, flight_id, vehicle_id),
+        tasks,
         level=None if level is None else level.value,
         flight=flight,
     )
