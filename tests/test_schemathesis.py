@@ -42,6 +42,7 @@ def test_api_never_fails_and_follows_its_schema(api_schema: Any) -> None:
         f"{history}/days/{{date}}/turnarounds/{{turnaround}}",
         f"{history}/kpis",
         f"{history}/days/{{date}}/events",
+        f"{history}/days/{{date}}/vehicles/{{vehicle_id}}/day",
         f"{history}/export/{{kind}}",
         f"{history}/tasks",
     } <= {operation.path for operation in operations}, "the analyst's queries are covered"

@@ -157,10 +157,14 @@ class KpiFold:
             return
         self.notifications[row["code"]] += 1
 
-    def result(self) -> dict[str, Any]:
-        """The KPI document (closing what is still open at ``end``)."""
+    def close(self) -> None:
+        """Close the busy and servicing spans still open at ``end``."""
         for task_id in list(self._open):
             self._close(task_id, self.end)
+
+    def result(self) -> dict[str, Any]:
+        """The KPI document (closing what is still open at ``end``)."""
+        self.close()
         for note in self._notes:
             self._count_notification(note)
         self._notes.clear()
@@ -174,8 +178,8 @@ class KpiFold:
         utilisation = {}
         for vehicle_type in types:
             vehicles = [v for v, t in self.fleet.items() if t == vehicle_type]
-            busy = sum(_union(self.busy.get(v, [])) for v in vehicles)
-            servicing = sum(_union(self.servicing.get(v, [])) for v in vehicles)
+            busy = sum(union_ms(self.busy.get(v, [])) for v in vehicles)
+            servicing = sum(union_ms(self.servicing.get(v, [])) for v in vehicles)
             capacity = len(vehicles) * span
             utilisation[vehicle_type] = {
                 "vehicles": len(vehicles),
@@ -216,7 +220,7 @@ class KpiFold:
         }
 
 
-def _union(spans: list[tuple[int, int]]) -> int:
+def union_ms(spans: list[tuple[int, int]]) -> int:
     """Total length of the union of ``[a, b)`` spans."""
     total, reach = 0, None
     for a, b in sorted(spans):

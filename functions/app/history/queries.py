@@ -23,6 +23,7 @@ from functions.app.history.decision_quality import LOOKAHEAD_MS, DecisionQuality
 from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
 from functions.app.history.kpis import KpiFilters, KpiFold
 from functions.app.history.navigation import EventFold
+from functions.app.history.vehicle_day import VehicleDayFold
 
 MAX_SCAN_MS = 6 * 3_600_000
 FLIGHT_LEAD_MS = 3 * 3_600_000  # tasks start this long before a flight's times at most
@@ -296,6 +297,18 @@ class History:
             filters,
         )
         self.feed(fold, airport, start, end)
+        return fold.result()
+
+    def vehicle_day(self, airport: str, service_date: str, vehicle_id: str) -> dict[str, Any]:
+        """One vehicle's day (``vehicle_day``): its tasks in order and its busy, servicing,
+        driving and idle time over the whole published day; ``VehicleNotFound`` for a
+        vehicle not in the day's fleet."""
+        manifest = self.manifest(airport, service_date)
+        fleet = {v.vehicle_id: v.vehicle_type.value for v in manifest.catalogue.vehicles}
+        if vehicle_id not in fleet:
+            raise VehicleNotFound(f"no vehicle {vehicle_id} at {airport} on {service_date}")
+        fold = VehicleDayFold(manifest.start, manifest.end, fleet, vehicle_id)
+        self.feed(fold, airport, manifest.start, manifest.end)
         return fold.result()
 
     def feed(self, fold: RowFold, airport: str, start: int, end: int) -> None:

@@ -233,6 +233,19 @@ async def get_turnaround(
 
 
 @router.get(
+    "/{airport}/days/{date}/vehicles/{vehicle_id}/day",
+    responses=ERRORS,
+    summary="A vehicle's day: its task chain and its idle, driving and servicing time",
+)
+async def get_vehicle_day(
+    airport: Airport, date: Date, vehicle_id: EntityPath, caller: Caller, queries: Queries
+) -> dict[str, Any]:
+    """The vehicle's tasks in order with their times and delays, and totals over the day;
+    see docs/api.md *A vehicle's day* for each figure's definition."""
+    return await run_in(CHUNK_STORE, queries.vehicle_day, airport, date, vehicle_id)
+
+
+@router.get(
     "/{airport}/tasks",
     responses=ERRORS,
     summary="Task events in a window (≤ 6 h), paged",

@@ -98,7 +98,7 @@ def _leg(latest: Row, events: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-def _task(events: Sequence[Row]) -> dict[str, Any]:
+def task_times(events: Sequence[Row]) -> dict[str, Any]:
     entered: dict[str, int] = {}
     vehicles: list[str] = []
     for row in events:
@@ -151,7 +151,7 @@ def assemble(
     for row in task_events:
         by_task.setdefault(row["id"], []).append(row)
     tasks = sorted(
-        (_task(rows) for rows in by_task.values()), key=lambda t: (t["planned_start"], t["id"])
+        (task_times(rows) for rows in by_task.values()), key=lambda t: (t["planned_start"], t["id"])
     )
     arrival = next((leg for leg in leg_docs if leg["movement"] == "arrival"), None)
     departure = next((leg for leg in leg_docs if leg["movement"] == "departure"), None)
