@@ -563,6 +563,25 @@ def test_three_clicks_from_a_late_flight_to_the_task_and_vehicle_that_made_it_la
     dashboard.page.screenshot(path=str(tmp_path / "turnaround-cause.png"))
     dashboard.page.get_by_test_id("turnaround-close").click()
     assert not gantt.is_visible()
+
+    # The late vehicle's day (the map's Day button): its task chain in the order the
+    # documented rules give (tests/test_vehicle_day.py's computation), the late task in it.
+    from tests.test_vehicle_day import truth_day
+
+    dashboard.page.get_by_test_id("vehicle-day-open").click()
+    dashboard.page.wait_for_function(
+        "() => document.getElementById('vehicle-day').dataset.state === 'ready'"
+    )
+    chain = truth_day(rows, link_id, 0, 0)["tasks"]
+    expected = sorted(chain, key=lambda k: (min(chain[k]["first"].values()), k))
+    shown = dashboard.page.eval_on_selector_all(
+        "[data-testid=vehicle-day-task]", "els => els.map(e => e.dataset.taskId)"
+    )
+    assert shown == expected and task_id in shown
+    assert "utilisation" in dashboard.page.get_by_test_id("vehicle-day-totals").inner_text()
+    dashboard.page.screenshot(path=str(tmp_path / "vehicle-day.png"))
+    dashboard.page.get_by_test_id("vehicle-day-close").click()
+    assert not dashboard.page.get_by_test_id("vehicle-day").is_visible()
     assert dashboard.errors == []
 
 

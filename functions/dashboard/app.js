@@ -17,6 +17,7 @@ import { QualityPanel } from "./quality.js";
 
 
 import { TurnaroundView } from "./turnaround.js";
+import { VehicleDayView } from "./vehicleday.js";
 import { resolveSession } from "./session.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
@@ -369,6 +370,9 @@ function frame() {
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
   const count = `${drawn}|${language()}`;
   app.turnaround.update(position);
+  app.vehicleDay.update(position);
+  const dayButton = $("vehicle-day-open");
+  if (dayButton.disabled === Boolean(app.map.selectedId)) dayButton.disabled = !app.map.selectedId;
   const countEl = $("vehicle-count");
   if (countEl.dataset.count !== count) {
     countEl.dataset.count = count;
@@ -488,20 +492,33 @@ function start(view, manifest, airports, moment) {
   app.kpis = new KpiPanel({ api, app });
 
 
-  app.turnaround = new TurnaroundView($("turnaround"), {
+  // The day's history views (a turnaround, a vehicle's day) read the same day.
+  const dayViews = {
     api,
     time: app.time,
     airport: manifest.airport.airport_id,
     date: manifest.service_date,
     onSeek: (position) => app.controls.seek(position),
+  };
+  app.turnaround = new TurnaroundView($("turnaround"), {
+    ...dayViews,
     onPickVehicle: (id) => {
       app.map.selectedId = id;
     },
   });
-  // A flight row opens its turnaround (the board's rows carry their leg id).
+  app.vehicleDay = new VehicleDayView($("vehicle-day"), dayViews);
+  // A flight row opens its turnaround (the board's rows carry their leg id); the map's
+  // "Day" button the selected vehicle's day (one of the two views at a time).
   document.querySelector("[data-testid=flight-board] tbody").addEventListener("click", (e) => {
     const row = e.target.closest("tr[data-flight-id]");
-    if (row) app.turnaround.open(row.dataset.flightId);
+    if (!row) return;
+    app.vehicleDay.close();
+    app.turnaround.open(row.dataset.flightId);
+  });
+  $("vehicle-day-open").addEventListener("click", () => {
+    if (!app.map.selectedId) return;
+    app.turnaround.close();
+    app.vehicleDay.open(app.map.selectedId);
   });
   app.clock.fromView(view);
 

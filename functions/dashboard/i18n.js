@@ -263,6 +263,11 @@ const STRINGS = {
     "turnaround.link.off_block": "Off-block",
     "turnaround.chainTitle": "Critical path, first cause first: minutes each link added",
     "turnaround.legend": "Outline: plan · bar: actual (red: past the planned end) · bold: critical path to off-block · click a bar to jump there",
+    "map.day": "The selected vehicle's day: its tasks and its busy, driving and idle time",
+    "vehicleDay.close": "Close the vehicle's day",
+    "vehicleDay.error": "Could not load the vehicle's day: {msg}",
+    "vehicleDay.totals": "{tasks} tasks · busy {busy} (servicing {servicing}, driving {driving}) · idle {idle} · utilisation {share} %",
+    "vehicleDay.legend": "Outline: plan · light bar: driving to the stand and waiting · bar: servicing (red: past the planned end) · click a bar to jump there",
   },
   zh: {
     "app.title": "调度回放",
@@ -524,6 +529,11 @@ const STRINGS = {
     "turnaround.link.off_block": "撤轮挡",
     "turnaround.chainTitle": "关键路径（起因在前）：每一环增加的分钟数",
     "turnaround.legend": "框：计划 · 条：实际（红色：超过计划结束） · 粗体：撤轮挡关键路径 · 点击条形跳转",
+    "map.day": "所选车辆的一天：任务及忙碌、行驶、空闲时间",
+    "vehicleDay.close": "关闭车辆的一天",
+    "vehicleDay.error": "无法加载车辆的一天：{msg}",
+    "vehicleDay.totals": "{tasks} 个任务 · 忙碌 {busy}（作业 {servicing}，行驶 {driving}） · 空闲 {idle} · 利用率 {share} %",
+    "vehicleDay.legend": "框：计划 · 浅色条：前往机位及等待 · 条：作业（红色：超过计划结束） · 点击条形跳转",
   },
 };
 

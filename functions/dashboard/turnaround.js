@@ -9,7 +9,7 @@ import { label, t } from "./i18n.js";
 const PAD_MS = 5 * 60_000;
 const LABEL_PX = 110; // style.css .ta-row's first column
 
-function el(tag, className, text) {
+export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
@@ -28,13 +28,19 @@ export class TurnaroundView {
     this.span = null;
     this.playhead = null;
     this.request = 0;
+    this.errorKey = "turnaround.error";
   }
 
   /** Open the turnaround of `flight` (a leg id): fetch it, draw it. */
-  async open(flight) {
+  open(flight) {
+    const { airport, date } = this.deps;
+    return this.load(`/airports/${airport}/days/${date}/turnarounds/${encodeURIComponent(flight)}`);
+  }
+
+  /** Fetch the history document at `path` and draw it (the latest call wins). */
+  async load(path) {
     const request = ++this.request;
-    const { api, airport, date } = this.deps;
-    const path = `/airports/${airport}/days/${date}/turnarounds/${encodeURIComponent(flight)}`;
+    const { api } = this.deps;
     this.root.hidden = false;
     this.root.dataset.state = "loading";
     try {
@@ -45,7 +51,7 @@ export class TurnaroundView {
       this.root.dataset.state = "ready";
     } catch (error) {
       if (request !== this.request) return;
-      this.root.replaceChildren(el("p", "muted", t("turnaround.error", { msg: error.message })));
+      this.root.replaceChildren(el("p", "muted", t(this.errorKey, { msg: error.message })));
       this.root.dataset.state = "error";
     }
   }
@@ -94,12 +100,7 @@ export class TurnaroundView {
       head.append(delay);
     }
     const links = this.chainList(chain);
-    const closer = el("button", "tool", "×");
-    closer.type = "button";
-    closer.title = t("turnaround.close");
-    closer.dataset.testid = "turnaround-close";
-    closer.addEventListener("click", () => this.close());
-    head.append(closer);
+    head.append(this.closeButton("turnaround.close", "turnaround-close"));
 
     const chart = el("div", "ta-chart");
     chart.dataset.testid = "turnaround-gantt";
@@ -118,28 +119,11 @@ export class TurnaroundView {
       const name = el("span", "ta-label", label("task_type", task.task_type));
       name.title = `${task.id} · ${task.vehicle_id ?? "—"}`;
       const track = el("div", "ta-track");
-      const planned = el("div", "ta-planned");
-      planned.style.left = `${this.x(task.planned_start)}%`;
-      planned.style.width = `${this.x(task.planned_end) - this.x(task.planned_start)}%`;
-      planned.title = `${t("turnaround.planned")} ${time.hm(task.planned_start)}–${time.hm(task.planned_end)}`;
-      track.append(planned);
+      track.append(this.plannedBar(task));
       if (task.started !== null) {
-        const end = task.completed ?? this.span[1];
-        const actual = el("button", "ta-actual");
-        actual.type = "button";
-        actual.dataset.testid = "turnaround-bar";
-        actual.style.left = `${this.x(task.started)}%`;
-        actual.style.width = `${Math.max(0.4, this.x(end) - this.x(task.started))}%`;
-        const late = task.end_delay_ms !== null ? Math.round(task.end_delay_ms / 60_000) : null;
-        actual.title = `${t("turnaround.actual")} ${time.hm(task.started)}–${task.completed ? time.hm(task.completed) : "…"}`
-          + (late !== null && late > 0 ? ` · ${t("turnaround.late", { n: late })}` : "")
-          + (task.travel_ms !== null ? ` · ${t("turnaround.travel", { n: Math.round(task.travel_ms / 60_000) })}` : "");
-        if (end > task.planned_end) {
-          const overrun = el("span", "ta-late");
-          const from = Math.max(task.planned_end, task.started);
-          overrun.style.left = `${(100 * (from - task.started)) / (end - task.started)}%`;
-          actual.append(overrun);
-          actual.classList.add("late");
+        const actual = this.actualBar(task, task.completed ?? this.span[1], "turnaround-bar");
+        if (task.travel_ms !== null) {
+          actual.title += ` · ${t("turnaround.travel", { n: Math.round(task.travel_ms / 60_000) })}`;
         }
         actual.addEventListener("click", () => {
           this.deps.onSeek(task.started);
@@ -156,6 +140,47 @@ export class TurnaroundView {
 
     const legend = el("p", "muted ta-legend", t("turnaround.legend"));
     this.root.replaceChildren(...[head, links, chart, legend].filter(Boolean));
+  }
+
+  /** The header's × button: closes the view. */
+  closeButton(titleKey, testId) {
+    const closer = el("button", "tool", "×");
+    closer.type = "button";
+    closer.title = t(titleKey);
+    closer.dataset.testid = testId;
+    closer.addEventListener("click", () => this.close());
+    return closer;
+  }
+
+  /** A task's planned window as an outlined bar on its track. */
+  plannedBar(task) {
+    const time = this.deps.time;
+    const planned = el("div", "ta-planned");
+    planned.style.left = `${this.x(task.planned_start)}%`;
+    planned.style.width = `${this.x(task.planned_end) - this.x(task.planned_start)}%`;
+    planned.title = `${t("turnaround.planned")} ${time.hm(task.planned_start)}–${time.hm(task.planned_end)}`;
+    return planned;
+  }
+
+  /** A started task's actual bar from its start to `end`, red past its planned end. */
+  actualBar(task, end, testId) {
+    const time = this.deps.time;
+    const actual = el("button", "ta-actual");
+    actual.type = "button";
+    actual.dataset.testid = testId;
+    actual.style.left = `${this.x(task.started)}%`;
+    actual.style.width = `${Math.max(0.4, this.x(end) - this.x(task.started))}%`;
+    const late = task.end_delay_ms !== null ? Math.round(task.end_delay_ms / 60_000) : null;
+    actual.title = `${t("turnaround.actual")} ${time.hm(task.started)}–${task.completed ? time.hm(task.completed) : "…"}`
+      + (late !== null && late > 0 ? ` · ${t("turnaround.late", { n: late })}` : "");
+    if (end > task.planned_end) {
+      const overrun = el("span", "ta-late");
+      const from = Math.max(task.planned_end, task.started);
+      overrun.style.left = `${(100 * (from - task.started)) / (end - task.started)}%`;
+      actual.append(overrun);
+      actual.classList.add("late");
+    }
+    return actual;
   }
 
   /** The critical path as read, first cause first: each link and the minutes it added
