@@ -90,7 +90,6 @@ def build_hour(
             tick_end = tick_start + tick_ms
             tick: dict[str, Any] | None = None
             fixes: dict[str, Row] = {}  # the last fix per vehicle in the tick
-            aircraft: dict[str, Row] = {}  # the last fix per aircraft in the tick
             for s, (kind, kind_rows) in enumerate(streams):
                 i, j = cursors[s], _end_of_tick(kind_rows, cursors[s], tick_end)
                 if i == j:
@@ -106,13 +105,8 @@ def build_hour(
                             moving[bin_index].add(row["id"])
                     tick[kind] = list(fixes.values())
                     counts[kind] += len(fixes)
-                elif kind == "aircraft":
-                    for row in kind_rows[i:j]:
-                        aircraft[row["id"]] = row
-                    tick[kind] = list(aircraft.values())
-                    counts[kind] += len(aircraft)
                 else:
-                    events = kind_rows[i:j]
+                    events = _tick_rows(kind, kind_rows[i:j])
                     tick[kind] = events
                     counts[kind] += len(events)
             if tick is not None:
@@ -191,6 +185,14 @@ def _end_of_tick(rows: Sequence[Row], start: int, tick_end: int) -> int:
     while end < len(rows) and rows[end]["t"] < tick_end:
         end += 1
     return end
+
+
+def _tick_rows(kind: str, rows: Sequence[Row]) -> Sequence[Row]:
+    """What a tick keeps of a kind's rows in it (both paths): the last fix per aircraft
+    (in the order the aircraft first appear); every row of a discrete kind."""
+    if kind == "aircraft":
+        return list({row["id"]: row for row in rows}.values())
+    return rows
 
 
 def _fold_events(
@@ -304,9 +306,7 @@ def build_hour_columns(
                 cursors[s] = j
                 if tick is None:
                     tick = {"t": tick_start}
-                events = kind_rows[i:j]
-                if kind == "aircraft":  # the last fix per aircraft, as ``build_hour`` keeps
-                    events = list({row["id"]: row for row in events}.values())
+                events = _tick_rows(kind, kind_rows[i:j])
                 tick[kind] = events
                 counts[kind] += len(events)
             if tick is not None:
