@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import botocore.loaders
@@ -15,6 +17,7 @@ from moto import mock_aws
 
 from chunker.format.s3 import s3_client
 from functions.local.moto_patch import atomic_dynamodb
+from tests import artifact_prebuild
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -72,15 +75,50 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, DEFAULT_FILE_SECONDS))
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole run's temporary folder, the same for the xdist controller and every
+    worker (a worker's own is a folder under it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+ARTIFACTS_FOLDER = "lambda-artifacts"
+_PREBUILD: list[subprocess.Popen[bytes]] = []
+
+
+def _runs_artifact_tests(config: pytest.Config) -> bool:
+    """Whether the run's arguments take in tests/test_artifact.py."""
+    target = Path(__file__).resolve().parent / "test_artifact.py"
+    for argument in config.args:
+        path = (config.invocation_params.dir / argument.split("::")[0]).resolve()
+        if path == target or (path.is_dir() and target.is_relative_to(path)):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start building the Lambda artifacts in the background (tests.artifact_prebuild),
+    once per run: in the xdist controller, or in the only process without xdist."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not _runs_artifact_tests(session.config):
+        return
+    factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+    _PREBUILD.append(artifact_prebuild.start(run_folder(factory) / ARTIFACTS_FOLDER))
+
+
+def pytest_sessionfinish() -> None:
+    for builder in _PREBUILD:  # a run cut short does not leave builds behind
+        if builder.poll() is None:
+            builder.terminate()
+        builder.wait(timeout=30)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_day_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One ``demo --cache`` folder for the whole run, shared by the xdist workers: the
     demo processes the browser tests start generate and chunk each day once per run, not
     once per test module (``tests.demo_server``). Under pytest's run folder, which pytest
     rotates."""
-    base = tmp_path_factory.getbasetemp()
-    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    os.environ[DAY_CACHE_VARIABLE] = str(run / "demo-day-cache")
+    os.environ[DAY_CACHE_VARIABLE] = str(run_folder(tmp_path_factory) / "demo-day-cache")
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,8 @@ from functions.app.domain.session_store import SessionStore
 from functions.app.domain.sessions import Session
 from functions.local.stack import MotoServer, ensure_table, moto_server, stop_process
 from lambda_build import make_variable
+from tests import artifact_prebuild
+from tests.conftest import ARTIFACTS_FOLDER, run_folder
 from tests.rawday import build_raw_day
 from tests.runtime_emulator import RuntimeApiEmulator
 from tests.sse_client import SSEParser
@@ -73,17 +75,17 @@ class Artifacts:
         return self.root / function
 
 
-def build(arch: str, root: Path) -> Artifacts:
+def build(arch: str, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    """The run's background build of ``arch`` (tests.artifact_prebuild, started with the
+    session) once it is over; built here, by the same commands, if it failed."""
+    assert sorted(artifact_prebuild.FUNCTIONS) == sorted(FUNCTIONS)
+    prebuilt = artifact_prebuild.prebuilt(run_folder(tmp_path_factory) / ARTIFACTS_FOLDER, arch)
+    if prebuilt is not None:
+        return Artifacts(arch, prebuilt)
+    root = tmp_path_factory.mktemp(arch)
     for function in FUNCTIONS:
         result = subprocess.run(
-            [
-                "make",
-                "-s",
-                "--no-print-directory",
-                f"build-{function}",
-                f"ARCH={arch}",
-                f"ARTIFACTS_DIR={root / function}",
-            ],
+            artifact_prebuild.build_command(function, arch, root / function),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -97,13 +99,13 @@ def build(arch: str, root: Path) -> Artifacts:
 @pytest.fixture(scope="session")
 def aarch64(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     """What `sam build` puts under .aws-sam/build (built elsewhere, same recipe)."""
-    return build("aarch64", tmp_path_factory.mktemp("aarch64"))
+    return build("aarch64", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     """The x86_64 twin: same requirements and pins, runnable on this machine."""
-    return build("x86_64", tmp_path_factory.mktemp("x86_64"))
+    return build("x86_64", tmp_path_factory)
 
 
 def lambda_python(
