@@ -34,40 +34,42 @@ atomic_dynamodb()
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
-# What each of the heaviest test files took, in seconds summed over its tests (a run of
-# `make test` on 2026-12-01 with the machine loaded by other work: the order is what
+# What each test file of 10 s or more took, in seconds summed over its tests (a run of
+# `pytest --durations=0` on 2026-12-02 with the machine loaded by other work: the order is what
 # counts, not the values). `make test` gives each xdist worker a whole file
 # (`--dist loadfile`) as workers free up, in collection order (`--no-loadscope-reorder`);
 # the heaviest files go first (longest processing time first), so that no long file
 # starts when the other worker is nearly done and then runs alone. A file missing here
 # counts as DEFAULT_FILE_SECONDS; refresh the table when a file's weight changes a lot.
 FILE_SECONDS = {
-    "test_abuse_stream.py": 471,
-    "test_browser.py": 397,
-    "test_demo.py": 300,
-    "test_hostile_raw.py": 239,
-    "test_control_handler.py": 196,
-    "test_control_api.py": 150,
-    "test_abuse_sessions.py": 146,
-    "test_page_truth.py": 145,
-    "test_dashboard_defects.py": 133,
-    "test_chunker.py": 130,
-    "test_stream.py": 130,
-    "test_history_api.py": 127,
-    "test_faults.py": 104,
-    "test_chunker_safety.py": 92,
-    "test_artifact.py": 82,
-    "test_bridge.py": 78,
-    "test_iam.py": 78,
-    "test_export_memory.py": 72,
-    "test_synthetic.py": 67,
-    "test_import_layout.py": 65,
-    "test_container_drain.py": 58,
-    "test_jwt.py": 53,
-    "test_load_harness.py": 53,
-    "test_container.py": 48,
+    "test_abuse_stream.py": 347,
+    "test_hostile_raw.py": 245,
+    "test_browser.py": 235,
+    "test_page_truth.py": 167,
+    "test_demo.py": 122,
+    "test_dashboard_defects.py": 121,
+    "test_abuse_sessions.py": 93,
+    "test_chunker.py": 72,
+    "test_stream.py": 57,
+    "test_faults.py": 57,
+    "test_load_harness.py": 35,
+    "test_artifact.py": 25,
+    "test_control_api.py": 25,
+    "test_sign_in.py": 23,
+    "test_chunker_safety.py": 23,
+    "test_bridge.py": 22,
+    "test_synthetic.py": 20,
+    "test_control_handler.py": 20,
+    "test_export_memory.py": 20,
+    "test_history_api.py": 19,
+    "test_schemathesis.py": 19,
+    "test_container_drain.py": 15,
+    "test_iam.py": 14,
+    "test_jwt.py": 13,
+    "test_import_layout.py": 12,
+    "test_container_artifact.py": 11,
 }
-DEFAULT_FILE_SECONDS = 30
+DEFAULT_FILE_SECONDS = 5
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
