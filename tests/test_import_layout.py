@@ -261,6 +261,73 @@ def test_terminals_and_runways_match_the_raw_extract(airport: str, imported: Imp
         assert span >= 0.95 * declared, (runway.runway_id, span, declared)
 
 
+def _metres(lat: float, lon: float, origin: tuple[float, float]) -> tuple[float, float]:
+    return (
+        (lon - origin[1]) * 111_195.0 * math.cos(math.radians(origin[0])),
+        (lat - origin[0]) * 111_195.0,
+    )
+
+
+def _outline_distance(p: tuple[float, float], ring: list[tuple[float, float]]) -> float:
+    """Metres from p to a polygon (0 inside): ray casting, then the nearest edge."""
+    inside = False
+    best = math.inf
+    for (ax, ay), (bx, by) in zip(ring, ring[1:] + ring[:1], strict=True):
+        if (ay > p[1]) != (by > p[1]) and p[0] < ax + (p[1] - ay) * (bx - ax) / (by - ay):
+            inside = not inside
+        dx, dy = bx - ax, by - ay
+        f = max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / (dx * dx + dy * dy or 1)))
+        best = min(best, math.hypot(p[0] - ax - f * dx, p[1] - ay - f * dy))
+    return 0.0 if inside else best
+
+
+@pytest.mark.parametrize("airport", sorted(AIRPORTS))
+def test_unnamed_terminals_get_a_label_from_where_they_are_never_an_osm_id(
+    airport: str, imported: Imported
+) -> None:
+    """A building OSM names nothing is "Building by <nearest named terminal>" (within
+    500 m of its outline; more by the same one "(2)", "(3)" west to east), else "Terminal
+    building <n>" west to east; ``named`` false; every label unique."""
+    reference, _ = imported[airport]
+    elements = raw_elements(AIRPORTS[airport][0])
+    unnamed_osm = {
+        f"{e['type'][0]}{e['id']}"
+        for e in aeroway(elements, "terminal")
+        if not {"name", "name:en", "ref"} & set(e["tags"])
+    }
+    origin = (reference.airport.reference_point.lat, reference.airport.reference_point.lon)
+    rings = {
+        t.terminal_id: [_metres(p.lat, p.lon, origin) for p in t.outline]
+        for t in reference.terminals
+    }
+    named = [t for t in reference.terminals if t.named]
+    unnamed = [t for t in reference.terminals if not t.named]
+    assert unnamed, "both real extracts have unnamed terminal buildings"
+    assert {t.terminal_id.removeprefix("osm-") for t in unnamed} <= unnamed_osm
+    alone, by = [], defaultdict(list)
+    for terminal in unnamed:
+        assert not re.search(r"\d{5,}|way|node|relation", terminal.name), terminal.name
+        xs = [x for x, _ in rings[terminal.terminal_id]]
+        ys = [y for _, y in rings[terminal.terminal_id]]
+        centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+        distance, nearest = min(
+            (_outline_distance(centre, rings[t.terminal_id]), t.name) for t in named
+        )
+        if distance <= 500:
+            by[f"Building by {nearest}"].append((centre[0], terminal.name))
+        else:
+            alone.append((centre[0], terminal.name))
+    for label, buildings in by.items():
+        assert [name for _, name in sorted(buildings)] == [label] + [
+            f"{label} ({n})" for n in range(2, len(buildings) + 1)
+        ]
+    assert [name for _, name in sorted(alone)] == [
+        f"Terminal building {n}" for n in range(1, len(alone) + 1)
+    ]
+    labels = [t.name for t in reference.terminals if not t.named]
+    assert len(labels) == len(set(labels))
+
+
 def test_the_airport_and_fleet_come_from_the_aerodrome_tags_and_the_overlay(
     imported: Imported,
 ) -> None:

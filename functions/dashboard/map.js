@@ -64,6 +64,13 @@ export function terminalName(terminal) {
   if (language() !== "zh") return terminal.name;
   const numbered = /^terminal\s*(\w+)$/i.exec(terminal.name.trim());
   if (numbered) return `T${numbered[1]} 航站楼`;
+  if (terminal.named === false) {
+    // The importer's labels for unnamed buildings (chunker/imports/osm_layout.py).
+    const by = /^Building by (.+)$/.exec(terminal.name);
+    if (by) return `${by[1]} 旁建筑`;
+    const nth = /^Terminal building (\d+)$/.exec(terminal.name);
+    if (nth) return `航站楼建筑 ${nth[1]}`;
+  }
   return terminal.name; // a name of its own: the layout has no Chinese name for it
 }
 
@@ -537,19 +544,7 @@ export class ApronMap {
     }
     this.lastTerminalLabels = [];
     this.lastTerminalBoxes = [];
-    ctx.fillStyle = COLORS.terminalLabel;
-    ctx.font = `600 12px ${FONT_UI}`;
-    ctx.textAlign = "center";
-    for (const tm of this.layout.terminalsByArea) {
-      const centre = this.screen(tm.centre);
-      const name = terminalName(tm);
-      const w = ctx.measureText(name).width;
-      const box = { x: centre.x - w / 2 - 2, y: centre.y - 8, w: w + 4, h: 16 };
-      if (!placed(box)) continue;
-      ctx.fillText(name, centre.x, centre.y);
-      this.lastTerminalLabels.push(name);
-      this.lastTerminalBoxes.push({ name, ...box });
-    }
+    this.drawTerminalLabels(ctx, placed, true);
     const depotSize = Math.max(7, 26 * this.scale);
     if (this.scale > 0.45) {
       ctx.fillStyle = COLORS.depotLabel;
@@ -563,6 +558,28 @@ export class ApronMap {
       }
     }
     this.drawStandLabels(ctx, placed);
+    // A building the source gave no name ("Building by D-pier") is labelled last: only
+    // where no named terminal, depot or stand label wants the room.
+    this.drawTerminalLabels(ctx, placed, false);
+  }
+
+  /** Terminal names, the largest building first: the named ones or the unnamed ones. */
+  drawTerminalLabels(ctx, placed, named) {
+    ctx.fillStyle = COLORS.terminalLabel;
+    ctx.font = `${named ? "600 12px" : "11px"} ${FONT_UI}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    for (const tm of this.layout.terminalsByArea) {
+      if ((tm.named !== false) !== named) continue;
+      const centre = this.screen(tm.centre);
+      const name = terminalName(tm);
+      const w = ctx.measureText(name).width;
+      const box = { x: centre.x - w / 2 - 2, y: centre.y - 8, w: w + 4, h: 16 };
+      if (!placed(box)) continue;
+      ctx.fillText(name, centre.x, centre.y);
+      this.lastTerminalLabels.push(name);
+      this.lastTerminalBoxes.push({ name, named, ...box });
+    }
   }
 
   drawStandLabels(ctx, placed) {
