@@ -11,6 +11,7 @@ import { ApronMap } from "./map.js";
 import { KpiPanel } from "./kpipanel.js";
 import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
+import { AircraftCard } from "./aircraftcard.js";
 import { DecisionsPanel } from "./decisions.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
@@ -49,6 +50,7 @@ const app = {
   quality: null,
   controls: null,
   card: null,
+  aircraftCard: null,
   stream: null,
   connection: "connecting",
   streamPosition: null, // replay time of the last frame or snapshot the stream delivered
@@ -366,6 +368,7 @@ function frame() {
   app.decisions.render(app.state);
   app.decisions.measure(position);
   app.card.update(app.state, position);
+  app.aircraftCard.update(app.state, position);
   // The vehicles on the map: one whose last fix is past the hide age is not drawn.
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
   const count = `${drawn}|${language()}`;
@@ -460,6 +463,7 @@ function start(view, manifest, airports, moment) {
     vehicles: app.vehicles,
     flights: app.flightsById,
   });
+  app.aircraftCard = new AircraftCard($("aircraft-card"), { map: app.map, time: app.time, flights: app.flightsById });
   app.panels = new Panels({
     time: app.time,
     flightsById: app.flightsById,

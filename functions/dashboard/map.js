@@ -114,6 +114,7 @@ export class ApronMap {
     this.insets = { top: 52, right: 16, bottom: 16, left: 56 };
     this.hoverId = null;
     this.selectedId = null;
+    this.selectedAircraftId = null; // the aircraft whose card is open
     this.highlightStand = null; // the stand of the flight jumped to
     this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
     this.lastTerminalLabels = []; // terminal names the static layer drew (test hook)
@@ -285,8 +286,12 @@ export class ApronMap {
       canvas.classList.remove("dragging");
       if (!wasDrag && e.type === "pointerup") {
         const r = canvas.getBoundingClientRect();
-        const id = this.hitTest(e.clientX - r.left, e.clientY - r.top);
+        const x = e.clientX - r.left;
+        const y = e.clientY - r.top;
+        const id = this.hitTest(x, y);
         this.selectedId = id;
+        // No vehicle there: an aircraft drawn there opens its card (aircraftcard.js).
+        this.selectedAircraftId = id ? null : this.hitTestAircraft(x, y);
         this.onSelect(id);
       }
     };
@@ -334,6 +339,20 @@ export class ApronMap {
     for (const [id, p] of this.lastDrawn) {
       const d = Math.hypot(p.x - x, p.y - y);
       if (d <= bestDistance) {
+        best = id;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+
+  /** The aircraft drawn under screen point (x, y) (within half its drawn length), if any. */
+  hitTestAircraft(x, y) {
+    let best = null;
+    let bestDistance = Infinity;
+    for (const [id, a] of Object.entries(this.lastModel?.aircraft ?? {})) {
+      const d = Math.hypot(a.x - x, a.y - y);
+      if (a.drawn && d <= Math.max(10, a.length / 2) && d < bestDistance) {
         best = id;
         bestDistance = d;
       }
