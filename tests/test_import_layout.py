@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import heapq
 import json
 import math
 import random
@@ -37,6 +36,7 @@ from chunker.imports.osm_layout import import_layout
 from chunker.imports.overlay import Overlay
 from functions.local.cli import main
 from tests.conftest import BUCKET
+from tests.osm_day import haversine, iso, lines, shortest_path
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -227,15 +227,6 @@ def test_road_graph_is_every_taxiway_segment(airport: str, imported: Imported) -
     assert all(d.road_node in node_ids for d in reference.depots)
 
 
-def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
-
-
 @pytest.mark.parametrize("airport", sorted(AIRPORTS))
 def test_terminals_and_runways_match_the_raw_extract(airport: str, imported: Imported) -> None:
     reference, report = imported[airport]
@@ -368,30 +359,6 @@ def test_the_chunker_accepts_the_reference(airport: str, imported: Imported) -> 
         assert len(ids) == len(set(ids)), kind
 
 
-def shortest_path(reference: Reference, source: str, target: str) -> list[str]:
-    adjacent: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    where = {n.node_id: (n.position.lat, n.position.lon) for n in reference.road_nodes}
-    for e in reference.road_edges:
-        d = haversine(*where[e.from_node], *where[e.to_node])
-        adjacent[e.from_node].append((e.to_node, d))
-        adjacent[e.to_node].append((e.from_node, d))
-    best, previous, queue = {source: 0.0}, {}, [(0.0, source)]
-    while queue:
-        cost, node = heapq.heappop(queue)
-        if node == target:
-            break
-        if cost > best[node]:
-            continue
-        for other, d in adjacent[node]:
-            if cost + d < best.get(other, math.inf):
-                best[other], previous[other] = cost + d, node
-                heapq.heappush(queue, (cost + d, other))
-    path = [target]
-    while path[-1] != source:
-        path.append(previous[path[-1]])
-    return path[::-1]
-
-
 def test_a_synthetic_style_day_chunks_onto_the_imported_layout(
     s3: S3Client, imported: Imported
 ) -> None:
@@ -500,16 +467,6 @@ def test_attribution_is_optional_and_checked(imported: Imported) -> None:
     document["attribution"] = {"source": "OSM", "text": "x", "license": "ODbL", "url": "ftp://x"}
     with pytest.raises(ReferenceUnusable, match=r"^attribution: "):
         read_reference(json.dumps(document).encode())
-
-
-def iso(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def lines(records: list[dict[str, Any]]) -> bytes:
-    return gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in records), mtime=0)
 
 
 # --- formats and bad input ------------------------------------------------------------

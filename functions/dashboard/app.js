@@ -155,7 +155,8 @@ window.__replay = {
  * (lat, lon of the fix drawn; x, y in CSS px on the canvas), `fix` its time, `drawn` /
  * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
  * it; `aircraft`: aircraft id -> the aircraft drawn (lat, lon, heading of the fix drawn,
- * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line.
+ * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line;
+ * `standLabels`: the stand labels the static layer placed ({id, x, y}); `terminalLabels`: its terminal names.
  */
 window.__replayModel = () => {
   const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };
@@ -169,6 +170,8 @@ window.__replayModel = () => {
     stands: model.stands,
     decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     aircraft: model.aircraft ?? {},
+    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, x, y }) => ({ id, x, y })) : [],
+    terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
     cards,
     frames: app.frames,
   };
