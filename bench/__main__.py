@@ -23,6 +23,7 @@ BENCHMARKS = [
     "history",
     "events",
     "page",
+    "aircraft_expiry",
 ]
 
 

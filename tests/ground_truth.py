@@ -313,9 +313,11 @@ def state_at(
     tick_ms: int,
     t: int,
     task_retention_ms: int = 3_600_000,
+    aircraft_expiry_ms: int = 300_000,
 ) -> dict[str, list[Row]]:
     """Keyframe-shaped state at ``t``: every record with ``t_rec < floor_tick(t) + tick``,
-    minus tasks finished more than ``task_retention_ms`` before the tick began."""
+    minus tasks finished more than ``task_retention_ms`` before the tick began, minus
+    aircraft that left (``_aircraft_gone``)."""
     tick_start = t - (t - day.start_ms) % tick_ms
     horizon = tick_start + tick_ms
     latest: dict[str, dict[str, Row]] = {
@@ -358,8 +360,28 @@ def state_at(
         ),
         "vehicle_tasks": vehicle_tasks(latest["tasks"].values(), finished_events),
         "decisions": active_decisions(rows, day, tick_ms, horizon, latest["tasks"]),
-        "aircraft": [latest["aircraft"][k] for k in sorted(latest["aircraft"])],
+        "aircraft": [
+            fix
+            for fix in (latest["aircraft"][k] for k in sorted(latest["aircraft"]))
+            if not _aircraft_gone(
+                fix, tick_start, tick_ms, day.start_ms, latest["flights"], aircraft_expiry_ms
+            )
+        ],
     }
+
+
+def _aircraft_gone(
+    fix: Row, tick_start: int, tick_ms: int, origin: int, legs: dict[str, Row], expiry_ms: int
+) -> bool:
+    """docs/data-format.md, "Aircraft leave the state": with its latest fix in an earlier
+    tick, an aircraft is gone when that fix is older than the expiry or the leg it links
+    to is a departure whose latest row says departed (0: never)."""
+    fix_tick = fix["t"] - (fix["t"] - origin) % tick_ms
+    if not expiry_ms or fix_tick == tick_start:
+        return False
+    leg = legs.get(fix["flight_id"] or "")
+    took_off = leg is not None and (leg["movement"], leg["status"]) == ("departure", "departed")
+    return fix["t"] + expiry_ms < tick_start or took_off
 
 
 def annotated(rows: dict[str, list[Row]], day: ServiceDay, tick_ms: int) -> list[Row]:

@@ -365,7 +365,11 @@ class ClientState:
         elif event.event == "aircraft_update":
             data = event.json()
             self.t = data["t"]
-            self.aircraft.update({r["id"]: r for r in data["aircraft"]})
+            for row in data["aircraft"]:  # a removal row: the aircraft left (docs/api.md)
+                if row.get("removed"):
+                    self.aircraft.pop(row["id"], None)
+                else:
+                    self.aircraft[row["id"]] = row
         elif event.event in DERIVED:
             # Derived rows replace their entity's; a vacated stand, or a vehicle with
             # neither a current nor a last task, leaves (docs/api.md).

@@ -14,24 +14,31 @@ import math
 from collections import Counter
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 from pydantic import AwareDatetime, TypeAdapter
 
 from chunker.batch.aircraft import FlightLinks, StandFinder
+from chunker.batch.run import chunk_day
 from chunker.batch.validate import Rules
 from chunker.format.day import ServiceDay, to_ms
-from chunker.format.encoding import decode_chunk, encode_chunk
+from chunker.format.encoding import ChunkerConfig, decode_chunk, encode_chunk
 from chunker.format.prepared import AircraftEntry, PreparedChunk
+from chunker.format.read import ChunkReader
 from chunker.format.records import AircraftPosition
 from functions.app.domain.sessions import Filters
-from functions.app.stream.frames import FilterPlan
+from functions.app.stream.frames import FilterPlan, frame_events
 from functions.local.cli import main
-from synthetic import GeneratedDay, GeneratorSettings, generate_day
+from synthetic import GeneratedDay, GeneratorSettings, generate_day, write_day
+from tests import ground_truth
+from tests.conftest import BUCKET
 from tests.rawday import ORIGIN, iso, tiny_reference
 from tests.test_import_tracks import T0, opensky_state, run
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DAY = ServiceDay.of("2026-03-14", "Asia/Shanghai")
 WHEN = TypeAdapter(AwareDatetime)
@@ -292,3 +299,106 @@ def test_format_2_chunks_are_still_read_with_no_aircraft() -> None:
     new = document(3, [{"t": 0, "aircraft": [aircraft]}])
     state = PreparedChunk.from_document("k", decode_chunk(encode_chunk(new))).state_at(0).rows()
     assert state.aircraft == {"780a3c": aircraft}
+
+
+# --- aircraft leave the state --------------------------------------------------------------
+
+EXPIRY_MS = ChunkerConfig().aircraft_expiry_ms
+
+
+def expected_departures(
+    rows: dict[str, list[dict[str, Any]]], day: ServiceDay, tick_ms: int
+) -> set[tuple[int, str]]:
+    """(tick, aircraft) of every removal the documented rule asks for, walked per aircraft
+    over its accepted fixes: after its last fix in a tick, the aircraft leaves at the
+    first later tick past ``fix.t + expiry``, or from the tick its linked departure's row
+    says ``departed`` (not before the tick after the fix), unless a new fix comes first."""
+
+    def tick_of(ms: int) -> int:
+        return ms - (ms - day.start_ms) % tick_ms
+
+    took_off: dict[str, int] = {}
+    for leg in rows["flights"]:  # in time order: the first departed row of a leg
+        if (leg["movement"], leg["status"]) == ("departure", "departed"):
+            took_off.setdefault(leg["id"], tick_of(leg["t"]))
+        else:
+            assert leg["id"] not in took_off, "no leg is un-departed in this day"
+    last_in_tick: dict[str, dict[int, dict[str, Any]]] = {}
+    for fix in rows["aircraft"]:
+        last_in_tick.setdefault(fix["id"], {})[tick_of(fix["t"])] = fix
+    gone = set()
+    for aircraft_id, by_tick in last_in_tick.items():
+        ticks = sorted(by_tick)
+        for tick, after in zip(ticks, [*ticks[1:], day.end_ms], strict=True):
+            fix = by_tick[tick]
+            when = tick_of(fix["t"] + EXPIRY_MS) + tick_ms
+            if fix["flight_id"] in took_off:
+                when = min(when, max(took_off[fix["flight_id"]], tick + tick_ms))
+            if when < after:
+                gone.add((when, aircraft_id))
+    return gone
+
+
+def test_aircraft_leave_the_state_when_they_took_off_or_went_quiet_and_the_stream_says_so(
+    s3: S3Client,
+) -> None:
+    """Removal rows in the chunks where the raw records say (``expected_departures``);
+    independent hour jobs write the same bytes; keyframes and a client folding the
+    stream's ``aircraft_update`` events hold exactly the aircraft the ground truth has."""
+    day = small_day()
+    write_day(day, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
+    config = ChunkerConfig(bucket_ms=300_000, histogram_bin_ms=300_000)  # fewer objects
+    airport, date = day.keys.airport, day.keys.service_date
+    chunk_day(s3, BUCKET, airport, date, config, jobs=3)
+    reader = ChunkReader(s3, BUCKET)
+    manifest = reader.published(airport, date).manifest
+    rows, service_day = ground_truth.valid_rows(day.objects, day.keys)
+    documents = [
+        decode_chunk(s3.get_object(Bucket=BUCKET, Key=c.key)["Body"].read())
+        for c in manifest.chunks
+    ]
+    removals = [
+        (tick["t"], row)
+        for document in documents
+        for tick in document["ticks"]
+        for row in tick.get("aircraft", ())
+        if row.get("removed")
+    ]
+    expected = expected_departures(rows, service_day, config.tick_ms)
+    assert {(t, row["id"]) for t, row in removals} == expected
+    assert len(removals) == len(expected) >= 10
+    assert all(set(row) == {"id", "t", "removed", "flight_id", "stand"} for _, row in removals)
+    assert all(row["t"] == t for t, row in removals)
+    took_off = {r["flight_id"] for r in raw(day, "flights") if r["status"] == "departed"}
+    assert sum(row["flight_id"] in took_off for _, row in removals) >= 5
+
+    # The same day chunked in one job: the same chunks, byte for byte.
+    s3.create_bucket(Bucket="carried")
+    write_day(day, lambda key, body: s3.put_object(Bucket="carried", Key=key, Body=body))
+    chunk_day(s3, "carried", airport, date, config, jobs=1)
+    carried = ChunkReader(s3, "carried").published(airport, date).manifest
+    assert [(c.key.split("/")[-1], c.bytes) for c in carried.chunks] == [
+        (c.key.split("/")[-1], c.bytes) for c in manifest.chunks
+    ]
+
+    # A viewer folding every tick's aircraft_update (removed rows delete) matches the
+    # ground truth's aircraft at the end of every quarter hour, as do the keyframes.
+    plan = FilterPlan(Filters(), {})
+    shown: dict[str, dict[str, Any]] = {}
+    checked = 0
+    for entry, document in zip(manifest.chunks, documents, strict=True):
+        if (entry.start - service_day.start_ms) % 900_000 == 0:
+            truth = ground_truth.state_at(rows, service_day, config.tick_ms, entry.start - 1)
+            assert shown == {fix["id"]: fix for fix in truth["aircraft"]}, entry.start
+            assert document["keyframe"]["aircraft"] == truth["aircraft"]
+            checked += bool(truth["aircraft"])
+        prepared = PreparedChunk.from_document(entry.key, document)
+        for tick in prepared.ticks:
+            for name, data in frame_events([tick], tick.t, plan):
+                if name == "aircraft_update":
+                    for row in orjson.loads(data)["aircraft"]:
+                        if row.get("removed"):
+                            del shown[row["id"]]
+                        else:
+                            shown[row["id"]] = row
+    assert checked >= 8

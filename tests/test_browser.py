@@ -9,6 +9,7 @@ wait is a condition with a timeout; nothing here sleeps or measures time against
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
@@ -877,6 +878,60 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     dashboard.page.screenshot(path=str(tmp_path / "decision.png"))
 
 
+def card_values(card: Any) -> dict[str, str]:
+    """The aircraft card's callsign and each value by its test id."""
+    values: dict[str, str] = card.evaluate(
+        """el => Object.fromEntries([...el.querySelectorAll('[data-testid]')]
+            .map((e) => [e.dataset.testid, e.textContent]))"""
+    )
+    return values
+
+
+def expected_aircraft_card(fix: dict[str, Any], truth: dict[str, Any], zone: str) -> dict[str, str]:
+    """The card for aircraft fix ``fix`` from ground truth at that moment: its identities,
+    its linked leg's latest row, the stand the derived occupancy gives it (tests/
+    ground_truth.py), speed and heading rounded half up, times airport-local HH:MM."""
+    from zoneinfo import ZoneInfo
+
+    def hm(ms: int | None) -> str:
+        if ms is None:
+            return "—"
+        return dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%H:%M")
+
+    def hms(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%H:%M:%S")
+
+    leg = next(f for f in truth["flights"] if f["id"] == fix["flight_id"])
+    stands = [
+        s["id"]
+        for s in truth["stands"]
+        if s.get("aircraft_id") == fix["id"]
+        or fix["flight_id"] in (s.get("flight_id"), s.get("arrival_id"), s.get("departure_id"))
+    ]
+    name = (
+        f"{leg['callsign']} ({leg['flight_number']})" if leg["flight_number"] else leg["callsign"]
+    )
+    if leg["actual"] is not None:
+        actual = hm(leg["actual"])
+    else:
+        actual = f"{hm(leg['estimated'])} (estimated)" if leg["estimated"] else "—"
+    return {
+        "aircraft-callsign": fix["callsign"] or leg["callsign"],
+        "aircraft-registration": fix["registration"] or leg["registration"] or "—",
+        "aircraft-icao24": fix["icao24"] or "—",
+        "aircraft-type": leg["aircraft_type"] or "—",
+        "aircraft-flight": f"{name} · {leg['movement']}",
+        "aircraft-flight-stand": leg["stand"],
+        "aircraft-scheduled": hm(leg["scheduled"]),
+        "aircraft-actual": actual,
+        "aircraft-status": leg["status"].replace("_", " ").capitalize(),
+        "aircraft-on-stand": stands[0] if stands else "None (moving)",
+        "aircraft-speed": f"{math.floor(fix['speed_kmh'] + 0.5)} km/h",
+        "aircraft-heading": f"{math.floor(fix['heading'] + 0.5) % 360}°",
+        "aircraft-fix": hms(fix["t"]),
+    }
+
+
 def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
     raw_events: tuple[dict[str, list[Any]], Any], dashboard: Dashboard, tmp_path: Path
 ) -> None:
@@ -944,3 +999,15 @@ def test_demo_day_shows_aircraft_pushed_back_with_their_tug_and_taxiing(
     assert near["drawn"] and near["labelled"] and near["callsign"] == a["callsign"]
     dashboard.page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
     dashboard.page.screenshot(path=str(tmp_path / "aircraft-pushback.png"))
+    # Clicked (on its tail side, away from the tug at its nose): the aircraft card says
+    # what the raw records say of it and of the flight its fix links to.
+    tug_at = dashboard.page.evaluate("window.__replayModel().movers")[push["vehicle_id"]]
+    away = (near["x"] - tug_at["x"], near["y"] - tug_at["y"])
+    reach = 0.3 * near["length"] / max(1e-6, math.hypot(*away))
+    click = (near["x"] + away[0] * reach, near["y"] + away[1] * reach)
+    dashboard.page.mouse.click(box["x"] + click[0], box["y"] + click[1])
+    card = dashboard.page.get_by_test_id("aircraft-card")
+    card.wait_for(state="visible")
+    assert dashboard.page.get_by_test_id("vehicle-card").is_hidden()
+    assert card_values(card) == expected_aircraft_card(a, truth, day.timezone)
+    dashboard.page.screenshot(path=str(tmp_path / "aircraft-card.png"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import heapq
 import json
 import math
 import random
@@ -37,6 +36,7 @@ from chunker.imports.osm_layout import import_layout
 from chunker.imports.overlay import Overlay
 from functions.local.cli import main
 from tests.conftest import BUCKET
+from tests.osm_day import haversine, iso, lines, shortest_path
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -227,15 +227,6 @@ def test_road_graph_is_every_taxiway_segment(airport: str, imported: Imported) -
     assert all(d.road_node in node_ids for d in reference.depots)
 
 
-def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
-
-
 @pytest.mark.parametrize("airport", sorted(AIRPORTS))
 def test_terminals_and_runways_match_the_raw_extract(airport: str, imported: Imported) -> None:
     reference, report = imported[airport]
@@ -259,6 +250,73 @@ def test_terminals_and_runways_match_the_raw_extract(airport: str, imported: Imp
         )
         span = haversine(runway.start.lat, runway.start.lon, runway.end.lat, runway.end.lon)
         assert span >= 0.95 * declared, (runway.runway_id, span, declared)
+
+
+def _metres(lat: float, lon: float, origin: tuple[float, float]) -> tuple[float, float]:
+    return (
+        (lon - origin[1]) * 111_195.0 * math.cos(math.radians(origin[0])),
+        (lat - origin[0]) * 111_195.0,
+    )
+
+
+def _outline_distance(p: tuple[float, float], ring: list[tuple[float, float]]) -> float:
+    """Metres from p to a polygon (0 inside): ray casting, then the nearest edge."""
+    inside = False
+    best = math.inf
+    for (ax, ay), (bx, by) in zip(ring, ring[1:] + ring[:1], strict=True):
+        if (ay > p[1]) != (by > p[1]) and p[0] < ax + (p[1] - ay) * (bx - ax) / (by - ay):
+            inside = not inside
+        dx, dy = bx - ax, by - ay
+        f = max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / (dx * dx + dy * dy or 1)))
+        best = min(best, math.hypot(p[0] - ax - f * dx, p[1] - ay - f * dy))
+    return 0.0 if inside else best
+
+
+@pytest.mark.parametrize("airport", sorted(AIRPORTS))
+def test_unnamed_terminals_get_a_label_from_where_they_are_never_an_osm_id(
+    airport: str, imported: Imported
+) -> None:
+    """A building OSM names nothing is "Building by <nearest named terminal>" (within
+    500 m of its outline; more by the same one "(2)", "(3)" west to east), else "Terminal
+    building <n>" west to east; ``named`` false; every label unique."""
+    reference, _ = imported[airport]
+    elements = raw_elements(AIRPORTS[airport][0])
+    unnamed_osm = {
+        f"{e['type'][0]}{e['id']}"
+        for e in aeroway(elements, "terminal")
+        if not {"name", "name:en", "ref"} & set(e["tags"])
+    }
+    origin = (reference.airport.reference_point.lat, reference.airport.reference_point.lon)
+    rings = {
+        t.terminal_id: [_metres(p.lat, p.lon, origin) for p in t.outline]
+        for t in reference.terminals
+    }
+    named = [t for t in reference.terminals if t.named]
+    unnamed = [t for t in reference.terminals if not t.named]
+    assert unnamed, "both real extracts have unnamed terminal buildings"
+    assert {t.terminal_id.removeprefix("osm-") for t in unnamed} <= unnamed_osm
+    alone, by = [], defaultdict(list)
+    for terminal in unnamed:
+        assert not re.search(r"\d{5,}|way|node|relation", terminal.name), terminal.name
+        xs = [x for x, _ in rings[terminal.terminal_id]]
+        ys = [y for _, y in rings[terminal.terminal_id]]
+        centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+        distance, nearest = min(
+            (_outline_distance(centre, rings[t.terminal_id]), t.name) for t in named
+        )
+        if distance <= 500:
+            by[f"Building by {nearest}"].append((centre[0], terminal.name))
+        else:
+            alone.append((centre[0], terminal.name))
+    for label, buildings in by.items():
+        assert [name for _, name in sorted(buildings)] == [label] + [
+            f"{label} ({n})" for n in range(2, len(buildings) + 1)
+        ]
+    assert [name for _, name in sorted(alone)] == [
+        f"Terminal building {n}" for n in range(1, len(alone) + 1)
+    ]
+    labels = [t.name for t in reference.terminals if not t.named]
+    assert len(labels) == len(set(labels))
 
 
 def test_the_airport_and_fleet_come_from_the_aerodrome_tags_and_the_overlay(
@@ -299,30 +357,6 @@ def test_the_chunker_accepts_the_reference(airport: str, imported: Imported) -> 
         "road_nodes": [n.node_id for n in again.road_nodes],
     }.items():
         assert len(ids) == len(set(ids)), kind
-
-
-def shortest_path(reference: Reference, source: str, target: str) -> list[str]:
-    adjacent: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    where = {n.node_id: (n.position.lat, n.position.lon) for n in reference.road_nodes}
-    for e in reference.road_edges:
-        d = haversine(*where[e.from_node], *where[e.to_node])
-        adjacent[e.from_node].append((e.to_node, d))
-        adjacent[e.to_node].append((e.from_node, d))
-    best, previous, queue = {source: 0.0}, {}, [(0.0, source)]
-    while queue:
-        cost, node = heapq.heappop(queue)
-        if node == target:
-            break
-        if cost > best[node]:
-            continue
-        for other, d in adjacent[node]:
-            if cost + d < best.get(other, math.inf):
-                best[other], previous[other] = cost + d, node
-                heapq.heappush(queue, (cost + d, other))
-    path = [target]
-    while path[-1] != source:
-        path.append(previous[path[-1]])
-    return path[::-1]
 
 
 def test_a_synthetic_style_day_chunks_onto_the_imported_layout(
@@ -433,16 +467,6 @@ def test_attribution_is_optional_and_checked(imported: Imported) -> None:
     document["attribution"] = {"source": "OSM", "text": "x", "license": "ODbL", "url": "ftp://x"}
     with pytest.raises(ReferenceUnusable, match=r"^attribution: "):
         read_reference(json.dumps(document).encode())
-
-
-def iso(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def lines(records: list[dict[str, Any]]) -> bytes:
-    return gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in records), mtime=0)
 
 
 # --- formats and bad input ------------------------------------------------------------

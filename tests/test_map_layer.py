@@ -8,6 +8,7 @@ An OSM layout shows its ODbL credit in the map's corner; a layout without a sour
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,11 @@ def test_labels_never_overlap_and_thin_out_when_zoomed_out(
         assert overlapping(every) == [], f"zoom {zoom}: overlapping labels"
         names = [b["name"] for b in boxes["terminals"]]
         assert len(names) == len(set(names)) or zoom > 1, names
+        # An unnamed building ("Building by Terminal 2D") is labelled after every named
+        # terminal, depot and stand; no label is an OSM element id.
+        order = [b["named"] for b in boxes["terminals"]]
+        assert order == sorted(order, reverse=True), order
+        assert not [n for n in names if re.search(r"(way|node|relation)/|\d{6,}", n)], names
         shown.append((len(boxes["stands"]), len(boxes["terminals"])))
     (fit_stands, fit_terminals), (near_stands, _) = shown
     assert fit_terminals >= 1

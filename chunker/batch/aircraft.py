@@ -16,17 +16,27 @@ neither and is still a mover on the map.
 Where the aircraft physically is: a fix within ``STAND_RADIUS_M`` of a stand's position is
 on that stand (the nearest one; ``at_stand``), else on none. Stand occupancy takes it from
 there (``chunker.format.derived``).
+
+When an aircraft leaves the state (``aircraft_left``; docs/data-format.md, "Aircraft leave
+the state"): at the first tick ``T`` in which it has no fix and either its latest fix is
+older than the expiry (``fix.t < T - aircraft_expiry_ms``: it went quiet, e.g. took off
+without a departure record, or its transponder went off), or the leg its latest fix links
+to is a departure whose latest row (rows up to the end of ``T``) says ``departed``. The
+chunker then writes a removal row into tick ``T``'s aircraft (``removal_row``), so keyframes
+and snapshots no longer hold it and a stream tells its viewers. ``aircraft_expiry_ms`` 0
+keeps every aircraft for the rest of the day (both rules off).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chunker.batch.tracks import Flat
 from chunker.format.records import Stand
-from chunker.format.rows import Row
+from chunker.format.rows import AircraftRemovalRow, Row
 
 # An aircraft fix this close to a stand's position is on the stand: the stand point is
 # where the aircraft parks; the radius allows for where the antenna sits and GPS error,
@@ -119,3 +129,89 @@ class StandFinder:
                     if d2 <= STAND_RADIUS_M**2 and (best is None or (d2, stand_id) < best):
                         best = (d2, stand_id)
         return None if best is None else best[1]
+
+
+def departed(leg: Row) -> bool:
+    """Whether a flight row says its aircraft is airborne: a departure that departed."""
+    return leg["movement"] == "departure" and leg["status"] == "departed"
+
+
+def aircraft_left(
+    fix: Row, tick_start: int, fix_tick: int, legs: Mapping[str, Row], expiry_ms: int
+) -> bool:
+    """Whether the aircraft whose latest fix is ``fix`` (in the tick starting ``fix_tick``)
+    has left the state by the tick starting ``tick_start`` (module doc); ``legs``: the
+    flight legs' latest rows up to the end of that tick."""
+    if expiry_ms <= 0 or fix_tick >= tick_start:
+        return False
+    leg = legs.get(fix["flight_id"]) if fix["flight_id"] else None
+    return fix["t"] < tick_start - expiry_ms or (leg is not None and departed(leg))
+
+
+def removal_row(fix: Row, tick_start: int) -> AircraftRemovalRow:
+    """The row that takes an aircraft off the state at ``tick_start``: its id, the time it
+    left, and the flight link of its last fix (filters check it as they checked the fix)."""
+    return {
+        "id": fix["id"],
+        "t": tick_start,
+        "removed": True,
+        "flight_id": fix["flight_id"],
+        "stand": fix["stand"],
+    }
+
+
+class AircraftExpiry:
+    """``aircraft_left`` tick by tick without looking at every aircraft every tick: a heap
+    of the latest fixes' times (the expiry) and the set of aircraft whose leg departed.
+
+    Built from the state at the start of an hour, so an independent hour job that starts
+    from the folded state decides exactly as the job that carried it.
+    """
+
+    def __init__(self, aircraft: Mapping[str, Row], legs: Mapping[str, Row], expiry_ms: int):
+        self.expiry_ms = expiry_ms
+        self._departed = {leg_id for leg_id, leg in legs.items() if departed(leg)}
+        self._heap = [(fix["t"], aircraft_id) for aircraft_id, fix in aircraft.items()]
+        heapq.heapify(self._heap)
+        self._leaving = self._linked_to_departed(aircraft)
+
+    def _linked_to_departed(self, aircraft: Mapping[str, Row]) -> set[str]:
+        return {a for a, fix in aircraft.items() if fix["flight_id"] in self._departed}
+
+    def leaving(
+        self,
+        tick_start: int,
+        aircraft: Mapping[str, Row],
+        fixes: Sequence[Row],
+        flights: Sequence[Row],
+    ) -> list[AircraftRemovalRow]:
+        """Removal rows (by id) for the tick starting ``tick_start``: ``aircraft`` is the
+        state's before the tick, ``fixes`` and ``flights`` the tick's rows."""
+        if self.expiry_ms <= 0:
+            return []
+        if flights:
+            before = set(self._departed)
+            for leg in flights:
+                if departed(leg):
+                    self._departed.add(leg["id"])
+                else:
+                    self._departed.discard(leg["id"])
+            if self._departed != before:  # rare: a departure's take-off (or a correction)
+                self._leaving = self._linked_to_departed(aircraft)
+        in_tick = {fix["id"] for fix in fixes}
+        gone: set[str] = set()
+        horizon, heap = tick_start - self.expiry_ms, self._heap
+        while heap and heap[0][0] < horizon:
+            t, aircraft_id = heapq.heappop(heap)
+            fix = aircraft.get(aircraft_id)
+            if fix is not None and fix["t"] == t and aircraft_id not in in_tick:
+                gone.add(aircraft_id)
+        gone.update(a for a in self._leaving if a not in in_tick and a in aircraft)
+        for fix in fixes:
+            heapq.heappush(heap, (fix["t"], fix["id"]))
+            if fix["flight_id"] in self._departed:
+                self._leaving.add(fix["id"])
+            else:
+                self._leaving.discard(fix["id"])
+        self._leaving -= gone
+        return [removal_row(aircraft[a], tick_start) for a in sorted(gone)]

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from chunker.batch.aircraft import AircraftExpiry
 from chunker.batch.columnar import PositionColumns
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CHUNK_FORMAT, FORMAT_VERSION, ChunkerConfig, Histogram
@@ -79,6 +80,7 @@ def build_hour(
     _check_sorted(day, hour, rows.values())
 
     built = BuiltHour(histogram=histogram)
+    expiry = AircraftExpiry(state.aircraft, state.flights, config.aircraft_expiry_ms)
     for bucket_start in range(hour_start, hour_end, config.bucket_ms):
         bucket_end = bucket_start + config.bucket_ms
         state.expire_tasks(bucket_start, config.task_retention_ms)
@@ -109,6 +111,7 @@ def build_hour(
                     events = _tick_rows(kind, kind_rows[i:j])
                     tick[kind] = events
                     counts[kind] += len(events)
+            tick = _with_aircraft_leaving(expiry, state, tick, tick_start, counts)
             if tick is not None:
                 _fold_events(state, tick, tick_start, fixes)
                 ticks.append(tick)
@@ -195,6 +198,28 @@ def _tick_rows(kind: str, rows: Sequence[Row]) -> Sequence[Row]:
     return rows
 
 
+def _with_aircraft_leaving(
+    expiry: AircraftExpiry,
+    state: ReplayState,
+    tick: dict[str, Any] | None,
+    tick_start: int,
+    counts: dict[str, int],
+) -> dict[str, Any] | None:
+    """The tick with the removal rows of the aircraft that leave the state in it
+    (``chunker.batch.aircraft``) after its fixes (both paths)."""
+    rows = tick or {}
+    gone = expiry.leaving(
+        tick_start, state.aircraft, rows.get("aircraft", ()), rows.get("flights", ())
+    )
+    if not gone:
+        return tick
+    if tick is None:
+        tick = {"t": tick_start}
+    tick["aircraft"] = [*tick.get("aircraft", ()), *gone]
+    counts["aircraft"] += len(gone)
+    return tick
+
+
 def _fold_events(
     state: ReplayState, tick: dict[str, Any], tick_start: int, fixes: Mapping[str, Row]
 ) -> None:
@@ -275,6 +300,7 @@ def build_hour_columns(
     streams = [(STATE_KIND[kind], rows.get(kind, [])) for kind in STATE_KIND if kind != "positions"]
     cursors = [0] * len(streams)
     built = BuiltHour(histogram=histogram)
+    expiry = AircraftExpiry(state.aircraft, state.flights, config.aircraft_expiry_ms)
     tick_index = 0
     for bucket_start in range(hour_start, hour_end, bucket_ms):
         state.expire_tasks(bucket_start, config.task_retention_ms)
@@ -309,6 +335,7 @@ def build_hour_columns(
                 events = _tick_rows(kind, kind_rows[i:j])
                 tick[kind] = events
                 counts[kind] += len(events)
+            tick = _with_aircraft_leaving(expiry, state, tick, tick_start, counts)
             if tick is not None:
                 if len(tick) > 2 or "vehicles" not in tick:  # events: fold (fixes: see end)
                     _fold_events(state, tick, tick_start, {})

@@ -141,6 +141,7 @@ def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
         bucket_ms=args.bucket_ms,
         tick_ms=args.tick_ms,
         task_retention_ms=args.task_retention_min * 60_000,
+        aircraft_expiry_ms=args.aircraft_expiry_s * 1_000,
     )
     total = 0
 
@@ -274,6 +275,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=int,
         default=60,
         help="minutes a finished task stays in the replay state (0: all day)",
+    )
+    chunk.add_argument(
+        "--aircraft-expiry-s",
+        type=int,
+        default=300,
+        help="seconds without a surface fix after which an aircraft leaves the replay "
+        "state; it leaves at once when its departure leg says departed (0: all day)",
     )
     chunk.add_argument("--jobs", type=int, default=1, help="parallel processes (hour ranges)")
     chunk.add_argument("--force", action="store_true", help="rebuild even if already built")

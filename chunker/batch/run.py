@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from chunker.batch.aircraft import FlightLinks, StandFinder
+from chunker.batch.aircraft import FlightLinks, StandFinder, aircraft_left
 from chunker.batch.build import STATE_KIND, build_hour, build_hour_columns
 from chunker.batch.columnar import Fleet, PositionColumns, parse_positions
 from chunker.batch.raw_inputs import (
@@ -353,7 +353,21 @@ class DayJob:
                 earlier_tasks = ordered
             for row in ordered:
                 state.apply(target, row)
+        self._drop_aircraft_that_left(state, start)
         return state
+
+    def _drop_aircraft_that_left(self, state: ReplayState, start: int) -> None:
+        """Take off the aircraft that left by the hour's start, as the carried build's
+        removal rows did (``aircraft_left`` as of the hour's last tick before ``start``:
+        the rule is monotone, so where it removed them earlier does not matter)."""
+        last_tick = start - self.config.tick_ms
+        tick_of = self.day.start_ms, self.config.tick_ms
+        for aircraft_id, fix in list(state.aircraft.items()):
+            fix_tick = floor_tick(fix["t"], *tick_of)
+            if aircraft_left(
+                fix, last_tick, fix_tick, state.flights, self.config.aircraft_expiry_ms
+            ):
+                del state.aircraft[aircraft_id]
 
     def _fold_aircraft(self, state: ReplayState, rows: list[Row]) -> None:
         """Fold aircraft fixes (sorted) as ``build_hour`` does: tick by tick, the last fix

@@ -114,6 +114,13 @@ class ChunkerConfig(BaseModel):
         description="A finished task (completed or cancelled) leaves the replay state this "
         "long after its last event; 0 keeps finished tasks for the rest of the day.",
     )
+    aircraft_expiry_ms: int = Field(
+        default=300_000,
+        ge=0,
+        description="An aircraft leaves the replay state when it has had no surface fix "
+        "for this long, or as soon as its departure leg says departed "
+        "(chunker.batch.aircraft); 0 keeps every aircraft for the rest of the day.",
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> ChunkerConfig:

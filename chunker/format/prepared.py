@@ -21,7 +21,13 @@ import orjson
 from chunker.format.derived import PRESENT
 from chunker.format.encoding import CorruptChunk
 from chunker.format.rows import Row
-from chunker.format.state import RECENT_NOTIFICATIONS, ReplayState, StateFold, floor_tick
+from chunker.format.state import (
+    RECENT_NOTIFICATIONS,
+    ReplayState,
+    StateFold,
+    aircraft_row_present,
+    floor_tick,
+)
 
 _CHUNK_OVERHEAD = 512  # the PreparedChunk object, its key and the cache's bookkeeping
 
@@ -89,6 +95,7 @@ class AircraftEntry(NamedTuple):
     flight_id: str | None
     stand: str | None
     json: bytes
+    present: bool = True  # False: a removal row (the aircraft left the state)
 
 
 AircraftPair = tuple[str, AircraftEntry]  # (aircraft_id, entry)
@@ -153,7 +160,7 @@ _FLIGHT = _held(sys.getsizeof(FlightEntry("", "", b"")))
 _NOTE = _held(sys.getsizeof(NotificationEntry(None, b"", None)))
 _DERIVED = _held(sys.getsizeof(DerivedEntry("", True, (), b"")))
 _DECISION = _held(sys.getsizeof(DecisionEntry("", None, None, None, None, None, b"")))
-_AIRCRAFT = _PAIR + _held(sys.getsizeof(AircraftEntry(None, None, b"")))
+_AIRCRAFT = _PAIR + _held(sys.getsizeof(AircraftEntry(None, None, b"", True)))
 _TICK = _held(sys.getsizeof(PreparedTick(0)))
 _INT = _held(sys.getsizeof(2**40))
 
@@ -225,6 +232,7 @@ class _Preparer:
                 self.optional_name(fix.get("flight_id")),
                 self.optional_name(fix.get("stand")),
                 row(fix),
+                aircraft_row_present(fix),
             )
             tick.aircraft.append((name(fix["id"]), entry))
             size += _AIRCRAFT
@@ -277,6 +285,7 @@ class PreparedState(
     task_retention_ms: int = 0
     task_id = flight_id = derived_id = attrgetter("id")
     derived_present = staticmethod(_entry_present)
+    aircraft_present = attrgetter("present")
     task_status_t = attrgetter("status", "t")
 
     def apply(self, tick: PreparedTick) -> None:

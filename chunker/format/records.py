@@ -435,6 +435,11 @@ class Terminal(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     terminal_id: EntityId
     name: Label
+    named: bool = Field(
+        default=True,
+        description="False when the source gave the building no name: `name` is then a "
+        "label made up from where it is (the map labels such terminals last).",
+    )
     outline: list[Point] = Field(min_length=3)
 
 

@@ -51,6 +51,17 @@ class AircraftRow(TypedDict):
     at_stand: str | None  # the stand the aircraft is on by its position, if any
 
 
+class AircraftRemovalRow(TypedDict):
+    """An aircraft leaving the state in this tick (``chunker.batch.aircraft``): no fields
+    of a fix, the flight link of its last fix (filters check it as they checked the fix)."""
+
+    id: str
+    t: int  # the tick it left
+    removed: bool  # always True
+    flight_id: str | None
+    stand: str | None
+
+
 class TaskRow(TypedDict):
     """A task after a status transition."""
 

@@ -6,7 +6,10 @@ visible from ``floor_tick(t_rec)``. So the state at ``t`` holds every record wit
 ``t_rec < floor_tick(t) + tick_ms``, applied in (time, source order):
 
 - ``vehicles``: the latest GPS fix per vehicle;
-- ``aircraft``: the latest surface fix per aircraft (raw kind ``aircraft``);
+- ``aircraft``: the latest surface fix per aircraft (raw kind ``aircraft``), until the
+  aircraft leaves: the chunker writes a removal row (``removed: true``) in the tick it
+  leaves by the rule of ``chunker.batch.aircraft.aircraft_left`` (no fix for
+  ``aircraft_expiry_ms``, or its flight departed), and folding that row drops it;
 - ``tasks`` / ``flights``: the latest row per task / flight leg — except that a finished
   task (``completed`` / ``cancelled``) leaves the state ``task_retention_ms`` after its
   last event (default one hour; ``expire_tasks``). The live picture stays the size of
@@ -70,6 +73,12 @@ class DerivedPresent(Protocol):
     def __call__(self, kind: str, row: Any, /) -> bool: ...
 
 
+class AircraftPresent(Protocol):
+    """Whether an aircraft row keeps its aircraft in the state (False: a removal row)."""
+
+    def __call__(self, row: Any, /) -> bool: ...
+
+
 class TaskStatusT(Protocol):
     """Gets a task row's ``(status, t)``."""
 
@@ -108,6 +117,7 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT, Ai
     flight_id: ClassVar[RowId]
     derived_id: ClassVar[RowId]
     derived_present: ClassVar[DerivedPresent]
+    aircraft_present: ClassVar[AircraftPresent]
     task_status_t: ClassVar[TaskStatusT]
 
     def apply_tick(
@@ -127,7 +137,13 @@ class StateFold(Generic[VehicleT, TaskT, FlightT, NoteT, DerivedT, DecisionT, Ai
         if vehicles:
             self.vehicles.update(vehicles)
         if aircraft:
-            self.aircraft.update(aircraft)
+            present, known = self.aircraft_present, self.aircraft
+            pairs = aircraft.items() if isinstance(aircraft, Mapping) else aircraft
+            for aircraft_id, fix in pairs:
+                if present(fix):
+                    known[aircraft_id] = fix
+                else:  # a removal row: the aircraft left (took off, or went quiet)
+                    known.pop(aircraft_id, None)
         if tasks:
             self.tasks.update(zip(map(self.task_id, tasks), tasks, strict=True))
         if flights:
@@ -182,6 +198,11 @@ def _row_present(kind: str, row: Row) -> bool:
     return PRESENT[kind](row)
 
 
+def aircraft_row_present(row: Row) -> bool:
+    """An aircraft row that keeps its aircraft: a fix, not a removal row."""
+    return row.get("removed") is not True
+
+
 @dataclass(slots=True)
 class ReplayState(StateFold[Row, Row, Row, Row, Row, Row, Row]):
     """The state as decoded rows: what the chunker builds keyframes from, and what
@@ -194,6 +215,7 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row, Row]):
     derivation: Derivation = field(default_factory=Derivation)
     task_id = flight_id = derived_id = itemgetter("id")
     derived_present = staticmethod(_row_present)
+    aircraft_present = staticmethod(aircraft_row_present)
     task_status_t = itemgetter("status", "t")
 
     def fold_tick(
@@ -223,7 +245,9 @@ class ReplayState(StateFold[Row, Row, Row, Row, Row, Row, Row]):
         for row in tasks:
             derivation.task(row, vehicle_ids)
         for aircraft_id in sorted(aircraft or ()):
-            derivation.aircraft_fix((aircraft or {})[aircraft_id], stands)
+            fix = (aircraft or {})[aircraft_id]
+            if aircraft_row_present(fix):  # leaving the map is no news about the stand
+                derivation.aircraft_fix(fix, stands)
         changed: dict[str, list[Row]] = {}
         rows = [derivation.stand_row(s, t) for s in sorted(stands)]
         changed["stands"] = _changes("stands", self.stands, rows)

@@ -74,6 +74,8 @@ _E2 = 6.694_379_990_14e-3
 ROUND = 7  # decimals of a coordinate in the output (~1 cm)
 MAX_RUNWAY_ID = 16
 # Aeroway features the raw contract has no place for (counted in the report, not imported).
+# An unnamed terminal this close to a named one is labelled after it ("Building by D-pier").
+UNNAMED_NEAR_M = 500.0
 NOT_IN_CONTRACT = ("holding_position", "apron", "gate", "jet_bridge", "taxilane_area")
 
 
@@ -619,7 +621,7 @@ class _Importer:
     # -- terminals ------------------------------------------------------------------
 
     def terminals(self) -> tuple[list[Terminal], dict[str, _Shape]]:
-        found: list[tuple[str, str, Node | Way | Relation, list[LatLon]]] = []
+        found: list[tuple[str, Node | Way | Relation, list[LatLon]]] = []
         for element in _tagged(self.doc, "aeroway", "terminal"):
             name = _element(_kind(element), element.osm_id)
             rings = _polygon_rings(element)
@@ -633,31 +635,66 @@ class _Importer:
                 self.report.notes.append(
                     f"terminal {name}: kept the largest of {len(outer)} outer rings"
                 )
-            label = element.tags.get("ref") or element.tags.get("name")
             base = normalise_id(element.tags.get("ref")) or normalise_id(element.tags.get("name"))
-            found.append(
-                (
-                    base or f"osm-{_kind(element)[0]}{element.osm_id}",
-                    label or name,
-                    element,
-                    largest,
-                )
-            )
-        terminals: list[Terminal] = []
+            found.append((base or f"osm-{_kind(element)[0]}{element.osm_id}", element, largest))
         shapes: dict[str, _Shape] = {}
         used: set[str] = set()
-        for base, label, element, ring in found:
+        names: dict[str, str | None] = {}
+        outlines: dict[str, list[LatLon]] = {}
+        for base, element, ring in found:
             terminal_id = _unique(base, used)
             used.add(terminal_id)
-            outline = _open_ring(ring)
-            name = element.tags.get("name:en") or element.tags.get("name") or f"Terminal {label}"
-            terminals.append(
-                Terminal(
-                    terminal_id=terminal_id, name=name[:200], outline=[_point(p) for p in outline]
-                )
+            outlines[terminal_id] = _open_ring(ring)
+            tags = element.tags
+            ref = tags.get("ref")
+            names[terminal_id] = (
+                tags.get("name:en") or tags.get("name") or (f"Terminal {ref}" if ref else None)
             )
-            shapes[terminal_id] = _Shape([[self.frame.xy(p) for p in outline]], closed=True)
+            shapes[terminal_id] = _Shape(
+                [[self.frame.xy(p) for p in outlines[terminal_id]]], closed=True
+            )
+        unnamed = self._unnamed_terminal_names(names, shapes)
+        terminals = [
+            Terminal(
+                terminal_id=terminal_id,
+                name=(names[terminal_id] or unnamed[terminal_id])[:200],
+                named=names[terminal_id] is not None,
+                outline=[_point(p) for p in outline],
+            )
+            for terminal_id, outline in outlines.items()
+        ]
         return terminals, shapes
+
+    def _unnamed_terminal_names(
+        self, names: dict[str, str | None], shapes: dict[str, _Shape]
+    ) -> dict[str, str]:
+        """A label a person can place for each terminal OSM gives no name or ref: "Building
+        by <the nearest named terminal>" when one is within ``UNNAMED_NEAR_M`` (the second
+        by the same one, west to east, "... (2)"), else "Terminal building <n>" numbered
+        west to east; never the OSM element id."""
+        named = {tid: shapes[tid] for tid, name in names.items() if name}
+        labels: dict[str, str] = {}
+        alone: list[tuple[float, str]] = []
+        by: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        for tid, name in names.items():
+            if name:
+                continue
+            x0, y0, x1, y1 = shapes[tid].box
+            centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+            near = min(
+                ((shape.distance(centre, UNNAMED_NEAR_M), other) for other, shape in named.items()),
+                default=(math.inf, ""),
+            )
+            if near[0] <= UNNAMED_NEAR_M:
+                by[f"Building by {names[near[1]]}"].append((centre[0], tid))
+            else:
+                alone.append((centre[0], tid))
+        for label, buildings in by.items():  # several by one terminal: (2), (3) west to east
+            for n, (_, tid) in enumerate(sorted(buildings), start=1):
+                labels[tid] = label if n == 1 else f"{label} ({n})"
+        for n, (_, tid) in enumerate(sorted(alone), start=1):
+            labels[tid] = f"Terminal building {n}"
+        return labels
 
     # -- runways --------------------------------------------------------------------
 

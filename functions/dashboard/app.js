@@ -11,6 +11,7 @@ import { ApronMap } from "./map.js";
 import { KpiPanel } from "./kpipanel.js";
 import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
+import { AircraftCard } from "./aircraftcard.js";
 import { DecisionsPanel } from "./decisions.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
@@ -49,6 +50,7 @@ const app = {
   quality: null,
   controls: null,
   card: null,
+  aircraftCard: null,
   stream: null,
   connection: "connecting",
   streamPosition: null, // replay time of the last frame or snapshot the stream delivered
@@ -153,7 +155,8 @@ window.__replay = {
  * (lat, lon of the fix drawn; x, y in CSS px on the canvas), `fix` its time, `drawn` /
  * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
  * it; `aircraft`: aircraft id -> the aircraft drawn (lat, lon, heading of the fix drawn,
- * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line.
+ * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line;
+ * `standLabels`: the stand labels the static layer placed ({id, x, y}); `terminalLabels`: its terminal names.
  */
 window.__replayModel = () => {
   const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };
@@ -167,6 +170,8 @@ window.__replayModel = () => {
     stands: model.stands,
     decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     aircraft: model.aircraft ?? {},
+    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, x, y }) => ({ id, x, y })) : [],
+    terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
     cards,
     frames: app.frames,
   };
@@ -366,6 +371,7 @@ function frame() {
   app.decisions.render(app.state);
   app.decisions.measure(position);
   app.card.update(app.state, position);
+  app.aircraftCard.update(app.state, position);
   // The vehicles on the map: one whose last fix is past the hide age is not drawn.
   const drawn = Object.values(app.map.lastModel.movers).filter((m) => m.drawn).length;
   const count = `${drawn}|${language()}`;
@@ -460,6 +466,7 @@ function start(view, manifest, airports, moment) {
     vehicles: app.vehicles,
     flights: app.flightsById,
   });
+  app.aircraftCard = new AircraftCard($("aircraft-card"), { map: app.map, time: app.time, flights: app.flightsById });
   app.panels = new Panels({
     time: app.time,
     flightsById: app.flightsById,

@@ -64,6 +64,13 @@ export function terminalName(terminal) {
   if (language() !== "zh") return terminal.name;
   const numbered = /^terminal\s*(\w+)$/i.exec(terminal.name.trim());
   if (numbered) return `T${numbered[1]} 航站楼`;
+  if (terminal.named === false) {
+    // The importer's labels for unnamed buildings (chunker/imports/osm_layout.py).
+    const by = /^Building by (.+)$/.exec(terminal.name);
+    if (by) return `${by[1]} 旁建筑`;
+    const nth = /^Terminal building (\d+)$/.exec(terminal.name);
+    if (nth) return `航站楼建筑 ${nth[1]}`;
+  }
   return terminal.name; // a name of its own: the layout has no Chinese name for it
 }
 
@@ -107,6 +114,7 @@ export class ApronMap {
     this.insets = { top: 52, right: 16, bottom: 16, left: 56 };
     this.hoverId = null;
     this.selectedId = null;
+    this.selectedAircraftId = null; // the aircraft whose card is open
     this.highlightStand = null; // the stand of the flight jumped to
     this.lastStandLabels = []; // what the last frame labelled: [{id, x, y, width}] (test hook)
     this.lastTerminalLabels = []; // terminal names the static layer drew (test hook)
@@ -278,8 +286,12 @@ export class ApronMap {
       canvas.classList.remove("dragging");
       if (!wasDrag && e.type === "pointerup") {
         const r = canvas.getBoundingClientRect();
-        const id = this.hitTest(e.clientX - r.left, e.clientY - r.top);
+        const x = e.clientX - r.left;
+        const y = e.clientY - r.top;
+        const id = this.hitTest(x, y);
         this.selectedId = id;
+        // No vehicle there: an aircraft drawn there opens its card (aircraftcard.js).
+        this.selectedAircraftId = id ? null : this.hitTestAircraft(x, y);
         this.onSelect(id);
       }
     };
@@ -327,6 +339,20 @@ export class ApronMap {
     for (const [id, p] of this.lastDrawn) {
       const d = Math.hypot(p.x - x, p.y - y);
       if (d <= bestDistance) {
+        best = id;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+
+  /** The aircraft drawn under screen point (x, y) (within half its drawn length), if any. */
+  hitTestAircraft(x, y) {
+    let best = null;
+    let bestDistance = Infinity;
+    for (const [id, a] of Object.entries(this.lastModel?.aircraft ?? {})) {
+      const d = Math.hypot(a.x - x, a.y - y);
+      if (a.drawn && d <= Math.max(10, a.length / 2) && d < bestDistance) {
         best = id;
         bestDistance = d;
       }
@@ -537,19 +563,7 @@ export class ApronMap {
     }
     this.lastTerminalLabels = [];
     this.lastTerminalBoxes = [];
-    ctx.fillStyle = COLORS.terminalLabel;
-    ctx.font = `600 12px ${FONT_UI}`;
-    ctx.textAlign = "center";
-    for (const tm of this.layout.terminalsByArea) {
-      const centre = this.screen(tm.centre);
-      const name = terminalName(tm);
-      const w = ctx.measureText(name).width;
-      const box = { x: centre.x - w / 2 - 2, y: centre.y - 8, w: w + 4, h: 16 };
-      if (!placed(box)) continue;
-      ctx.fillText(name, centre.x, centre.y);
-      this.lastTerminalLabels.push(name);
-      this.lastTerminalBoxes.push({ name, ...box });
-    }
+    this.drawTerminalLabels(ctx, placed, true);
     const depotSize = Math.max(7, 26 * this.scale);
     if (this.scale > 0.45) {
       ctx.fillStyle = COLORS.depotLabel;
@@ -563,6 +577,28 @@ export class ApronMap {
       }
     }
     this.drawStandLabels(ctx, placed);
+    // A building the source gave no name ("Building by D-pier") is labelled last: only
+    // where no named terminal, depot or stand label wants the room.
+    this.drawTerminalLabels(ctx, placed, false);
+  }
+
+  /** Terminal names, the largest building first: the named ones or the unnamed ones. */
+  drawTerminalLabels(ctx, placed, named) {
+    ctx.fillStyle = COLORS.terminalLabel;
+    ctx.font = `${named ? "600 12px" : "11px"} ${FONT_UI}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    for (const tm of this.layout.terminalsByArea) {
+      if ((tm.named !== false) !== named) continue;
+      const centre = this.screen(tm.centre);
+      const name = terminalName(tm);
+      const w = ctx.measureText(name).width;
+      const box = { x: centre.x - w / 2 - 2, y: centre.y - 8, w: w + 4, h: 16 };
+      if (!placed(box)) continue;
+      ctx.fillText(name, centre.x, centre.y);
+      this.lastTerminalLabels.push(name);
+      this.lastTerminalBoxes.push({ name, named, ...box });
+    }
   }
 
   drawStandLabels(ctx, placed) {

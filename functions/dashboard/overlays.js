@@ -58,6 +58,29 @@ export function cardTaskText(state, id) {
   return vehicle && vehicle.row.state === "idle" ? label("vehicle_state", "idle") : t("vehicle.noTask");
 }
 
+/** A card's body: [term, value, test id?] rows as a definition list. */
+export function cardList(rows) {
+  const list = document.createElement("dl");
+  for (const [term, value, testId] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (testId) dd.dataset.testid = testId;
+    list.append(dt, dd);
+  }
+  return list;
+}
+
+/** Put a map card next to screen point `at`, inside the map (flipped left near its edge). */
+export function placeCard(card, at, map) {
+  const width = card.offsetWidth;
+  const height = card.offsetHeight;
+  const left = at.x + 16 + width > map.width ? at.x - 16 - width : at.x + 16;
+  const top = Math.min(Math.max(8, at.y - height / 2), map.height - height - 8);
+  card.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
+}
+
 export class VehicleCard {
   /**
    * @param {HTMLElement} element
@@ -96,11 +119,7 @@ export class VehicleCard {
     card.hidden = false;
     // Next to the pointer while hovering, else next to the selected vehicle (it follows).
     const at = this.hover?.id ? this.hover : this.map.screen(state.positionOf(vehicle, performance.now()));
-    const width = card.offsetWidth;
-    const height = card.offsetHeight;
-    const left = at.x + 16 + width > this.map.width ? at.x - 16 - width : at.x + 16;
-    const top = Math.min(Math.max(8, at.y - height / 2), this.map.height - height - 8);
-    card.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
+    placeCard(card, at, this.map);
   }
 
   render(id, vehicle, task, freshness, state) {
@@ -150,16 +169,7 @@ export class VehicleCard {
     sub.textContent = info ? vehicleLabel(info) : "";
     sub.title = info ? info.label : "";
     head.append(dot, name, sub);
-    const list = document.createElement("dl");
-    for (const [term, value, testId] of rows) {
-      const dt = document.createElement("dt");
-      dt.textContent = term;
-      const dd = document.createElement("dd");
-      dd.textContent = value;
-      if (testId) dd.dataset.testid = testId;
-      list.append(dt, dd);
-    }
-    this.element.replaceChildren(head, list);
+    this.element.replaceChildren(head, cardList(rows));
     this.element.dataset.vehicleId = id;
     this.element.dataset.freshness = freshness;
   }

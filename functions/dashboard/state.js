@@ -68,11 +68,20 @@ export class ReplayState {
     movers.set(row.id, { row, from: at, to: at, start: now, duration: 0, trail: [p] });
   }
 
-  /** An `aircraft_update`: aircraft glide to their fixes as vehicles do. */
+  /**
+   * An `aircraft_update`: aircraft glide to their fixes as vehicles do; a row with
+   * `removed: true` says the aircraft left the state (took off, or no fix for the expiry:
+   * docs/data-format.md, "Aircraft leave the state"), so it leaves the map.
+   */
   applyAircraft(t, rows) {
     this.t = Math.max(this.t, t);
     const duration = Math.min(MAX_ANIMATION_MS, Math.max(MIN_ANIMATION_MS, this.frameInterval));
-    this.glide(this.aircraft, rows, performance.now(), duration);
+    const fixes = [];
+    for (const row of rows) {
+      if (row.removed === true) this.aircraft.delete(row.id);
+      else fixes.push(row);
+    }
+    this.glide(this.aircraft, fixes, performance.now(), duration);
   }
 
   applyVehicles(t, rows) {

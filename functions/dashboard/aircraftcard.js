@@ -1,0 +1,95 @@
+// The card of the aircraft clicked on the map, in the vehicle card's style: who it is
+// (callsign, registration, ICAO 24-bit address, type), the flight leg its fix links to
+// (movement, stand, scheduled / estimated / actual times), the stand it occupies now, and
+// its ground speed and heading from the last surface fix.
+
+import { label, language, t } from "./i18n.js";
+import { cardList, placeCard } from "./overlays.js";
+
+/** The stand the server's occupancy says this aircraft (or its linked leg) holds, if any. */
+function occupiedStand(state, id, row) {
+  for (const stand of state.stands.values()) {
+    if (stand.aircraft_id === id) return stand.id;
+  }
+  if (!row.flight_id) return null;
+  for (const stand of state.stands.values()) {
+    if ([stand.flight_id, stand.arrival_id, stand.departure_id].includes(row.flight_id)) return stand.id;
+  }
+  return null;
+}
+
+export class AircraftCard {
+  /**
+   * @param {HTMLElement} element
+   * @param {object} deps {map: ApronMap, time: AirportTime, flights: Map (catalogue)}
+   */
+  constructor(element, deps) {
+    this.element = element;
+    this.map = deps.map;
+    this.time = deps.time;
+    this.flights = deps.flights;
+    this.key = "";
+  }
+
+  /** Show the selected aircraft's card while the map draws it (none once it left the
+   * state or its last fix is older than the fade age). `dataTime`: the replay time shown. */
+  update(state, dataTime) {
+    const card = this.element;
+    const id = this.map.selectedAircraftId;
+    const aircraft = id ? state.aircraft.get(id) : null;
+    if (!aircraft || dataTime - aircraft.row.t > state.staleness.fade_after_ms) {
+      if (!card.hidden) card.hidden = true;
+      this.key = "";
+      return;
+    }
+    const row = aircraft.row;
+    const flight = row.flight_id ? (state.flights.get(row.flight_id) ?? this.flights.get(row.flight_id)) : null;
+    const stand = occupiedStand(state, id, row);
+    const key = JSON.stringify([id, row.t, flight?.t ?? null, stand, language()]);
+    if (key !== this.key) {
+      this.key = key;
+      this.render(id, row, flight, stand);
+    }
+    card.hidden = false;
+    placeCard(card, this.map.screen(state.positionOf(aircraft, performance.now())), this.map);
+  }
+
+  render(id, row, flight, stand) {
+    const none = t("vehicle.none");
+    const time = (ms) => (ms === null || ms === undefined ? none : this.time.hm(ms));
+    const rows = [
+      [t("aircraft.registration"), row.registration ?? flight?.registration ?? none, "aircraft-registration"],
+      [t("aircraft.icao24"), row.icao24 ?? none, "aircraft-icao24"],
+      [t("vehicle.type"), flight?.aircraft_type ?? none, "aircraft-type"],
+    ];
+    if (flight) {
+      const name = flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign;
+      rows.push(
+        [t("vehicle.flight"), `${name} · ${t(`aircraft.${flight.movement}`)}`, "aircraft-flight"],
+        [t("aircraft.flightStand"), flight.stand, "aircraft-flight-stand"],
+        [t("aircraft.scheduled"), time(flight.scheduled), "aircraft-scheduled"],
+        [t("aircraft.actual"), flight.actual ? time(flight.actual) : flight.estimated ? t("aircraft.estimatedAt", { at: time(flight.estimated) }) : none, "aircraft-actual"],
+        [t("aircraft.status"), label("flight_status", flight.status), "aircraft-status"],
+      );
+    } else {
+      rows.push([t("vehicle.flight"), none, "aircraft-flight"]);
+    }
+    rows.push(
+      [t("aircraft.onStand"), stand ?? t("aircraft.offStand"), "aircraft-on-stand"],
+      [t("aircraft.groundSpeed"), `${Math.round(row.speed_kmh)} km/h`, "aircraft-speed"],
+      [t("aircraft.heading"), `${Math.round(row.heading) % 360}°`, "aircraft-heading"],
+      [t("vehicle.fix"), this.time.hms(row.t), "aircraft-fix"],
+    );
+    const head = document.createElement("div");
+    head.className = "vc-head";
+    const name = document.createElement("strong");
+    name.textContent = row.callsign ?? flight?.callsign ?? row.registration ?? id;
+    name.dataset.testid = "aircraft-callsign";
+    const sub = document.createElement("span");
+    sub.className = "muted";
+    sub.textContent = t("aircraft.card");
+    head.append(name, sub);
+    this.element.replaceChildren(head, cardList(rows));
+    this.element.dataset.aircraftId = id;
+  }
+}

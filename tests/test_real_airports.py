@@ -1,0 +1,235 @@
+"""Both real fixture airports (EHAM, LFPG from OpenStreetMap) imported, a short day laid onto
+their layouts (tests/osm_day.py), chunked, served (moto server + ``dispatch-replay serve``)
+and replayed in Chromium: what the page draws is checked against the raw records written
+for that day (tests/ground_truth.py), the stand labels against the raw OSM refs, and the
+ODbL credit in the map corner. Screenshots: test-artifacts/real-airports/ (the README's
+docs/img/ shots are copies of these).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from playwright.sync_api import Browser
+
+from chunker.batch.run import chunk_day
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.records import Reference
+from chunker.format.s3 import s3_client
+from functions.app.dependencies import dynamodb_client
+from functions.local.cli import main
+from functions.local.demo import local_app_environment
+from functions.local.stack import ensure_table, free_port, moto_server, stop_process, wait_for_http
+from tests.browser_page import chromium, open_dashboard
+from tests.ground_truth import state_at, valid_rows
+from tests.osm_day import OsmDay, osm_day
+from tests.test_page_truth import control
+
+FIXTURES = Path(__file__).parent / "fixtures" / "osm"
+AIRPORTS = {
+    "EHAM": ("eham.overpass.json", "eham.overlay.yaml"),
+    "LFPG": ("lfpg.overpass.json.gz", "lfpg.overlay.json"),
+}
+DATE = "2026-07-14"
+BUCKET, TABLE = "real-airports", "real-airports-sessions"
+ARTEFACTS = Path(__file__).parent.parent / "test-artifacts" / "real-airports"
+AIRCRAFT_FADE_MS = 90_000  # MOVER_FADE_AFTER_S: an aircraft past it is not drawn
+VEHICLE_HIDE_MS = 600_000  # MOVER_HIDE_AFTER_S
+
+
+def raw_refs(airport: str) -> Counter[str]:
+    """Each ``aeroway=parking_position`` ref in the raw extract, with how often it occurs."""
+    data = (FIXTURES / AIRPORTS[airport][0]).read_bytes()
+    if AIRPORTS[airport][0].endswith(".gz"):
+        data = gzip.decompress(data)
+    elements = orjson.loads(data)["elements"]
+    return Counter(
+        e["tags"]["ref"]
+        for e in elements
+        if e.get("tags", {}).get("aeroway") == "parking_position" and e["tags"].get("ref")
+    )
+
+
+def raw_stand_points(airport: str) -> dict[str, tuple[float, float]]:
+    """Where the raw extract puts each stand whose ref occurs once (a node, or a way's last
+    node: drawn towards the nose wheel)."""
+    data = (FIXTURES / AIRPORTS[airport][0]).read_bytes()
+    if AIRPORTS[airport][0].endswith(".gz"):
+        data = gzip.decompress(data)
+    elements = orjson.loads(data)["elements"]
+    once = {r for r, n in raw_refs(airport).items() if n == 1}
+    points = {}
+    for e in elements:
+        ref = e.get("tags", {}).get("ref")
+        if e.get("tags", {}).get("aeroway") != "parking_position" or ref not in once:
+            continue
+        if e["type"] == "node":
+            points[ref] = (e["lat"], e["lon"])
+        elif e.get("geometry"):
+            points[ref] = (e["geometry"][-1]["lat"], e["geometry"][-1]["lon"])
+    return points
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, OsmDay]]]:
+    """Both airports imported with the CLI, their days chunked on a moto server, the app
+    served by ``dispatch-replay serve``; the URL and each airport's day."""
+    tmp = tmp_path_factory.mktemp("real-airports")
+    days = {}
+    for airport, (osm, overlay) in AIRPORTS.items():
+        out = tmp / f"{airport}.reference.json"
+        argv = ["import-layout", str(FIXTURES / osm), "--overlay", str(FIXTURES / overlay)]
+        assert main([*argv, "--out", str(out), "--report", str(tmp / f"{airport}.report")]) == 0
+        days[airport] = osm_day(Reference.model_validate_json(out.read_bytes()), DATE)
+    saved = dict(os.environ)
+    with moto_server() as aws:
+        os.environ.update(aws.environment)
+        server = None
+        try:
+            s3 = s3_client()
+            s3.create_bucket(Bucket=BUCKET)
+            for airport, day in days.items():
+                for key, body in day.objects.items():
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                chunk_day(s3, BUCKET, airport, DATE, ChunkerConfig())
+            ensure_table(dynamodb_client(), TABLE)
+            env = {**os.environ, **local_app_environment(BUCKET, TABLE)}
+            port = free_port()
+            with (tmp / "serve.log").open("wb") as log:
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "functions.local.cli", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
+            yield f"http://127.0.0.1:{port}", days
+        finally:
+            if server is not None:
+                stop_process(server)
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.mark.parametrize("airport", sorted(AIRPORTS))
+def test_a_real_airport_replays_its_day_as_the_raw_records_say(
+    airport: str, served: tuple[str, dict[str, OsmDay]], browser: Browser
+) -> None:
+    url, days = served
+    osm = days[airport]
+    rows, day = valid_rows(osm.objects, osm.keys)
+    assert {k: len(v) for k, v in rows.items() if v} == {
+        k: len(v) for k, v in osm.records.items()
+    }, "every record written for the day is valid"
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        dashboard = open_dashboard(context, f"{url}/?airport={airport}&day={DATE}")
+        page = dashboard.page
+        # Play a little of the morning, then stop on the pushback.
+        control(dashboard, {"action": "seek", "position": osm.start})
+        dashboard.wait("s.streamPlayback && s.streamPlayback.position === arg", osm.start)
+        dashboard.set_speed("16")
+        dashboard.play()
+        dashboard.wait("s.streamPosition >= arg", osm.start + 30_000)
+        dashboard.pause()
+        at = osm.pushing
+        control(dashboard, {"action": "seek", "position": at})
+        dashboard.wait(
+            "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
+        )
+        truth = state_at(rows, day, 1000, at)
+        aircraft = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= AIRCRAFT_FADE_MS}
+        vehicles = {r["id"]: r for r in truth["vehicles"] if at - r["t"] <= VEHICLE_HIDE_MS}
+        # What a person sees: the departure pushed back, the arrival taxiing in.
+        moving = sorted(r["callsign"] for r in aircraft.values() if r["speed_kmh"] > 0)
+        assert moving == ["KLM1234", "KLM1701"], moving
+        page.wait_for_function(
+            """([planes, cars]) => { const m = window.__replayModel();
+                return planes.every((id) => m.aircraft[id] && m.aircraft[id].drawn)
+                    && cars.every((id) => m.movers[id] && m.movers[id].drawn
+                        && !m.movers[id].moving); }""",
+            arg=[sorted(aircraft), sorted(vehicles)],
+        )
+        model = page.evaluate("window.__replayModel()")
+        assert sorted(k for k, v in model["aircraft"].items() if v["drawn"]) == sorted(aircraft)
+        for aircraft_id, fix in aircraft.items():
+            shown = model["aircraft"][aircraft_id]
+            assert (shown["lat"], shown["lon"], shown["heading"]) == (
+                fix["lat"],
+                fix["lon"],
+                fix["heading"],
+            )
+            assert shown["callsign"] == fix["callsign"]
+        assert sorted(k for k, v in model["movers"].items() if v["drawn"]) == sorted(vehicles)
+        for vehicle_id, fix in vehicles.items():
+            shown = model["movers"][vehicle_id]
+            assert (shown["lat"], shown["lon"]) == (fix["lat"], fix["lon"])
+
+        # Zoom in (wheel) on the aircraft being pushed back, for the labels and the shot.
+        box = page.get_by_test_id("map-canvas").bounding_box()
+        assert box is not None
+        pushed = next(a for a, fix in aircraft.items() if fix["callsign"] == "KLM1701")
+        for _ in range(8):
+            mark = page.evaluate("window.__replayModel().aircraft")[pushed]
+            if mark["length"] > 30:
+                break
+            frames = page.evaluate("window.__replayModel().frames")
+            page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
+            page.mouse.wheel(0, -300)
+            page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
+        page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
+        model = page.evaluate("window.__replayModel()")
+        # Stand labels are the OSM refs (a repeated ref disambiguated as ref-2, ...), and
+        # each sits where the raw extract puts that stand. Screen = affine(lat, lon), fitted
+        # on the movers drawn.
+        refs = raw_refs(airport)
+        labels = model["standLabels"]
+        assert len(labels) >= 5, labels
+        unexplained = [
+            label["id"]
+            for label in labels
+            if label["id"] not in refs
+            and not any(re.fullmatch(re.escape(r) + r"-\d+", label["id"]) for r in refs)
+        ]
+        assert len(unexplained) <= len(labels) // 10, unexplained
+        drawn = [m for m in (*model["movers"].values(), *model["aircraft"].values()) if m["drawn"]]
+        design = np.array([[m["lat"], m["lon"], 1.0] for m in drawn])
+        fit, *_ = np.linalg.lstsq(design, np.array([[m["x"], m["y"]] for m in drawn]), rcond=None)
+        where = raw_stand_points(airport)
+        placed = [label for label in labels if label["id"] in where]
+        assert placed
+        for label in placed:
+            x, _ = np.array([*where[label["id"]], 1.0]) @ fit
+            assert abs(x - label["x"]) < 3, (label, x)
+        # The ODbL credit in the map's corner.
+        credit = page.get_by_test_id("map-attribution")
+        assert credit.is_visible() and "© OpenStreetMap contributors" in credit.inner_text()
+        assert (
+            credit.locator("a").get_attribute("href") == "https://www.openstreetmap.org/copyright"
+        )
+        credit_box = credit.bounding_box()
+        assert credit_box is not None
+        assert credit_box["x"] > box["x"] + box["width"] / 2
+        assert credit_box["y"] > box["y"] + box["height"] / 2
+        assert not [n for n in model["terminalLabels"] if re.search(r"(way|node|relation)/", n)]
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTEFACTS / f"{airport.lower()}-pushback.png"))
+        assert dashboard.errors == []
+    finally:
+        context.close()
