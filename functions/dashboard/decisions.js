@@ -89,6 +89,13 @@ export class DecisionsPanel {
     this.selectedTask = null;
     this.shown = null; // the card as drawn (test hook): {task_id, t, decision, rule, vehicle_id, candidates}
     this.lastSignature = null;
+    // Notifications and decisions share one panel, a tab each (side by side, neither had
+    // room for its text at 1280 px).
+    this.section = root.closest("section");
+    this.section.querySelector("[data-testid=notes-tabs]").addEventListener("click", (e) => {
+      const tab = e.target.closest("button[data-pane]");
+      if (tab) this.show(tab.dataset.pane);
+    });
     this.feed.addEventListener("click", (e) => {
       const item = e.target.closest("li[data-task-id]");
       if (item) this.select(item.dataset.taskId);
@@ -111,9 +118,25 @@ export class DecisionsPanel {
     if (this.quality) this.renderQuality(this.quality);
   }
 
-  select(taskId) {
+  /** Show the decision behind `taskId` (on the map, in the card); `show`: bring the
+   * decisions tab forward (an explicit ask: a task row, a decision marker or key). */
+  select(taskId, show = false) {
     this.selectedTask = taskId;
     this.lastSignature = null;
+    if (show) this.show("decisions");
+  }
+
+  /** Bring the panel's "notes" or "decisions" tab forward. */
+  show(pane) {
+    this.section.dataset.pane = pane;
+    for (const tab of this.section.querySelectorAll("[data-testid=notes-tabs] button[data-pane]")) {
+      tab.setAttribute("aria-selected", String(tab.dataset.pane === pane));
+    }
+  }
+
+  /** The tab in front (test hook). */
+  get pane() {
+    return this.section.dataset.pane;
   }
 
   /** The decision quality of the 3 h before `position` (docs/api.md, "Decision quality"):
