@@ -116,7 +116,7 @@ export class ApronMap {
     this.showAttribution(canvas.parentElement, this.attribution);
     // What the last frame drew (test hook, window.__replayModel): movers by id with where
     // and how (faded / hidden), and the stands drawn occupied with the flight on each.
-    this.lastModel = { at: null, movers: {}, stands: {} };
+    this.lastModel = { at: null, movers: {}, stands: {}, aircraft: {}, callouts: [] };
     this.onHover = () => {};
     this.onSelect = () => {};
     this.bindPointer();
