@@ -141,7 +141,13 @@ export class EventNavigator {
     let list = this.events.filter((e) => e.kind === "decision");
     if (filter === "escalation") list = list.filter((e) => e.decision === "escalate_no_vehicle");
     if (filter === "high_regret") {
-      const wanted = await this.highRegretKeys();
+      let wanted;
+      try {
+        wanted = await this.highRegretKeys();
+      } catch {
+        this.toast(t("decisions.qualityFailed")); // asked again at the next press
+        return null;
+      }
       list = list.filter((e) => wanted.has(`${e.task_id}|${e.t}`));
     }
     return this.stepIn(list, direction, t(`decisions.filter.${filter}`));
