@@ -805,6 +805,7 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     are picked from the raw records the demo stored (the decision behind an active task,
     tests/ground_truth.py), and everything shown is checked against that raw record."""
     from tests.ground_truth import state_at
+    from tests.test_dashboard_defects import assert_laid_out
     from tests.test_page_truth import RETENTION_MS, TICK_MS, control
 
     rows, day = raw_events
@@ -818,6 +819,8 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     else:
         raise AssertionError("no decision is behind an active task a tick after it")
     assert len(raw["candidates"]) >= 2
+    dashboard.wait("s.eventsLoaded && s.frames > 5")
+    assert_laid_out(dashboard)  # 1280 x 800, English (the other sizes: test_dashboard_defects)
     control(dashboard, {"action": "seek", "position": at})
     dashboard.wait(
         "s.streamPlayback && s.streamPlayback.position === arg.at && s.transport === 'live'"
@@ -875,7 +878,75 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     quality = dashboard.state()["decisionQuality"]
     line = dashboard.page.get_by_test_id("decision-quality").inner_text()
     assert f"{quality['escalations_no_vehicle']} no-vehicle" in line, line
+    assert dashboard.state()["notesPane"] == "decisions"  # a task row brings its tab forward
     dashboard.page.screenshot(path=str(tmp_path / "decision.png"))
+
+    # Next / previous decision (item 4): "." seeks to the first decision after the clock by
+    # the raw records, opens its card and draws its candidates there; "," steps back.
+    def card_shows(d: dict[str, Any]) -> None:
+        dashboard.wait(
+            "s.clockPosition === arg.t && s.decision && s.decision.task_id === arg.id"
+            " && s.decision.t === arg.t && s.notesPane === 'decisions'",
+            {"t": d["t"], "id": d["id"]},
+        )
+        by_eta = sorted(
+            d["candidates"],
+            key=lambda c: (c["eta"] if c["eta"] is not None else float("inf"), c["vehicle_id"]),
+        )
+        shown = dashboard.state()["decision"]
+        assert shown["decision"] == d["decision"] and shown["vehicle_id"] == d["vehicle_id"]
+        assert shown["candidates"] == [
+            {"vehicle_id": c["vehicle_id"], "eta": c["eta"], "excluded": c["excluded"]}
+            for c in by_eta
+        ]
+        placed = [c for c in d["candidates"] if c["lat"] is not None]
+        dashboard.page.wait_for_function(
+            "([id, n]) => { const d = window.__replayModel().decision;"
+            " return d && d.task_id === id && d.candidates.length === n; }",
+            arg=[d["id"], len(placed)],
+        )
+        assert seen(dashboard.page.evaluate("window.__replayModel().decision")["candidates"]) == (
+            seen(placed)
+        )
+
+    decisions = sorted(rows["decisions"], key=lambda d: (d["t"], d["id"]))
+    following = next(i for i, d in enumerate(decisions) if d["t"] > at)
+    dashboard.page.keyboard.press(".")
+    card_shows(decisions[following])
+    dashboard.page.keyboard.press(",")
+    card_shows(decisions[following - 1])
+    # Only the no-vehicle escalations: the decisions tab's filter, then its "next" button.
+    back = decisions[following - 1]
+    escalations = [d for d in decisions if d["decision"] == "escalate_no_vehicle"]
+    after = (
+        (lambda d: (d["t"], d["id"]) > (back["t"], back["id"]))
+        if back["decision"] == "escalate_no_vehicle"
+        else (lambda d: d["t"] > back["t"])
+    )
+    dashboard.page.get_by_test_id("decision-filter").select_option("escalation")
+    dashboard.click("decision-next")
+    card_shows(next(d for d in escalations if after(d)))
+    dashboard.page.screenshot(path=str(tmp_path / "next-escalation.png"))
+
+    # The escalations' marker lane: its legend counts the raw records; a click on a
+    # marker seeks to that escalation and opens its card.
+    legend = dashboard.page.get_by_test_id("timeline-legend").inner_text()
+    assert f"No-vehicle escalation {len(escalations)}" in legend, legend
+    target = escalations[len(escalations) // 2]
+    box = dashboard.page.get_by_test_id("timeline").bounding_box()
+    assert box is not None
+    span = day.end_ms - day.start_ms
+    x = (target["t"] - day.start_ms) / span * box["width"]
+    lane = 5  # navigate.js EVENT_KINDS: the sixth lane, 8 px down, 5 px each
+    dashboard.page.mouse.click(box["x"] + x, box["y"] + 8 + lane * 5 + 2)
+    dashboard.wait("s.lastEvent && s.lastEvent.kind === 'escalation'")
+    landed = dashboard.state()["lastEvent"]["t"]
+    hit = [d for d in escalations if d["t"] == landed]
+    assert hit and abs((landed - day.start_ms) / span * box["width"] - x) <= 4
+    dashboard.wait("s.decision && s.decision.t === arg", landed)
+    opened = dashboard.state()["decision"]["task_id"]
+    card_shows(next(d for d in hit if d["id"] == opened))
+    assert dashboard.errors == []
 
 
 def card_values(card: Any) -> dict[str, str]:

@@ -470,6 +470,20 @@ def assert_nothing_cut(dashboard: Dashboard) -> None:
         for b in labels[i + 1 :]:
             if a["above"] == b["above"] and abs(a["y"] - b["y"]) < 10:
                 assert abs(a["x"] - b["x"]) >= (a["width"] + b["width"]) / 2, (a, b)
+    for pane in ("decisions", "notes"):  # each tab of the notifications' panel in front
+        dashboard.click(f"tab-{pane}")
+        dashboard.wait("s.notesPane === arg", pane)
+        assert_no_cell_cut(dashboard)
+    width: dict[str, int] = dashboard.page.evaluate(
+        "({scroll: document.documentElement.scrollWidth, view: window.innerWidth})"
+    )
+    assert width["scroll"] <= width["view"], width  # no sideways scrolling
+    assert_laid_out(dashboard)
+
+
+def assert_no_cell_cut(dashboard: Dashboard) -> None:
+    """The airport's name, headers, cells and badges shown are whole (a hidden tab's are
+    not shown)."""
     cut: list[str] = dashboard.page.evaluate(
         """() => {
             const cut = [];
@@ -478,6 +492,7 @@ def assert_nothing_cut(dashboard: Dashboard) -> None:
             const els = document.querySelectorAll(
                 '.grid th, .grid td, .grid .badge, .note .badge, .topbar .btn, .conn');
             for (const el of els) {
+                if (el.getClientRects().length === 0) continue; // not shown (a hidden tab)
                 const html = el.outerHTML.slice(0, 120);
                 if (el.scrollWidth > el.clientWidth) cut.push(html);
                 // Cells and badges: laid-out text wider than the content box is ellipsized
@@ -500,10 +515,83 @@ def assert_nothing_cut(dashboard: Dashboard) -> None:
         }"""
     )
     assert cut == [], cut
-    width: dict[str, int] = dashboard.page.evaluate(
-        "({scroll: document.documentElement.scrollWidth, view: window.innerWidth})"
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two {x, y, w, h} boxes share more than a pixel."""
+    return (
+        a["x"] + 1 < b["x"] + b["w"]
+        and b["x"] + 1 < a["x"] + a["w"]
+        and a["y"] + 1 < b["y"] + b["h"]
+        and b["y"] + 1 < a["y"] + a["h"]
     )
-    assert width["scroll"] <= width["view"], width  # no sideways scrolling
+
+
+def assert_laid_out(dashboard: Dashboard) -> None:
+    """What the last stop's screenshots showed wrong, as boxes: the timeline's legend whole
+    (every kind and swatch inside it and the window), the notifications given the panel's
+    whole width (decisions are a tab of their own), the map's legend over no runway label,
+    and no callsign written over a stand number, a terminal name or another callsign."""
+    page = dashboard.page
+    boxes = page.evaluate(
+        """() => {
+            const box = (el) => { const r = el.getBoundingClientRect();
+                return {x: r.left, y: r.top, w: r.width, h: r.height}; };
+            const legend = document.querySelector('[data-testid=timeline-legend]');
+            const map = document.querySelector('[data-testid=map-canvas]');
+            return {
+                view: {w: window.innerWidth, h: window.innerHeight},
+                legend: box(legend),
+                legendParts: [...legend.querySelectorAll('button, .legend-item')]
+                    .map((el) => ({text: el.innerText, ...box(el)})),
+                panel: box(document.querySelector('.panel-notes')),
+                feed: box(document.querySelector('[data-testid=notification-feed]')),
+                map: box(map),
+                mapLegend: box(document.getElementById('legend')),
+            };
+        }"""
+    )
+    view, legend = boxes["view"], boxes["legend"]
+    for part in boxes["legendParts"]:
+        assert (
+            part["x"] >= legend["x"] - 1 and part["x"] + part["w"] <= legend["x"] + legend["w"] + 1
+        ), part
+        assert (
+            part["y"] >= legend["y"] - 1 and part["y"] + part["h"] <= legend["y"] + legend["h"] + 1
+        ), part
+        assert part["x"] + part["w"] <= view["w"] and part["y"] + part["h"] <= view["h"], part
+    assert boxes["feed"]["w"] >= 0.9 * boxes["panel"]["w"], boxes  # not half the column
+    dashboard.click("tab-decisions")
+    dashboard.wait("s.notesPane === 'decisions'")
+    decisions = page.evaluate(
+        """() => [document.getElementById('decisions'), ...document.querySelectorAll(
+                '.decision-nav > *, [data-testid=notes-tabs]')].map((el) => {
+            const r = el.getBoundingClientRect();
+            return {x: r.left, y: r.top, w: r.width, h: r.height}; })"""
+    )
+    assert decisions[0]["w"] >= 0.9 * boxes["panel"]["w"], (decisions, boxes["panel"])
+    panel = boxes["panel"]
+    for part in decisions[1:]:  # the tabs and the decision stepper fit the panel's head
+        assert part["w"] > 0 and part["x"] + part["w"] <= panel["x"] + panel["w"] + 1, part
+    for a, b in itertools.combinations(decisions[1:], 2):
+        assert not overlap(a, b), (a, b)
+    dashboard.click("tab-notes")
+    dashboard.wait("s.notesPane === 'notes'")
+    state = dashboard.state()
+    model = page.evaluate("window.__replayModel()")
+    m = boxes["map"]
+    legend_on_map = {**boxes["mapLegend"], "x": boxes["mapLegend"]["x"] - m["x"]}
+    legend_on_map["y"] -= m["y"]
+    for runway in state["runwayLabels"]:
+        assert not overlap(runway, legend_on_map), (runway, legend_on_map)
+    stand_boxes = [label["box"] for label in state["standLabels"]]
+    callouts = model["callouts"]
+    for i, callout in enumerate(callouts):
+        assert not overlap(callout, legend_on_map), (callout, legend_on_map)
+        for stand in stand_boxes:
+            assert not overlap(callout, stand), (callout, stand)
+        for other in callouts[i + 1 :]:
+            assert not overlap(callout, other), (callout, other)
 
 
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])

@@ -66,6 +66,14 @@ def truth_events(rows: dict[str, list[Row]], day_end: int) -> set[tuple[str, int
             if x < following:
                 found.add(("overdue_task", x, task_id))
                 break
+    # The dispatcher's decisions: every one navigable, its reassignments (one event with a
+    # task event of the same task and instant: a set) and its no-vehicle escalations.
+    for decision in rows["decisions"]:
+        found.add(("decision", decision["t"], decision["id"]))
+        if decision["decision"] == "reassign":
+            found.add(("reassignment", decision["t"], decision["id"]))
+        elif decision["decision"] == "escalate_no_vehicle":
+            found.add(("escalation", decision["t"], decision["id"]))
     return found
 
 
@@ -88,18 +96,57 @@ def test_the_days_events_equal_the_rules_over_raw_records(
     assert len(events) == len(truth)  # nothing twice
     kinds = {kind for kind, _, _ in truth}
     # The slice is late and short of vehicles: every kind occurs (else the test proves little).
-    assert kinds == {"late_on_block", "late_off_block", "conflict", "reassignment", "overdue_task"}
+    assert kinds == {
+        "late_on_block",
+        "late_off_block",
+        "conflict",
+        "reassignment",
+        "overdue_task",
+        "escalation",
+        "decision",
+    }
     assert body["counts"] == {k: sum(1 for e in truth if e[0] == k) for k in sorted(kinds)}
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     # What a click selects: the ids each kind names, as the raw records say.
     tasks = by_entity(rows["tasks"])
+    decided = {(d["id"], d["t"]): d for d in rows["decisions"]}
+    sources = set()
     for event in events:
+        decision = decided.get((event.get("task_id"), event["t"]))
         if event["kind"] == "reassignment":
-            history = [r for r in tasks[event["task_id"]] if r["t"] <= event["t"]]
-            assert event["vehicle_id"] == history[-1]["vehicle_id"]
-            assert event["from_vehicle_id"] == history[-2]["vehicle_id"]
+            history = [r for r in tasks.get(event["task_id"], []) if r["t"] <= event["t"]]
+            by_task = (
+                len(history) >= 2
+                and history[-1]["t"] == event["t"]
+                and history[-1]["status"] == "assigned"
+                and history[-2]["vehicle_id"] not in (None, history[-1]["vehicle_id"])
+            )
+            by_decision = decision is not None and decision["decision"] == "reassign"
+            source = {(True, True): "both", (True, False): "task", (False, True): "decision"}
+            assert event["source"] == source[by_task, by_decision]
+            sources.add(event["source"])
+            if by_task:  # what happened names the vehicles
+                assert event["vehicle_id"] == history[-1]["vehicle_id"]
+                assert event["from_vehicle_id"] == history[-2]["vehicle_id"]
+            else:
+                assert decision is not None
+                assert event["vehicle_id"] == decision["vehicle_id"]
+                assert event["from_vehicle_id"] == decision["previous_vehicle_id"]
+            assert event["reason"] == (decision["reason"] if by_decision else None)
+        if event["kind"] in ("decision", "escalation"):
+            assert decision is not None
+            assert event["vehicle_id"] == decision["vehicle_id"]
+            assert event["stand"] == decision["stand"]
+            assert event["flight_id"] == decision["flight_id"]
+        if event["kind"] == "decision":
+            assert event["decision"] == decision["decision"]
+            assert event["previous_vehicle_id"] == decision["previous_vehicle_id"]
+        if event["kind"] == "escalation":
+            assert event["required_at"] == decision["required_at"]
         if event["kind"] == "overdue_task":
             assert event["flight_id"] == tasks[event["task_id"]][0]["flight_id"]
+    # The generator records a decision with each reassignment it makes.
+    assert "both" in sources
 
 
 def test_kinds_filter_and_limit(published: tuple[TestClient, dict[str, list[Row]], int]) -> None:
@@ -195,7 +242,7 @@ def test_incident_report_for_a_bookmark_range(
         if n["code"] == "vehicle_conflict" and start <= n["t"] < end
     )
     assert f"<span data-kpi='conflicts'>Conflicts: {conflicts}</span>" in html
-    events = [e for e in truth_events(rows, day_end) if start <= e[1] < end]
+    events = [e for e in truth_events(rows, day_end) if start <= e[1] < end and e[0] != "decision"]
     assert html.count("<tr data-event=") == min(len(events), 200)
     assert f"<h2>Events ({len(events)})</h2>" in html
     turnaround = departures[flight_id]["turnaround_id"] or flight_id
@@ -212,3 +259,56 @@ def test_incident_report_for_a_bookmark_range(
     missing = client.get(f"{bookmarks}/b-doesnotexist1/report")
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_reassignment_is_one_event_whichever_record_says_it_first() -> None:
+    """The merge rule of docs/api.md (*Events*, ``reassignment``) on hand-made rows: a task
+    event and a ``reassign`` decision about one task at one instant are one event
+    (``source`` both, in either order within the tick); alone, each is an event of its own
+    source; an escalation is an event of its own and every decision a ``decision``."""
+    from functions.app.history.navigation import EventFold
+
+    def task(task_id: str, t: int, vehicle: str) -> Row:
+        return {
+            "id": task_id, "t": t, "status": "assigned", "vehicle_id": vehicle,
+            "task_type": "fuel", "flight_id": "F1", "stand": "S1", "planned_end": 10**13,
+        }  # fmt: skip
+
+    def decision(task_id: str, t: int, kind: str, vehicle: str, previous: str | None) -> Row:
+        return {
+            "id": task_id, "t": t, "decision": kind, "vehicle_id": vehicle,
+            "previous_vehicle_id": previous, "reason": f"why {task_id}", "stand": "S1",
+            "flight_id": "F1", "task_type": "fuel", "required_at": t + 60_000,
+        }  # fmt: skip
+
+    fold = EventFold(0, 10**13)
+    fold.begin([])
+    for task_id in ("A", "B", "C", "D"):
+        fold.task(task(task_id, 1_000, "V1"))
+    fold.task(task("A", 5_000, "V2"))  # task event first, then the decision
+    fold.decision(decision("A", 5_000, "reassign", "V2", "V1"))
+    fold.decision(decision("B", 6_000, "reassign", "V2", "V1"))  # decision first
+    fold.task(task("B", 6_000, "V2"))
+    fold.task(task("C", 7_000, "V3"))  # by hand: no decision
+    fold.decision(decision("D", 8_000, "reassign", "V4", "V1"))  # no task event (yet)
+    fold.decision(decision("D", 9_000, "escalate_no_vehicle", "V4", None))
+    found = fold.result(["reassignment", "escalation", "decision"])
+    # By time, then kind (ties: the documented order), then task.
+    seen = [(e["kind"], e["task_id"], e["t"], e.get("source"), e["vehicle_id"]) for e in found]
+    assert seen == [
+        ("decision", "A", 5_000, None, "V2"),
+        ("reassignment", "A", 5_000, "both", "V2"),
+        ("decision", "B", 6_000, None, "V2"),
+        ("reassignment", "B", 6_000, "both", "V2"),
+        ("reassignment", "C", 7_000, "task", "V3"),
+        ("decision", "D", 8_000, None, "V4"),
+        ("reassignment", "D", 8_000, "decision", "V4"),
+        ("decision", "D", 9_000, None, "V4"),
+        ("escalation", "D", 9_000, None, "V4"),
+    ]
+    by_key = {(e["kind"], e["task_id"]): e for e in found}
+    assert by_key["reassignment", "A"]["reason"] == "why A"
+    assert by_key["reassignment", "B"]["from_vehicle_id"] == "V1"
+    assert by_key["reassignment", "C"]["reason"] is None
+    assert by_key["reassignment", "D"]["from_vehicle_id"] == "V1"
+    assert by_key["escalation", "D"]["required_at"] == 69_000

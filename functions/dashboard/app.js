@@ -90,6 +90,7 @@ window.__replay = {
       shownClock: app.shown.clock ?? null,
       standLabels: app.map ? app.map.lastStandLabels : [],
       terminalLabels: app.map ? app.map.lastTerminalLabels : [],
+      runwayLabels: app.map ? app.map.lastRunwayLabels ?? [] : [],
       staticLayerRenders: app.map ? app.map.staticLayer.renders : 0, // the cached layout layer's redraws
       highlightedFlight: app.panels ? app.panels.highlighted : null,
       highlightedStand: app.map ? app.map.highlightStand : null,
@@ -103,6 +104,7 @@ window.__replay = {
       mapSize: app.map ? { width: app.map.width, height: app.map.height } : null,
       decision: app.decisions ? app.decisions.shown : null, // the decision card as drawn
       decisionQuality: app.decisions ? app.decisions.quality : null, // the panel's last measurement
+      notesPane: app.decisions ? app.decisions.pane : null, // "notes" or "decisions": the tab in front
       streamPosition: app.streamPosition,
       frameSpan: app.manifest ? frameSpan() : null,
       playback: {
@@ -172,6 +174,7 @@ window.__replayModel = () => {
     aircraft: model.aircraft ?? {},
     standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, x, y }) => ({ id, x, y })) : [],
     terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
+    callouts: model.callouts ?? [], // callsigns written: {callsign, x, y, w, h} in CSS px
     cards,
     frames: app.frames,
   };
@@ -420,8 +423,12 @@ function fillDays(airports) {
 }
 
 function relayoutLegend() {
-  const height = buildLegend($("legend"));
-  app.map.setInsets({ bottom: height + 24 }); // the initial view keeps clear of the legend
+  const legend = $("legend");
+  // A small map starts with its legend folded: open, it would cover a quarter of the apron.
+  legend.dataset.collapsed ??= String(app.map.width < 700 || app.map.height < 540);
+  const height = buildLegend(legend, relayoutLegend);
+  // The initial view keeps clear of the legend, and no map label goes under it.
+  app.map.setInsets({ bottom: height + 24, legend: { w: $("legend").offsetWidth, h: height } });
 }
 
 function bindMap() {
@@ -490,7 +497,7 @@ function start(view, manifest, airports, moment) {
   // A task row (or a decision in the feed) shows the decision behind that task.
   document.querySelector("[data-testid=task-list] tbody").addEventListener("click", (e) => {
     const row = e.target.closest("tr[data-task-id]");
-    if (row) app.decisions.select(row.dataset.taskId);
+    if (row) app.decisions.select(row.dataset.taskId, true);
   });
   app.controls = new Controls({ api, app, onChange: updateConnection, onFatal: fatal });
   app.bookmarks = new Bookmarks({ api, app, seek: (at) => app.controls.seek(at), toast });

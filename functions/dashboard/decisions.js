@@ -4,6 +4,7 @@
 // stand, on-time verdict and, for an excluded one, the reason. Rows come from the stream
 // as stored (docs/api.md, `dispatch_decision`); nothing is recomputed here.
 
+import { LabelGrid } from "./canvas.js";
 import { label, t } from "./i18n.js";
 
 const FEED_SHOWN = 30;
@@ -13,6 +14,7 @@ const QUALITY_MIN_WALL_MS = 10000;
 const CHOSEN = "#facc15";
 const ELIGIBLE = "rgba(125, 211, 252, 0.9)";
 const EXCLUDED = "rgba(148, 163, 184, 0.55)";
+const CHIP = "rgba(10, 15, 24, 0.88)"; // under a candidate's label, over the layout's
 
 /**
  * Draw a decision's candidates on the map where the decision saw them (their recorded
@@ -28,8 +30,20 @@ export function drawDecision(ctx, map, decision, time) {
   const target = map.screen(stand.at);
   ctx.save();
   ctx.font = `10px ui-monospace, Menlo, Consolas, monospace`;
-  ctx.textBaseline = "bottom";
-  for (const c of decision.candidates ?? []) {
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "left";
+  // The selected decision is on top: its labels go on a dark chip over stand numbers and
+  // callsigns, apart from each other and the legend (the chosen one first, then by ETA);
+  // one with no room is left to the card's table.
+  const grid = new LabelGrid(map.width, map.height);
+  const legend = map.legendBox();
+  if (legend) grid.place(legend);
+  const order = [...(decision.candidates ?? [])].sort(
+    (a, b) =>
+      (b.vehicle_id === decision.vehicle_id) - (a.vehicle_id === decision.vehicle_id) ||
+      (a.eta ?? Infinity) - (b.eta ?? Infinity),
+  );
+  for (const c of order) {
     if (c.lat == null || c.lon == null) continue;
     const at = map.screen(map.project(c.lat, c.lon));
     const chosen = c.vehicle_id === decision.vehicle_id;
@@ -48,8 +62,22 @@ export function drawDecision(ctx, map, decision, time) {
     ctx.fill();
     const eta = c.eta == null ? "" : time.hms(c.eta);
     const text = `${c.vehicle_id} ${eta}${c.excluded != null ? ` (${c.excluded})` : ""}`;
-    ctx.fillText(text, at.x + 7, at.y - 3);
-    drawn.push({ vehicle_id: c.vehicle_id, eta: c.eta ?? null, chosen, excluded: c.excluded ?? null, x: at.x, y: at.y });
+    const w = ctx.measureText(text).width;
+    const spots = [
+      [at.x + 8, at.y],
+      [at.x - 8 - w, at.y],
+      [at.x - w / 2, at.y - 13],
+      [at.x - w / 2, at.y + 13],
+    ];
+    const spot = spots.find(([x, y]) => grid.place({ x: x - 2, y: y - 7, w: w + 4, h: 14 }));
+    if (spot) {
+      ctx.fillStyle = CHIP;
+      ctx.fillRect(spot[0] - 2, spot[1] - 7, w + 4, 14);
+      ctx.fillStyle = color;
+      ctx.fillText(text, spot[0], spot[1]);
+    }
+    const labelBox = spot ? { x: spot[0] - 2, y: spot[1] - 7, w: w + 4, h: 14 } : null;
+    drawn.push({ vehicle_id: c.vehicle_id, eta: c.eta ?? null, chosen, excluded: c.excluded ?? null, x: at.x, y: at.y, label: labelBox });
   }
   ctx.strokeStyle = CHOSEN;
   ctx.lineWidth = 2;
@@ -89,6 +117,13 @@ export class DecisionsPanel {
     this.selectedTask = null;
     this.shown = null; // the card as drawn (test hook): {task_id, t, decision, rule, vehicle_id, candidates}
     this.lastSignature = null;
+    // Notifications and decisions share one panel, a tab each (side by side, neither had
+    // room for its text at 1280 px).
+    this.section = root.closest("section");
+    this.section.querySelector("[data-testid=notes-tabs]").addEventListener("click", (e) => {
+      const tab = e.target.closest("button[data-pane]");
+      if (tab) this.show(tab.dataset.pane);
+    });
     this.feed.addEventListener("click", (e) => {
       const item = e.target.closest("li[data-task-id]");
       if (item) this.select(item.dataset.taskId);
@@ -111,9 +146,25 @@ export class DecisionsPanel {
     if (this.quality) this.renderQuality(this.quality);
   }
 
-  select(taskId) {
+  /** Show the decision behind `taskId` (on the map, in the card); `show`: bring the
+   * decisions tab forward (an explicit ask: a task row, a decision marker or key). */
+  select(taskId, show = false) {
     this.selectedTask = taskId;
     this.lastSignature = null;
+    if (show) this.show("decisions");
+  }
+
+  /** Bring the panel's "notes" or "decisions" tab forward. */
+  show(pane) {
+    this.section.dataset.pane = pane;
+    for (const tab of this.section.querySelectorAll("[data-testid=notes-tabs] button[data-pane]")) {
+      tab.setAttribute("aria-selected", String(tab.dataset.pane === pane));
+    }
+  }
+
+  /** The tab in front (test hook). */
+  get pane() {
+    return this.section.dataset.pane;
   }
 
   /** The decision quality of the 3 h before `position` (docs/api.md, "Decision quality"):

@@ -124,7 +124,7 @@ export class ApronMap {
     this.showAttribution(canvas.parentElement, this.attribution);
     // What the last frame drew (test hook, window.__replayModel): movers by id with where
     // and how (faded / hidden), and the stands drawn occupied with the flight on each.
-    this.lastModel = { at: null, movers: {}, stands: {} };
+    this.lastModel = { at: null, movers: {}, stands: {}, aircraft: {}, callouts: [] };
     this.onHover = () => {};
     this.onSelect = () => {};
     this.bindPointer();
@@ -370,20 +370,24 @@ export class ApronMap {
   draw(state, options) {
     const ctx = this.ctx;
     const now = performance.now();
-    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language()].join("|");
+    const legend = this.insets.legend;
+    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), legend?.w, legend?.h].join("|");
     this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    this.lastModel = { at: options.dataTime, movers: {}, stands: {}, aircraft: {} };
+    this.lastModel = { at: options.dataTime, movers: {}, stands: {}, aircraft: {}, callouts: [] };
     // An aircraft whose own fixes went quiet (a parked aircraft's transponder is often
     // off) is drawn on the stand it holds, like one known only from flight statuses.
     const reporting = new Set();
     for (const [id, aircraft] of state.aircraft ?? []) {
       if (options.dataTime - aircraft.row.t <= state.staleness.fade_after_ms) reporting.add(id);
     }
-    this.drawOccupiedStands(ctx, state.stands, reporting);
-    this.drawAircraftMovers(ctx, state, options, now);
+    // Callsigns go where no stand number, terminal or other callsign is (stand numbers win:
+    // a callsign moves to the aircraft's other side, or waits for a closer zoom).
+    const callouts = this.calloutGrid();
+    this.drawOccupiedStands(ctx, state.stands, reporting, callouts);
+    this.drawAircraftMovers(ctx, state, options, now, callouts);
     this.drawVehicles(ctx, state, options, now);
     if (this.overlay) this.overlay(ctx, this); // e.g. a selected decision's candidates (decisions.js)
   }
@@ -548,18 +552,28 @@ export class ApronMap {
     // The scale bar and the attribution's corner stay readable: no label goes under them.
     const corner = this.attribution ? 250 : 130;
     placed({ x: this.width - corner, y: this.height - (this.attribution ? 52 : 34), w: corner, h: 52 });
+    const legend = this.legendBox();
+    if (legend) placed(legend);
     ctx.fillStyle = COLORS.standLabel;
     ctx.font = `600 11px ${FONT_MONO}`;
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
+    this.lastRunwayLabels = [];
     for (const r of this.layout.runways) {
       const width = Math.max(3, r.width_m * this.scale);
       if (width <= 6) continue;
-      const a = this.screen(r.from);
-      const x = Math.max(a.x, 6) + 4;
-      const y = a.y - width / 2 - 8;
       const w = ctx.measureText(r.runway_id).width;
-      if (placed({ x, y: y - 7, w, h: 14 })) ctx.fillText(r.runway_id, x, y);
+      // At the runway's start, else (under the legend, say) further along it.
+      const a = this.screen(r.from);
+      const b = this.screen(r.to);
+      for (const f of [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) {
+        const x = Math.min(Math.max(a.x + f * (b.x - a.x), 6) + 4, this.width - 6 - w);
+        const y = a.y + f * (b.y - a.y) - width / 2 - 8;
+        if (!placed({ x, y: y - 7, w, h: 14 })) continue;
+        ctx.fillText(r.runway_id, x, y);
+        this.lastRunwayLabels.push({ id: r.runway_id, x, y: y - 7, w, h: 14 });
+        break;
+      }
     }
     this.lastTerminalLabels = [];
     this.lastTerminalBoxes = [];
@@ -635,8 +649,41 @@ export class ApronMap {
     }
   }
 
+  /** Where the legend covers the map (CSS: 12 px from its bottom left), or null. */
+  legendBox() {
+    const legend = this.insets.legend;
+    return legend ? { x: 0, y: this.height - legend.h - 16, w: legend.w + 16, h: legend.h + 16 } : null;
+  }
+
+  /** A label grid holding the legend and the static layer's stand and terminal labels. */
+  calloutGrid() {
+    const grid = new LabelGrid(this.width, this.height);
+    const legend = this.legendBox();
+    if (legend) grid.place(legend);
+    for (const l of this.lastStandLabels) grid.place({ x: l.box.x - 1, y: l.box.y, w: l.box.w + 2, h: l.box.h });
+    for (const b of this.lastTerminalBoxes ?? []) grid.place(b);
+    return grid;
+  }
+
+  /** Write `callsign` centred on x, below `below` or else above `above` (screen y), where
+   * `grid` has room; the box it took, or null (not written). */
+  placeCallsign(ctx, grid, callsign, x, below, above) {
+    const width = ctx.measureText(callsign).width;
+    const h = STAND_LABEL_PX + 2;
+    for (const y of [below, above - h]) {
+      const box = { x: x - width / 2 - 2, y, w: width + 4, h };
+      if (!grid.place(box)) continue;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "top";
+      ctx.fillText(callsign, x, y + 1);
+      this.lastModel.callouts.push({ callsign, ...box }); // test hook: what was written where
+      return box;
+    }
+    return null;
+  }
+
   /** Per frame: the aircraft on occupied stands (the server's occupancy), the jumped-to stand. */
-  drawOccupiedStands(ctx, occupied, reporting = new Set()) {
+  drawOccupiedStands(ctx, occupied, reporting = new Set(), callouts = this.calloutGrid()) {
     const box = this.standBox();
     const labelled = this.standLabelsRoomy && box > 22 ? new Set(this.lastStandLabels.map((l) => l.id)) : null;
     for (const stand of this.layout.stands) {
@@ -659,9 +706,7 @@ export class ApronMap {
         if (labelled && labelled.has(stand.stand_id)) {
           ctx.fillStyle = COLORS.terminalLabel;
           ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
-          ctx.textAlign = "center";
-          ctx.textBaseline = "bottom";
-          ctx.fillText(flight.callsign, s.x, s.y - box / 2 - 2);
+          this.placeCallsign(ctx, callouts, flight.callsign, s.x, s.y + box / 2 + 2, s.y - box / 2 - 2);
         }
       }
       if (highlighted) {
@@ -707,10 +752,9 @@ export class ApronMap {
    * labels decluttered. An aircraft whose last fix is older than the fade age is not drawn:
    * it took off or left the surface coverage.
    */
-  drawAircraftMovers(ctx, state, options, now) {
+  drawAircraftMovers(ctx, state, options, now, grid = this.calloutGrid()) {
     if (!state.aircraft || state.aircraft.size === 0) return;
     const length = Math.max(16, 38 * this.scale);
-    const grid = new LabelGrid(this.width, this.height);
     ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
     for (const [id, aircraft] of [...state.aircraft.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       const row = aircraft.row;
@@ -734,15 +778,8 @@ export class ApronMap {
       ctx.lineWidth = 1.5;
       ctx.stroke();
       ctx.restore();
-      const width = ctx.measureText(callsign).width;
-      const box = { x: s.x - width / 2 - 2, y: s.y + length / 2 + 1, w: width + 4, h: STAND_LABEL_PX + 2 };
-      if (grid.place(box)) {
-        ctx.fillStyle = COLORS.aircraftLabel;
-        ctx.textAlign = "center";
-        ctx.textBaseline = "top";
-        ctx.fillText(callsign, s.x, box.y + 1);
-        model.labelled = true;
-      }
+      ctx.fillStyle = COLORS.aircraftLabel;
+      model.labelled = this.placeCallsign(ctx, grid, callsign, s.x, s.y + length / 2 + 1, s.y - length / 2 - 1) !== null;
     }
   }
 

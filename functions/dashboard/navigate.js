@@ -5,19 +5,25 @@
 // the selected vehicle centred on the map.
 
 import { isTyping } from "./controls.js";
-import { t } from "./i18n.js";
+import { label, t } from "./i18n.js";
 
 /** Marker kinds in legend order, and their colours (the timeline draws one lane each). */
-export const EVENT_KINDS = ["overdue_task", "conflict", "late_on_block", "late_off_block", "reassignment"];
+export const EVENT_KINDS = ["overdue_task", "conflict", "late_on_block", "late_off_block", "reassignment", "escalation"];
 export const EVENT_COLORS = {
   overdue_task: "#fb923c",
   conflict: "#f87171",
   late_on_block: "#facc15",
   late_off_block: "#f472b6",
   reassignment: "#38bdf8",
+  escalation: "#a3e635",
 };
 /** A key for "next event of this kind" (with Shift: the previous one). */
-export const KIND_KEYS = { o: "overdue_task", c: "conflict", b: "late_on_block", d: "late_off_block", r: "reassignment" };
+export const KIND_KEYS = { o: "overdue_task", c: "conflict", b: "late_on_block", d: "late_off_block", r: "reassignment", e: "escalation" };
+/** Kinds that are (or carry) a dispatch decision: going to one opens its decision card. */
+const DECIDED = new Set(["decision", "escalation", "reassignment"]);
+/** Keys for next / previous dispatch decision (of the decisions tab's filter). */
+const DECISION_KEYS = { ".": 1, ",": -1 };
+const MAX_KPI_MS = 12 * 3600000; // the decision-quality API's window cap
 
 // "Follow": the vehicle may wander this share of the map's smaller side from the centre
 // before the view re-centres on it (a re-centre redraws the cached layout layer once, so
@@ -41,6 +47,7 @@ export class EventNavigator {
     this.cursor = null; // the event last jumped to
     this.loaded = false;
     this.pending = null; // [direction, kind] of a step asked for before the events loaded
+    this.highRegret = null; // the day's high-regret decisions ("task|t" keys), once asked
   }
 
   /** Fetch the day's events (one answer, cached by the server per published version). */
@@ -50,7 +57,8 @@ export class EventNavigator {
     this.events = body.events;
     this.counts = body.counts;
     this.loaded = true;
-    this.app.timeline.setMarkers(this.events, EVENT_COLORS, EVENT_KINDS);
+    const lanes = new Set(EVENT_KINDS); // every decision is navigable, not a lane
+    this.app.timeline.setMarkers(this.events.filter((e) => lanes.has(e.kind)), EVENT_COLORS, EVENT_KINDS);
     this.renderLegend();
     if (this.pending) this.step(...this.pending); // a key pressed while they loaded
   }
@@ -96,30 +104,77 @@ export class EventNavigator {
       return null;
     }
     this.pending = null;
+    return this.stepIn(this.events.filter((e) => e.kind === kind), direction, t(`events.kind.${kind}`));
+  }
+
+  /** Jump to the next / previous event of `list` (by time) inside the range; `named`
+   * says what the list holds when there is none. */
+  stepIn(list, direction, named) {
     const clock = this.app.clock;
-    const list = this.events.filter((e) => e.kind === kind && e.t >= clock.rangeStart && e.t < clock.rangeEnd);
+    const inRange = list.filter((e) => e.t >= clock.rangeStart && e.t < clock.rangeEnd);
     const now = this.app.controls.pending?.position ?? clock.now(); // a seek not yet landed counts
     let index;
     // After a jump the clock may not have landed yet (or moved a little while playing):
     // step from the event jumped to, so two presses visit two events (also at one instant).
-    const from = this.cursor && this.cursor.kind === kind && Math.abs(now - this.cursor.t) < 5000 ? list.indexOf(this.cursor) : -1;
+    const from = this.cursor && Math.abs(now - this.cursor.t) < 5000 ? inRange.indexOf(this.cursor) : -1;
     if (from >= 0) index = from + direction;
-    else if (direction > 0) index = list.findIndex((e) => e.t > now);
-    else index = list.findLastIndex((e) => e.t < now);
-    const event = index >= 0 ? list[index] : undefined;
+    else if (direction > 0) index = inRange.findIndex((e) => e.t > now);
+    else index = inRange.findLastIndex((e) => e.t < now);
+    const event = index >= 0 ? inRange[index] : undefined;
     if (!event) {
-      this.toast(t(direction > 0 ? "events.noneAfter" : "events.noneBefore", { kind: t(`events.kind.${kind}`) }));
+      this.toast(t(direction > 0 ? "events.noneAfter" : "events.noneBefore", { kind: named }));
       return null;
     }
     this.go(event);
     return event;
   }
 
-  /** Seek to an event and select what it names. */
+  /** Jump to the next / previous dispatch decision the decisions tab's filter keeps: all,
+   * the no-vehicle escalations, or those of high regret (the decision-quality API's list
+   * for the day, asked once). */
+  async stepDecision(direction) {
+    const filter = $("decision-filter").value;
+    if (!this.loaded) {
+      this.toast(t("events.loading"));
+      return null;
+    }
+    let list = this.events.filter((e) => e.kind === "decision");
+    if (filter === "escalation") list = list.filter((e) => e.decision === "escalate_no_vehicle");
+    if (filter === "high_regret") {
+      let wanted;
+      try {
+        wanted = await this.highRegretKeys();
+      } catch {
+        this.toast(t("decisions.qualityFailed")); // asked again at the next press
+        return null;
+      }
+      list = list.filter((e) => wanted.has(`${e.task_id}|${e.t}`));
+    }
+    return this.stepIn(list, direction, t(`decisions.filter.${filter}`));
+  }
+
+  /** "task|t" of the day's high-regret decisions (docs/api.md "Decision quality"). */
+  async highRegretKeys() {
+    if (this.highRegret) return this.highRegret;
+    const { manifest } = this.app;
+    const airport = encodeURIComponent(manifest.airport.airport_id);
+    const keys = new Set();
+    for (let start = manifest.start; start < manifest.end; start += MAX_KPI_MS) {
+      const end = Math.min(manifest.end, start + MAX_KPI_MS);
+      const q = await this.api.request("GET", `/airports/${airport}/decision-quality?start=${start}&end=${end}&limit=200`);
+      for (const h of q.high_regret) keys.add(`${h.task_id}|${h.t}`);
+    }
+    this.highRegret = keys;
+    return keys;
+  }
+
+  /** Seek to an event and select what it names; a decision (or an event a decision made)
+   * opens its decision card, its candidates drawn on the map at that instant. */
   go(event) {
     this.cursor = event;
     this.seek(event.t);
     select(this.app, event, event.t);
+    if (DECIDED.has(event.kind) && event.task_id) this.app.decisions.select(event.task_id, true);
     this.toast(describe(event, this.app));
   }
 
@@ -127,6 +182,8 @@ export class EventNavigator {
     this.app.timeline.describeMarker = (event) => describe(event, this.app);
     $("event-prev").addEventListener("click", () => this.step(-1));
     $("event-next").addEventListener("click", () => this.step(1));
+    $("decision-prev").addEventListener("click", () => this.stepDecision(-1));
+    $("decision-next").addEventListener("click", () => this.stepDecision(1));
     this.app.timeline.onMarker = (event) => {
       this.choose(event.kind);
       this.go(event);
@@ -137,6 +194,9 @@ export class EventNavigator {
       if (e.key === "]" || e.key === "[") {
         e.preventDefault();
         this.step(e.key === "]" ? 1 : -1);
+      } else if (DECISION_KEYS[e.key]) {
+        e.preventDefault();
+        this.stepDecision(DECISION_KEYS[e.key]);
       } else if (KIND_KEYS[key]) {
         e.preventDefault();
         this.step(e.shiftKey ? -1 : 1, KIND_KEYS[key]);
@@ -158,11 +218,12 @@ export function select(app, named, at) {
 
 /** One line saying what the event is, in the page's language. */
 function describe(event, app) {
-  const parts = [app.time.hms(event.t), t(`events.kind.${event.kind}`)];
+  const parts = [app.time.hms(event.t), event.kind === "decision" ? label("decision", event.decision) : t(`events.kind.${event.kind}`)];
   const flight = event.flight_id ? app.flightsById.get(event.flight_id) : null;
   if (flight) parts.push(flight.callsign);
   if (event.stand) parts.push(event.stand);
-  if (event.vehicle_id) parts.push(event.from_vehicle_id ? `${event.from_vehicle_id} → ${event.vehicle_id}` : event.vehicle_id);
+  const from = event.from_vehicle_id ?? event.previous_vehicle_id;
+  if (event.vehicle_id) parts.push(from ? `${from} → ${event.vehicle_id}` : event.vehicle_id);
   if (event.delay_ms) parts.push(t("events.late", { min: Math.round(event.delay_ms / 60000) }));
   return parts.join(" · ");
 }

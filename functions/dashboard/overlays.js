@@ -25,8 +25,9 @@ function legendItem(svgPath, text) {
   return item;
 }
 
-/** (Re)build the legend in the current language; returns its height in pixels. */
-export function buildLegend(legend) {
+/** (Re)build the legend in the current language; returns its height in pixels. Its title
+ * folds and unfolds it (`legend.dataset.collapsed`), then calls `onToggle`. */
+export function buildLegend(legend, onToggle = () => {}) {
   const types = enumValues("vehicle_type").map((type) =>
     legendItem(`<path d="${ARROW}" fill="${VEHICLE_COLORS[type]}"/>`, label("vehicle_type", type)),
   );
@@ -34,9 +35,18 @@ export function buildLegend(legend) {
     const look = ring ? `stroke="${ring}" stroke-width="1.2"` : 'opacity="0.5"';
     return legendItem(`<path d="${ARROW}" fill="#64748b" ${look}/>`, label("vehicle_state", state));
   });
-  const title = document.createElement("div");
+  const collapsed = legend.dataset.collapsed === "true";
+  const title = document.createElement("button");
+  title.type = "button";
   title.className = "legend-title";
-  title.textContent = t("map.legend");
+  title.setAttribute("data-testid", "legend-toggle");
+  title.setAttribute("aria-expanded", String(!collapsed));
+  title.title = t(collapsed ? "map.legendShow" : "map.legendHide");
+  title.textContent = `${collapsed ? "▸" : "▾"} ${t("map.legend")}`;
+  title.addEventListener("click", () => {
+    legend.dataset.collapsed = String(!collapsed);
+    onToggle();
+  });
   const grid = document.createElement("div");
   grid.className = "legend-grid";
   const aircraft = legendItem(`<path d="${PLANE}" fill="#e0f2fe" stroke="#0369a1" stroke-width="0.6"/>`, t("map.aircraft"));

@@ -9,8 +9,16 @@ A pure fold over the state at the day's start and the rows of its ticks, in orde
   than ``LATE_BLOCK_MS`` (15 min, the KPIs' on-time threshold) after ``scheduled``; at
   the block time;
 - ``conflict``: a ``vehicle_conflict`` notification, at its time;
-- ``reassignment``: a task event entering ``assigned`` with a vehicle other than the one
-  the task had (the KPIs' reassignment rule), at its time;
+- ``reassignment``: a task moving to another vehicle, as the task events say (one entering
+  ``assigned`` with a vehicle other than the one the task had: the KPIs' reassignment
+  rule) or as the dispatcher's decisions say (a ``reassign`` decision: decision quality's
+  count), at its time; a task event and a decision about the same task at the same instant
+  are one event (``source`` ``both``; the task event's vehicles), else ``source`` says
+  which record it comes from;
+- ``escalation``: an ``escalate_no_vehicle`` decision (no candidate could be on time), at
+  its time;
+- ``decision``: every dispatch decision, at its time (the dashboard's next / previous
+  decision; not a timeline lane);
 - ``overdue_task``: the first instant a task is not completed or cancelled and the clock
   is past its ``planned_end`` (the dashboard's *overdue*, docs/api.md *Lateness*): the
   later of ``planned_end + 1 ms`` and the event that left it unfinished, if that comes
@@ -26,7 +34,15 @@ from typing import Any, Literal, get_args
 from chunker.format.rows import Row
 from functions.app.history.kpis import ON_TIME_MS
 
-EventKind = Literal["late_on_block", "late_off_block", "conflict", "reassignment", "overdue_task"]
+EventKind = Literal[
+    "late_on_block",
+    "late_off_block",
+    "conflict",
+    "reassignment",
+    "overdue_task",
+    "escalation",
+    "decision",
+]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 LATE_BLOCK_MS = ON_TIME_MS
 FINISHED = frozenset({"completed", "cancelled"})
@@ -54,6 +70,8 @@ class EventFold:
     events: list[dict[str, Any]] = field(default_factory=list)
     _tasks: dict[str, _TaskState] = field(default_factory=dict)
     _blocked: set[str] = field(default_factory=set)
+    # Reassignments by (task, instant): a task event's and a decision's become one event.
+    _reassigned: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def begin(self, tasks_at_start: Iterable[Row]) -> None:
         """The tasks of the state at ``start`` (carried over from the day before)."""
@@ -93,18 +111,24 @@ class EventFold:
             self._overdue_before(state, t)
             before = state.vehicle_id
         if row["status"] == "assigned" and before is not None and vehicle != before:
-            self.events.append(
-                {
-                    "kind": "reassignment",
-                    "t": t,
-                    "task_id": task_id,
-                    "task_type": row["task_type"],
-                    "flight_id": row["flight_id"],
-                    "vehicle_id": vehicle,
-                    "from_vehicle_id": before,
-                    "stand": row["stand"],
-                }
-            )
+            decided = self._reassigned.get((task_id, t))
+            event = {
+                "kind": "reassignment",
+                "t": t,
+                "task_id": task_id,
+                "task_type": row["task_type"],
+                "flight_id": row["flight_id"],
+                "vehicle_id": vehicle,
+                "from_vehicle_id": before,
+                "stand": row["stand"],
+                "source": "task",
+                "reason": None,
+            }
+            if decided is None:
+                self._reassigned[(task_id, t)] = event
+                self.events.append(event)
+            elif decided["source"] == "decision":  # the decision came first in its tick
+                decided.update(event, source="both", reason=decided["reason"])
         seen = state is not None and state.overdue_seen
         self._tasks[task_id] = _TaskState(
             row["status"], int(row["planned_end"]), t, vehicle, row, seen
@@ -147,6 +171,50 @@ class EventFold:
                 "text": row["text"],
             }
         )
+
+    def decision(self, row: Row) -> None:
+        """One dispatch decision (as chunks store it: ``id`` is its task), in order."""
+        task_id, t, kind = row["id"], int(row["t"]), row["decision"]
+        named = {
+            "t": t,
+            "task_id": task_id,
+            "task_type": row.get("task_type"),
+            "flight_id": row.get("flight_id"),
+            "vehicle_id": row.get("vehicle_id"),
+            "stand": row.get("stand"),
+        }
+        self.events.append(
+            {
+                "kind": "decision",
+                **named,
+                "decision": kind,
+                "previous_vehicle_id": row.get("previous_vehicle_id"),
+            }
+        )
+        if kind == "escalate_no_vehicle":
+            self.events.append(
+                {
+                    "kind": "escalation",
+                    **named,
+                    "required_at": row.get("required_at"),
+                    "reason": row.get("reason"),
+                }
+            )
+        elif kind == "reassign":
+            seen = self._reassigned.get((task_id, t))
+            if seen is not None:
+                if seen["source"] == "task":
+                    seen.update(source="both", reason=row.get("reason"))
+                return
+            event = {
+                "kind": "reassignment",
+                **named,
+                "from_vehicle_id": row.get("previous_vehicle_id"),
+                "source": "decision",
+                "reason": row.get("reason"),
+            }
+            self._reassigned[(task_id, t)] = event
+            self.events.append(event)
 
     def result(self, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The events of the kinds asked (all if None), by time, then kind, then id."""

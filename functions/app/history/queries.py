@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -311,16 +311,28 @@ class History:
         self.feed(fold, airport, manifest.start, manifest.end)
         return fold.result()
 
-    def feed(self, fold: RowFold, airport: str, start: int, end: int) -> None:
+    def feed(
+        self,
+        fold: RowFold,
+        airport: str,
+        start: int,
+        end: int,
+        on_decision: Callable[[Row], None] | None = None,
+    ) -> None:
         """Feed ``fold`` the tasks of the state just before ``start``, then every task,
-        flight and notification row of ``[start, end)`` in order."""
+        flight and notification row of ``[start, end)`` in order; ``on_decision``, if
+        given, each tick's dispatch decisions, after the tick's other rows."""
         fold.begin(self.state_before(airport, start).tasks.values())
-        self._feed_ticks(fold, airport, start, end)
+        loads = orjson.loads
+        for a, b in self._active_spans(airport, start, end, on_decision is not None):
+            self._feed_span(fold, on_decision, loads, airport, a, b)
 
-    def _active_spans(self, airport: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    def _active_spans(
+        self, airport: str, start: int, end: int, decisions: bool = False
+    ) -> Iterator[tuple[int, int]]:
         """The parts of ``[start, end)`` whose chunks hold a task, flight or notification
-        delta (the manifests count them), merged: all a row fold needs to read, so a quiet
-        night costs no chunk read."""
+        delta (and a decision, when asked; the manifests count them), merged: all a row
+        fold needs to read, so a quiet night costs no chunk read."""
         t = start
         while t < end:
             manifest = self.chunks.day_at(airport, t)
@@ -328,7 +340,8 @@ class History:
             for entry in manifest.chunks:
                 if entry.end <= t or entry.start >= end:
                     continue
-                if entry.tasks + entry.flights + entry.notifications == 0:
+                rows = entry.tasks + entry.flights + entry.notifications
+                if rows + (entry.decisions if decisions else 0) == 0:
                     continue
                 a, b = max(entry.start, t), min(entry.end, end)
                 if run is not None and run[1] == a:
@@ -341,12 +354,15 @@ class History:
                 yield run[0], run[1]
             t = manifest.end
 
-    def _feed_ticks(self, fold: RowFold, airport: str, start: int, end: int) -> None:
-        loads = orjson.loads
-        for a, b in self._active_spans(airport, start, end):
-            self._feed_span(fold, loads, airport, a, b)
-
-    def _feed_span(self, fold: RowFold, loads: Any, airport: str, start: int, end: int) -> None:
+    def _feed_span(
+        self,
+        fold: RowFold,
+        on_decision: Callable[[Row], None] | None,
+        loads: Any,
+        airport: str,
+        start: int,
+        end: int,
+    ) -> None:
         for tick in self.chunks.iter_ticks(airport, start, end):
             for task in tick.tasks:
                 fold.task(loads(task.json))
@@ -354,6 +370,9 @@ class History:
                 fold.flight(loads(flight.json))
             for note in tick.notifications:
                 fold.notification(loads(note.json))
+            if on_decision is not None:
+                for decision in tick.decisions:
+                    on_decision(loads(decision.json))
 
     def events(
         self,
@@ -392,7 +411,7 @@ class History:
 
     def _fold_events(self, airport: str, manifest: Manifest) -> list[dict[str, Any]]:
         fold = EventFold(manifest.start, manifest.end)
-        self.feed(fold, airport, manifest.start, manifest.end)
+        self.feed(fold, airport, manifest.start, manifest.end, fold.decision)
         return fold.result()
 
     def decision_quality(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from chunker.format.encoding import Manifest
 from functions.app.domain.bookmarks import Bookmark
 from functions.app.history.kpis import KpiFilters
+from functions.app.history.navigation import EVENT_KINDS
 from functions.app.history.queries import MAX_KPI_MS, History
 
 MOMENT_MARGIN_MS = 15 * 60_000  # a bookmarked moment reports the half hour around it
@@ -106,9 +107,12 @@ def report(
     )
     yield _notes(clock, notes, start, end)
     yield _kpis(history.kpis(airport, start, end, KpiFilters()))
+    # Every decision is navigable, but the report lists what went wrong: the decisions
+    # that did (reassignments, escalations) are events of their own kinds.
+    incidents = frozenset(EVENT_KINDS) - {"decision"}
     events = [
         e
-        for e in history.events(airport, manifest.service_date.isoformat())["events"]
+        for e in history.events(airport, manifest.service_date.isoformat(), incidents)["events"]
         if start <= e["t"] < end
     ]
     yield _events(clock, manifest, events)

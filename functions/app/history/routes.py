@@ -333,7 +333,8 @@ async def get_kpis(
 @router.get(
     "/{airport}/days/{date}/events",
     responses=ERRORS,
-    summary="A day's navigable events: late blocks, conflicts, reassignments, overdue tasks",
+    summary="A day's navigable events: late blocks, conflicts, reassignments, overdue tasks, "
+    "escalations, decisions",
 )
 async def get_events(
     airport: Airport,
