@@ -170,7 +170,7 @@ window.__replayModel = () => {
     stands: model.stands,
     decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     aircraft: model.aircraft ?? {},
-    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, x, y }) => ({ id, x, y })) : [],
+    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, text, named, x, y }) => ({ id, text, named, x, y })) : [],
     terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
     cards,
     frames: app.frames,

@@ -6,6 +6,7 @@
 
 import { isTyping } from "./controls.js";
 import { t } from "./i18n.js";
+import { standText } from "./map.js";
 
 /** Marker kinds in legend order, and their colours (the timeline draws one lane each). */
 export const EVENT_KINDS = ["overdue_task", "conflict", "late_on_block", "late_off_block", "reassignment"];
@@ -161,7 +162,7 @@ function describe(event, app) {
   const parts = [app.time.hms(event.t), t(`events.kind.${event.kind}`)];
   const flight = event.flight_id ? app.flightsById.get(event.flight_id) : null;
   if (flight) parts.push(flight.callsign);
-  if (event.stand) parts.push(event.stand);
+  if (event.stand) parts.push(standText(event.stand));
   if (event.vehicle_id) parts.push(event.from_vehicle_id ? `${event.from_vehicle_id} → ${event.vehicle_id}` : event.vehicle_id);
   if (event.delay_ms) parts.push(t("events.late", { min: Math.round(event.delay_ms / 60000) }));
   return parts.join(" · ");
