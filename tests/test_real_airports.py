@@ -195,27 +195,30 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
             page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
         page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
         model = page.evaluate("window.__replayModel()")
-        # Stand labels are the OSM refs (a repeated ref disambiguated as ref-2, ...), and
-        # each sits where the raw extract puts that stand. Screen = affine(lat, lon), fitted
-        # on the movers drawn.
+        # Stand labels are the OSM refs as written (W06/W07, not the id W06_W07; a repeated
+        # ref disambiguated as "ref (2)", ...), a stand with no ref "Stand near <a ref>",
+        # never an OSM id; each sits where the raw extract puts that stand. Screen =
+        # affine(lat, lon), fitted on the movers drawn.
         refs = raw_refs(airport)
         labels = model["standLabels"]
         assert len(labels) >= 5, labels
         unexplained = [
-            label["id"]
+            label["text"]
             for label in labels
-            if label["id"] not in refs
-            and not any(re.fullmatch(re.escape(r) + r"-\d+", label["id"]) for r in refs)
+            if label["text"] not in refs
+            and not any(re.fullmatch(re.escape(r) + r" \(\d+\)", label["text"]) for r in refs)
+            and not (not label["named"] and label["text"].startswith("Stand near "))
         ]
         assert len(unexplained) <= len(labels) // 10, unexplained
+        assert not [x for x in labels if re.search(r"osm-|\d{7,}", x["text"])], labels
         drawn = [m for m in (*model["movers"].values(), *model["aircraft"].values()) if m["drawn"]]
         design = np.array([[m["lat"], m["lon"], 1.0] for m in drawn])
         fit, *_ = np.linalg.lstsq(design, np.array([[m["x"], m["y"]] for m in drawn]), rcond=None)
         where = raw_stand_points(airport)
-        placed = [label for label in labels if label["id"] in where]
+        placed = [label for label in labels if label["text"] in where]
         assert placed
         for label in placed:
-            x, _ = np.array([*where[label["id"]], 1.0]) @ fit
+            x, _ = np.array([*where[label["text"]], 1.0]) @ fit
             assert abs(x - label["x"]) < 3, (label, x)
         # The ODbL credit in the map's corner.
         credit = page.get_by_test_id("map-attribution")
