@@ -33,6 +33,7 @@ from functions.local.stack import ensure_table, free_port, moto_server, stop_pro
 from tests.browser_page import chromium, open_dashboard
 from tests.ground_truth import state_at, valid_rows
 from tests.osm_day import OsmDay, osm_day
+from tests.test_dashboard_defects import open_filters
 from tests.test_page_truth import control
 
 FIXTURES = Path(__file__).parent / "fixtures" / "osm"
@@ -233,6 +234,23 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
         assert not [n for n in model["terminalLabels"] if re.search(r"(way|node|relation)/", n)]
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / f"{airport.lower()}-pushback.png"))
+        # The stand filter offers and names stands by what a person reads: every ref that
+        # needed normalising (W06/W07 -> id W06_W07) is offered and found as written.
+        odd = sorted(r for r in refs if refs[r] == 1 and not re.fullmatch(r"[A-Za-z0-9_.:-]+", r))
+        if odd:
+            open_filters(dashboard)
+            offered = dict(
+                page.eval_on_selector_all(
+                    "#filter-stand-options option", "els => els.map((e) => [e.value, e.label])"
+                )
+            )
+            shown = {label.split(" · ")[0] for label in offered.values()}
+            assert set(odd) <= shown, set(odd) - shown
+            page.get_by_test_id("filter-stand-input").fill(odd[0])
+            page.get_by_test_id("filter-stand-input").press("Enter")
+            chip = page.get_by_test_id("filter-stand-chips").locator(".chip-value").first
+            assert chip.inner_text().startswith(odd[0])
+            assert chip.get_attribute("data-value") != odd[0]  # the id, normalised
         assert dashboard.errors == []
     finally:
         context.close()
