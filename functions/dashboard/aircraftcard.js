@@ -76,7 +76,7 @@ export class AircraftCard {
       rows.push([t("vehicle.flight"), none, "aircraft-flight"]);
     }
     rows.push(
-      [t("aircraft.onStand"), stand ?? t("aircraft.offStand"), "aircraft-on-stand"],
+      [t("aircraft.onStand"), stand ? standText(stand) : t("aircraft.offStand"), "aircraft-on-stand"],
       [t("aircraft.groundSpeed"), `${Math.round(row.speed_kmh)} km/h`, "aircraft-speed"],
       [t("aircraft.heading"), `${Math.round(row.heading) % 360}°`, "aircraft-heading"],
       [t("vehicle.fix"), this.time.hms(row.t), "aircraft-fix"],
