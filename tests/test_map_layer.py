@@ -138,3 +138,52 @@ def test_an_osm_layout_shows_its_odbl_credit_in_the_map_corner(
     plain["layout"] = {**plain["layout"], "attribution": None}
     other = open_map(context, plain, 0, 1)
     assert other.get_by_test_id("map-attribution").count() == 0
+
+
+def test_stands_show_their_label_not_the_id_and_unnamed_ones_last(
+    context: BrowserContext, lfpg: dict[str, Any]
+) -> None:
+    """The map writes a stand's label (``W06/W07``, not the id ``W06_W07``); a stand OSM
+    names nothing ("Stand near J04") is labelled after every named one, in Chinese
+    "J04 附近机位"; no label is an OSM element id."""
+    page = open_map(context, lfpg, 0, 1)
+    stands = {s["stand_id"]: s for s in lfpg["layout"]["stands"]}
+
+    def focus(stand_id: str) -> list[dict[str, Any]]:
+        page.evaluate(
+            """(id) => {
+                const map = window.__map;
+                map.resetView();
+                const s = map.screen(map.layout.stands.find((st) => st.stand_id === id).at);
+                map.zoomBy(10, s.x, s.y);
+            }""",
+            stand_id,
+        )
+        frames_pass(page, 3)
+        shown: list[dict[str, Any]] = page.evaluate(
+            "() => window.__map.lastStandLabels.map(({id, text, named}) => ({id, text, named}))"
+        )
+        return shown
+
+    slash = focus("W06_W07")
+    assert {"id": "W06_W07", "text": "W06/W07", "named": True} in slash
+    unnamed_id = "osm-w152634698"
+    near = focus(unnamed_id)
+    page.screenshot(path=str(ARTEFACTS / "lfpg-unnamed-stand.png"))
+    by_id = {label["id"]: label for label in near}
+    assert by_id[unnamed_id]["text"] == stands[unnamed_id]["label"]
+    assert by_id[unnamed_id]["text"].startswith("Stand near ")
+    for shown in (slash, near):
+        order = [label["named"] for label in shown]
+        assert order == sorted(order, reverse=True), order
+        for label in shown:
+            assert label["text"] == (stands[label["id"]].get("label") or label["id"])
+            assert label["named"] == stands[label["id"]]["named"]
+            assert not re.search(r"osm-|\d{7,}", label["text"]), label
+    page.evaluate("() => window.__setLanguage('zh')")
+    frames_pass(page, 3)
+    zh = {
+        label["id"]: label["text"] for label in page.evaluate("() => window.__map.lastStandLabels")
+    }
+    place = stands[unnamed_id]["label"].removeprefix("Stand near ")
+    assert zh[unnamed_id] == f"{place} 附近机位"

@@ -33,6 +33,7 @@ from functions.local.stack import ensure_table, free_port, moto_server, stop_pro
 from tests.browser_page import chromium, open_dashboard
 from tests.ground_truth import state_at, valid_rows
 from tests.osm_day import OsmDay, osm_day
+from tests.test_dashboard_defects import open_filters
 from tests.test_page_truth import control
 
 FIXTURES = Path(__file__).parent / "fixtures" / "osm"
@@ -195,27 +196,30 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
             page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
         page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
         model = page.evaluate("window.__replayModel()")
-        # Stand labels are the OSM refs (a repeated ref disambiguated as ref-2, ...), and
-        # each sits where the raw extract puts that stand. Screen = affine(lat, lon), fitted
-        # on the movers drawn.
+        # Stand labels are the OSM refs as written (W06/W07, not the id W06_W07; a repeated
+        # ref disambiguated as "ref (2)", ...), a stand with no ref "Stand near <a ref>",
+        # never an OSM id; each sits where the raw extract puts that stand. Screen =
+        # affine(lat, lon), fitted on the movers drawn.
         refs = raw_refs(airport)
         labels = model["standLabels"]
         assert len(labels) >= 5, labels
         unexplained = [
-            label["id"]
+            label["text"]
             for label in labels
-            if label["id"] not in refs
-            and not any(re.fullmatch(re.escape(r) + r"-\d+", label["id"]) for r in refs)
+            if label["text"] not in refs
+            and not any(re.fullmatch(re.escape(r) + r" \(\d+\)", label["text"]) for r in refs)
+            and not (not label["named"] and label["text"].startswith("Stand near "))
         ]
         assert len(unexplained) <= len(labels) // 10, unexplained
+        assert not [x for x in labels if re.search(r"osm-|\d{7,}", x["text"])], labels
         drawn = [m for m in (*model["movers"].values(), *model["aircraft"].values()) if m["drawn"]]
         design = np.array([[m["lat"], m["lon"], 1.0] for m in drawn])
         fit, *_ = np.linalg.lstsq(design, np.array([[m["x"], m["y"]] for m in drawn]), rcond=None)
         where = raw_stand_points(airport)
-        placed = [label for label in labels if label["id"] in where]
+        placed = [label for label in labels if label["text"] in where]
         assert placed
         for label in placed:
-            x, _ = np.array([*where[label["id"]], 1.0]) @ fit
+            x, _ = np.array([*where[label["text"]], 1.0]) @ fit
             assert abs(x - label["x"]) < 3, (label, x)
         # The ODbL credit in the map's corner.
         credit = page.get_by_test_id("map-attribution")
@@ -230,6 +234,23 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
         assert not [n for n in model["terminalLabels"] if re.search(r"(way|node|relation)/", n)]
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / f"{airport.lower()}-pushback.png"))
+        # The stand filter offers and names stands by what a person reads: every ref that
+        # needed normalising (W06/W07 -> id W06_W07) is offered and found as written.
+        odd = sorted(r for r in refs if refs[r] == 1 and not re.fullmatch(r"[A-Za-z0-9_.:-]+", r))
+        if odd:
+            open_filters(dashboard)
+            offered = dict(
+                page.eval_on_selector_all(
+                    "#filter-stand-options option", "els => els.map((e) => [e.value, e.label])"
+                )
+            )
+            shown = {label.split(" · ")[0] for label in offered.values()}
+            assert set(odd) <= shown, set(odd) - shown
+            page.get_by_test_id("filter-stand-input").fill(odd[0])
+            page.get_by_test_id("filter-stand-input").press("Enter")
+            chip = page.get_by_test_id("filter-stand-chips").locator(".chip-value").first
+            assert chip.inner_text().startswith(odd[0])
+            assert chip.get_attribute("data-value") != odd[0]  # the id, normalised
         assert dashboard.errors == []
     finally:
         context.close()

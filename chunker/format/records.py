@@ -416,6 +416,19 @@ class Stand(BaseModel):
     position: Point
     heading: Heading = Field(description="Direction the aircraft nose points when parked.")
     road_node: EntityId = Field(description="Service-road node vehicles drive to.")
+    label: Label | None = Field(
+        default=None,
+        description="What a person sees for this stand where it differs from the id or "
+        "the id was made up: the source's own ref (`W06/W07`, which the id pattern "
+        "does not allow), a repeated ref told apart (`F70 (2)`), or for a stand the "
+        "source names nothing a label from where it is (`Stand near F70`). Absent: "
+        "the id is the label.",
+    )
+    named: bool = Field(
+        default=True,
+        description="False when the source gave the stand no ref or name: `label` is then "
+        "made up from where it is (the map labels such stands last).",
+    )
 
 
 class Depot(BaseModel):

@@ -887,7 +887,7 @@ class _Importer:
                     }
                 )
             placed += kept
-        stands = []
+        found: list[tuple[_StandCandidate, str, dict[str, Any]]] = []
         for candidate, stand_id in sorted(placed, key=lambda cs: cs[1]):
             xy = frame.xy(candidate.position)
             snapped = grid.nearest(xy, overlay.max_snap_m)
@@ -914,24 +914,79 @@ class _Importer:
                 (math.hypot(g[0] - xy[0], g[1] - xy[1]) for g, _ in gates), default=math.inf
             )
             contact = min(near_terminal[0], near_bridge, near_gate) <= limit
+            found.append(
+                (
+                    candidate,
+                    stand_id,
+                    {
+                        "kind": "contact" if contact else "remote",
+                        "terminal_id": near_terminal[1]
+                        if contact and near_terminal[0] <= limit
+                        else None,
+                        "position": _point(candidate.position),
+                        "heading": heading,
+                        "road_node": road_node,
+                    },
+                )
+            )
+        # Labels once the stands on the map are known ("Stand near" one that is there).
+        labels = self._stand_labels([(c, sid) for c, sid, _ in found])
+        stands = []
+        for candidate, stand_id, fields in found:
             stands.append(
                 Stand(
                     stand_id=stand_id,
-                    kind="contact" if contact else "remote",
-                    terminal_id=near_terminal[1] if contact and near_terminal[0] <= limit else None,
-                    position=_point(candidate.position),
-                    heading=heading,
-                    road_node=road_node,
+                    label=labels[stand_id][:200],
+                    named=candidate.raw_label is not None,
+                    **fields,
                 )
             )
             report.labels[stand_id] = {
                 "osm": candidate.element,
-                "label": candidate.raw_label or stand_id,
+                "label": labels[stand_id],
                 "from": candidate.label_source,
             }
             if candidate.raw_label and candidate.raw_label != stand_id:
                 report.renamed[f"{candidate.raw_label} ({candidate.element})"] = stand_id
         return stands
+
+    def _stand_labels(self, placed: list[tuple[_StandCandidate, str]]) -> dict[str, str]:
+        """What a person sees for each stand: its OSM ref as written (``W06/W07``, not the
+        id's ``W06_W07``); the second, third... of a repeated ref ``F70 (2)``, ``F70 (3)``
+        in id order; a stand OSM gives no ref or name "Stand near <the nearest stand with a
+        ref>" (more near the same one "(2)", "(3)" west to east), or "Stand <n>" west to
+        east when no stand has a ref; never the OSM element id."""
+        labels: dict[str, str] = {}
+        repeats: dict[str, int] = defaultdict(int)
+        refd: dict[str, tuple[float, float]] = {}
+        for candidate, stand_id in sorted(placed, key=lambda cs: cs[1]):
+            raw = candidate.raw_label
+            if raw is None:
+                continue
+            repeats[raw] += 1
+            n = repeats[raw]
+            labels[stand_id] = raw if n == 1 else f"{raw} ({n})"
+            refd[stand_id] = self.frame.xy(candidate.position)
+        alone: list[tuple[float, str]] = []
+        near: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        for candidate, stand_id in placed:
+            if candidate.raw_label is not None:
+                continue
+            xy = self.frame.xy(candidate.position)
+            nearest = min(
+                ((math.hypot(q[0] - xy[0], q[1] - xy[1]), sid) for sid, q in refd.items()),
+                default=None,
+            )
+            if nearest is None:
+                alone.append((xy[0], stand_id))
+            else:
+                near[f"Stand near {labels[nearest[1]]}"].append((xy[0], stand_id))
+        for label, group in near.items():
+            for n, (_, sid) in enumerate(sorted(group), start=1):
+                labels[sid] = label if n == 1 else f"{label} ({n})"
+        for n, (_, sid) in enumerate(sorted(alone), start=1):
+            labels[sid] = f"Stand {n}"
+        return labels
 
     # -- depots and fleet -----------------------------------------------------------
 

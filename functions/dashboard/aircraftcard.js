@@ -4,6 +4,7 @@
 // its ground speed and heading from the last surface fix.
 
 import { label, language, t } from "./i18n.js";
+import { standText } from "./map.js";
 import { cardList, placeCard } from "./overlays.js";
 
 /** The stand the server's occupancy says this aircraft (or its linked leg) holds, if any. */
@@ -66,7 +67,7 @@ export class AircraftCard {
       const name = flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign;
       rows.push(
         [t("vehicle.flight"), `${name} · ${t(`aircraft.${flight.movement}`)}`, "aircraft-flight"],
-        [t("aircraft.flightStand"), flight.stand, "aircraft-flight-stand"],
+        [t("aircraft.flightStand"), standText(flight.stand), "aircraft-flight-stand"],
         [t("aircraft.scheduled"), time(flight.scheduled), "aircraft-scheduled"],
         [t("aircraft.actual"), flight.actual ? time(flight.actual) : flight.estimated ? t("aircraft.estimatedAt", { at: time(flight.estimated) }) : none, "aircraft-actual"],
         [t("aircraft.status"), label("flight_status", flight.status), "aircraft-status"],
@@ -75,7 +76,7 @@ export class AircraftCard {
       rows.push([t("vehicle.flight"), none, "aircraft-flight"]);
     }
     rows.push(
-      [t("aircraft.onStand"), stand ?? t("aircraft.offStand"), "aircraft-on-stand"],
+      [t("aircraft.onStand"), stand ? standText(stand) : t("aircraft.offStand"), "aircraft-on-stand"],
       [t("aircraft.groundSpeed"), `${Math.round(row.speed_kmh)} km/h`, "aircraft-speed"],
       [t("aircraft.heading"), `${Math.round(row.heading) % 360}°`, "aircraft-heading"],
       [t("vehicle.fix"), this.time.hms(row.t), "aircraft-fix"],

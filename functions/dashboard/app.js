@@ -158,7 +158,7 @@ window.__replay = {
  * `faded`, `moving` (still gliding to that fix); `stands`: stand id -> the flight drawn on
  * it; `aircraft`: aircraft id -> the aircraft drawn (lat, lon, heading of the fix drawn,
  * x, y, callsign, flight_id, at_stand, `length` in px, `labelled`); `cards`: vehicle id -> the card's task line;
- * `standLabels`: the stand labels the static layer placed ({id, x, y}); `terminalLabels`: its terminal names.
+ * `standLabels`: the stand labels the static layer placed ({id, text, named, x, y}: text is what the map wrote, the label); `terminalLabels`: its terminal names.
  */
 window.__replayModel = () => {
   const model = app.map ? app.map.lastModel : { at: null, movers: {}, stands: {} };
@@ -172,7 +172,7 @@ window.__replayModel = () => {
     stands: model.stands,
     decision: model.decision ?? null, // the selected decision's candidates as drawn (decisions.js)
     aircraft: model.aircraft ?? {},
-    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, x, y }) => ({ id, x, y })) : [],
+    standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, text, named, x, y }) => ({ id, text, named, x, y })) : [],
     terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
     callouts: model.callouts ?? [], // callsigns written: {callsign, x, y, w, h} in CSS px
     cards,

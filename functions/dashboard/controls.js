@@ -5,6 +5,7 @@
 
 import { ApiError } from "./api.js";
 import { enumValues, label, t } from "./i18n.js";
+import { standName, standText } from "./map.js";
 
 export const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const KEY_SEEK_MS = 30000;
@@ -315,7 +316,7 @@ export class Controls {
       const arrow = f.movement === "arrival" ? "↓" : "↑";
       const outside = inRange ? "" : ` (${t("controls.outsideRange")})`;
       option.value = f.id;
-      option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route ?? "—"} · ${t("flights.stand")} ${f.stand}${outside}`;
+      option.textContent = `${time.hm(at)}  ${f.callsign} ${arrow} ${f.route ?? "—"} · ${t("flights.stand")} ${standText(f.stand)}${outside}`;
       option.disabled = !inRange;
       option.dataset.target = String(at);
       option.dataset.stand = f.stand ?? "";
@@ -408,7 +409,7 @@ export class Controls {
         const option = document.createElement("option");
         option.value = f.callsign;
         const arrow = f.movement === "arrival" ? "↓" : "↑";
-        option.label = `${f.flight_number} ${arrow} ${f.route} · ${t("flights.stand")} ${f.stand} · ${f.id}`;
+        option.label = `${f.flight_number} ${arrow} ${f.route} · ${t("flights.stand")} ${standText(f.stand)} · ${f.id}`;
         return option;
       });
     $("filter-flight-options").replaceChildren(...flightOptions);
@@ -427,7 +428,8 @@ export class Controls {
       const stand = stands.get(id);
       const option = document.createElement("option");
       option.value = id;
-      option.label = `${t(stand.kind === "remote" ? "map.remoteStand" : "map.contactStand")}${stand.terminal_id ? ` · ${stand.terminal_id}` : ""}`;
+      const name = standName(stand);
+      option.label = `${name === id ? "" : `${name} · `}${t(stand.kind === "remote" ? "map.remoteStand" : "map.contactStand")}${stand.terminal_id ? ` · ${stand.terminal_id}` : ""}`;
       return option;
     });
     $("filter-stand-options").replaceChildren(...standOptions);
@@ -444,8 +446,10 @@ export class Controls {
     const q = query.trim().toUpperCase();
     if (!q) return [];
     const ids = this.standIds();
-    const exact = ids.filter((id) => id.toUpperCase() === q);
-    return exact.length ? exact : ids.filter((id) => id.toUpperCase().startsWith(q));
+    // An id or the label a person reads ("W06/W07" names the stand W06_W07).
+    const names = ids.map((id) => [id, id.toUpperCase(), standText(id).toUpperCase()]);
+    const exact = names.filter(([, id, name]) => id === q || name === q).map(([id]) => id);
+    return exact.length ? exact : names.filter(([, id, name]) => id.startsWith(q) || name.startsWith(q)).map(([id]) => id);
   }
 
   /** The flight (leg) ids a typed query names: an id, a callsign or a flight number. */
@@ -519,6 +523,7 @@ export class Controls {
       const flight = this.app.flightsById?.get(value);
       return flight ? flight.callsign : value;
     }
+    if (name === "stands") return standText(value);
     return value;
   }
 

@@ -74,6 +74,31 @@ export function terminalName(terminal) {
   return terminal.name; // a name of its own: the layout has no Chinese name for it
 }
 
+/** The stands of the layout on show, by id: what standText() names. */
+const standsById = new Map();
+
+/**
+ * What a person sees for a stand: the layout's label (the source's ref as written,
+ * "W06/W07"; a repeat "F70 (2)"; an unnamed stand "Stand near F70"), else its id; the
+ * importer's made-up labels in the page's language (chunker/imports/osm_layout.py).
+ */
+export function standName(stand) {
+  const text = stand.label ?? stand.stand_id;
+  if (language() !== "zh" || stand.named !== false) return text;
+  const near = /^Stand near (.+?)( \(\d+\))?$/.exec(text);
+  if (near) return `${near[1]} 附近机位${near[2] ?? ""}`;
+  const nth = /^Stand (\d+)$/.exec(text);
+  if (nth) return `机位 ${nth[1]}`;
+  return text;
+}
+
+/** standName() of a stand id (flight board, cards, filters); the id when the layout lacks it. */
+export function standText(id) {
+  if (id === null || id === undefined) return id;
+  const stand = standsById.get(id);
+  return stand ? standName(stand) : id;
+}
+
 /** A depot's name on the map: in Chinese, what it is (the vehicle type's depot). */
 export function depotName(depot) {
   if (language() !== "zh") return depot.name;
@@ -160,6 +185,8 @@ export class ApronMap {
       .filter((e) => nodes.has(e.from_node) && nodes.has(e.to_node))
       .map((e) => [nodes.get(e.from_node), nodes.get(e.to_node)]);
     const stands = layout.stands.map((s) => ({ ...s, at: p(s.position) }));
+    standsById.clear();
+    for (const stand of layout.stands) standsById.set(stand.stand_id, stand);
     const depots = layout.depots.map((d) => ({ ...d, at: p(d.position) }));
     const terminals = layout.terminals.map((tm) => {
       const outline = tm.outline.map(p);
@@ -590,10 +617,12 @@ export class ApronMap {
         if (placed({ x, y: s.y - 6, w: ctx.measureText(name).width, h: 12 })) ctx.fillText(name, x, s.y);
       }
     }
-    this.drawStandLabels(ctx, placed);
-    // A building the source gave no name ("Building by D-pier") is labelled last: only
-    // where no named terminal, depot or stand label wants the room.
+    this.lastStandLabels = [];
+    this.drawStandLabels(ctx, placed, true);
+    // A building or stand the source gave no name ("Building by D-pier", "Stand near
+    // F70") is labelled last: only where no named terminal, depot or stand label wants the room.
     this.drawTerminalLabels(ctx, placed, false);
+    this.drawStandLabels(ctx, placed, false);
   }
 
   /** Terminal names, the largest building first: the named ones or the unnamed ones. */
@@ -615,26 +644,32 @@ export class ApronMap {
     }
   }
 
-  drawStandLabels(ctx, placed) {
+  /** Stand labels (standName), the named stands' or the unnamed ones'. */
+  drawStandLabels(ctx, placed, named) {
     const box = this.standBox();
     ctx.font = `${STAND_LABEL_PX}px ${FONT_MONO}`;
     if (this.standLabelWidth === undefined) {
-      this.standLabelWidth = Math.max(0, ...this.layout.stands.map((st) => ctx.measureText(st.stand_id).width));
+      // The zoom at which stands get labels goes by the stands' own refs, not by the
+      // longer made-up labels of unnamed ones (those take the room that is left).
+      const refs = this.layout.stands.filter((st) => st.named !== false);
+      this.standLabelWidth = Math.max(0, ...refs.map((st) => ctx.measureText(standName(st)).width));
     }
     // Zoomed out, no stand is labelled: neighbouring stands need half the widest label's
     // width between them (labels alternate sides), or the stand box a readable size (a real
     // layout has stands close together somewhere; the collision test thins those).
     const spacing = this.layout.standSpacing * this.scale;
     this.standLabelsRoomy = spacing >= this.standLabelWidth + STAND_LABEL_GAP_PX;
-    const labels = [];
-    this.lastStandLabels = labels;
+    const labels = this.lastStandLabels;
     if (spacing * 2 < this.standLabelWidth + STAND_LABEL_GAP_PX && box < MIN_LABELLED_BOX_PX) return;
     ctx.fillStyle = COLORS.standLabel;
     ctx.textAlign = "center";
+    if (!named) ctx.font = `${STAND_LABEL_PX}px ${FONT_UI}`;
     const h = STAND_LABEL_PX + 2;
     for (const stand of this.layout.stands) {
+      if ((stand.named !== false) !== named) continue;
+      const text = standName(stand);
       const s = this.screen(stand.at);
-      const width = ctx.measureText(stand.stand_id).width;
+      const width = ctx.measureText(text).width;
       const w = width + STAND_LABEL_GAP_PX;
       const sides = stand.labelAbove && !this.standLabelsRoomy ? [true, false] : [false, true];
       for (const above of sides) {
@@ -642,8 +677,8 @@ export class ApronMap {
         const top = above ? y - h : y;
         if (!placed({ x: s.x - w / 2, y: top, w, h })) continue;
         ctx.textBaseline = above ? "bottom" : "top";
-        ctx.fillText(stand.stand_id, s.x, y);
-        labels.push({ id: stand.stand_id, x: s.x, y, above, width, box: { x: s.x - width / 2, y: top, w: width, h } });
+        ctx.fillText(text, s.x, y);
+        labels.push({ id: stand.stand_id, text, named, x: s.x, y, above, width, box: { x: s.x - width / 2, y: top, w: width, h } });
         break;
       }
     }

@@ -6,6 +6,7 @@
 
 import { isTyping } from "./controls.js";
 import { label, t } from "./i18n.js";
+import { standText } from "./map.js";
 
 /** Marker kinds in legend order, and their colours (the timeline draws one lane each). */
 export const EVENT_KINDS = ["overdue_task", "conflict", "late_on_block", "late_off_block", "reassignment", "escalation"];
@@ -221,7 +222,7 @@ function describe(event, app) {
   const parts = [app.time.hms(event.t), event.kind === "decision" ? label("decision", event.decision) : t(`events.kind.${event.kind}`)];
   const flight = event.flight_id ? app.flightsById.get(event.flight_id) : null;
   if (flight) parts.push(flight.callsign);
-  if (event.stand) parts.push(event.stand);
+  if (event.stand) parts.push(standText(event.stand));
   const from = event.from_vehicle_id ?? event.previous_vehicle_id;
   if (event.vehicle_id) parts.push(from ? `${from} → ${event.vehicle_id}` : event.vehicle_id);
   if (event.delay_ms) parts.push(t("events.late", { min: Math.round(event.delay_ms / 60000) }));

@@ -2,7 +2,7 @@
 // (its id, type, state, and the current or last task the server derived for it).
 
 import { enumValues, label, language, t } from "./i18n.js";
-import { STATE_RINGS, VEHICLE_COLORS } from "./map.js";
+import { STATE_RINGS, standText, VEHICLE_COLORS } from "./map.js";
 const ARROW = "M0 -5 L3.4 3.9 L0 2.1 L-3.4 3.9 Z";
 // The map's airliner (map.js drawAircraft) at legend size, nose up.
 const PLANE = "M0 -5.5 L0.5 -3.8 L0.5 -1 L5.2 1 L5.2 1.6 L0.5 0.7 L0.4 4 L2 5 L2 5.5 L0 5.1 L-2 5.5 L-2 5 L-0.4 4 L-0.5 0.7 L-5.2 1.6 L-5.2 1 L-0.5 -1 L-0.5 -3.8 Z";
@@ -150,7 +150,7 @@ export class VehicleCard {
     ];
     if (current) {
       rows.push([t("vehicle.flight"), flight ? (flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign) : current.flight_id]);
-      rows.push([t("vehicle.stand"), current.stand]);
+      rows.push([t("vehicle.stand"), standText(current.stand)]);
     } else if (last) {
       const ended = last.actual_end ?? last.t;
       rows.push([

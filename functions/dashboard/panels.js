@@ -2,7 +2,7 @@
 // row's id and updated in place, so an entity can never be listed twice.
 
 import { label, language, t } from "./i18n.js";
-import { VEHICLE_COLORS } from "./map.js";
+import { standText, VEHICLE_COLORS } from "./map.js";
 import { noticeKind, noticeText } from "./notices.js";
 import { lateness, minutes } from "./lateness.js";
 import { FINISHED } from "./state.js";
@@ -189,7 +189,7 @@ export class Panels {
         // Flight number, type, registration and route are optional (an ADS-B feed has none).
         callsign.title = [f.flight_number, f.aircraft_type, f.registration].filter(Boolean).join(" · ");
         setText(route, f.route ?? "—");
-        setText(stand, f.stand);
+        setText(stand, standText(f.stand));
         setText(sched, time.hm(f.scheduled));
         setText(est, f.estimated && f.estimated !== f.scheduled ? time.hm(f.estimated) : "");
         est.classList.toggle("late", Boolean(f.estimated && f.estimated > f.scheduled + 5 * 60000));
@@ -286,7 +286,7 @@ export class Panels {
         dot.style.background = VEHICLE_COLORS[TASK_TYPE_VEHICLE[task.task_type]] ?? "#94a3b8";
         type.replaceChildren(dot, document.createTextNode(label("task_type", task.task_type)));
         const standTag = cell("span", "sub");
-        standTag.textContent = task.stand;
+        standTag.textContent = standText(task.stand);
         flight.replaceChildren(document.createTextNode(callsign), standTag);
         flight.title = task.flight_id ?? "";
         setText(vehicle, task.vehicle_id ?? "—");

@@ -5,6 +5,7 @@
 // vehicle. Nothing is derived here that the API did not say: the page draws its answer.
 
 import { label, t } from "./i18n.js";
+import { standText } from "./map.js";
 
 const PAD_MS = 5 * 60_000;
 const LABEL_PX = 110; // style.css .ta-row's first column
@@ -92,7 +93,7 @@ export class TurnaroundView {
 
     const head = el("header", "ta-head");
     const names = [doc.arrival, doc.departure].filter(Boolean).map((leg) => leg.callsign);
-    head.append(el("h3", "", `${names.join(" → ")} · ${t("turnaround.stand")} ${doc.stand}`));
+    head.append(el("h3", "", `${names.join(" → ")} · ${t("turnaround.stand")} ${standText(doc.stand)}`));
     if (doc.critical_path) {
       const minutes = Math.round(doc.critical_path.delay_ms / 60_000);
       const delay = el("span", minutes > 15 ? "chip late" : "chip", t("turnaround.offBlockDelay", { n: minutes }));

@@ -5,6 +5,7 @@
 // The numbers are the API's: the page draws its answer.
 
 import { label, t } from "./i18n.js";
+import { standText } from "./map.js";
 import { el, TurnaroundView } from "./turnaround.js";
 
 const PAD_MS = 5 * 60_000;
@@ -58,7 +59,7 @@ export class VehicleDayView extends TurnaroundView {
       const row = el("div", "ta-row");
       row.dataset.testid = "vehicle-day-task";
       row.dataset.taskId = task.id;
-      const name = el("span", "ta-label", `${task.stand} ${label("task_type", task.task_type)}`);
+      const name = el("span", "ta-label", `${standText(task.stand)} ${label("task_type", task.task_type)}`);
       name.title = `${task.id} · ${task.flight_id} · ${task.stand}`;
       const track = el("div", "ta-track");
       track.append(this.plannedBar(task));
