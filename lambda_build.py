@@ -340,6 +340,48 @@ def copy_code(function: str, target: Path) -> None:
             shutil.copy2(source, destination)  # keeps the exec wrapper executable
 
 
+# Every boto3 client of ours is made by chunker.format.clients.aws_client with the service
+# named as a literal: what the shipped code names is what its folder needs models for.
+CLIENT_CALL = re.compile(r"\baws_client\(\s*[\"']([a-z0-9-]+)[\"']")
+# botocore itself may make clients of these for credentials (assume-role, web identity,
+# SSO profiles): kept in every folder, though a Lambda's credentials come from its
+# environment.
+CREDENTIAL_SERVICES = ("sts", "sso", "sso-oidc")
+
+
+def aws_services(target: Path) -> set[str]:
+    """The AWS services the first-party code in ``target`` creates clients for."""
+    services: set[str] = set()
+    for source in (
+        p for package in ("functions", "chunker") for p in (target / package).rglob("*.py")
+    ):
+        text = source.read_text()
+        if re.search(r"\bboto3\.(client|resource)\(", text):
+            raise BuildError(
+                f"{source.relative_to(target)} creates a boto3 client itself: use "
+                "chunker.format.clients.aws_client, so the build sees which models it needs"
+            )
+        services.update(CLIENT_CALL.findall(text))
+    return services
+
+
+def prune_service_models(target: Path) -> list[str]:
+    """Drop botocore's models of the services no code in ``target`` calls (400 of them,
+    26 MB): fewer bytes, and botocore's loader lists every service folder, twice, when
+    the first client is made. Returns the services kept."""
+    data = target / "botocore" / "data"
+    if not data.is_dir():
+        return []
+    keep = aws_services(target) | set(CREDENTIAL_SERVICES)
+    missing = keep - {p.name for p in data.iterdir()}
+    if missing:
+        raise BuildError(f"botocore has no model for {', '.join(sorted(missing))}")
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in keep:
+            shutil.rmtree(entry)
+    return sorted(keep)
+
+
 def compile_bytecode(*folders: Path) -> None:
     """Byte-code for every module, valid without looking at the source (hash based,
     unchecked): the folder is immutable once deployed, and a zip round trip changes
@@ -379,6 +421,7 @@ def build(function: str, target: Path, arch: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
     install_dependencies(function, arch, target)  # compiled in their cache
     copy_code(function, target)
+    prune_service_models(target)
     compile_bytecode(*(target / package for package in FUNCTIONS[function].packages))
 
 

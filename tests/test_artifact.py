@@ -33,7 +33,7 @@ from functions.app.dependencies import Services
 from functions.app.domain.session_store import SessionStore
 from functions.app.domain.sessions import Session
 from functions.local.stack import MotoServer, ensure_table, moto_server, stop_process
-from lambda_build import make_variable
+from lambda_build import CREDENTIAL_SERVICES, make_variable
 from tests import artifact_prebuild
 from tests.conftest import ARTIFACTS_FOLDER, run_folder
 from tests.rawday import build_raw_day
@@ -42,6 +42,7 @@ from tests.sse_client import SSEParser
 from tests.streaming import SECRET, settings
 from tests.test_bridge import load
 from tests.test_control_handler import EXPECTED_STATUS, SESSION_ID, event_sample_session
+from tests.test_iam import granted_to_code
 from tests.test_template import FUNCTIONS, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
@@ -238,6 +239,23 @@ def test_each_folder_holds_only_what_its_function_runs(aarch64: Artifacts, funct
         assert mode & 0o004, f"{entry} is not world-readable"
         if entry.is_dir():
             assert mode & 0o001, f"{entry} is not world-searchable"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_folder_ships_botocore_models_for_the_services_its_role_grants(
+    aarch64: Artifacts, twin: Artifacts, function: str
+) -> None:
+    """The build keeps the models of the services the code names (lambda_build.py); the
+    role, derived from the code by tests/test_iam.py, says which services it calls. A
+    missing model would only show in AWS, as UnknownServiceError."""
+    granted = {action.split(":")[0] for action in granted_to_code(function)}
+    for artifacts in (aarch64, twin):
+        data = artifacts[function] / "botocore" / "data"
+        shipped_models = {p.name for p in data.iterdir() if p.is_dir()}
+        assert granted <= shipped_models, f"no model for {granted - shipped_models}"
+        assert shipped_models - granted <= set(CREDENTIAL_SERVICES), shipped_models - granted
+        for top in ("endpoints.json", "partitions.json", "_retry.json"):
+            assert (data / top).is_file(), top
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))

@@ -35,7 +35,6 @@ import os
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -44,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chunker.batch.run import chunk_day, chunk_hours, plan_day
 from chunker.batch.settings import ChunkerSettings
 from chunker.batch.validate import DUPLICATE
+from chunker.format.clients import aws_client
 from chunker.format.keys import check_airport, check_date
 from chunker.format.s3 import s3_client
 
@@ -59,7 +59,7 @@ def lambda_client() -> Any:
     """The Lambda client fan-out uses to start hour jobs (created on first use)."""
     global _lambda_client  # noqa: PLW0603  # one per warm container
     if _lambda_client is None:
-        _lambda_client = boto3.client("lambda")
+        _lambda_client = aws_client("lambda")
     return _lambda_client
 
 

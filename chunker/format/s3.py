@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
+
+from chunker.format.clients import aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,7 +25,8 @@ def s3_client(max_pool_connections: int = 16) -> S3Client:
         connect_timeout=5,
         read_timeout=30,
     )
-    return boto3.client("s3", config=config)
+    client: S3Client = aws_client("s3", config)
+    return client
 
 
 def object_exists(s3: S3Client, bucket: str, key: str) -> bool:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
 from fastapi import Request
 
+from chunker.format.clients import aws_client
 from chunker.format.read import ChunkReader
 from functions.app.domain.leases import StreamLeases
 from functions.app.domain.session_store import SessionStore
@@ -43,7 +43,8 @@ def dynamodb_client(retries: int = 4) -> DynamoDBClient:
         connect_timeout=1,
         read_timeout=2,
     )
-    return boto3.client("dynamodb", config=config)
+    client: DynamoDBClient = aws_client("dynamodb", config)
+    return client
 
 
 def app_s3_client() -> S3Client:
@@ -59,7 +60,8 @@ def app_s3_client() -> S3Client:
         connect_timeout=2,
         read_timeout=5,
     )
-    return boto3.client("s3", config=config)
+    client: S3Client = aws_client("s3", config)
+    return client
 
 
 def session_store(table: str) -> SessionStore:

@@ -98,9 +98,9 @@ class AppSettings(BaseSettings):
 
 
 def _secret_from_secrets_manager(secret_id: str) -> str:
-    import boto3
+    from chunker.format.clients import aws_client
 
-    client = boto3.client("secretsmanager")
+    client = aws_client("secretsmanager")
     value: str = client.get_secret_value(SecretId=secret_id)["SecretString"]
     return value
 

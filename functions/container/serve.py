@@ -87,10 +87,10 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
     async def _watch_target(self) -> None:
-        import boto3
+        from chunker.format.clients import aws_client
 
         settings = self.settings
-        elbv2 = boto3.client("elbv2")
+        elbv2 = aws_client("elbv2")
         state = target.TargetState()
         address: str | None = None
         last: str | None = None
