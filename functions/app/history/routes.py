@@ -51,12 +51,14 @@ from functions.app.web.problems import documented
 router = APIRouter(prefix=paths.AIRPORTS, tags=["history"])
 
 ERRORS = documented(
+    e400="`variant` (or `compare`) is not a variant name.",
     e401="No caller identity.",
     e404="Airport, day or data not published; a vehicle, flight or turnaround the day "
     "does not know.",
     e422="Invalid parameters (window reversed or too long).",
 )
 NAMED_FLIGHT_ERRORS = documented(
+    e400="`variant` is not a variant name.",
     e401="No caller identity.",
     e404="Airport or day not published; no flight or turnaround by that name that day.",
     e409="The flight number or callsign names several legs (`detail` lists them): add "
