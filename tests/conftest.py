@@ -47,7 +47,6 @@ FILE_SECONDS = {
     "test_control_api.py": 150,
     "test_abuse_sessions.py": 146,
     "test_page_truth.py": 145,
-    "test_compare_browser.py": 140,
     "test_dashboard_defects.py": 133,
     "test_chunker.py": 130,
     "test_stream.py": 130,
