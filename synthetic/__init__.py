@@ -21,12 +21,13 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from chunker.format.day import ServiceDay
-from chunker.format.keys import DayKeys
+from chunker.format.keys import DEFAULT_VARIANT, VARIANT_PATTERN, DayKeys
 from chunker.format.records import AIRPORT_ID_PATTERN, RECORD_KINDS, Reference
 from synthetic.aircraft import aircraft_records
 from synthetic.dispatch import Alert, Planner
@@ -54,6 +55,13 @@ class GeneratorSettings(BaseModel):
     start_hour: int = Field(default=0, ge=0, le=24)
     hours: int = Field(default=24, ge=1, le=25)
     messy_fraction: float = Field(default=0.0, ge=0.0, le=0.5)
+    # Which dispatch run of the day to record, and the rule it dispatches by: every other
+    # input (programme, fleet, layout, GPS noise) comes from ``seed`` alone, so two variants
+    # of one seed share their flights, tasks and fleet and differ only by their dispatcher.
+    variant: str = Field(default=DEFAULT_VARIANT, pattern=VARIANT_PATTERN)
+    dispatch_rule: Literal["on_time_then_shortest_drive", "nearest_first"] = (
+        "on_time_then_shortest_drive"  # synthetic.dispatch.RULE
+    )
 
 
 @dataclass
@@ -85,9 +93,11 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
         )
     rng = random.Random(settings.seed)
     layout = build_layout(settings.airport, settings.vehicles)
-    keys = DayKeys(settings.airport, day.date_text)
+    keys = DayKeys(settings.airport, day.date_text, settings.variant)
     programme = build_programme(layout, day, settings.flights, random.Random(rng.random()))
-    planner = Planner(layout, day.start_ms, day.end_ms, random.Random(rng.random()))
+    planner = Planner(
+        layout, day.start_ms, day.end_ms, random.Random(rng.random()), settings.dispatch_rule
+    )
     planner.dispatch(programme)
     planner.lay_out_days()
     outages = plan_outages(planner.vehicles, random.Random(rng.random()))

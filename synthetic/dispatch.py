@@ -35,6 +35,11 @@ REASSIGN_SHARE = 0.03
 RULE = "on_time_then_shortest_drive"
 ON_TIME_GRACE_MS = 30_000
 LATE_WEIGHT = 1_000_000_000
+# A second rule, for a second dispatch run of the same day (a "variant", issue 20 item 6):
+# the candidate with the shortest drive, whatever its lateness or busy-ness (no on-time
+# check); ties to the first vehicle in fleet order. Its score is the drive (ms).
+NEAREST_FIRST = "nearest_first"
+RULES = (RULE, NEAREST_FIRST)
 
 # Where each task's vehicle stands, in the aircraft frame (metres forward, metres right).
 SERVICE_POINTS: dict[tuple[TaskType, str], tuple[float, float]] = {
@@ -148,7 +153,17 @@ def service_spot(stand: StandSpot, task: Task, widebody: bool) -> Spot:
 class Planner:
     """Dispatches a programme's tasks to a fleet and lays out every vehicle's day."""
 
-    def __init__(self, layout: AirportLayout, day_start: int, day_end: int, rng: random.Random):
+    def __init__(
+        self,
+        layout: AirportLayout,
+        day_start: int,
+        day_end: int,
+        rng: random.Random,
+        rule: str = RULE,
+    ):
+        if rule not in RULES:
+            raise ValueError(f"unknown dispatch rule {rule!r} (one of {', '.join(RULES)})")
+        self.rule = rule
         self.layout = layout
         self.roads = layout.roads
         self.day_start = day_start
@@ -217,7 +232,10 @@ class Planner:
                 origin, depart, travel = self._departure(vd, target, desired)
                 arrive = depart + travel
                 lateness = max(0, arrive - desired)
-                key = (lateness // ON_TIME_GRACE_MS, travel + vd.busy_ms // 20, vd.index)
+                if self.rule == NEAREST_FIRST:
+                    key = (0, travel, vd.index)
+                else:
+                    key = (lateness // ON_TIME_GRACE_MS, travel + vd.busy_ms // 20, vd.index)
                 seen.append((vd, origin, arrive, key))
                 if best is None or key < best[0]:
                     best = (key, vd, origin, depart, travel)
@@ -320,7 +338,7 @@ class Planner:
                 origin,
                 vd.free_at,
                 eta,
-                key[0] == 0,
+                eta - desired < ON_TIME_GRACE_MS,
                 vd.busy_ms,
                 key[0] * LATE_WEIGHT + key[1],
             )
@@ -346,7 +364,7 @@ class Planner:
                     "reassign",
                     vehicle_id,
                     desired,
-                    RULE,
+                    self.rule,
                     candidates,
                     task.first_vehicle_id,
                     f"auto-dispatch: {vehicle_id} scores better than {task.first_vehicle_id}",
@@ -355,9 +373,12 @@ class Planner:
             return
         on_time = any(c.on_time for c in candidates)
         kind = "assign" if on_time else "escalate_no_vehicle"
-        reason = None if on_time else "no vehicle can be on time: the first to arrive is sent"
+        sent = (
+            "the nearest is sent" if self.rule == NEAREST_FIRST else "the first to arrive is sent"
+        )
+        reason = None if on_time else f"no vehicle can be on time: {sent}"
         self.decisions.append(
-            Decision(decided, task, kind, vehicle_id, desired, RULE, candidates, reason=reason)
+            Decision(decided, task, kind, vehicle_id, desired, self.rule, candidates, reason=reason)
         )
 
     def _minutes(self, low: float, high: float) -> int:

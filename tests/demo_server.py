@@ -14,8 +14,12 @@ from pathlib import Path
 from functions.local.stack import free_port, stop_process, wait_for_http
 from tests.conftest import DAY_CACHE_VARIABLE
 
-# A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles.
+# A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles; the
+# default variant only (compare mode's browser test starts a demo with both: COMPARE_DAY).
 SMALL_DAY = ["--vehicles", "20", "--flights", "80", "--start-hour", "6", "--hours", "3"]
+SMALL_DAY += ["--compare-variant", ""]
+# An hour of it with both dispatch runs, as `make demo` records them.
+COMPARE_DAY = ["--vehicles", "16", "--flights", "60", "--start-hour", "7", "--hours", "1"]
 
 
 @dataclass(frozen=True)

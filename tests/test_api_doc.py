@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import module_bucket
 from tests.streaming import Server, serve
-from tests.synthetic_slice import publish_slice
+from tests.synthetic_slice import publish_slice, publish_variant
 
 API_MD = Path(__file__).parent.parent / "docs" / "api.md"
 DOC_ORIGIN = "http://127.0.0.1:8000"
@@ -68,6 +68,7 @@ def expected_answers(block: str) -> str:
 def server() -> Iterator[Server]:
     with module_bucket() as s3:
         publish_slice(s3)
+        publish_variant(s3)  # the variant examples (decision-quality ?compare=)
         yield from serve(s3)
 
 

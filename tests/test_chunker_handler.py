@@ -16,6 +16,7 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
+from chunker.format.keys import DayKeys
 from tests.conftest import BUCKET
 from tests.rawday import build_raw_day
 
@@ -67,6 +68,22 @@ def test_on_demand_day_then_hours_then_force(handler_module: ModuleType, s3: S3C
     assert forced["version"] == day["version"] and not forced["already_published"]
 
 
+def test_a_variant_of_the_day_publishes_beside_it(handler_module: ModuleType, s3: S3Client) -> None:
+    """``variant`` in the event chunks that dispatch run of the day (its raw files under
+    ``variants/{name}/``) and publishes its own pointer; the default day is untouched."""
+    request = event("chunker-on-demand-variant.json")
+    keys = DayKeys("XLHI", "2026-03-14")
+    prefix = DayKeys("XLHI", "2026-03-14", str(request["variant"])).raw_prefix
+    for key, body in build_raw_day(seed=4, hours=(6, 8), airport="XLHI").objects().items():
+        s3.put_object(Bucket=BUCKET, Key=prefix + key[len(keys.raw_prefix) :], Body=body)
+    summary = handler_module.handler(request, Context())
+    assert summary["published"] and summary["variant"] == request["variant"]
+    pointers = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="published/")["Contents"]
+    ]
+    assert pointers == [f"published/XLHI/2026-03-14/variants/{request['variant']}.json"]
+
+
 def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleType) -> None:
     request = handler_module.ChunkRequest.model_validate(
         event("chunker-scheduled-previous-day.json")
@@ -89,6 +106,8 @@ def test_scheduled_previous_day_resolves_in_airport_time(handler_module: ModuleT
         {"airport": "XLHI", "service_date": "previous", "timezone": "A" * 300},
         {"airport": "XLHI", "service_date": "2026-03-14", "hours": []},
         {"airport": "XLHI", "service_date": "2026-03-14", "surprise": 1},
+        {"airport": "XLHI", "service_date": "2026-03-14", "variant": "Nearest"},
+        {"airport": "XLHI", "service_date": "2026-03-14", "variant": "../x"},
     ],
 )
 def test_bad_events_are_rejected(handler_module: ModuleType, bad: dict[str, object]) -> None:

@@ -140,10 +140,15 @@ def test_every_generator_setting_is_part_of_the_cache_key() -> None:
         "hours": base.hours - 1,
         "airport": "XTST",
         "messy_fraction": 0.1,
+        "variant": "nearest-first",
+        "dispatch_rule": "nearest_first",
     }
     assert set(changes) == set(GeneratorSettings.model_fields)  # a new setting is listed
     for field, value in changes.items():
         assert demo_cache_key(base.model_copy(update={field: value})) != key, field
+    # The demo's second variant is part of the key too (with it, without it, another one).
+    other = base.model_copy(update={"variant": "nearest-first", "dispatch_rule": "nearest_first"})
+    assert len({key, demo_cache_key(base, [other]), demo_cache_key(base, [base])}) == 3
 
 
 def test_the_cache_key_follows_the_code(tmp_path: Path) -> None:

@@ -230,18 +230,20 @@ class FakeClock:
 
 
 class MemorySource:
-    """``ChunkSource``'s calls over the in-memory day; chunk starts in ``broken`` fail as
-    damaged."""
+    """``ChunkSource``'s calls over the in-memory day (one variant: the variant asked for
+    is only recorded); chunk starts in ``broken`` fail as damaged."""
 
     def __init__(self) -> None:
         self.broken: set[int] = set()
         self.reads: list[tuple[int, float]] = []  # (chunk start, wall) of every read
         self.prefetched: list[tuple[int, float]] = []  # (instant, wall) of every prefetch
         self.clock: FakeClock | None = None
+        self.variants: set[str] = set()  # variants asked for
 
     async def chunk_at(
-        self, airport: str, t: int, prefetch: bool = False
+        self, airport: str, t: int, prefetch: bool = False, variant: str = "default"
     ) -> tuple[Manifest, PreparedChunk]:
+        self.variants.add(variant)
         index = bisect_right(STARTS, t) - 1
         if index < 0 or t >= DAY_END:
             raise NotPublished(f"{airport}: nothing published at t={t}")
@@ -252,19 +254,19 @@ class MemorySource:
         return MANIFEST, chunk
 
     async def ticks(
-        self, airport: str, start: int, end: int
+        self, airport: str, start: int, end: int, variant: str = "default"
     ) -> tuple[list[PreparedTick], Manifest]:
         """Ticks with ``start <= t < end``, chunk by chunk (each read recorded)."""
         ticks: list[PreparedTick] = []
         t = start
         while True:
-            manifest, chunk = await self.chunk_at(airport, t)
+            manifest, chunk = await self.chunk_at(airport, t, variant=variant)
             ticks.extend(chunk.ticks_between(start - 1, end - 1))
             if chunk.end >= end:
                 return ticks, manifest
             t = chunk.end
 
-    def prefetch(self, airport: str, t: int) -> None:
+    def prefetch(self, airport: str, t: int, variant: str = "default") -> None:
         self.prefetched.append((t, self.clock.wall if self.clock else 0.0))
 
 

@@ -60,10 +60,10 @@ class YieldingSource(MemorySource):
     may), so that renders of co-watchers overlap."""
 
     async def chunk_at(
-        self, airport: str, t: int, prefetch: bool = False
+        self, airport: str, t: int, prefetch: bool = False, variant: str = "default"
     ) -> tuple[Manifest, PreparedChunk]:
         await asyncio.sleep(0)
-        return await super().chunk_at(airport, t, prefetch)
+        return await super().chunk_at(airport, t, prefetch, variant)
 
 
 @dataclass(frozen=True)

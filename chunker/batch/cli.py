@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from chunker.batch.run import DayJob, HourOutcome, chunk_day
 from chunker.format.encoding import ChunkerConfig, HourPart, KindCounts
+from chunker.format.keys import DEFAULT_VARIANT, check_variant
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,11 +56,14 @@ def _range_worker(
     config: dict[str, Any],
     hours: list[int],
     quiet: bool,
+    variant: str,
 ) -> list[dict[str, Any]]:
     """Run one range of hours in a worker process with its own S3 client."""
     from chunker.format.s3 import s3_client
 
-    job = DayJob.open(s3_client(), bucket, airport, service_date, ChunkerConfig(**config))
+    job = DayJob.open(
+        s3_client(), bucket, airport, service_date, ChunkerConfig(**config), variant=variant
+    )
     parts: list[dict[str, Any]] = []
 
     def report(outcome: HourOutcome) -> None:
@@ -86,6 +90,7 @@ def run_ranges_in_processes(quiet: bool) -> Any:
                     job.config.model_dump(),
                     list(hours),
                     quiet,
+                    job.keys.variant,
                 )
                 for hours in ranges
             ]
@@ -149,6 +154,7 @@ def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
         if not args.quiet:
             print(_hour_line(outcome, total), file=sys.stderr, flush=True)
 
+    check_variant(args.variant)
     job_count = max(1, args.jobs)
     summary = chunk_day(
         s3,
@@ -160,6 +166,7 @@ def cmd_chunk(args: argparse.Namespace, s3: S3Client) -> dict[str, Any]:
         progress=progress,
         jobs=job_count,
         run_ranges=run_ranges_in_processes(args.quiet) if job_count > 1 else None,
+        variant=args.variant,
     )
     result = summary.as_dict()
     if summary.already_published:
@@ -186,6 +193,8 @@ def cmd_generate(args: argparse.Namespace, s3: S3Client | None) -> dict[str, Any
         start_hour=args.start_hour,
         hours=args.hours,
         messy_fraction=args.messy,
+        variant=check_variant(args.variant),
+        dispatch_rule=args.dispatch_rule,
     )
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     day = generate_day(settings, progress)
@@ -252,6 +261,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     common.add_argument("--date", default=DEFAULT_DATE, help="service date YYYY-MM-DD")
     common.add_argument("--bucket", help="S3 bucket (default: $REPLAY_BUCKET)")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument(
+        "--variant",
+        default=DEFAULT_VARIANT,
+        help="which dispatch run of the day (default: the default variant; docs/data-format.md)",
+    )
 
     gen = sub.add_parser("generate", parents=[common], help="generate a synthetic recorded day")
     gen.add_argument("--seed", type=int, default=7)
@@ -266,6 +280,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="fraction of raw lines to corrupt/duplicate/reorder (0..0.5)",
     )
     gen.add_argument("--out", help="write to this directory instead of S3")
+    gen.add_argument(
+        "--dispatch-rule",
+        default="on_time_then_shortest_drive",
+        help="the rule the simulated dispatcher assigns by: on_time_then_shortest_drive "
+        "(default) or nearest_first (e.g. for a second variant)",
+    )
 
     chunk = sub.add_parser("chunk", parents=[common], help="chunk and publish a service day")
     chunk.add_argument("--bucket-ms", type=int, default=60_000, help="replay time per chunk")

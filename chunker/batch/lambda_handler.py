@@ -44,7 +44,7 @@ from chunker.batch.run import chunk_day, chunk_hours, plan_day
 from chunker.batch.settings import ChunkerSettings
 from chunker.batch.validate import DUPLICATE
 from chunker.format.clients import aws_client
-from chunker.format.keys import check_airport, check_date
+from chunker.format.keys import DEFAULT_VARIANT, check_airport, check_date, check_variant
 from chunker.format.s3 import s3_client
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
@@ -72,6 +72,7 @@ def fan_out(request: ChunkRequest, service_date: str, function_arn: str) -> dict
         service_date,
         SETTINGS.chunker_config,
         request.hours_per_job,
+        request.variant,
     )
     if built and not request.force:
         return {"version": version, "jobs": 0, "already_built": True}
@@ -82,6 +83,7 @@ def fan_out(request: ChunkRequest, service_date: str, function_arn: str) -> dict
             "service_date": service_date,
             "hours": list(hours),
             "expected_version": version,
+            "variant": request.variant,
         }
         client.invoke(
             FunctionName=function_arn,
@@ -107,6 +109,14 @@ class ChunkRequest(BaseModel):
     force: bool = False
     fan_out: bool = Field(default=False, description="Plan hour jobs and invoke them async.")
     hours_per_job: int = Field(default=1, ge=1, le=24)
+    variant: str = Field(
+        default=DEFAULT_VARIANT, description="Which dispatch run of the day (docs/data-format.md)."
+    )
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, value: str) -> str:
+        return check_variant(value)
 
     @field_validator("airport")
     @classmethod
@@ -185,7 +195,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return fan_out(request, service_date, context.invoked_function_arn)
     if request.hours is None:
         summary = chunk_day(
-            S3, SETTINGS.replay_bucket, request.airport, service_date, config, force=request.force
+            S3,
+            SETTINGS.replay_bucket,
+            request.airport,
+            service_date,
+            config,
+            force=request.force,
+            variant=request.variant,
         )
     else:
         summary = chunk_hours(
@@ -196,6 +212,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             request.hours,
             config,
             expected_version=request.expected_version,
+            variant=request.variant,
         )
     result = summary.as_dict()
     logger.info("chunk job done", extra={"summary": result})

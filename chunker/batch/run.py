@@ -66,7 +66,7 @@ from chunker.format.encoding import (
     dump_model,
     encode_chunk,
 )
-from chunker.format.keys import DayKeys, RawFile
+from chunker.format.keys import DEFAULT_VARIANT, DayKeys, RawFile
 from chunker.format.records import RECORD_KINDS, Reference
 from chunker.format.rows import Row
 from chunker.format.s3 import object_exists
@@ -228,9 +228,10 @@ class DayJob:
         service_date: str,
         config: ChunkerConfig,
         position_path: Literal["columnar", "rows"] = "columnar",
+        variant: str = DEFAULT_VARIANT,
     ) -> DayJob:
-        """List the day's inputs and load its reference data."""
-        keys = DayKeys(airport, service_date)
+        """List the inputs of the day's ``variant`` and load its reference data."""
+        keys = DayKeys(airport, service_date, variant)
         raw_day = discover(s3, bucket, keys)
         reference, report = load_reference(s3, bucket, keys)
         return cls(s3, bucket, raw_day, reference, config, report, position_path)
@@ -506,6 +507,7 @@ class DayJob:
         return Manifest(
             airport=reference.airport,
             service_date=self.day.service_date,
+            variant=self.keys.variant,
             version=self.version,
             start=self.day.start_ms,
             end=self.day.end_ms,
@@ -600,12 +602,14 @@ class DaySummary:
     chunk_bytes: int
     seconds: float
     reference_skipped: dict[str, int] = field(default_factory=dict)
+    variant: str = DEFAULT_VARIANT
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {
             "airport": self.airport,
             "service_date": self.service_date,
+            "variant": self.variant,
             "version": self.version,
             "hours_built": self.hours_built,
             "published": self.published,
@@ -639,6 +643,7 @@ def _summary(
         chunk_bytes=sum(c.bytes for p in parts for c in p.chunks),
         seconds=time.perf_counter() - started,
         reference_skipped=dict(job.reference_report.skipped),
+        variant=job.keys.variant,
     )
 
 
@@ -661,6 +666,7 @@ def chunk_day(
     run_ranges: Callable[[DayJob, list[range]], list[HourPart]] | None = None,
     jobs: int = 1,
     position_path: Literal["columnar", "rows"] = "columnar",
+    variant: str = DEFAULT_VARIANT,
 ) -> DaySummary:
     """Chunk and publish a whole service day.
 
@@ -672,7 +678,7 @@ def chunk_day(
     """
     started = time.perf_counter()
     config = config or ChunkerConfig()
-    job = DayJob.open(s3, bucket, airport, service_date, config, position_path)
+    job = DayJob.open(s3, bucket, airport, service_date, config, position_path, variant)
     if not force and job.is_built():
         job.publish()
         return _summary(job, [], True, True, started)
@@ -704,6 +710,7 @@ def chunk_hours(
     config: ChunkerConfig | None = None,
     *,
     expected_version: str | None = None,
+    variant: str = DEFAULT_VARIANT,
 ) -> DaySummary:
     """One fan-out job: build ``hours`` (consecutive), then publish if the day is complete.
 
@@ -711,7 +718,7 @@ def chunk_hours(
     the job refuses to mix them into that version.
     """
     started = time.perf_counter()
-    job = DayJob.open(s3, bucket, airport, service_date, config or ChunkerConfig())
+    job = DayJob.open(s3, bucket, airport, service_date, config or ChunkerConfig(), variant=variant)
     if expected_version is not None and job.version != expected_version:
         raise InputError(
             f"{airport} {service_date}: inputs changed since planning "
@@ -730,8 +737,9 @@ def plan_day(
     service_date: str,
     config: ChunkerConfig | None = None,
     hours_per_job: int = 1,
+    variant: str = DEFAULT_VARIANT,
 ) -> tuple[str, list[range], bool]:
-    """(version, hour ranges for fan-out jobs, already built) for a day."""
-    job = DayJob.open(s3, bucket, airport, service_date, config or ChunkerConfig())
+    """(version, hour ranges for fan-out jobs, already built) for a day's ``variant``."""
+    job = DayJob.open(s3, bucket, airport, service_date, config or ChunkerConfig(), variant=variant)
     jobs = -(-job.day.hours // max(1, hours_per_job))
     return job.version, split_hours(job.day.hours, jobs), job.is_built()

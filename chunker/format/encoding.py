@@ -29,6 +29,7 @@ import zstandard
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chunker.format.day import HOUR_MS
+from chunker.format.keys import DEFAULT_VARIANT
 from chunker.format.records import (
     Airport,
     Attribution,
@@ -279,6 +280,9 @@ class Manifest(BaseModel):
     encoding: Literal["json+zstd"] = "json+zstd"
     airport: Airport
     service_date: dt.date
+    # Which dispatch run of the day this is (chunker.format.keys); manifests written before
+    # variants existed have none and are the default variant.
+    variant: str = DEFAULT_VARIANT
     version: str
     start: int
     end: int

@@ -12,6 +12,21 @@ airport's data or an arbitrary key::
     chunks/{airport}/{date}/{version}/parts/{HH}.json      hour-job summaries
     chunks/{airport}/{date}/{version}/c/{start_ms}.json.zst  one chunk per bucket
     quarantine/{airport}/{date}/{version}/{HH}.jsonl.gz    rejected records + reasons
+
+A service day may hold several *variants*: recordings of other dispatch runs of the same
+day (e.g. a candidate algorithm replayed against production's flights and tasks). The
+default variant (``default``) is the layout above, unchanged. Variant ``{v}`` lives beside
+it, each tree complete in itself (its own reference data, versions, pointer)::
+
+    raw/{airport}/{date}/variants/{v}/...                   the same files as a day's raw/
+    published/{airport}/{date}/variants/{v}.json            the variant's pointer
+    chunks/{airport}/{date}/variants/{v}/{version}/...      its versions (same layout)
+    quarantine/{airport}/{date}/variants/{v}/{version}/{HH}.jsonl.gz
+
+None of these keys can be mistaken for the default variant's: a raw record file's name is
+``{kind}[/{HH}].jsonl[.gz]`` directly under the day's prefix, a version is 16 hex digits
+and a day pointer is ``{date}.json``. Listing ``published/{airport}/{date}`` lists the
+day's variants with one request.
 """
 
 from __future__ import annotations
@@ -24,6 +39,10 @@ from chunker.format.records import AIRPORT_ID_PATTERN, RECORD_KINDS
 
 _AIRPORT = re.compile(AIRPORT_ID_PATTERN)
 _VERSION = re.compile(r"^[0-9a-f]{16}$")
+DEFAULT_VARIANT = "default"
+VARIANT_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+_VARIANT = re.compile(VARIANT_PATTERN)
+VARIANTS_SEGMENT = "variants/"
 _RAW_FILE = re.compile(
     rf"^(?P<kind>{'|'.join(RECORD_KINDS)})"
     r"(?:/(?P<hour>[0-9]{2}))?\.jsonl(?P<gz>\.gz)?$"
@@ -33,6 +52,19 @@ CHUNK_SUFFIX = ".json.zst"
 
 class InvalidIdentifier(ValueError):
     """An airport id, date or version that must not reach an S3 key."""
+
+
+class InvalidVariant(InvalidIdentifier):
+    """A variant name that is not one (lower-case letters, digits, inner hyphens; 1-32)."""
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` if it is a valid variant name."""
+    if not isinstance(variant, str) or not _VARIANT.match(variant):
+        raise InvalidVariant(
+            f"variant must be 1-32 lower-case letters, digits or inner hyphens: {variant!r}"
+        )
+    return variant
 
 
 def check_airport(airport: str) -> str:
@@ -67,12 +99,13 @@ def published_prefix(airport: str) -> str:
     return f"{PUBLISHED_PREFIX}{check_airport(airport)}/"
 
 
-def date_of_pointer_key(airport: str, key: str) -> str | None:
-    """The service date of a pointer key, or None if the key is not one."""
+def date_of_pointer_key(airport: str, key: str, variant: str = DEFAULT_VARIANT) -> str | None:
+    """The service date of a pointer key of ``variant``, or None if the key is not one."""
     prefix = published_prefix(airport)
-    if not key.startswith(prefix) or not key.endswith(".json"):
+    suffix = ".json" if variant == DEFAULT_VARIANT else f"/{VARIANTS_SEGMENT}{variant}.json"
+    if not key.startswith(prefix) or not key.endswith(suffix):
         return None
-    date = key[len(prefix) : -len(".json")]
+    date = key[len(prefix) : -len(suffix)]
     try:
         return check_date(date)
     except InvalidIdentifier:
@@ -85,14 +118,21 @@ class DayKeys:
 
     airport: str
     service_date: str
+    variant: str = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         check_airport(self.airport)
         check_date(self.service_date)
+        check_variant(self.variant)
+
+    @property
+    def _variant_segment(self) -> str:
+        """``""`` for the default variant, else ``variants/{v}/``."""
+        return "" if self.variant == DEFAULT_VARIANT else f"{VARIANTS_SEGMENT}{self.variant}/"
 
     @property
     def raw_prefix(self) -> str:
-        return f"raw/{self.airport}/{self.service_date}/"
+        return f"raw/{self.airport}/{self.service_date}/{self._variant_segment}"
 
     @property
     def reference(self) -> str:
@@ -107,11 +147,33 @@ class DayKeys:
 
     @property
     def chunks_prefix(self) -> str:
-        return f"chunks/{self.airport}/{self.service_date}/"
+        return f"chunks/{self.airport}/{self.service_date}/{self._variant_segment}"
 
     @property
     def pointer(self) -> str:
-        return f"{published_prefix(self.airport)}{self.service_date}.json"
+        if self.variant == DEFAULT_VARIANT:
+            return f"{published_prefix(self.airport)}{self.service_date}.json"
+        return f"{self.variants_prefix}{self.variant}.json"
+
+    @property
+    def day_pointers_prefix(self) -> str:
+        """Prefix of every pointer of the day, whatever its variant."""
+        return f"{published_prefix(self.airport)}{self.service_date}"
+
+    @property
+    def variants_prefix(self) -> str:
+        """Prefix of the day's non-default variants' pointers."""
+        return f"{self.day_pointers_prefix}/{VARIANTS_SEGMENT}"
+
+    def variant_of_pointer(self, key: str) -> str | None:
+        """The variant a pointer key of this day names, or None if it names none."""
+        if key == DayKeys(self.airport, self.service_date).pointer:
+            return DEFAULT_VARIANT
+        prefix = self.variants_prefix
+        if not key.startswith(prefix) or not key.endswith(".json"):
+            return None
+        name = key[len(prefix) : -len(".json")]
+        return name if _VARIANT.match(name) else None
 
     def version_prefix(self, version: str) -> str:
         return f"{self.chunks_prefix}{check_version(version)}/"
@@ -130,7 +192,8 @@ class DayKeys:
 
     def quarantine(self, version: str, hour: int) -> str:
         return (
-            f"quarantine/{self.airport}/{self.service_date}/{check_version(version)}/"
+            f"quarantine/{self.airport}/{self.service_date}/{self._variant_segment}"
+            f"{check_version(version)}/"
             f"{hour:02d}.jsonl.gz"
         )
 

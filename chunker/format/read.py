@@ -14,6 +14,11 @@ through one ``ChunkReader``, so the cache policy is decided here, once:
 - ``published(airport, date)`` re-reads the day's pointer every time (manifests are
   cached by key: a pointer names an immutable version).
 
+A reader reads one *variant* of every day (``chunker.format.keys``; the default one unless
+made by ``of_variant``). ``of_variant(name)`` is the reader of another variant: it shares
+this reader's chunk and manifest caches (their keys name the variant already) and keeps
+its own day index, so nothing about one variant's days is ever served for another's.
+
 Like foxglove/mcap's ``iter_messages(topics, start_time, end_time)``, the lookup (day ->
 manifest -> chunk) and the time filtering are written once. They are written as *steps*
 (``tick_walk``, ``day_walk``): a generator yields a ``Load`` when it needs something that
@@ -39,7 +44,14 @@ from botocore.exceptions import ClientError
 
 from chunker.format.day import ServiceDay
 from chunker.format.encoding import CorruptChunk, Manifest, Pointer, decode_chunk
-from chunker.format.keys import PUBLISHED_PREFIX, DayKeys, date_of_pointer_key, published_prefix
+from chunker.format.keys import (
+    DEFAULT_VARIANT,
+    PUBLISHED_PREFIX,
+    DayKeys,
+    check_variant,
+    date_of_pointer_key,
+    published_prefix,
+)
 from chunker.format.prepared import PreparedChunk, PreparedTick
 from chunker.format.s3 import object_exists
 from chunker.format.state import ReplayState
@@ -50,6 +62,7 @@ if TYPE_CHECKING:
 V = TypeVar("V")
 DAYS_TTL_S = 30.0  # how long a day index serves before it is re-read
 MISS_REFRESH_S = 1.0  # a miss re-reads the day index only if it is older than this
+MAX_VARIANT_READERS = 32  # variant readers kept (each holds only its small day index)
 
 
 class NotPublished(LookupError):
@@ -173,14 +186,63 @@ class ChunkReader:
         bucket: str,
         cache_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        variant: str = DEFAULT_VARIANT,
+        shares: ChunkReader | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.clock = clock
-        self.chunks: ByteBoundedCache[PreparedChunk] = ByteBoundedCache(cache_bytes)
-        self._manifests: ByteBoundedCache[Manifest] = ByteBoundedCache(64 * 1024 * 1024)
+        self.variant = check_variant(variant)
+        self.chunks: ByteBoundedCache[PreparedChunk]
+        self._manifests: ByteBoundedCache[Manifest]
+        if shares is None:
+            self.chunks = ByteBoundedCache(cache_bytes)
+            self._manifests = ByteBoundedCache(64 * 1024 * 1024)
+        else:
+            self.chunks, self._manifests = shares.chunks, shares._manifests
+        self._root = self if shares is None else shares
+        self._variant_readers: OrderedDict[str, ChunkReader] = OrderedDict()
+        self._variant_lock = threading.Lock()
         self.day_indexes: dict[str, DayIndex] = {}
         self.refreshes = 0  # day index reads (for operations and tests)
+
+    def of_variant(self, variant: str) -> ChunkReader:
+        """The reader of the days' ``variant`` (``InvalidVariant`` for a bad name): the
+        same caches, its own day index (module doc)."""
+        if variant == self.variant:
+            return self
+        root = self._root
+        if check_variant(variant) == root.variant:
+            return root
+        with root._variant_lock:
+            reader = root._variant_readers.get(variant)
+            if reader is None:
+                reader = ChunkReader(
+                    root.s3, root.bucket, clock=root.clock, variant=variant, shares=root
+                )
+                root._variant_readers[variant] = reader
+                while len(root._variant_readers) > MAX_VARIANT_READERS:
+                    root._variant_readers.popitem(last=False)
+            else:
+                root._variant_readers.move_to_end(variant)
+            return reader
+
+    def variants(self, airport: str, service_date: str) -> list[str]:
+        """The published variants of a day (one listing), the default first if published."""
+        keys = DayKeys(airport, service_date)
+        found = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=keys.day_pointers_prefix):
+            for obj in page.get("Contents", []):
+                variant = keys.variant_of_pointer(obj["Key"])
+                if variant is not None:
+                    found.append(variant)
+        return sorted(found, key=lambda v: (v != DEFAULT_VARIANT, v))
+
+    def _named(self, airport: str) -> str:
+        """``airport``, and the variant when it is not the default (messages, load keys)."""
+        return airport if self.variant == DEFAULT_VARIANT else f"{airport} ({self.variant})"
 
     # --- S3 ----------------------------------------------------------------------------
 
@@ -200,11 +262,13 @@ class ChunkReader:
 
     def published(self, airport: str, service_date: str) -> PublishedDay:
         """The currently published version of a day (the pointer is always re-read)."""
-        keys = DayKeys(airport, service_date)
+        keys = DayKeys(airport, service_date, self.variant)
         try:
             pointer = Pointer.model_validate_json(self._get(keys.pointer))
         except NotPublished as exc:
-            raise NotPublished(f"{airport} {service_date} has no published chunks") from exc
+            raise NotPublished(
+                f"{self._named(airport)} {service_date} has no published chunks"
+            ) from exc
         manifest = self._manifests.get(pointer.manifest_key)
         if manifest is None:
             data = self._get(pointer.manifest_key)
@@ -227,7 +291,7 @@ class ChunkReader:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=published_prefix(airport)):
             for obj in page.get("Contents", []):
-                date = date_of_pointer_key(airport, obj["Key"])
+                date = date_of_pointer_key(airport, obj["Key"], self.variant)
                 if date is not None:
                     days.append(date)
         return sorted(days)
@@ -269,7 +333,7 @@ class ChunkReader:
 
     def _days_load(self, airport: str, background: bool = False) -> Load[DayIndex]:
         return Load(
-            f"the published days of {airport}",
+            f"the published days of {self._named(airport)}",
             "days",
             partial(self.refresh_days, airport),
             background,
@@ -282,7 +346,9 @@ class ChunkReader:
         manifest = index.manifests.get(date)
         if manifest is None:
             read = partial(self._read_manifest, airport, date)
-            manifest = yield Load(f"the manifest of {airport} {date}", "manifest", read)
+            manifest = yield Load(
+                f"the manifest of {self._named(airport)} {date}", "manifest", read
+            )
             index.manifests[date] = manifest
         return manifest
 
@@ -303,7 +369,7 @@ class ChunkReader:
                 yield self._days_load(airport)
                 index = self.day_indexes[airport]
             if not index.days:
-                raise NotPublished(f"{airport} has no published days")
+                raise NotPublished(f"{self._named(airport)} has no published days")
             if index.timezone is None:
                 newest = yield from self._manifest_walk(airport, index, index.days[-1])
                 index.timezone = newest.airport.timezone
@@ -312,7 +378,7 @@ class ChunkReader:
                 manifest = yield from self._manifest_walk(airport, index, date)
                 if manifest.start <= t < manifest.end:
                     return manifest
-        raise NotPublished(f"{airport}: nothing published at t={t}")
+        raise NotPublished(f"{self._named(airport)}: nothing published at t={t}")
 
     def tick_walk(self, airport: str, start: int, end: int) -> Steps[None]:
         """Steps to every chunk span covering ``[start, end)``, in order, across chunks and

@@ -13,6 +13,7 @@ import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
 import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
 import { AircraftCard } from "./aircraftcard.js";
 import { DecisionsPanel } from "./decisions.js";
+import { CompareView } from "./compare.js";
 import { Panels } from "./panels.js";
 import { QualityPanel } from "./quality.js";
 
@@ -370,6 +371,7 @@ function frame() {
   app.follower.update(performance.now());
   app.kpis.follow();
   app.map.draw(app.state, { trails: app.trails, vehicleTypes: app.vehicleTypes, dataTime: position });
+  app.compare.draw(position); // compare mode's second map, at the same replay time
   app.panels.render(app.state, position);
   app.decisions.render(app.state);
   app.decisions.measure(position);
@@ -504,6 +506,7 @@ function start(view, manifest, airports, moment) {
   app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.follower = new Follower(app);
   app.kpis = new KpiPanel({ api, app });
+  app.compare = new CompareView({ api, app });
 
 
   // The day's history views (a turnaround, a vehicle's day) read the same day.
@@ -546,6 +549,7 @@ function start(view, manifest, airports, moment) {
   app.events.bind();
   app.follower.bind();
   app.kpis.bind();
+  app.compare.bind();
   bindNotifications(app, (at) => app.controls.seek(at));
   app.events.load().catch((error) => {
     console.warn("dispatch-replay: the day's events did not load", error);
@@ -574,6 +578,7 @@ function start(view, manifest, airports, moment) {
     app.events.renderLegend();
     if (!$("kpi-popover").hidden) app.kpis.refresh();
     app.decisions.relabel();
+    app.compare.relabel();
     app.clockText = ""; // redraw the clock's labels
   });
 

@@ -115,11 +115,13 @@ export async function resolveSession(api, params) {
       speed: 1,
       state: "paused",
       ...(moment?.filters ? { filters: moment.filters } : {}),
+      // Compare mode (compare.js): a second variant of the day played on the same clock.
+      ...(params.get("compare") ? { compare: params.get("compare") } : {}),
     });
     if (moment) moment.bookmark = null; // a bookmark lives in its own session only
   }
   const url = new URL(location.href);
-  for (const name of ["join", "airport", "day", ...MOMENT_PARAMS]) url.searchParams.delete(name);
+  for (const name of ["join", "airport", "day", "compare", ...MOMENT_PARAMS]) url.searchParams.delete(name);
   url.searchParams.set("session", view.session_id);
   history.replaceState(null, "", url);
   return { view, manifest, airports, moment };

@@ -32,11 +32,14 @@ export class ReplayStream {
    * @param {(transport: string) => void} options.onTransport
    * @param {(view: any) => void} [options.onView] a fresher session view (token renewals)
    * @param {(error: any) => void} [options.onFatal]
+   * @param {string} [options.variant] which of the session's variants to play (compare
+   *   mode's second stream); the session's own when absent
    */
-  constructor({ api, sessionId, url, onEvent, onTransport, onView, onFatal }) {
+  constructor({ api, sessionId, url, onEvent, onTransport, onView, onFatal, variant }) {
     this.api = api;
     this.sessionId = sessionId;
     this.url = url;
+    this.variant = variant ?? null;
     this.onEvent = onEvent;
     this.onTransport = onTransport;
     this.onView = onView ?? (() => {});
@@ -66,6 +69,7 @@ export class ReplayStream {
     if (this.stopped) return;
     const url = new URL(this.url, location.href);
     if (this.lastEventId) url.searchParams.set("resume_from", this.lastEventId);
+    if (this.variant) url.searchParams.set("variant", this.variant);
     const source = new EventSource(url.toString());
     this.source = source;
     source.onopen = () => {

@@ -23,17 +23,22 @@ from typing import TYPE_CHECKING, Any
 from chunker.batch.cli import run_ranges_in_processes
 from chunker.batch.run import chunk_day
 from chunker.format.encoding import ChunkerConfig
+from chunker.format.keys import DEFAULT_VARIANT, check_variant
 from chunker.format.s3 import s3_client
 from functions.app.dependencies import dynamodb_client
 from functions.local import day_cache, serve
 from functions.local.stack import LocalStackError, ensure_table, moto_server, port_is_free
 from synthetic import GeneratorSettings, generate_day, write_day
+from synthetic.dispatch import NEAREST_FIRST
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEMO_BUCKET = "dispatch-replay-local"
 DEMO_TABLE = "dispatch-replay-sessions"
+# The demo day's second dispatch run (issue 20 item 6): same flights, tasks and fleet,
+# dispatched nearest-first without the on-time check.
+COMPARE_VARIANT = "nearest-first"
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +52,12 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument("--start-hour", type=int, default=0, help="first local hour generated")
     demo.add_argument("--hours", type=int, default=24, help="hours generated")
     demo.add_argument("--moto-port", type=int, default=0, help="moto server port (0: any free)")
+    demo.add_argument(
+        "--compare-variant",
+        default=COMPARE_VARIANT,
+        help=f"a second dispatch run of the day, by the {NEAREST_FIRST} rule, under this "
+        f"variant name (default {COMPARE_VARIANT}; '' for none): the dashboard's Compare",
+    )
     demo.add_argument(
         "--no-serve", action="store_true", help="stop after chunking (print the summary)"
     )
@@ -86,12 +97,15 @@ def sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def demo_cache_key(settings: GeneratorSettings) -> str:
-    """The day cache's entry for a demo day: every generator setting, the chunker's
-    configuration and the code of both (``day_cache.cache_key``)."""
+def demo_cache_key(
+    settings: GeneratorSettings, variants: list[GeneratorSettings] | None = None
+) -> str:
+    """The day cache's entry for a demo day: every generator setting (of each variant too),
+    the chunker's configuration and the code of both (``day_cache.cache_key``)."""
     return day_cache.cache_key(
         {
             "generator": settings.model_dump(mode="json"),
+            "variants": [v.model_dump(mode="json") for v in variants or []],
             "chunker": ChunkerConfig().model_dump(mode="json"),
         }
     )
@@ -113,6 +127,16 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         start_hour=args.start_hour,
         hours=args.hours,
     )
+    variants = []
+    if args.compare_variant:
+        variants.append(
+            settings.model_copy(
+                update={
+                    "variant": check_variant(args.compare_variant),
+                    "dispatch_rule": NEAREST_FIRST,
+                }
+            )
+        )
     if not args.no_serve and not port_is_free(args.host, args.port):
         raise LocalStackError(f"{args.host}:{args.port} is already in use (choose --port)")
     started = time.monotonic()
@@ -122,7 +146,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         s3 = s3_client()
         s3.create_bucket(Bucket=DEMO_BUCKET)
 
-        key = demo_cache_key(settings)
+        key = demo_cache_key(settings, variants)
         cached = day_cache.load(args.cache, key) if args.cache else None
         if cached is not None:
             mark = time.monotonic()
@@ -134,6 +158,10 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
             )
         else:
             day_summary = _generate_and_chunk(settings, s3, max(1, args.jobs), report)
+            day_summary["variants"] = {
+                variant.variant: _generate_and_chunk(variant, s3, max(1, args.jobs), report)
+                for variant in variants
+            }
             if args.cache:
                 day_cache.store(args.cache, key, s3, DEMO_BUCKET, day_summary)
         ensure_table(dynamodb_client(), DEMO_TABLE)
@@ -157,8 +185,9 @@ def _generate_and_chunk(
     day = generate_day(settings, report)
     write_day(day, lambda key, body: s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=body))
     generated_s = time.monotonic() - mark
+    named = "" if settings.variant == DEFAULT_VARIANT else f" (variant {settings.variant})"
     report(
-        f"generated {day.turnarounds} turnarounds, {day.tasks} tasks, "
+        f"generated{named} {day.turnarounds} turnarounds, {day.tasks} tasks, "
         f"{day.counts['positions']:,} GPS fixes in {generated_s:.1f} s"
     )
     mark = time.monotonic()
@@ -170,10 +199,11 @@ def _generate_and_chunk(
         ChunkerConfig(),
         jobs=jobs,
         run_ranges=run_ranges_in_processes(quiet=True) if jobs > 1 else None,
+        variant=settings.variant,
     )
     chunked_s = time.monotonic() - mark
     report(
-        f"chunked into {summary.chunk_objects} chunks ({summary.chunk_bytes / 1e6:.1f} MB) "
+        f"chunked{named} into {summary.chunk_objects} chunks ({summary.chunk_bytes / 1e6:.1f} MB) "
         f"in {chunked_s:.1f} s with {jobs} process(es)"
     )
     return {

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from chunker.format.day import ServiceDay
+from chunker.format.keys import DEFAULT_VARIANT, InvalidVariant, check_variant
 from chunker.format.read import NotPublished
 from functions.app import metrics, paths
 from functions.app.control.schema import (
@@ -134,8 +135,9 @@ class SessionService:
 
     def create(self, caller: str, request: SessionCreate) -> Session:
         """A new session owned by ``caller`` over published data."""
-        start, end = self.check_range(request.airport, request.start, request.end)
-        self.check_filters(request.airport, start, end, request.filters)
+        variants = _variants(request.variant, request.compare)
+        start, end = self.check_range(request.airport, request.start, request.end, variants)
+        self.check_filters(request.airport, start, end, request.filters, variants[0])
         position = start if request.position is None else request.position
         now = self.services.now_ms()
         clock = PlaybackClock(
@@ -158,6 +160,8 @@ class SessionService:
             now,
             self.settings.presence_lease_s * 1000,
             self.settings.session_ttl_s,
+            variant=variants[0],
+            compare=variants[1] if len(variants) > 1 else None,
         )
         self.store.create(session)
         metrics.count("SessionsCreated")
@@ -170,29 +174,43 @@ class SessionService:
             raise NotOwner("only the owner can delete a session")
         self.store.delete(session_id)
 
-    def check_range(self, airport: str, start: int, end: int) -> tuple[int, int]:
-        """``(start, end)`` if it is a sane range and every service day in it is published."""
+    def check_range(
+        self, airport: str, start: int, end: int, variants: tuple[str, ...] = (DEFAULT_VARIANT,)
+    ) -> tuple[int, int]:
+        """``(start, end)`` if it is a sane range and every service day in it is published
+        in each of ``variants``."""
         check_range(start, end)
         if end - start > MAX_RANGE_MS:
             raise PlaybackError(f"a range may span at most {MAX_RANGE_MS // 86_400_000} days")
-        chunks = self.services.chunks
-        days = chunks.published_days(airport)
-        first = chunks.day_at(airport, start, days)
-        timezone = first.airport.timezone
-        date = first.service_date
-        last = dt.date.fromisoformat(ServiceDay.local_date_of(end - 1, timezone))
-        while date <= last:
-            if date.isoformat() not in days:
-                raise NotPublished(f"{airport} {date.isoformat()} has no published chunks")
-            date += dt.timedelta(days=1)
+        for variant in variants:
+            chunks = self.services.chunks.of_variant(variant)
+            days = chunks.published_days(airport)
+            first = chunks.day_at(airport, start, days)
+            timezone = first.airport.timezone
+            date = first.service_date
+            last = dt.date.fromisoformat(ServiceDay.local_date_of(end - 1, timezone))
+            while date <= last:
+                if date.isoformat() not in days:
+                    named = "" if variant == DEFAULT_VARIANT else f" (variant {variant})"
+                    raise NotPublished(
+                        f"{airport} {date.isoformat()}{named} has no published chunks"
+                    )
+                date += dt.timedelta(days=1)
         return start, end
 
-    def check_filters(self, airport: str, start: int, end: int, filters: Filters) -> None:
+    def check_filters(
+        self,
+        airport: str,
+        start: int,
+        end: int,
+        filters: Filters,
+        variant: str = DEFAULT_VARIANT,
+    ) -> None:
         """``ContradictoryFilters`` if ``filters`` can match nothing on the days of
         ``[start, end)`` (by their fleets and schedules)."""
         if not filters.active():
             return
-        chunks = self.services.chunks
+        chunks = self.services.chunks.of_variant(variant)
         days = chunks.published_days(airport)
         first = chunks.day_at(airport, start, days)
         last = dt.date.fromisoformat(ServiceDay.local_date_of(end - 1, first.airport.timezone))
@@ -264,11 +282,19 @@ class SessionService:
         elif isinstance(command, SetSpeed):
             clock = clock.set_speed(now, command.speed)
         elif isinstance(command, SetRange):
-            start, end = self.check_range(session.airport, command.start, command.end)
+            start, end = self.check_range(
+                session.airport, command.start, command.end, session.variants
+            )
             clock = clock.set_range(now, start, end)
             timeline += 1
         elif isinstance(command, SetFilters):
-            self.check_filters(session.airport, clock.range_start, clock.range_end, command.filters)
+            self.check_filters(
+                session.airport,
+                clock.range_start,
+                clock.range_end,
+                command.filters,
+                session.variant,
+            )
             filters = command.filters
             filters_by = caller
             timeline += 1
@@ -289,7 +315,8 @@ class SessionService:
     def _tick_ms(self, session: Session) -> int:
         position = session.clock.position_at(self.services.now_ms())
         try:
-            manifest = self.services.chunks.day_at(session.airport, position)
+            reader = self.services.chunks.of_variant(session.variant)
+            manifest = reader.day_at(session.airport, position)
         except NotPublished:
             return DEFAULT_TICK_MS
         return manifest.config.tick_ms
@@ -470,3 +497,13 @@ def _attempts() -> Iterator[int]:
 def _back_off(attempt: int) -> None:
     """A random wait before retrying a conflicting write (full jitter, doubling, capped)."""
     time.sleep(random.uniform(0, min(CONFLICT_BACKOFF_S * 2**attempt, CONFLICT_BACKOFF_MAX_S)))
+
+
+def _variants(variant: str, compare: str | None) -> tuple[str, ...]:
+    """The variants a new session plays (its own, then the compared one), checked:
+    ``InvalidVariant`` (400) for a bad name or a variant compared with itself."""
+    if compare is None:
+        return (check_variant(variant),)
+    if check_variant(compare) == check_variant(variant):
+        raise InvalidVariant(f"compare names the session's own variant {variant!r}")
+    return (variant, compare)

@@ -42,7 +42,7 @@ from functions.app.web.problems import Problem, documented
 router = APIRouter(prefix=paths.SESSIONS, tags=["sessions"])
 
 ERRORS = documented(
-    e400="Malformed JSON.",
+    e400="Malformed JSON; a `variant` or `compare` that is not a variant name.",
     e401="No caller identity.",
     e404="No such session (or not yours), or nothing published.",
     e413="Body over the size limit.",

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from chunker.format.day import to_ms
+from chunker.format.keys import DEFAULT_VARIANT
 from chunker.format.records import AIRPORT_ID_PATTERN
 from functions.app.domain.bookmarks import Bookmark
 from functions.app.domain.playback import MAX_SPEED, MIN_SPEED, check_speed
@@ -65,6 +66,21 @@ class SessionCreate(BaseModel):
     position: Instant | None = Field(default=None, description="Start position (default: start).")
     loop: StrictFlag = False
     filters: Filters = Filters()
+    # Checked by the API (400 invalid-variant), not by the schema (422): a name is an
+    # identifier like an airport's in a path, and a bad one is the caller's mistake.
+    variant: str = Field(
+        default=DEFAULT_VARIANT,
+        max_length=64,
+        description="Which dispatch run of the days to play (GET …/days/{date}/variants).",
+        examples=["default"],
+    )
+    compare: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A second variant to play in sync (compare mode): its stream is the "
+        "session's stream with `variant=` it; null for none.",
+        examples=["nearest-first"],
+    )
 
 
 class _Command(BaseModel):
@@ -194,6 +210,8 @@ class SessionView(BaseModel):
     created_at: int
     updated_at: int
     expires_at: int
+    variant: str = Field(default=DEFAULT_VARIANT, description="The variant it plays.")
+    compare: str | None = Field(default=None, description="The variant it is compared with.")
     stream: StreamAccess | None = None
 
     @classmethod
@@ -229,6 +247,8 @@ class SessionView(BaseModel):
             created_at=session.created_at,
             updated_at=session.updated_at,
             expires_at=session.expires_at,
+            variant=session.variant,
+            compare=session.compare,
             stream=stream,
         )
 

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chunker.format.day import InvalidServiceDay
 from chunker.format.encoding import CorruptChunk
-from chunker.format.keys import InvalidIdentifier
+from chunker.format.keys import InvalidIdentifier, InvalidVariant
 from chunker.format.read import NotPublished, OutsideDay
 from functions.app.history.queries import (
     BadCursor,
@@ -119,6 +119,7 @@ FOREIGN: tuple[tuple[type[Exception], ForeignKind], ...] = (
     (TurnaroundNotFound, ForeignKind(404, "turnaround-not-found", "Turnaround not found")),
     (BadCursor, ForeignKind(422, "invalid-query", "Invalid query")),
     (HistoryError, ForeignKind(422, "invalid-query", "Invalid query")),
+    (InvalidVariant, ForeignKind(400, "invalid-variant", "Invalid variant")),
     (InvalidIdentifier, ForeignKind(422, "invalid-identifier", "Invalid identifier")),
     (InvalidServiceDay, ForeignKind(422, "invalid-identifier", "Invalid service day")),
     # A damaged chunk stays damaged until the day is re-chunked: clients wait longer.

@@ -13,6 +13,7 @@ Item attributes::
     filters_by S (optional), bookmarks S (JSON, optional), bookmarks_revision N (optional),
     state S, speed N, anchor_position N, anchor_wall N, range_start N, range_end N, loop BOOL,
     filters S (JSON), timeline N, version N, last_command_id S (optional),
+    variant S (optional: the default variant), compare S (optional),
     created_at N, updated_at N, presence_until N (ms), expires_at N (epoch s; the table's TTL)
 
 The table also holds the stream leases (keys ``lease#...``, ``functions.app.domain.leases``), which
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from chunker.format.keys import DEFAULT_VARIANT
 from chunker.format.records import TASK_VEHICLE_TYPE, EntityId, TaskStatus, TaskType, VehicleType
 from functions.app.domain import bookmarks
 from functions.app.domain.bookmarks import Bookmark
@@ -71,6 +73,14 @@ class SessionNotFound(DomainError, LookupError):
     title = "Session not found"
     event_code = "session_gone"
     event_message = "the session was deleted or expired"
+
+
+class VariantNotInSession(DomainError, LookupError):
+    """A stream asked for a variant the session neither plays nor compares with."""
+
+    status = 404
+    slug = "variant-not-found"
+    title = "Variant not in this session"
 
 
 class SessionGone(SessionNotFound):
@@ -276,6 +286,15 @@ class Session:
     # the revision moves with every change to them, so viewers know when to read them again.
     bookmarks: tuple[Bookmark, ...] = ()
     bookmarks_revision: int = 0
+    # Which dispatch run of the days it plays (``chunker.format.keys``), and the one it is
+    # compared with (a second stream of the same session plays it: one clock for both).
+    variant: str = DEFAULT_VARIANT
+    compare: str | None = None
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants its streams may play: its own, then the compared one."""
+        return (self.variant,) if self.compare is None else (self.variant, self.compare)
 
     @classmethod
     def new(
@@ -287,6 +306,8 @@ class Session:
         now: int,
         presence_lease_ms: int,
         ttl_s: int,
+        variant: str = DEFAULT_VARIANT,
+        compare: str | None = None,
     ) -> Session:
         """A session at version 1, created at wall time ``now`` (epoch ms)."""
         return cls(
@@ -301,6 +322,8 @@ class Session:
             updated_at=now,
             presence_until=now + presence_lease_ms,
             expires_at=now // 1000 + ttl_s,
+            variant=variant,
+            compare=compare,
         )
 
     def expired(self, now_ms: int) -> bool:
@@ -352,6 +375,10 @@ class Session:
             item["bookmarks"] = {"S": bookmarks.encode(self.bookmarks)}
         if self.bookmarks_revision:
             item["bookmarks_revision"] = {"N": str(self.bookmarks_revision)}
+        if self.variant != DEFAULT_VARIANT:
+            item["variant"] = {"S": self.variant}
+        if self.compare is not None:
+            item["compare"] = {"S": self.compare}
         return item
 
     @classmethod
@@ -384,4 +411,6 @@ class Session:
             filters_by=item.get("filters_by", {}).get("S"),
             bookmarks=bookmarks.decode(item["bookmarks"]["S"]) if "bookmarks" in item else (),
             bookmarks_revision=int(item.get("bookmarks_revision", {}).get("N", "0")),
+            variant=item.get("variant", {}).get("S", DEFAULT_VARIANT),
+            compare=item.get("compare", {}).get("S"),
         )

@@ -139,6 +139,39 @@ class DecisionQualityFold:
         }
 
 
+# The figures a comparison of two variants takes the difference of (compare minus variant).
+COMPARED = (
+    "decisions",
+    "tasks",
+    "assignments",
+    "arrived",
+    "on_time",
+    "on_time_share",
+    "regret_mean_ms",
+    "regret_p90_ms",
+    "regret_measured",
+    "reassignments",
+    "reassignments_per_100_tasks",
+    "escalations_no_vehicle",
+    "high_regret_count",
+)
+
+
+def quality_difference(base: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """``other`` minus ``base`` for every compared figure (None where either is None;
+    shares and rates rounded as the figures are)."""
+    difference: dict[str, Any] = {}
+    for name in COMPARED:
+        a, b = base.get(name), other.get(name)
+        if a is None or b is None:
+            difference[name] = None
+        elif isinstance(a, float) or isinstance(b, float):
+            difference[name] = round(b - a, 4)
+        else:
+            difference[name] = b - a
+    return difference
+
+
 def _on_time(m: _Measured) -> bool:
     required = m.decision.get("required_at")
     return required is not None and m.arrival is not None and m.arrival <= required

@@ -124,6 +124,20 @@ class ExportQuery:
         )
 
 
+def day_variants(chunks: ChunkReader, airport: str, service_date: str) -> dict[str, Any]:
+    """The published variants of a day with their versions (``NotPublished`` if none)."""
+    names = chunks.variants(airport, service_date)
+    if not names:
+        raise NotPublished(f"{airport} {service_date} has no published chunks")
+    variants = []
+    for name in names:
+        pointer = chunks.of_variant(name).published(airport, service_date).pointer
+        variants.append(
+            {"variant": name, "version": pointer.version, "published_at": pointer.published_at}
+        )
+    return {"airport": airport, "service_date": service_date, "variants": variants}
+
+
 def check_window(start: int, end: int, limit_ms: int = MAX_SCAN_MS) -> None:
     """A non-empty window no longer than ``limit_ms``."""
     if end <= start:

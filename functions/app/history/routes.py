@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from chunker.format.encoding import dump_model
+from chunker.format.keys import DEFAULT_VARIANT, InvalidVariant, check_variant
 from chunker.format.records import (
     AIRPORT_ID_PATTERN,
     ENTITY_ID_PATTERN,
@@ -23,7 +24,11 @@ from chunker.format.records import (
 from functions.app import paths
 from functions.app.control.schema import Instant
 from functions.app.dependencies import Services, get_services
-from functions.app.history.decision_quality import HIGH_REGRET_MS, MAX_LISTED
+from functions.app.history.decision_quality import (
+    HIGH_REGRET_MS,
+    MAX_LISTED,
+    quality_difference,
+)
 from functions.app.history.export import MEDIA_TYPES, ExportFormat, ExportKind, encode
 from functions.app.history.kpis import KpiFilters
 from functions.app.history.navigation import EventKind
@@ -37,6 +42,7 @@ from functions.app.history.queries import (
     ExportQuery,
     History,
     TaskQuery,
+    day_variants,
 )
 from functions.app.threads import CHUNK_STORE, run_in
 from functions.app.web.identity import Caller
@@ -45,12 +51,14 @@ from functions.app.web.problems import documented
 router = APIRouter(prefix=paths.AIRPORTS, tags=["history"])
 
 ERRORS = documented(
+    e400="`variant` (or `compare`) is not a variant name.",
     e401="No caller identity.",
     e404="Airport, day or data not published; a vehicle, flight or turnaround the day "
     "does not know.",
     e422="Invalid parameters (window reversed or too long).",
 )
 NAMED_FLIGHT_ERRORS = documented(
+    e400="`variant` is not a variant name.",
     e401="No caller identity.",
     e404="Airport or day not published; no flight or turnaround by that name that day.",
     e409="The flight number or callsign names several legs (`detail` lists them): add "
@@ -74,9 +82,22 @@ EntityPath = Annotated[str, Path(pattern=ENTITY_ID_PATTERN)]
 EntityQuery = Annotated[str | None, Query(pattern=ENTITY_ID_PATTERN)]
 
 
-def history(services: Annotated[Services, Depends(get_services)]) -> History:
-    """FastAPI dependency: history queries over the app's chunk reader."""
-    return History(services.chunks)
+VARIANT_DESCRIPTION = (
+    "Which dispatch run of the days to read (GET …/days/{date}/variants); default: the "
+    "default variant."
+)
+VariantQuery = Annotated[
+    str, Query(max_length=64, description=VARIANT_DESCRIPTION, examples=["nearest-first"])
+]
+
+
+def history(
+    services: Annotated[Services, Depends(get_services)], variant: VariantQuery = DEFAULT_VARIANT
+) -> History:
+    """FastAPI dependency: history queries over the app's chunk reader, of one variant
+    (``InvalidVariant``: 400 for a bad name; a variant nothing is published for reads as
+    any unpublished day: 404)."""
+    return History(services.chunks.of_variant(variant))
 
 
 Queries = Annotated[History, Depends(history)]
@@ -118,6 +139,21 @@ async def list_days(airport: Airport, caller: Caller, queries: Queries) -> dict[
     """Service dates of an airport with a published version, oldest first."""
     days = await run_in(CHUNK_STORE, queries.chunks.published_days, airport)
     return {"airport": airport, "days": days}
+
+
+@router.get(
+    "/{airport}/days/{date}/variants",
+    responses=ERRORS,
+    summary="A day's published variants (dispatch runs), the default first",
+)
+async def list_variants(
+    airport: Airport,
+    date: Date,
+    caller: Caller,
+    services: Annotated[Services, Depends(get_services)],
+) -> dict[str, Any]:
+    """Every published variant of the day with its version; 404 if none is published."""
+    return await run_in(CHUNK_STORE, day_variants, services.chunks, airport, date)
 
 
 @router.get(
@@ -381,11 +417,21 @@ async def get_decision_quality(
     limit: Annotated[
         int, Query(ge=0, le=MAX_LISTED, description="High-regret decisions listed at most.")
     ] = 20,
+    variant: VariantQuery = DEFAULT_VARIANT,
+    compare: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Another variant of the same days: its figures under `compare` and "
+            "`difference` (compare minus variant, per figure).",
+            examples=["nearest-first"],
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """See docs/api.md *Decision quality* for each figure's definition; filters narrow the
     decisions as on the KPIs (the decision's stand, its task's type, the chosen vehicle's
     type) and may be repeated."""
-    return await run_in(
+    measured = await run_in(
         CHUNK_STORE,
         queries.decision_quality,
         airport,
@@ -395,6 +441,26 @@ async def get_decision_quality(
         high_regret_ms,
         limit,
     )
+    measured = {"variant": variant, **measured}
+    if compare is None:
+        return measured
+    if check_variant(compare) == variant:
+        raise InvalidVariant(f"compare names the queried variant {variant!r}")
+    other = History(queries.chunks.of_variant(compare))
+    compared = await run_in(
+        CHUNK_STORE,
+        other.decision_quality,
+        airport,
+        start,
+        end,
+        filters,
+        high_regret_ms,
+        limit,
+    )
+    return measured | {
+        "compare": {"variant": compare, **compared},
+        "difference": quality_difference(measured, compared),
+    }
 
 
 EXPORT_BATCH = 256  # pieces pulled per worker-thread hop

@@ -17,6 +17,7 @@ import gc
 from typing import Any, TypeVar
 
 from chunker.format.encoding import Manifest
+from chunker.format.keys import DEFAULT_VARIANT
 from chunker.format.prepared import PreparedChunk, PreparedTick
 from chunker.format.read import ChunkReader, ChunkSpan, Load, Steps
 from functions.app.threads import CHUNK_STORE, run_in
@@ -92,34 +93,37 @@ class ChunkSource:
 
     # --- the read API, awaitable -------------------------------------------------------
 
-    async def day_at(self, airport: str, t: int) -> Manifest:
+    # ``variant``: which dispatch run of the days (``ChunkReader.of_variant``).
+
+    async def day_at(self, airport: str, t: int, variant: str = DEFAULT_VARIANT) -> Manifest:
         """The published manifest whose day contains ``t``."""
-        _, manifest = await self._drive(self.reader.day_walk(airport, t))
+        _, manifest = await self._drive(self.reader.of_variant(variant).day_walk(airport, t))
         return manifest
 
     async def chunk_at(
-        self, airport: str, t: int, prefetch: bool = False
+        self, airport: str, t: int, prefetch: bool = False, variant: str = DEFAULT_VARIANT
     ) -> tuple[Manifest, PreparedChunk]:
         """The manifest and prepared chunk containing ``t``."""
-        spans, _ = await self._drive(self.reader.tick_walk(airport, t, t + 1), prefetch)
+        walk = self.reader.of_variant(variant).tick_walk(airport, t, t + 1)
+        spans, _ = await self._drive(walk, prefetch)
         return spans[0].manifest, spans[0].chunk
 
     async def ticks(
-        self, airport: str, start: int, end: int
+        self, airport: str, start: int, end: int, variant: str = DEFAULT_VARIANT
     ) -> tuple[list[PreparedTick], Manifest]:
         """Every delta tick with ``start <= t < end`` (``start < end``), across chunks and
         days; and the manifest of the last day touched."""
-        spans, _ = await self._drive(self.reader.tick_walk(airport, start, end))
+        spans, _ = await self._drive(self.reader.of_variant(variant).tick_walk(airport, start, end))
         return [tick for span in spans for tick in span.ticks()], spans[-1].manifest
 
-    def prefetch(self, airport: str, t: int) -> None:
+    def prefetch(self, airport: str, t: int, variant: str = DEFAULT_VARIANT) -> None:
         """Load the chunk containing ``t`` in the background (bounded; errors ignored)."""
         if len(self._prefetches) >= MAX_PREFETCHES:
             return
 
         async def load() -> object:
             try:
-                return await self.chunk_at(airport, t, prefetch=True)
+                return await self.chunk_at(airport, t, prefetch=True, variant=variant)
             except Exception:  # noqa: BLE001 - a prefetch failure shows up when it is needed
                 return None
 

@@ -121,8 +121,12 @@ class Player:
         last_event_id: str | None,
         deadline_wall_ms: int | None = None,
         prelude: list[bytes] | None = None,
+        variant: str | None = None,
     ) -> None:
         self.runtime = runtime
+        # Which of the session's variants this stream plays (its own by default): a compare
+        # view opens one stream per variant on one session, so one clock drives both.
+        self.variant = session.variant if variant is None else variant
         settings = self.settings = runtime.settings
         self.resume_requested = bool(last_event_id)
         self.cursor_in = Cursor.parse(last_event_id)
@@ -170,7 +174,7 @@ class Player:
 
     async def grid_at(self, t: int) -> TickGrid:
         """The tick grid of the chunk holding ``t``."""
-        _, chunk = await self.runtime.source.chunk_at(self.session.airport, t)
+        _, chunk = await self.runtime.source.chunk_at(self.session.airport, t, variant=self.variant)
         self._grid = TickGrid.of(chunk)
         return self._grid
 
@@ -185,13 +189,17 @@ class Player:
 
     async def state_at(self, t: int) -> tuple[PreparedState, Manifest]:
         """The state at tick-aligned ``t``, and the manifest of its day."""
-        manifest, chunk = await self.runtime.source.chunk_at(self.session.airport, t)
+        manifest, chunk = await self.runtime.source.chunk_at(
+            self.session.airport, t, variant=self.variant
+        )
         return chunk.state_at(t), manifest
 
     async def ticks(self, after: int, until: int) -> tuple[list[PreparedTick], Manifest]:
         """Every delta tick with ``after < t <= until`` (``after < until``), across chunks
         and days; and the manifest of the last day touched."""
-        return await self.runtime.source.ticks(self.session.airport, after + 1, until + 1)
+        return await self.runtime.source.ticks(
+            self.session.airport, after + 1, until + 1, self.variant
+        )
 
     async def render(self, move: Move | None) -> bytes:
         """The events of ``move``: rendered here, or, with shared frames, the bytes a
@@ -218,8 +226,15 @@ class Player:
             self._filters = (filters, filters.model_dump_json())
         if isinstance(move, Snapshot):
             timeline = session.timeline  # what the snapshot's data and id carry
-            return (session.session_id, timeline, self._filters[1], "snapshot", *move)
-        return (session.session_id, self.playhead.timeline, self._filters[1], "frame", *move)
+            return (session.session_id, self.variant, timeline, self._filters[1], "snapshot", *move)
+        return (
+            session.session_id,
+            self.variant,
+            self.playhead.timeline,
+            self._filters[1],
+            "frame",
+            *move,
+        )
 
     async def _render(self, move: Move) -> bytes:
         playhead = self.playhead
@@ -276,7 +291,7 @@ class Player:
                 stats.lateness_ms.append(self.wall_now() - target)
         prefetch = playhead.prefetch()
         if prefetch is not None:
-            self.runtime.source.prefetch(self.session.airport, prefetch)
+            self.runtime.source.prefetch(self.session.airport, prefetch, self.variant)
         return out + playhead.ending(target)
 
     async def control_changed(self, new: Session) -> bytes:

@@ -21,10 +21,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from chunker.format.keys import check_variant
 from functions.app import metrics, paths
 from functions.app.dependencies import Services, get_services
 from functions.app.domain.leases import holding, release_soon
-from functions.app.domain.sessions import AccessRevoked, SessionNotFound, is_session_id
+from functions.app.domain.sessions import (
+    AccessRevoked,
+    SessionNotFound,
+    VariantNotInSession,
+    is_session_id,
+)
 from functions.app.domain.tokens import verify
 from functions.app.stream import sse
 from functions.app.stream.chunk_source import ChunkSource
@@ -90,6 +96,7 @@ async def open_stream(
     viewer: str,
     last_event_id: str | None,
     prelude: list[bytes] | None = None,
+    variant: str | None = None,
 ) -> StreamingResponse:
     """Renew presence (which reads the session and checks ``viewer`` may see it, in one
     request), build the first write, and start the response."""
@@ -106,12 +113,21 @@ async def open_stream(
     )
     if session is None:
         raise SessionNotFound()
+    if variant is not None and variant not in session.variants:
+        raise VariantNotInSession(
+            f"session plays {' and '.join(session.variants)}, not {variant!r}"
+        )
     # The caps on concurrent streams (429 StreamCapReached), before any 200.
     leases = services.stream_leases
     lease = await run_in(SESSION_STORE, leases.take, viewer, session_id, now)
     try:
         player = Player(
-            runtime, session, last_event_id, invocation_deadline_ms(request, now), prelude
+            runtime,
+            session,
+            last_event_id,
+            invocation_deadline_ms(request, now),
+            prelude,
+            variant,
         )
         stream_drain(request.app).track(player)  # a stopping server ends it with reconnect
         # Failures here (nothing published, S3 down or too slow, a damaged chunk) become
@@ -166,7 +182,11 @@ async def while_allowed(
             "vehicle_task_update, vehicle_update, playback, end, reconnect, error.",
         },
         401: {"description": "Missing, invalid or expired stream token (problem+json)."},
-        404: {"description": "No such session, or nothing published (problem+json)."},
+        400: {"description": "`variant` is not a variant name (problem+json)."},
+        404: {
+            "description": "No such session, a variant it does not play, or nothing "
+            "published (problem+json)."
+        },
         429: {
             "description": "Too many concurrent streams for this user or session "
             "(problem+json, Retry-After)."
@@ -190,6 +210,14 @@ async def stream_session(
             max_length=256, description="Resume point for clients that cannot set Last-Event-ID."
         ),
     ] = None,
+    variant: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Which of the session's variants to play (default: its own; its "
+            "`compare` variant for the second map of a compare view).",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Open (or resume) the event stream of a session."""
     if not is_session_id(session_id):
@@ -197,6 +225,14 @@ async def stream_session(
     secret = services.settings.stream_token_secret.get_secret_value().encode()
     claims = verify(secret, token, "stream", session_id)  # InvalidStreamToken: 401
     viewer = str(claims.get("sub", ""))
+    if variant is not None:
+        check_variant(variant)  # InvalidVariant: 400
     return await open_stream(
-        request, services, runtime, session_id, viewer, last_event_id or resume_from
+        request,
+        services,
+        runtime,
+        session_id,
+        viewer,
+        last_event_id or resume_from,
+        variant=variant,
     )

@@ -1,0 +1,173 @@
+"""Compare mode in the browser (issue 20, item 6): the demo's two dispatch runs of one day
+played in sync, side by side, with their decision quality and its difference.
+
+The demo (an hour of a small day, 07:00-08:00 local, recorded as ``make demo`` does) stores
+the default variant and ``nearest-first`` (the same flights, tasks and fleet, dispatched
+nearest-first without the on-time check).
+Opened with ``?compare=nearest-first`` at an instant, the page shows two maps from one
+session: checked against ground truth computed here from each variant's raw records
+(``tests.ground_truth``): each map's vehicles stand where that variant's raw fixes put them
+at the same replay time, and they differ between the maps; after a seek (one control,
+one clock) both maps move to the new instant; the comparison panel's figures and their
+difference equal the decision quality computed again from the raw decision and task
+records (``tests.test_decision_quality.truth``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from playwright.sync_api import Browser
+
+from chunker.format.keys import DEFAULT_VARIANT, DayKeys
+from tests import ground_truth
+from tests.browser_page import Dashboard, chromium, open_dashboard
+from tests.demo_server import COMPARE_DAY, DemoServer, demo_server
+from tests.test_decision_quality import truth
+
+pytestmark = pytest.mark.end_to_end
+
+VARIANT = "nearest-first"
+KEYS = DayKeys("XLHI", "2026-03-14")
+BUCKET = "dispatch-replay-local"
+TICK_MS = 1000
+HOUR = 3_600_000
+SCREENSHOT = Path(__file__).parent.parent / "docs" / "img" / "compare.png"
+Row = dict[str, Any]
+
+
+class Variant:
+    """One variant's raw rows, as ground truth reads them."""
+
+    def __init__(self, name: str, objects: dict[str, bytes]) -> None:
+        keys = DayKeys(KEYS.airport, KEYS.service_date, name)
+        own = {k: v for k, v in objects.items() if k.startswith(keys.raw_prefix)}
+        if name == DEFAULT_VARIANT:
+            own = {k: v for k, v in own.items() if "/variants/" not in k}
+        self.rows, self.day = ground_truth.valid_rows(own, keys)
+        self.decisions = ground_truth.annotated(self.rows, self.day, TICK_MS)
+
+    def positions(self, t: int) -> dict[str, tuple[float, float]]:
+        state = ground_truth.state_at(self.rows, self.day, TICK_MS, t)
+        return {v["id"]: (v["lat"], v["lon"]) for v in state["vehicles"]}
+
+
+def _raw_objects(log_text: str) -> dict[str, bytes]:
+    endpoint = re.search(r"local AWS \(moto server\) at (\S+)", log_text)
+    assert endpoint, "the demo log names its moto server"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint.group(1),
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=KEYS.raw_prefix):
+        for obj in page.get("Contents", []):
+            objects[obj["Key"]] = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+    return objects
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, DemoServer]]:
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    with chromium() as browser, demo_server(log, COMPARE_DAY) as server:
+        yield browser, server
+
+
+def compare_model(dashboard: Dashboard) -> dict[str, Any]:
+    shown: dict[str, Any] = dashboard.page.evaluate("window.__replayCompare()")
+    return shown
+
+
+def settled(dashboard: Dashboard, at: int) -> None:
+    """Both maps drawn at ``at``: the session paused there, both streams live with their
+    snapshot of it, a few frames drawn since."""
+    dashboard.wait(
+        "s.streamPlayback && s.streamPlayback.state === 'paused'"
+        " && s.streamPlayback.position === arg && s.transport === 'live'"
+        " && window.__replayCompare().transport === 'live'"
+        " && window.__replayCompare().position !== null"
+        " && window.__replayModel().at === arg && window.__replayCompare().at === arg",
+        at,
+    )
+
+
+def drawn(movers: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {vid: (m["lat"], m["lon"]) for vid, m in movers.items()}
+
+
+def test_compare_mode_plays_two_variants_in_sync(stack: tuple[Browser, DemoServer]) -> None:
+    browser, server = stack
+    objects = _raw_objects(server.log.read_text())
+    variants = {name: Variant(name, objects) for name in (DEFAULT_VARIANT, VARIANT)}
+    day_start = variants[DEFAULT_VARIANT].day.start_ms
+    at = day_start + 7 * HOUR + 25 * 60_000  # 07:25 local: the morning bank under way
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="en-US")
+    try:
+        dashboard = open_dashboard(context, f"{server.url}/?t={at}&compare={VARIANT}")
+        page = dashboard.page
+        page.get_by_test_id("compare-map").wait_for(state="visible")
+        settled(dashboard, at)
+        for moment in (at, at + 20 * 60_000):
+            if moment != at:  # one seek, on the one clock: both maps follow it
+                status = page.evaluate(
+                    """([session, position]) => fetch(`/api/replay/sessions/${session}/control`, {
+                        method: "POST", headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({action: "seek", position}),
+                    }).then((r) => r.status)""",
+                    [dashboard.state()["sessionId"], moment],
+                )
+                assert status == 200
+                settled(dashboard, moment)
+            left = drawn(page.evaluate("window.__replayModel()")["movers"])
+            right = drawn(compare_model(dashboard)["movers"])
+            assert left == variants[DEFAULT_VARIANT].positions(moment)
+            assert right == variants[VARIANT].positions(moment)
+            moved = [v for v in left if v in right and left[v] != right[v]]
+            assert len(moved) >= 3, "the two dispatch runs put vehicles in different places"
+
+        # The comparison: both variants' figures and the difference, as computed here.
+        page.get_by_test_id("compare-table").wait_for(state="visible", timeout=90_000)
+        quality = compare_model(dashboard)["quality"]
+        assert (quality["variant"], quality["compare"]["variant"]) == (DEFAULT_VARIANT, VARIANT)
+        start, end = quality["start"], quality["end"]
+        fleet = _fleet(page)
+        expected = {
+            name: truth(v.rows, v.decisions, fleet, start, end) for name, v in variants.items()
+        }
+        rows = page.eval_on_selector_all(
+            "[data-testid=compare-table] tr[data-figure]",
+            "rows => rows.map(r => [r.dataset.figure, r.dataset.left, r.dataset.right,"
+            " r.dataset.difference])",
+        )
+        assert len(rows) == 6
+        for figure, shown_left, shown_right, shown_difference in rows:
+            mine, theirs = expected[DEFAULT_VARIANT][figure], expected[VARIANT][figure]
+            assert _number(shown_left) == mine, figure
+            assert _number(shown_right) == theirs, figure
+            difference = None if mine is None or theirs is None else theirs - mine
+            assert _number(shown_difference) == pytest.approx(difference, abs=1e-4), figure
+        assert expected[VARIANT]["regret_mean_ms"] != expected[DEFAULT_VARIANT]["regret_mean_ms"]
+        page.screenshot(path=str(SCREENSHOT))
+        assert dashboard.errors == []
+    finally:
+        context.close()
+
+
+def _number(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def _fleet(page: Any) -> dict[str, str]:
+    """Vehicle -> type, from the day's catalogue (the fleet is the reference data's)."""
+    manifest = page.evaluate(
+        "() => fetch('/api/replay/airports/XLHI/days/2026-03-14/manifest').then((r) => r.json())"
+    )
+    return {v["vehicle_id"]: v["vehicle_type"] for v in manifest["catalogue"]["vehicles"]}
