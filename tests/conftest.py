@@ -46,6 +46,7 @@ FILE_SECONDS = {
     "test_hostile_raw.py": 245,
     "test_browser.py": 235,
     "test_page_truth.py": 167,
+    "test_compare_browser.py": 140,
     "test_demo.py": 122,
     "test_dashboard_defects.py": 121,
     "test_real_airports.py": 95,
