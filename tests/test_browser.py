@@ -856,6 +856,28 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
         assert eligible[0]["vehicle_id"] in what_if, what_if
     else:
         assert "earliest ETA" in what_if, what_if
+    # ... and what happened: the chosen vehicle's actual arrival, from the raw task events
+    # (the first arrived, else in_progress, by that vehicle after the decision, unless
+    # another decision about the task came first), against the best alternative's ETA.
+    later = [d["t"] for d in rows["decisions"] if d["id"] == raw["id"] and d["t"] > raw["t"]]
+    arrivals = [
+        e["t"]
+        for e in rows["tasks"]
+        if e["id"] == raw["id"]
+        and e["status"] in ("arrived", "in_progress")
+        and e["vehicle_id"] == raw["vehicle_id"]
+        and e["t"] >= raw["t"]
+    ]
+    arrival = min(arrivals) if arrivals and not any(t <= min(arrivals) for t in later) else None
+    outcome = dashboard.page.get_by_test_id("decision-outcome")
+    dashboard.page.wait_for_function(
+        "() => document.querySelector('[data-testid=decision-outcome]')"
+        ".dataset.arrival !== undefined"
+    )
+    assert outcome.get_attribute("data-arrival") == ("" if arrival is None else str(arrival))
+    if arrival is not None:
+        assert outcome.get_attribute("data-regret") == str(arrival - eligible[0]["eta"])
+        assert raw["vehicle_id"] in outcome.inner_text()
     # The map: every candidate with a recorded position, a line to the task's stand.
     dashboard.page.wait_for_function(
         "id => { const m = window.__replayModel();"

@@ -489,6 +489,7 @@ function start(view, manifest, airports, moment) {
     seek: (at) => app.controls.seek(at),
     api,
     airport: manifest.airport.airport_id,
+    date: manifest.service_date,
     dayStart: manifest.start,
   });
   // A vehicle picked on the map shows the decision behind the task it works on now.

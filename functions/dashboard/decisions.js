@@ -99,10 +99,12 @@ export class DecisionsPanel {
    *   seek: (t: number) => void, api: import("./api.js").Api, airport: string,
    *   dayStart: number}} deps
    */
-  constructor(root, { time, map, seek, api, airport, dayStart }) {
+  constructor(root, { time, map, seek, api, airport, date, dayStart }) {
     this.root = root;
     this.api = api;
     this.airport = airport;
+    this.date = date;
+    this.outcomes = new Map(); // "task|t" -> Promise of the decision's outcome (outcome())
     this.dayStart = dayStart;
     this.qualityEl = root.querySelector("[data-testid=decision-quality]");
     this.quality = null; // the last measurement (test hook)
@@ -277,6 +279,7 @@ export class DecisionsPanel {
       );
       whatIf.setAttribute("data-testid", "decision-whatif");
       nodes.push(whatIf);
+      if (decision.vehicle_id) nodes.push(this.outcomeLine(decision, best));
     }
     const table = el("table", "grid decision-candidates");
     table.setAttribute("data-testid", "decision-candidates");
@@ -314,6 +317,62 @@ export class DecisionsPanel {
       vehicle_id: decision.vehicle_id,
       candidates: candidates.map((c) => ({ vehicle_id: c.vehicle_id, eta: c.eta, excluded: c.excluded })),
     };
+  }
+
+  /** What happened after `decision`: the chosen vehicle's actual arrival (the task's
+   * turnaround, GET …/turnarounds/{flight}) against `best`'s ETA at the decision — the
+   * regret docs/api.md defines (arrival minus the best eligible ETA). Filled in when the
+   * answer comes; a task reassigned later, or not yet arrived, says so instead. */
+  outcomeLine(decision, best) {
+    const line = el("p", "decision-outcome muted", "…");
+    line.setAttribute("data-testid", "decision-outcome");
+    this.outcome(decision).then(
+      (arrival) => {
+        line.dataset.arrival = arrival.at ?? "";
+        if (arrival.at == null) {
+          line.textContent = t(arrival.superseded ? "decisions.superseded" : "decisions.notArrived");
+          return;
+        }
+        const regret = arrival.at - best.eta;
+        line.dataset.regret = String(regret);
+        line.textContent = t("decisions.outcome", {
+          vehicle: decision.vehicle_id,
+          at: this.time.hms(arrival.at),
+          best: best.vehicle_id,
+          eta: this.time.hms(best.eta),
+          min: (regret / 60000).toFixed(1),
+        });
+      },
+      () => {
+        line.textContent = t("decisions.outcomeFailed");
+      },
+    );
+    return line;
+  }
+
+  /** The chosen vehicle's arrival after `decision` ({at: ms|null, superseded}), once per
+   * decision: the first of the task's arrived / started times by that vehicle alone. */
+  outcome(decision) {
+    const key = `${decision.id}|${decision.t}`;
+    let pending = this.outcomes.get(key);
+    if (!pending) {
+      const path = `/airports/${encodeURIComponent(this.airport)}/days/${this.date}/turnarounds/${encodeURIComponent(decision.flight_id)}`;
+      pending = this.api.request("GET", path).then((doc) => {
+        const task = (doc.tasks ?? []).find((x) => x.id === decision.id);
+        if (!task) return { at: null, superseded: false };
+        // The task's vehicles in the order they came: one after the chosen vehicle means
+        // this decision was superseded (not measured); one before it, the vehicle this
+        // reassignment replaced, whose own arrival (before the decision) does not count.
+        const vehicles = task.vehicles ?? [];
+        const index = vehicles.indexOf(decision.vehicle_id);
+        if (index >= 0 && index < vehicles.length - 1) return { at: null, superseded: true };
+        const at = [task.arrived, task.started].find((x) => x != null && x >= decision.t);
+        return { at: index >= 0 && at != null ? at : null, superseded: false };
+      });
+      pending.catch(() => this.outcomes.delete(key)); // a failed look-up is asked again
+      this.outcomes.set(key, pending);
+    }
+    return pending;
   }
 
   renderFeed(decisions) {
