@@ -206,3 +206,26 @@ def test_aircraft_taxi_on_the_imported_layout_and_park_on_its_stands(
     for fix in parked:
         p = geometry.xy(fix["lat"], fix["lon"])
         assert min(math.dist(p, s) for s in stand_points) <= ON_EDGE_M, fix
+
+
+def test_a_layout_the_generator_cannot_use_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    days: dict[str, tuple[Reference, GeneratedDay]],
+) -> None:
+    no_depots = tmp_path / "no-depots.json"
+    no_depots.write_text(days["EHAM"][0].model_copy(update={"depots": []}).model_dump_json())
+    not_a_reference = tmp_path / "other.json"
+    not_a_reference.write_text('{"airport": {}}')
+    expected = {
+        tmp_path / "missing.json": "cannot read layout",
+        not_a_reference: "is not a reference.json: airport.airport_id: Field required",
+        no_depots: "the layout has no depots: add a `depots` list to the import overlay",
+    }
+    for layout, message in expected.items():
+        argv = ["generate", "--layout", str(layout), "--out", str(tmp_path / "out"), "--quiet"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("dispatch-replay generate: error: ") and message in err, err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
