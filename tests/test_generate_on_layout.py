@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from chunker.batch.run import chunk_day
-from chunker.format.records import Reference
+from chunker.format.encoding import ChunkerConfig
+from chunker.format.records import Reference, VehicleType
 from functions.local.cli import main
 from synthetic import GeneratedDay, GeneratorSettings, generate_day, write_day
 from tests.conftest import BUCKET
@@ -33,6 +34,7 @@ AIRPORTS = {
 }
 ON_EDGE_M = 5.0  # GPS noise (<= 3.4 m) and 7-decimal rounding
 CELL_M = 100.0
+SAID: dict[str, list[str]] = {}  # the generator's progress lines per airport
 
 
 class Geometry:
@@ -119,7 +121,10 @@ def days(
             start_hour=7,
             hours=2,
         )
-        out[airport] = (Reference.model_validate_json(path.read_bytes()), generate_day(settings))
+        said: list[str] = []
+        day = generate_day(settings, said.append)
+        out[airport] = (Reference.model_validate_json(path.read_bytes()), day)
+        SAID[airport] = said
     yield out
 
 
@@ -133,7 +138,9 @@ def test_the_generated_day_chunks_onto_the_imported_airport_with_nothing_rejecte
     # The imported layout as it is; only the fleet is the generator's.
     assert written.model_dump(exclude={"vehicles"}) == imported.model_dump(exclude={"vehicles"})
     write_day(day, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
-    summary = chunk_day(s3, BUCKET, day.keys.airport, day.keys.service_date)
+    # 10-minute chunks: the same acceptance rules, a tenth of the (mostly empty) objects.
+    config = ChunkerConfig(bucket_ms=600_000, histogram_bin_ms=600_000)
+    summary = chunk_day(s3, BUCKET, day.keys.airport, day.keys.service_date, config)
     for kind, counts in summary.counts.items():
         assert counts.accepted == day.counts[kind], kind
         assert counts.rejected == {} and counts.duplicates == 0, kind
@@ -229,3 +236,23 @@ def test_a_layout_the_generator_cannot_use_is_one_line_and_exit_2(
         assert err.startswith("dispatch-replay generate: error: ") and message in err, err
         assert err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_vehicle_type_without_a_depot_borrows_the_first_one_and_says_so(
+    days: dict[str, tuple[Reference, GeneratedDay]],
+) -> None:
+    """The LFPG overlay gives depots for fuel trucks and tugs only."""
+    imported, day = days["LFPG"]
+    first = imported.depots[0].depot_id
+    own = {d.vehicle_type.value: d.depot_id for d in imported.depots}
+    written = Reference.model_validate_json(day.objects[day.keys.reference])
+    types = {v.vehicle_type.value for v in written.vehicles}
+    assert len(types) == 8
+    for vehicle in written.vehicles:
+        assert vehicle.depot_id == own.get(vehicle.vehicle_type.value, first)
+    borrowed = sorted(types - set(own))
+    assert [line for line in SAID["LFPG"] if line.startswith("no ")] == [
+        f"no {t} depot in the layout: its vehicles use {first} (add one to the overlay's depots)"
+        for t in sorted(borrowed, key=[v.value for v in VehicleType].index)
+    ]
+    assert not [line for line in SAID["EHAM"] if line.startswith("no ")]
