@@ -21,6 +21,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import orjson
@@ -32,6 +33,7 @@ from chunker.format.records import AIRPORT_ID_PATTERN, RECORD_KINDS, Reference
 from synthetic.aircraft import aircraft_records
 from synthetic.dispatch import Alert, Planner
 from synthetic.gps import LocalClock, hour_fixes, plan_outages
+from synthetic.imported import layout_from_reference, read_reference
 from synthetic.layout import TIMEZONE, build_layout
 from synthetic.messy import Tally, mess_up
 from synthetic.recording import Record, Recorder
@@ -62,6 +64,9 @@ class GeneratorSettings(BaseModel):
     dispatch_rule: Literal["on_time_then_shortest_drive", "nearest_first"] = (
         "on_time_then_shortest_drive"  # synthetic.dispatch.RULE
     )
+    # An imported airport (``import-layout``'s reference.json, synthetic.imported) instead
+    # of the fictional one: its airport id and time zone are the day's, ``airport`` is not.
+    layout: Path | None = None
 
 
 @dataclass
@@ -85,15 +90,22 @@ Progress = Callable[[str], None]
 def generate_day(settings: GeneratorSettings, progress: Progress | None = None) -> GeneratedDay:
     """Simulate the day and write its raw files (in memory)."""
     say = progress or (lambda _text: None)
-    day = ServiceDay.of(settings.service_date, TIMEZONE)
+    if settings.layout is None:
+        layout = build_layout(settings.airport, settings.vehicles)
+        timezone = TIMEZONE
+    else:
+        layout = layout_from_reference(read_reference(settings.layout), settings.vehicles)
+        timezone = layout.reference.airport.timezone
+        for note in layout.notes:
+            say(note)
+    day = ServiceDay.of(settings.service_date, timezone)
     if settings.start_hour + settings.hours > day.hours:
         raise ValueError(
             f"hours {settings.start_hour}..{settings.start_hour + settings.hours} do not fit "
             f"{day.date_text}, which has {day.hours} hours"
         )
     rng = random.Random(settings.seed)
-    layout = build_layout(settings.airport, settings.vehicles)
-    keys = DayKeys(settings.airport, day.date_text, settings.variant)
+    keys = DayKeys(layout.reference.airport.airport_id, day.date_text, settings.variant)
     programme = build_programme(layout, day, settings.flights, random.Random(rng.random()))
     planner = Planner(
         layout, day.start_ms, day.end_ms, random.Random(rng.random()), settings.dispatch_rule
@@ -106,8 +118,8 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
         f"{len(layout.fleet)} vehicles"
     )
 
-    clock = LocalClock(TIMEZONE)
-    recorder = Recorder(day, clock, random.Random(rng.random()))
+    clock = LocalClock(timezone)
+    recorder = Recorder(day, clock, random.Random(rng.random()), layout.to_lat_lon)
     flights = recorder.flights(programme)
     tasks = recorder.tasks(programme)
     for vd in planner.vehicles:
@@ -137,7 +149,13 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
         fixes: list[tuple[int, str]] = []
         for vd in planner.vehicles:
             fixes += hour_fixes(
-                vd, outages.get(vd.vehicle.vehicle_id, []), h_lo, h_hi, settings.seed, clock
+                vd,
+                outages.get(vd.vehicle.vehicle_id, []),
+                h_lo,
+                h_hi,
+                settings.seed,
+                clock,
+                layout.to_lat_lon,
             )
         fixes.sort()
         lines = [line.encode() for _, line in fixes]
@@ -154,7 +172,9 @@ def generate_day(settings: GeneratorSettings, progress: Progress | None = None) 
     # rejections stay as they were): a day file of surface fixes.
     fixes_of_aircraft = [
         (t, line)
-        for t, line in aircraft_records(programme, (day.start_ms, day.end_ms), settings.seed, clock)
+        for t, line in aircraft_records(
+            programme, (day.start_ms, day.end_ms), settings.seed, clock, layout
+        )
         if lo <= t < hi
     ]
     counts["aircraft"] += len(fixes_of_aircraft)

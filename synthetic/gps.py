@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from synthetic.dispatch import Leg, VehicleDay
@@ -47,8 +48,10 @@ def hour_fixes(
     hi: int,
     seed: int,
     clock: LocalClock,
+    to_lat_lon: Callable[[float, float], tuple[float, float]] = to_lat_lon,
 ) -> list[tuple[int, str]]:
-    """(t, JSON line) of every fix the vehicle reported in [lo, hi)."""
+    """(t, JSON line) of every fix the vehicle reported in [lo, hi); ``to_lat_lon`` is the
+    layout's frame (``AirportLayout.to_lat_lon``)."""
     rng = random.Random(seed * 1_000_003 + vd.index * 7_919 + lo // 3_600_000)
     phase = (vd.index * 7_411) % 30_000
     vehicle_id = vd.vehicle.vehicle_id

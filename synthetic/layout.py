@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chunker.format.records import (
@@ -128,7 +129,12 @@ class FleetVehicle:
 
 
 class RoadNetwork:
-    """Shortest drive times on the service-road graph (all pairs, it is small)."""
+    """Shortest drive times on the service-road graph.
+
+    One Dijkstra per source node, run the first time that source is asked for and kept: the
+    fictional airport's graph is small, an imported one has thousands of nodes of which a
+    day only starts from its depots, stands and runway exits.
+    """
 
     def __init__(self, nodes: dict[str, tuple[float, float]], edges: list[tuple[str, str, float]]):
         self.nodes = nodes
@@ -141,8 +147,11 @@ class RoadNetwork:
         self._speed.update({(b, a): limit for a, b, limit in edges})
         self._time: dict[str, dict[str, float]] = {}
         self._previous: dict[str, dict[str, str]] = {}
-        for source in nodes:
+
+    def _from(self, source: str) -> tuple[dict[str, float], dict[str, str]]:
+        if source not in self._time:
             self._time[source], self._previous[source] = self._dijkstra(source)
+        return self._time[source], self._previous[source]
 
     def _dijkstra(self, source: str) -> tuple[dict[str, float], dict[str, str]]:
         best = {source: 0.0}
@@ -162,11 +171,11 @@ class RoadNetwork:
 
     def seconds(self, a: str, b: str) -> float:
         """Drive time at the speed limits."""
-        return self._time[a][b]
+        return self._from(a)[0][b]
 
     def path(self, a: str, b: str) -> list[str]:
         """Node ids from a to b inclusive."""
-        previous = self._previous[a]
+        previous = self._from(a)[1]
         nodes = [b]
         while nodes[-1] != a:
             nodes.append(previous[nodes[-1]])
@@ -187,6 +196,30 @@ class AirportLayout:
     depots: dict[VehicleType, DepotSpot]
     fleet: list[FleetVehicle]
     roads: RoadNetwork
+    # Local metres -> (lat, lon): the fictional airport's frame unless imported.
+    to_lat_lon: Callable[[float, float], tuple[float, float]] = to_lat_lon
+    # Where aircraft land and take off on an imported layout (synthetic.imported); None on
+    # the fictional airport (synthetic.aircraft's own runway) or an import without runways.
+    taxiing: Taxiing | None = None
+    imported: bool = False
+    notes: tuple[str, ...] = ()  # what the generator should tell the user (fallbacks)
+
+
+@dataclass(frozen=True, slots=True)
+class Taxiing:
+    """An imported layout's runway for the synthetic aircraft (local metres).
+
+    Arrivals touch down at ``touchdown``, roll to ``exit_point`` and taxi the road graph
+    from ``exit_node``; departures taxi the graph to ``entry_node``, line up at ``entry``
+    and roll along ``heading``.
+    """
+
+    touchdown: tuple[float, float]
+    exit_point: tuple[float, float]
+    exit_node: str
+    entry: tuple[float, float]
+    entry_node: str
+    heading: float
 
 
 def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -207,6 +240,40 @@ def fleet_sizes(total: int) -> dict[VehicleType, int]:
         largest = max(sizes, key=lambda t: sizes[t])
         sizes[largest] -= 1
     return sizes
+
+
+def park_fleet(vehicles: int, depots: dict[VehicleType, DepotSpot]) -> list[FleetVehicle]:
+    """``vehicles`` split over the types (``fleet_sizes``), ids ``FT-01``.., each parked at
+    its type's depot."""
+    fleet: list[FleetVehicle] = []
+    for vehicle_type, count in fleet_sizes(vehicles).items():
+        code, _ = TYPE_CODES[vehicle_type]
+        depot = depots[vehicle_type]
+        for n in range(count):
+            # Parking rows of ten, 5 m apart, 9 m between rows, east of the depot entrance.
+            fleet.append(
+                FleetVehicle(
+                    f"{code}-{n + 1:02d}",
+                    vehicle_type,
+                    depot.depot_id,
+                    depot.x + 15.0 + (n // 10) * 9.0,
+                    depot.y - 22.0 + (n % 10) * 5.0,
+                )
+            )
+    return fleet
+
+
+def fleet_vehicles(fleet: list[FleetVehicle]) -> list[Vehicle]:
+    """The fleet as the reference lists it."""
+    return [
+        Vehicle(
+            vehicle_id=v.vehicle_id,
+            vehicle_type=v.vehicle_type,
+            label=f"{TYPE_CODES[v.vehicle_type][1]} {v.vehicle_id.rsplit('-', 1)[1]}",
+            depot_id=v.depot_id,
+        )
+        for v in fleet
+    ]
 
 
 def build_layout(airport_id: str, vehicles: int) -> AirportLayout:
@@ -285,21 +352,7 @@ def build_layout(airport_id: str, vehicles: int) -> AirportLayout:
 
     network = RoadNetwork(nodes, edges)
 
-    fleet: list[FleetVehicle] = []
-    for vehicle_type, count in fleet_sizes(vehicles).items():
-        code, _ = TYPE_CODES[vehicle_type]
-        depot = depots[vehicle_type]
-        for n in range(count):
-            # Parking rows of ten, 5 m apart, 9 m between rows, east of the depot entrance.
-            fleet.append(
-                FleetVehicle(
-                    f"{code}-{n + 1:02d}",
-                    vehicle_type,
-                    depot.depot_id,
-                    depot.x + 15.0 + (n // 10) * 9.0,
-                    depot.y - 22.0 + (n % 10) * 5.0,
-                )
-            )
+    fleet = park_fleet(vehicles, depots)
 
     def box(x0: float, y0: float, x1: float, y1: float) -> list[Point]:
         return [to_point(x0, y0), to_point(x1, y0), to_point(x1, y1), to_point(x0, y1)]
@@ -312,15 +365,7 @@ def build_layout(airport_id: str, vehicles: int) -> AirportLayout:
             timezone=TIMEZONE,
             reference_point=to_point(0.0, 0.0),
         ),
-        vehicles=[
-            Vehicle(
-                vehicle_id=v.vehicle_id,
-                vehicle_type=v.vehicle_type,
-                label=f"{TYPE_CODES[v.vehicle_type][1]} {v.vehicle_id.rsplit('-', 1)[1]}",
-                depot_id=v.depot_id,
-            )
-            for v in fleet
-        ],
+        vehicles=fleet_vehicles(fleet),
         stands=[
             Stand(
                 stand_id=s.stand_id,

@@ -5,6 +5,7 @@ contract's shape)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from chunker.format.day import ServiceDay
@@ -19,7 +20,14 @@ Record = tuple[int, dict[str, Any]]  # (t, record)
 class Recorder:
     """Builds raw records; every time field is written as local time with its offset."""
 
-    def __init__(self, day: ServiceDay, clock: LocalClock, rng: random.Random):
+    def __init__(
+        self,
+        day: ServiceDay,
+        clock: LocalClock,
+        rng: random.Random,
+        to_lat_lon: Callable[[float, float], tuple[float, float]] = to_lat_lon,
+    ):
+        self.to_lat_lon = to_lat_lon  # the layout's frame (AirportLayout.to_lat_lon)
         self.day = day
         self.clock = clock
         self.rng = rng
@@ -254,7 +262,7 @@ class Recorder:
             task = decision.task
             candidates = []
             for c in decision.candidates:
-                lat, lon = to_lat_lon(c.origin.x, c.origin.y)
+                lat, lon = self.to_lat_lon(c.origin.x, c.origin.y)
                 candidates.append(
                     {
                         "vehicle_id": c.vehicle_id,

@@ -125,10 +125,12 @@ def test_a_cached_day_is_reused_only_while_inputs_match(tmp_path: Path) -> None:
     assert len([entry for entry in cache.iterdir() if not entry.name.startswith(".")]) == 1
 
 
-def test_every_generator_setting_is_part_of_the_cache_key() -> None:
+def test_every_generator_setting_is_part_of_the_cache_key(tmp_path: Path) -> None:
     """A third demo run with another seed would generate again (~20 s); what decides that
     is the key, so the key is checked for each setting the demo command can change."""
     base = GeneratorSettings(service_date=dt.date(2026, 3, 14))
+    layout = tmp_path / "reference.json"
+    layout.write_text('{"airport": 1}')
     key = demo_cache_key(base)
     assert demo_cache_key(GeneratorSettings(service_date=dt.date(2026, 3, 14))) == key
     changes: dict[str, Any] = {
@@ -142,6 +144,7 @@ def test_every_generator_setting_is_part_of_the_cache_key() -> None:
         "messy_fraction": 0.1,
         "variant": "nearest-first",
         "dispatch_rule": "nearest_first",
+        "layout": layout,
     }
     assert set(changes) == set(GeneratorSettings.model_fields)  # a new setting is listed
     for field, value in changes.items():
@@ -149,6 +152,11 @@ def test_every_generator_setting_is_part_of_the_cache_key() -> None:
     # The demo's second variant is part of the key too (with it, without it, another one).
     other = base.model_copy(update={"variant": "nearest-first", "dispatch_rule": "nearest_first"})
     assert len({key, demo_cache_key(base, [other]), demo_cache_key(base, [base])}) == 3
+    # An imported layout counts by its content: the same file edited is another day.
+    on_layout = base.model_copy(update={"layout": layout})
+    first = demo_cache_key(on_layout)
+    layout.write_text('{"airport": 2}')
+    assert demo_cache_key(on_layout) not in {first, key}
 
 
 def test_the_cache_key_follows_the_code(tmp_path: Path) -> None:

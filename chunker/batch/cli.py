@@ -195,6 +195,7 @@ def cmd_generate(args: argparse.Namespace, s3: S3Client | None) -> dict[str, Any
         messy_fraction=args.messy,
         variant=check_variant(args.variant),
         dispatch_rule=args.dispatch_rule,
+        layout=args.layout,
     )
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     day = generate_day(settings, progress)
@@ -280,6 +281,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="fraction of raw lines to corrupt/duplicate/reorder (0..0.5)",
     )
     gen.add_argument("--out", help="write to this directory instead of S3")
+    gen.add_argument(
+        "--layout",
+        type=Path,
+        metavar="REFERENCE_JSON",
+        help="lay the day onto an imported airport (import-layout's reference.json; its "
+        "airport id and time zone replace --airport) instead of the fictional one",
+    )
     gen.add_argument(
         "--dispatch-rule",
         default="on_time_then_shortest_drive",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from functions.local import day_cache, serve
 from functions.local.stack import LocalStackError, ensure_table, moto_server, port_is_free
 from synthetic import GeneratorSettings, generate_day, write_day
 from synthetic.dispatch import NEAREST_FIRST
+from synthetic.imported import LayoutError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,6 +53,13 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument("--jobs", type=int, default=2, help="chunker processes")
     demo.add_argument("--start-hour", type=int, default=0, help="first local hour generated")
     demo.add_argument("--hours", type=int, default=24, help="hours generated")
+    demo.add_argument(
+        "--layout",
+        type=Path,
+        metavar="REFERENCE_JSON",
+        help="lay the day onto an imported airport (import-layout's reference.json) instead "
+        "of the fictional one",
+    )
     demo.add_argument("--moto-port", type=int, default=0, help="moto server port (0: any free)")
     demo.add_argument(
         "--compare-variant",
@@ -104,11 +113,25 @@ def demo_cache_key(
     the chunker's configuration and the code of both (``day_cache.cache_key``)."""
     return day_cache.cache_key(
         {
-            "generator": settings.model_dump(mode="json"),
-            "variants": [v.model_dump(mode="json") for v in variants or []],
+            "generator": _settings_key(settings),
+            "variants": [_settings_key(v) for v in variants or []],
             "chunker": ChunkerConfig().model_dump(mode="json"),
         }
     )
+
+
+def _settings_key(settings: GeneratorSettings) -> dict[str, Any]:
+    """The settings as cache-key input; an imported layout by its content, not its path
+    (the fictional airport's key stays what it was before layouts existed)."""
+    key = settings.model_dump(mode="json", exclude={"layout"})
+    if settings.layout is not None:
+        try:
+            key["layout_sha256"] = hashlib.sha256(settings.layout.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise LayoutError(
+                f"cannot read layout {settings.layout}: {exc.strerror or exc}"
+            ) from exc
+    return key
 
 
 def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -126,6 +149,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
         flights=args.flights,
         start_hour=args.start_hour,
         hours=args.hours,
+        layout=args.layout,
     )
     variants = []
     if args.compare_variant:
@@ -194,7 +218,7 @@ def _generate_and_chunk(
     summary = chunk_day(
         s3,
         DEMO_BUCKET,
-        settings.airport,
+        day.keys.airport,
         day.keys.service_date,
         ChunkerConfig(),
         jobs=jobs,
@@ -207,7 +231,7 @@ def _generate_and_chunk(
         f"in {chunked_s:.1f} s with {jobs} process(es)"
     )
     return {
-        "airport": settings.airport,
+        "airport": day.keys.airport,
         "service_date": day.keys.service_date,
         "raw_records": day.counts,
         "turnarounds": day.turnarounds,
