@@ -65,6 +65,7 @@ FILE_SECONDS = {
     "test_control_handler.py": 20,
     "test_export_memory.py": 20,
     "test_history_api.py": 19,
+    "test_generate_on_layout.py": 12,
     "test_schemathesis.py": 19,
     "test_container_drain.py": 15,
     "test_iam.py": 14,
