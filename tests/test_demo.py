@@ -100,7 +100,11 @@ def test_demo_refuses_a_port_in_use_with_a_one_line_error() -> None:
 
 def _demo_no_serve(*extra: str) -> tuple[dict[str, Any], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # One variant: the cache's rules do not depend on how many a day has (the key's
+    # variant settings: test_every_generator_setting_is_part_of_the_cache_key), and a
+    # second variant doubles the chunking (1,440 buckets each).
     tiny = ["--vehicles", "8", "--flights", "6", "--start-hour", "7", "--hours", "1"]
+    tiny += ["--compare-variant", ""]
     done = subprocess.run(
         [sys.executable, "-m", "functions.local.cli", "demo", "--no-serve", *tiny, *extra],
         capture_output=True,
