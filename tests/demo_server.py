@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import boto3
 
 from functions.local.stack import free_port, stop_process, wait_for_http
 from tests.conftest import DAY_CACHE_VARIABLE
@@ -69,3 +72,22 @@ def demo_server(
         yield server
     finally:
         stop_process(process, signal.SIGINT, timeout_s=20)
+
+
+def stored_objects(log_text: str, bucket: str, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix`` in the moto server a demo's log names (what the demo
+    stored: the independent side of the tests that compare the page with the raw day)."""
+    endpoint = re.search(r"local AWS \(moto server\) at (\S+)", log_text)
+    assert endpoint, "the demo log names its moto server"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint.group(1),
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            objects[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return objects

@@ -31,14 +31,12 @@ from __future__ import annotations
 import bisect
 import os
 import random
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import boto3
 import pytest
 from playwright.sync_api import Browser, BrowserContext
 
@@ -47,7 +45,7 @@ from chunker.format.keys import DayKeys
 from chunker.format.records import Reference
 from tests import ground_truth
 from tests.browser_page import Dashboard, chromium, open_dashboard
-from tests.demo_server import DemoServer, demo_server
+from tests.demo_server import DemoServer, demo_server, stored_objects
 
 pytestmark = pytest.mark.end_to_end
 
@@ -140,20 +138,7 @@ class Truth:
 
 
 def _raw_objects(log_text: str) -> dict[str, bytes]:
-    endpoint = re.search(r"local AWS \(moto server\) at (\S+)", log_text)
-    assert endpoint, "the demo log names its moto server"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint.group(1),
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    objects = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=KEYS.raw_prefix):
-        for obj in page.get("Contents", []):
-            objects[obj["Key"]] = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
-    return objects
+    return stored_objects(log_text, BUCKET, KEYS.raw_prefix)
 
 
 @pytest.fixture(scope="module")
