@@ -15,6 +15,8 @@ records (``tests.test_decision_quality.truth``).
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,9 @@ def drawn(movers: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return {vid: (m["lat"], m["lon"]) for vid, m in movers.items()}
 
 
-def test_compare_mode_plays_two_variants_in_sync(stack: tuple[Browser, DemoServer]) -> None:
+def test_compare_mode_plays_two_variants_in_sync(
+    stack: tuple[Browser, DemoServer], tmp_path: Path
+) -> None:
     browser, server = stack
     objects = _raw_objects(server.log.read_text())
     variants = {name: Variant(name, objects) for name in (DEFAULT_VARIANT, VARIANT)}
@@ -140,7 +144,10 @@ def test_compare_mode_plays_two_variants_in_sync(stack: tuple[Browser, DemoServe
             difference = None if mine is None or theirs is None else theirs - mine
             assert _number(shown_difference) == pytest.approx(difference, abs=1e-4), figure
         assert expected[VARIANT]["regret_mean_ms"] != expected[DEFAULT_VARIANT]["regret_mean_ms"]
-        page.screenshot(path=str(SCREENSHOT))
+        artefact = tmp_path / "compare.png"
+        page.screenshot(path=str(artefact))
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":  # refreshes the README's picture
+            shutil.copyfile(artefact, SCREENSHOT)
         assert dashboard.errors == []
     finally:
         context.close()
