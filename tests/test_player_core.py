@@ -647,6 +647,32 @@ def test_pause_speed_seek_and_range_changes_mid_stream() -> None:
     assert max(until for _, until, _ in frames) <= last_tick
 
 
+@pytest.mark.parametrize("pause_after_ms", [1_337, 2_050, 3_199])
+def test_a_pause_mid_frame_delivers_the_ticks_up_to_the_paused_position(
+    pause_after_ms: int,
+) -> None:
+    """At 32x frames are merged (3.2 replay seconds each at 10 frames/s), so a pause lands
+    between them: the stream still sends the ticks from its last frame up to the paused
+    position, once, and every discrete event in them — then nothing until play."""
+    start = DAY + 1_200_000
+    pause_wall = W0 + 2_000 + pause_after_ms / 32  # wall time of the pause
+    changes: list[tuple[float, Change]] = [
+        (pause_wall, lambda s, now: s.changed(clock=s.clock.pause(int(now)))),
+    ]
+    played = play(session_of(playing(32.0, start)), 6.0, changes=changes)
+    paused_at = next(
+        e.json()["position"]
+        for _, e in played.events
+        if e.event == "playback" and e.json()["state"] == "paused"
+    )
+    frames = played.frames()
+    assert all(b[0] == a[1] for a, b in itertools.pairwise(frames))  # contiguous
+    assert max(until for _, until, _ in frames) == tick_of(paused_at)
+    assert not [f for f in frames if f[2] > pause_wall + 200]  # nothing later while paused
+    assert in_order(played.discrete()) == discrete_between(start, tick_of(paused_at))
+    assert client_state(e for _, e in played.events) == true_state(tick_of(paused_at))
+
+
 def test_filters_change_mid_stream_applies_to_every_later_frame() -> None:
     start = DAY + 600_000
     # V2 is the pushback tug: it and the pushback tasks (the tasks its type does) pass.

@@ -34,10 +34,14 @@ def frame_due(
     clock: PlaybackClock, position: int, tick_ms: int, ended_sent: bool, now: float
 ) -> float | None:
     """Wall time at which ``clock`` reaches the tick after ``position`` (a stream's P), or
-    None while nothing will advance (paused, or ended and the end already sent)."""
-    if clock.state == "paused":
-        return None
+    None while nothing will advance (paused, or ended and the end already sent).
+
+    A clock paused beyond that tick is due at once: at high speed frames are merged, so a
+    pause lands up to a frame's span (speed / max fps) past P, and the stream still owes
+    the ticks up to the paused position — the state at the position every viewer shows."""
     next_tick = position + tick_ms
+    if clock.state == "paused":
+        return float(clock.anchor_wall) if next_tick <= clock.anchor_position else None
     if next_tick > clock.last_position and not clock.loop:
         if ended_sent:
             return None
