@@ -99,7 +99,7 @@ def _leg_time(leg: Row) -> int:
 def _link_aircraft(rows: list[Row], flights: list[Row], reference: Reference) -> None:
     """docs/data-format.md, "Aircraft": the leg with the fix's callsign, else its
     registration, nearest in time (latest rows, cancelled legs out; ties: smaller id);
-    on the nearest stand within 25 m."""
+    on the nearest stand within 25 m (of stands within 1 m of the nearest: the leg's)."""
     latest: dict[str, Row] = {}
     for leg in sorted(flights, key=lambda r: r["t"]):
         latest[leg["id"]] = leg
@@ -121,7 +121,11 @@ def _link_aircraft(rows: list[Row], flights: list[Row], reference: Reference) ->
             dx = (row["lon"] - stand.position.lon) * 111_195.0 * math.cos(math.radians(row["lat"]))
             if math.hypot(dx, dy) <= STAND_RADIUS_M:
                 near.append((math.hypot(dx, dy), stand.stand_id))
-        row["at_stand"] = min(near)[1] if near else None
+        # Equally near (within 1 m): the leg's own stand, if it is one of them.
+        tied = [stand for d, stand in near if d <= min(near)[0] + 1.0]
+        row["at_stand"] = (
+            None if not near else row["stand"] if row["stand"] in tied else min(near)[1]
+        )
 
 
 def _decision_record(line: bytes) -> Any:

@@ -153,6 +153,27 @@ def test_an_aircraft_is_on_the_nearest_stand_within_25_m() -> None:
     assert finder.at(s1.lat + 26 / north, s1.lon) is None
 
 
+def test_of_stands_on_one_point_the_aircraft_is_on_the_one_its_leg_names() -> None:
+    """OSM maps some stands on one point (lines meeting at one stop bar): the aircraft is
+    on its leg's stand if that is within 1 m of the nearest, else on the nearest."""
+    reference = tiny_reference()
+    s1 = next(s for s in reference.stands if s.stand_id == "S1")
+    north = M_PER_DEG
+    twin = s1.model_copy(update={"stand_id": "S0", "label": "S0"})
+    near = s1.model_copy(
+        update={
+            "stand_id": "S9",
+            "position": s1.position.model_copy(update={"lat": s1.position.lat + 3 / north}),
+        }
+    )
+    finder = StandFinder([*reference.stands, twin, near])
+    at = (s1.position.lat + 0.5 / north, s1.position.lon)
+    assert finder.at(*at) == "S0"  # equally near, no leg: the smaller id
+    assert finder.at(*at, "S1") == "S1"  # the leg's stand, 1 m from the nearest at most
+    assert finder.at(*at, "S9") == "S0"  # 2 m farther: not a tie
+    assert finder.at(*at, "S7") == "S0"  # the leg's stand is not near at all
+
+
 def test_an_aircraft_is_filtered_as_the_flight_it_links_to() -> None:
     on_a1 = AircraftEntry("A1", "S1", b"{}")
     unlinked = AircraftEntry(None, None, b"{}")

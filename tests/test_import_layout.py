@@ -142,10 +142,19 @@ def test_stands_keep_their_osm_ref_position_and_nose_heading(
     reference, report = imported[airport]
     by_osm = {label["osm"]: sid for sid, label in report["stand_labels"].items()}
     stands = {s.stand_id: s for s in reference.stands}
-    elements = aeroway(raw_elements(AIRPORTS[airport][0]), "parking_position")
+    raw = raw_elements(AIRPORTS[airport][0])
+    elements = aeroway(raw, "parking_position")
     refs = Counter(e["tags"].get("ref") for e in elements)
-    checked = 0
+    # How many ways hold each node: a stand line whose last node meets another way and
+    # whose first meets none was drawn from the stand to the taxiway.
+    holders = Counter(n for e in raw if e["type"] == "way" for n in set(e.get("nodes", ())))
+    checked = reversed_lines = 0
     for element in elements:
+        nodes = element.get("nodes", [])
+        if element["type"] == "way" and nodes and nodes[0] != nodes[-1]:
+            if holders[nodes[-1]] >= 2 and holders[nodes[0]] == 1:
+                reversed_lines += 1
+                element = {**element, "geometry": element["geometry"][::-1]}
         ref = element["tags"].get("ref")
         key = f"{element['type']}/{element['id']}"
         if not ref or refs[ref] > 1 or not ENTITY_ID.match(ref) or key not in by_osm:
@@ -164,6 +173,9 @@ def test_stands_keep_their_osm_ref_position_and_nose_heading(
         assert abs(stand.position.lat - lat) < 1e-7 and abs(stand.position.lon - lon) < 1e-7
         checked += 1
     assert checked > 0.8 * len(elements)
+    assert reversed_lines > 0 and report["stands_reversed"] == reversed_lines
+    if airport == "EHAM":  # D23 and D44: two lines meeting at the taxilane, not one point
+        assert stands["D23"].position != stands["D44"].position
 
 
 @pytest.mark.parametrize("airport", sorted(AIRPORTS))

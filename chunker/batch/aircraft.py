@@ -42,6 +42,10 @@ from chunker.format.rows import AircraftRemovalRow, Row
 # where the aircraft parks; the radius allows for where the antenna sits and GPS error,
 # and stays under half the spacing of neighbouring stands (~40 m and more).
 STAND_RADIUS_M = 25.0
+# Stands this much farther than the nearest count as equally near: OSM maps some stands
+# (MARS positions, lines meeting at one stop point) on one point, and then the stand the
+# aircraft's own leg names is the one it is on.
+STAND_TIE_M = 1.0
 
 
 def leg_time(leg: Row) -> int:
@@ -97,7 +101,7 @@ class FlightLinks:
             mutable: dict[str, Any] = row  # type: ignore[assignment]
             mutable["flight_id"] = None if leg is None else leg["id"]
             mutable["stand"] = None if leg is None else leg["stand"]
-            mutable["at_stand"] = stands.at(row["lat"], row["lon"])
+            mutable["at_stand"] = stands.at(row["lat"], row["lon"], mutable["stand"])
 
 
 class StandFinder:
@@ -117,18 +121,26 @@ class StandFinder:
     def _cell(x: float, y: float) -> tuple[int, int]:
         return int(x // STAND_RADIUS_M), int(y // STAND_RADIUS_M)
 
-    def at(self, lat: float, lon: float) -> str | None:
-        """The stand at (lat, lon), or None."""
+    def at(self, lat: float, lon: float, leg_stand: str | None = None) -> str | None:
+        """The stand at (lat, lon), or None: the nearest within the radius; of stands
+        equally near (``STAND_TIE_M``), ``leg_stand`` if it is one, else the smaller id."""
         x, y = self._flat.xy(lat, lon)
         cx, cy = self._cell(x, y)
-        best: tuple[float, str] | None = None
+        near: list[tuple[float, str]] = []
         for dx in (-1, 0, 1):
             for dy in (-1, 0, 1):
                 for sx, sy, stand_id in self._cells.get((cx + dx, cy + dy), ()):
                     d2 = (sx - x) ** 2 + (sy - y) ** 2
-                    if d2 <= STAND_RADIUS_M**2 and (best is None or (d2, stand_id) < best):
-                        best = (d2, stand_id)
-        return None if best is None else best[1]
+                    if d2 <= STAND_RADIUS_M**2:
+                        near.append((d2**0.5, stand_id))
+        if not near:
+            return None
+        nearest = min(near)
+        if leg_stand is not None:
+            for distance, stand_id in near:
+                if stand_id == leg_stand and distance <= nearest[0] + STAND_TIE_M:
+                    return stand_id
+        return nearest[1]
 
 
 def departed(leg: Row) -> bool:

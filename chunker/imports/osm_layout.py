@@ -9,10 +9,12 @@ What comes from where (docs/data-format.md, "Importing an OpenStreetMap layout")
 
 - **stands**: ``aeroway=parking_position`` nodes (the nose-wheel position) and ways (drawn
   from the taxiway to the nose wheel: the last node is the position, the last segment the
-  nose heading). The id is the ``ref`` (else ``name``, else the ref of an
-  ``aeroway=gate`` within ``contact_distance_m``, else ``osm-w<id>``) normalised to the
-  contract's id pattern. ``contact`` when a terminal outline, jet bridge or gate is within
-  ``contact_distance_m`` (its terminal then becomes ``terminal_id``), else ``remote``.
+  nose heading; a line whose last node meets another way and whose first meets none was
+  drawn the other way round, and its first node is the position). The id is the ``ref``
+  (else ``name``, else the ref of an ``aeroway=gate`` within ``contact_distance_m``, else
+  ``osm-w<id>``) normalised to the contract's id pattern. ``contact`` when a terminal
+  outline, jet bridge or gate is within ``contact_distance_m`` (its terminal then becomes
+  ``terminal_id``), else ``remote``.
 - **road graph**: ``aeroway=taxiway``/``taxilane`` ways and ``highway=service`` ways
   inside the aerodrome polygon, one road node per OSM node (``n<id>``), one edge per way
   segment, speed limits per road kind from the overlay. Each stand and depot drives to the
@@ -272,6 +274,8 @@ class ImportReport:
     road_components: int = 0
     road_length_m: dict[str, float] = field(default_factory=dict)
     headings_estimated: int = 0
+    # Stand lines drawn from the stand to the taxiway (``_Importer._stand_end``).
+    stands_reversed: int = 0
 
     def skip(self, element: str, feature: str, reason: str, detail: str) -> None:
         """Record an entry left out."""
@@ -308,6 +312,7 @@ class LayoutImport:
             "road_components": report.road_components,
             "road_length_m": report.road_length_m,
             "headings_estimated": report.headings_estimated,
+            "stands_reversed": report.stands_reversed,
             "duplicates": report.duplicates,
             "renamed": report.renamed,
             "skipped": report.skipped_by_reason(),
@@ -774,8 +779,27 @@ class _Importer:
                 gates.append((self.frame.xy((element.lat, element.lon)), element.tags["ref"]))
         return gates
 
+    def _shared_nodes(self) -> set[int]:
+        """Node ids that two or more ways hold: where a stand's line meets the network."""
+        seen: Counter[int] = Counter()
+        for way in self.doc.ways.values():
+            seen.update(set(way.node_ids))
+        return {node for node, count in seen.items() if count >= 2}
+
+    def _stand_end(self, way: Way, shared: set[int]) -> tuple[LatLon, LatLon] | None:
+        """The (previous, nose-wheel) points of an open stand line drawn the wrong way round
+        — from the stand to the taxiway: its last node meets another way and its first
+        meets none — else None (the wiki's convention: the last node is the nose wheel)."""
+        ids, points = way.node_ids, way.points
+        if len(ids) < 2 or len(ids) != len(points) or points[0] is None or points[1] is None:
+            return None
+        if ids[-1] in shared and ids[0] not in shared:
+            return points[1], points[0]
+        return None
+
     def stand_candidates(self) -> list[_StandCandidate]:
         gates = self._gate_refs()
+        shared = self._shared_nodes()
         candidates = []
         for element in _tagged(self.doc, "aeroway", "parking_position"):
             name = _element(_kind(element), element.osm_id)
@@ -793,6 +817,10 @@ class _Importer:
                         sum(p[0] for p in ring) / len(ring),
                         sum(p[1] for p in ring) / len(ring),
                     )
+                elif (reversed_end := self._stand_end(element, shared)) is not None:
+                    position = reversed_end[1]
+                    heading = self.frame.bearing(*reversed_end)
+                    self.report.stands_reversed += 1
                 else:
                     last = runs[-1]
                     position = last[-1]
