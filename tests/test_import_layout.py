@@ -149,12 +149,17 @@ def test_stands_keep_their_osm_ref_position_and_nose_heading(
     # whose first meets none was drawn from the stand to the taxiway.
     holders = Counter(n for e in raw if e["type"] == "way" for n in set(e.get("nodes", ())))
     checked = reversed_lines = 0
-    for element in elements:
-        nodes = element.get("nodes", [])
-        if element["type"] == "way" and nodes and nodes[0] != nodes[-1]:
-            if holders[nodes[-1]] >= 2 and holders[nodes[0]] == 1:
-                reversed_lines += 1
-                element = {**element, "geometry": element["geometry"][::-1]}
+    for raw_element in elements:
+        element, nodes = raw_element, raw_element.get("nodes", [])
+        if (
+            element["type"] == "way"
+            and nodes
+            and nodes[0] != nodes[-1]
+            and holders[nodes[-1]] >= 2
+            and holders[nodes[0]] == 1
+        ):
+            reversed_lines += 1
+            element = {**element, "geometry": element["geometry"][::-1]}
         ref = element["tags"].get("ref")
         key = f"{element['type']}/{element['id']}"
         if not ref or refs[ref] > 1 or not ENTITY_ID.match(ref) or key not in by_osm:
