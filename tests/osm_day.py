@@ -19,7 +19,7 @@ import gzip
 import heapq
 import itertools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,22 @@ def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
     )
     return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
+
+
+def way_holders(elements: list[dict[str, Any]]) -> Counter[int]:
+    """How many ways of a raw Overpass extract hold each node."""
+    return Counter(n for e in elements if e["type"] == "way" for n in set(e.get("nodes", ())))
+
+
+def stand_line(element: dict[str, Any], holders: Counter[int]) -> list[dict[str, float]]:
+    """A raw stand way's geometry from the taxiway to the nose wheel (the test's reading of
+    the OSM wiki: drawn that way, unless its last node meets another way and its first
+    meets none — then it was drawn from the stand, and is read backwards)."""
+    nodes = element.get("nodes", [])
+    geometry: list[dict[str, float]] = element["geometry"]
+    if nodes and nodes[0] != nodes[-1] and holders[nodes[-1]] >= 2 and holders[nodes[0]] == 1:
+        return geometry[::-1]
+    return geometry
 
 
 def iso(ms: int) -> str:

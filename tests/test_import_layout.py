@@ -36,7 +36,7 @@ from chunker.imports.osm_layout import import_layout
 from chunker.imports.overlay import Overlay
 from functions.local.cli import main
 from tests.conftest import BUCKET
-from tests.osm_day import haversine, iso, lines, shortest_path
+from tests.osm_day import haversine, iso, lines, shortest_path, stand_line, way_holders
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -145,21 +145,15 @@ def test_stands_keep_their_osm_ref_position_and_nose_heading(
     raw = raw_elements(AIRPORTS[airport][0])
     elements = aeroway(raw, "parking_position")
     refs = Counter(e["tags"].get("ref") for e in elements)
-    # How many ways hold each node: a stand line whose last node meets another way and
-    # whose first meets none was drawn from the stand to the taxiway.
-    holders = Counter(n for e in raw if e["type"] == "way" for n in set(e.get("nodes", ())))
+    holders = way_holders(raw)
     checked = reversed_lines = 0
     for raw_element in elements:
-        element, nodes = raw_element, raw_element.get("nodes", [])
-        if (
-            element["type"] == "way"
-            and nodes
-            and nodes[0] != nodes[-1]
-            and holders[nodes[-1]] >= 2
-            and holders[nodes[0]] == 1
-        ):
-            reversed_lines += 1
-            element = {**element, "geometry": element["geometry"][::-1]}
+        element = raw_element
+        if element["type"] == "way" and element.get("geometry"):
+            line = stand_line(element, holders)
+            if line is not element["geometry"]:
+                reversed_lines += 1
+                element = {**element, "geometry": line}
         ref = element["tags"].get("ref")
         key = f"{element['type']}/{element['id']}"
         if not ref or refs[ref] > 1 or not ENTITY_ID.match(ref) or key not in by_osm:

@@ -1,21 +1,33 @@
-"""Both real fixture airports (EHAM, LFPG from OpenStreetMap) imported, a short day laid onto
-their layouts (tests/osm_day.py), chunked, served (moto server + ``dispatch-replay serve``)
-and replayed in Chromium: what the page draws is checked against the raw records written
-for that day (tests/ground_truth.py), the stand labels against the raw OSM refs, and the
-ODbL credit in the map corner. Screenshots: test-artifacts/real-airports/ (the README's
-docs/img/ shots are copies of these).
+"""Both real fixture airports (EHAM, LFPG from OpenStreetMap) imported, two days laid onto
+their layouts, chunked, served (moto server + ``dispatch-replay serve``) and replayed in
+Chromium:
+
+- a short hand-written day (tests/osm_day.py: every value known here): what the page draws
+  is checked against its raw records (tests/ground_truth.py), the stand labels against the
+  raw OSM refs, and the ODbL credit in the map corner;
+- the product's own generated day (``generate --layout``: flights, tasks, dispatch, vehicles
+  on the imported roads, aircraft landing, taxiing, pushed back): paused during a pushback
+  and at seeded instants, every drawn aircraft and vehicle and every occupied stand as the
+  raw records say.
+
+Screenshots: test-artifacts/real-airports/ (``UPDATE_SCREENSHOT=1`` copies them to the
+README's docs/img/).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import os
+import random
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -30,9 +42,10 @@ from functions.app.dependencies import dynamodb_client
 from functions.local.cli import main
 from functions.local.demo import local_app_environment
 from functions.local.stack import ensure_table, free_port, moto_server, stop_process, wait_for_http
-from tests.browser_page import chromium, open_dashboard
+from synthetic import GeneratedDay, GeneratorSettings, generate_day, write_day
+from tests.browser_page import Dashboard, chromium, open_dashboard
 from tests.ground_truth import state_at, valid_rows
-from tests.osm_day import OsmDay, osm_day
+from tests.osm_day import OsmDay, haversine, osm_day, stand_line, way_holders
 from tests.test_dashboard_defects import open_filters
 from tests.test_page_truth import control
 
@@ -42,10 +55,13 @@ AIRPORTS = {
     "LFPG": ("lfpg.overpass.json.gz", "lfpg.overlay.json"),
 }
 DATE = "2026-07-14"
+GENERATED_DATE = "2026-07-15"  # the generator's day, beside the hand-written one
 BUCKET, TABLE = "real-airports", "real-airports-sessions"
 ARTEFACTS = Path(__file__).parent.parent / "test-artifacts" / "real-airports"
+README_IMAGES = Path(__file__).parent.parent / "docs" / "img"
 AIRCRAFT_FADE_MS = 90_000  # MOVER_FADE_AFTER_S: an aircraft past it is not drawn
 VEHICLE_HIDE_MS = 600_000  # MOVER_HIDE_AFTER_S
+PUSH_MAX_KMH = 10.0  # a pushback is at walking pace; taxiing out is faster
 
 
 def raw_refs(airport: str) -> Counter[str]:
@@ -62,13 +78,14 @@ def raw_refs(airport: str) -> Counter[str]:
 
 
 def raw_stand_points(airport: str) -> dict[str, tuple[float, float]]:
-    """Where the raw extract puts each stand whose ref occurs once (a node, or a way's last
-    node: drawn towards the nose wheel)."""
+    """Where the raw extract puts each stand whose ref occurs once (a node, or a way's
+    nose-wheel end: ``stand_line``)."""
     data = (FIXTURES / AIRPORTS[airport][0]).read_bytes()
     if AIRPORTS[airport][0].endswith(".gz"):
         data = gzip.decompress(data)
     elements = orjson.loads(data)["elements"]
     once = {r for r, n in raw_refs(airport).items() if n == 1}
+    holders = way_holders(elements)
     points = {}
     for e in elements:
         ref = e.get("tags", {}).get("ref")
@@ -77,21 +94,35 @@ def raw_stand_points(airport: str) -> dict[str, tuple[float, float]]:
         if e["type"] == "node":
             points[ref] = (e["lat"], e["lon"])
         elif e.get("geometry"):
-            points[ref] = (e["geometry"][-1]["lat"], e["geometry"][-1]["lon"])
+            nose = stand_line(e, holders)[-1]
+            points[ref] = (nose["lat"], nose["lon"])
     return points
 
 
+Served = tuple[str, dict[str, OsmDay], dict[str, GeneratedDay]]
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, OsmDay]]]:
-    """Both airports imported with the CLI, their days chunked on a moto server, the app
-    served by ``dispatch-replay serve``; the URL and each airport's day."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Both airports imported with the CLI, their days (hand-written and generated)
+    chunked on a moto server, the app served by ``dispatch-replay serve``; the URL and
+    each airport's days."""
     tmp = tmp_path_factory.mktemp("real-airports")
-    days = {}
+    days, generated = {}, {}
     for airport, (osm, overlay) in AIRPORTS.items():
         out = tmp / f"{airport}.reference.json"
         argv = ["import-layout", str(FIXTURES / osm), "--overlay", str(FIXTURES / overlay)]
         assert main([*argv, "--out", str(out), "--report", str(tmp / f"{airport}.report")]) == 0
         days[airport] = osm_day(Reference.model_validate_json(out.read_bytes()), DATE)
+        settings = GeneratorSettings(
+            layout=out,
+            service_date=dt.date.fromisoformat(GENERATED_DATE),
+            vehicles=24,
+            flights=30,
+            start_hour=7,
+            hours=2,
+        )
+        generated[airport] = generate_day(settings, lambda _line: None)
     saved = dict(os.environ)
     with moto_server() as aws:
         os.environ.update(aws.environment)
@@ -103,6 +134,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
                 for key, body in day.objects.items():
                     s3.put_object(Bucket=BUCKET, Key=key, Body=body)
                 chunk_day(s3, BUCKET, airport, DATE, ChunkerConfig())
+            # The generated day in 10-minute chunks (the same rules, a tenth of the mostly
+            # empty objects of a whole service day).
+            for airport, made in generated.items():
+                write_day(made, lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
+                config = ChunkerConfig(bucket_ms=600_000, histogram_bin_ms=600_000)
+                chunk_day(s3, BUCKET, airport, GENERATED_DATE, config)
             ensure_table(dynamodb_client(), TABLE)
             env = {**os.environ, **local_app_environment(BUCKET, TABLE)}
             port = free_port()
@@ -114,7 +151,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
                     stderr=subprocess.STDOUT,
                 )
             wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, server)
-            yield f"http://127.0.0.1:{port}", days
+            yield f"http://127.0.0.1:{port}", days, generated
         finally:
             if server is not None:
                 stop_process(server)
@@ -130,9 +167,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.mark.parametrize("airport", sorted(AIRPORTS))
 def test_a_real_airport_replays_its_day_as_the_raw_records_say(
-    airport: str, served: tuple[str, dict[str, OsmDay]], browser: Browser
+    airport: str, served: Served, browser: Browser
 ) -> None:
-    url, days = served
+    url, days, _ = served
     osm = days[airport]
     rows, day = valid_rows(osm.objects, osm.keys)
     assert {k: len(v) for k, v in rows.items() if v} == {
@@ -251,6 +288,123 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
             chip = page.get_by_test_id("filter-stand-chips").locator(".chip-value").first
             assert chip.inner_text().startswith(odd[0])
             assert chip.get_attribute("data-value") != odd[0]  # the id, normalised
+        assert dashboard.errors == []
+    finally:
+        context.close()
+
+
+def pushback_moment(rows: dict[str, list[dict[str, Any]]]) -> tuple[int, str, str]:
+    """From the raw records: the first pushback during which its flight's aircraft moves
+    at walking pace (pushed, not yet taxiing out): the tick after that fix, the aircraft,
+    the tug."""
+    started: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows["tasks"], key=lambda r: r["t"]):
+        if row["task_type"] != "pushback":
+            continue
+        if row["status"] == "in_progress":
+            started[row["id"]] = row
+        elif row["status"] == "completed" and row["id"] in started:
+            begin, end = started[row["id"]]["t"], row["t"]
+            moving = [
+                fix
+                for fix in rows["aircraft"]
+                if fix["flight_id"] == row["flight_id"]
+                and begin <= fix["t"] < end
+                and 0 < (fix["speed_kmh"] or 0) <= PUSH_MAX_KMH
+            ]
+            if len(moving) >= 3:
+                at = moving[len(moving) // 2]["t"] // 1000 * 1000 + 1000
+                return at, moving[0]["id"], row["vehicle_id"]
+    raise AssertionError("the generated day has no pushback with a moving aircraft")
+
+
+def check_drawn(
+    dashboard: Dashboard, rows: dict[str, list[dict[str, Any]]], day: Any, at: int, where: str
+) -> dict[str, Any]:
+    """Seek to ``at`` and compare every drawn aircraft, vehicle and occupied stand with the
+    raw records' state there; the truth."""
+    control(dashboard, {"action": "seek", "position": at})
+    dashboard.wait(
+        "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
+    )
+    truth = state_at(rows, day, 1000, at)
+    aircraft = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= AIRCRAFT_FADE_MS}
+    vehicles = {r["id"]: r for r in truth["vehicles"] if at - r["t"] <= VEHICLE_HIDE_MS}
+    dashboard.page.wait_for_function(
+        """([planes, cars, at]) => { const m = window.__replayModel();
+            return m.at === at
+                && planes.every((id) => m.aircraft[id] && m.aircraft[id].drawn)
+                && cars.every((id) => m.movers[id] && m.movers[id].drawn
+                    && !m.movers[id].moving); }""",
+        arg=[sorted(aircraft), sorted(vehicles), at],
+    )
+    model = dashboard.page.evaluate("window.__replayModel()")
+    assert sorted(k for k, v in model["aircraft"].items() if v["drawn"]) == sorted(aircraft), where
+    for aircraft_id, fix in aircraft.items():
+        shown = model["aircraft"][aircraft_id]
+        assert (shown["lat"], shown["lon"], shown["heading"]) == (
+            fix["lat"],
+            fix["lon"],
+            fix["heading"],
+        ), (where, aircraft_id)
+    assert sorted(k for k, v in model["movers"].items() if v["drawn"]) == sorted(vehicles), where
+    for vehicle_id, fix in vehicles.items():
+        shown = model["movers"][vehicle_id]
+        assert (shown["lat"], shown["lon"]) == (fix["lat"], fix["lon"]), (where, vehicle_id)
+    stands = {row["id"]: row["flight_id"] for row in truth["stands"]}
+    assert model["stands"] == stands, where
+    return truth
+
+
+@pytest.mark.parametrize("airport", sorted(AIRPORTS))
+def test_a_real_airport_replays_the_generated_day_as_its_raw_records_say(
+    airport: str, served: Served, browser: Browser
+) -> None:
+    """The product's generated day on the imported layout: paused mid-pushback and at four
+    seeded instants, the page draws what the raw records say (aircraft, vehicles, stands)."""
+    url, _, generated = served
+    made = generated[airport]
+    rows, day = valid_rows(made.objects, made.keys)
+    at, pushed, tug = pushback_moment(rows)
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        dashboard = open_dashboard(context, f"{url}/?airport={airport}&day={GENERATED_DATE}")
+        page = dashboard.page
+        rng = random.Random(airport)
+        first, last = rows["positions"][0]["t"], rows["positions"][-1]["t"]
+        occupied = 0
+        for instant in sorted(rng.randrange(first, last) // 1000 * 1000 for _ in range(4)):
+            truth = check_drawn(dashboard, rows, day, instant, f"@{instant}")
+            occupied += len(truth["stands"])
+        assert occupied > 0  # the instants had aircraft on stands to compare
+        truth = check_drawn(dashboard, rows, day, at, "pushback")
+        plane = next(r for r in truth["aircraft"] if r["id"] == pushed)
+        car = next(r for r in truth["vehicles"] if r["id"] == tug)
+        assert (
+            plane["speed_kmh"] > 0
+            and haversine(plane["lat"], plane["lon"], car["lat"], car["lon"]) < 80
+        ), (plane, car)
+        # Zoom in (wheel) on the aircraft being pushed back, for the shot.
+        box = page.get_by_test_id("map-canvas").bounding_box()
+        assert box is not None
+        for _ in range(8):
+            mark = page.evaluate("window.__replayModel().aircraft")[pushed]
+            if mark["length"] > 30:
+                break
+            frames = page.evaluate("window.__replayModel().frames")
+            page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
+            page.mouse.wheel(0, -300)
+            page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
+        page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
+        page.wait_for_function(
+            "n => window.__replayModel().frames > n + 2",
+            arg=page.evaluate("window.__replayModel().frames"),
+        )
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTEFACTS / f"{airport.lower()}-generated-day.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":  # refreshes the README's picture
+            shutil.copyfile(shot, README_IMAGES / shot.name)
         assert dashboard.errors == []
     finally:
         context.close()
