@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from chunker.batch.run import chunk_day
 from chunker.format.encoding import ChunkerConfig
@@ -186,51 +186,16 @@ def test_a_real_airport_replays_its_day_as_the_raw_records_say(
         dashboard.play()
         dashboard.wait("s.streamPosition >= arg", osm.start + 30_000)
         dashboard.pause()
-        at = osm.pushing
-        control(dashboard, {"action": "seek", "position": at})
-        dashboard.wait(
-            "s.streamPlayback && s.streamPlayback.position === arg && s.clockPosition === arg", at
-        )
-        truth = state_at(rows, day, 1000, at)
-        aircraft = {r["id"]: r for r in truth["aircraft"] if at - r["t"] <= AIRCRAFT_FADE_MS}
-        vehicles = {r["id"]: r for r in truth["vehicles"] if at - r["t"] <= VEHICLE_HIDE_MS}
+        truth = check_drawn(dashboard, rows, day, osm.pushing, "pushback")
         # What a person sees: the departure pushed back, the arrival taxiing in.
+        aircraft = {
+            r["id"]: r for r in truth["aircraft"] if osm.pushing - r["t"] <= AIRCRAFT_FADE_MS
+        }
         moving = sorted(r["callsign"] for r in aircraft.values() if r["speed_kmh"] > 0)
         assert moving == ["KLM1234", "KLM1701"], moving
-        page.wait_for_function(
-            """([planes, cars]) => { const m = window.__replayModel();
-                return planes.every((id) => m.aircraft[id] && m.aircraft[id].drawn)
-                    && cars.every((id) => m.movers[id] && m.movers[id].drawn
-                        && !m.movers[id].moving); }""",
-            arg=[sorted(aircraft), sorted(vehicles)],
-        )
-        model = page.evaluate("window.__replayModel()")
-        assert sorted(k for k, v in model["aircraft"].items() if v["drawn"]) == sorted(aircraft)
-        for aircraft_id, fix in aircraft.items():
-            shown = model["aircraft"][aircraft_id]
-            assert (shown["lat"], shown["lon"], shown["heading"]) == (
-                fix["lat"],
-                fix["lon"],
-                fix["heading"],
-            )
-            assert shown["callsign"] == fix["callsign"]
-        assert sorted(k for k, v in model["movers"].items() if v["drawn"]) == sorted(vehicles)
-        for vehicle_id, fix in vehicles.items():
-            shown = model["movers"][vehicle_id]
-            assert (shown["lat"], shown["lon"]) == (fix["lat"], fix["lon"])
-
         # Zoom in (wheel) on the aircraft being pushed back, for the labels and the shot.
-        box = page.get_by_test_id("map-canvas").bounding_box()
-        assert box is not None
         pushed = next(a for a, fix in aircraft.items() if fix["callsign"] == "KLM1701")
-        for _ in range(8):
-            mark = page.evaluate("window.__replayModel().aircraft")[pushed]
-            if mark["length"] > 30:
-                break
-            frames = page.evaluate("window.__replayModel().frames")
-            page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
-            page.mouse.wheel(0, -300)
-            page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
+        box = zoom_on(page, pushed)
         page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
         model = page.evaluate("window.__replayModel()")
         # Stand labels are the OSM refs as written (W06/W07, not the id W06_W07; a repeated
@@ -339,6 +304,7 @@ def check_drawn(
         arg=[sorted(aircraft), sorted(vehicles), at],
     )
     model = dashboard.page.evaluate("window.__replayModel()")
+    flights = {row["id"]: row for row in truth["flights"]}
     assert sorted(k for k, v in model["aircraft"].items() if v["drawn"]) == sorted(aircraft), where
     for aircraft_id, fix in aircraft.items():
         shown = model["aircraft"][aircraft_id]
@@ -347,6 +313,11 @@ def check_drawn(
             fix["lon"],
             fix["heading"],
         ), (where, aircraft_id)
+        # Its label: the fix's callsign, else its leg's (once that leg is recorded), else
+        # its registration, else its id.
+        leg = flights.get(fix["flight_id"]) if fix["flight_id"] else None
+        label = fix["callsign"] or (leg or {}).get("callsign") or fix["registration"]
+        assert shown["callsign"] == (label or aircraft_id), (where, aircraft_id)
     assert sorted(k for k, v in model["movers"].items() if v["drawn"]) == sorted(vehicles), where
     for vehicle_id, fix in vehicles.items():
         shown = model["movers"][vehicle_id]
@@ -354,6 +325,22 @@ def check_drawn(
     stands = {row["id"]: row["flight_id"] for row in truth["stands"]}
     assert model["stands"] == stands, where
     return truth
+
+
+def zoom_on(page: Page, aircraft_id: str) -> dict[str, float]:
+    """Wheel-zoom the map in on an aircraft until it is drawn over 30 px long; the map's
+    box."""
+    box = page.get_by_test_id("map-canvas").bounding_box()
+    assert box is not None
+    for _ in range(8):
+        mark = page.evaluate("window.__replayModel().aircraft")[aircraft_id]
+        if mark["length"] > 30:
+            break
+        frames = page.evaluate("window.__replayModel().frames")
+        page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
+        page.mouse.wheel(0, -300)
+        page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
+    return dict(box)
 
 
 @pytest.mark.parametrize("airport", sorted(AIRPORTS))
@@ -385,16 +372,7 @@ def test_a_real_airport_replays_the_generated_day_as_its_raw_records_say(
             and haversine(plane["lat"], plane["lon"], car["lat"], car["lon"]) < 80
         ), (plane, car)
         # Zoom in (wheel) on the aircraft being pushed back, for the shot.
-        box = page.get_by_test_id("map-canvas").bounding_box()
-        assert box is not None
-        for _ in range(8):
-            mark = page.evaluate("window.__replayModel().aircraft")[pushed]
-            if mark["length"] > 30:
-                break
-            frames = page.evaluate("window.__replayModel().frames")
-            page.mouse.move(box["x"] + mark["x"], box["y"] + mark["y"])
-            page.mouse.wheel(0, -300)
-            page.wait_for_function("n => window.__replayModel().frames > n + 2", arg=frames)
+        box = zoom_on(page, pushed)
         page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 5)  # no hover card
         page.wait_for_function(
             "n => window.__replayModel().frames > n + 2",
