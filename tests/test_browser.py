@@ -878,6 +878,28 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
     if arrival is not None:
         assert outcome.get_attribute("data-regret") == str(arrival - eligible[0]["eta"])
         assert raw["vehicle_id"] in outcome.inner_text()
+    # The card's key lines (what was decided, what if, what happened) are in view at
+    # 1280 x 800 without scrolling the page or the pane: the "Actual" line was below the
+    # fold, under the quality line's list of high-regret decisions.
+    view = dashboard.page.evaluate(
+        """() => {
+            const box = (el) => { const r = el.getBoundingClientRect();
+                return {top: r.top, bottom: r.bottom, height: r.height}; };
+            const pane = document.getElementById('decisions');
+            return {
+                scrolled: window.scrollY + pane.scrollTop, window: window.innerHeight,
+                pane: box(pane),
+                lines: ['.decision-head', '[data-testid=decision-whatif]',
+                        '[data-testid=decision-outcome]']
+                    .map((q) => ({q, ...box(pane.querySelector(q))})),
+            };
+        }"""
+    )
+    assert view["scrolled"] == 0, view
+    for line in view["lines"]:
+        assert line["height"] > 0, line
+        assert line["top"] >= view["pane"]["top"] - 1, (line, view["pane"])
+        assert line["bottom"] <= min(view["pane"]["bottom"], view["window"]) + 1, (line, view)
     # The map: every candidate with a recorded position, a line to the task's stand.
     dashboard.page.wait_for_function(
         "id => { const m = window.__replayModel();"
@@ -893,6 +915,15 @@ def test_a_selected_task_shows_its_decision_with_the_candidates_on_the_map(
         return sorted((c["vehicle_id"], c["eta"], c["excluded"]) for c in candidates)
 
     assert seen(drawn["candidates"]) == seen(placed)
+    size = dashboard.page.evaluate(
+        "(() => { const c = document.querySelector('[data-testid=map-canvas]');"
+        " return {w: c.clientWidth, h: c.clientHeight}; })()"
+    )
+    for candidate in drawn["candidates"]:  # a label is whole on the map, or left to the card
+        box = candidate["label"]
+        if box is not None:
+            assert box["x"] >= 0 and box["x"] + box["w"] <= size["w"], (candidate, size)
+            assert box["y"] >= 0 and box["y"] + box["h"] <= size["h"], (candidate, size)
     assert [c["vehicle_id"] for c in drawn["candidates"] if c["chosen"]] == [raw["vehicle_id"]]
     # The decision-quality line: the API's measurement of the 3 h before the shown time
     # (its figures: tests/test_decision_quality.py), as the page states it.

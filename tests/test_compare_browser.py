@@ -28,6 +28,7 @@ from chunker.format.keys import DEFAULT_VARIANT, DayKeys
 from tests import ground_truth
 from tests.browser_page import Dashboard, chromium, open_dashboard
 from tests.demo_server import COMPARE_DAY, DemoServer, demo_server, stored_objects
+from tests.test_dashboard_defects import assert_no_text_cut
 from tests.test_decision_quality import truth
 
 pytestmark = pytest.mark.end_to_end
@@ -104,6 +105,7 @@ def test_compare_mode_plays_two_variants_in_sync(
         page = dashboard.page
         page.get_by_test_id("compare-map").wait_for(state="visible")
         settled(dashboard, at)
+        follows_the_left_map(dashboard, "Flight board, tasks and decisions: left map")
         for moment in (at, at + 20 * 60_000):
             if moment != at:  # one seek, on the one clock: both maps follow it
                 status = page.evaluate(
@@ -144,13 +146,45 @@ def test_compare_mode_plays_two_variants_in_sync(
             difference = None if mine is None or theirs is None else theirs - mine
             assert _number(shown_difference) == pytest.approx(difference, abs=1e-4), figure
         assert expected[VARIANT]["regret_mean_ms"] != expected[DEFAULT_VARIANT]["regret_mean_ms"]
+        assert_no_text_cut(dashboard)
         artefact = tmp_path / "compare.png"
         page.screenshot(path=str(artefact))
         if os.environ.get("UPDATE_SCREENSHOT") == "1":  # refreshes the README's picture
             shutil.copyfile(artefact, SCREENSHOT)
+        dashboard.click("lang-toggle")
+        dashboard.wait("s.language === 'zh'")
+        follows_the_left_map(dashboard, "航班、任务与调度决策：左侧地图")
+        assert_no_text_cut(dashboard)
+        page.screenshot(path=str(tmp_path / "compare-zh.png"))
         assert dashboard.errors == []
     finally:
         context.close()
+
+
+def follows_the_left_map(dashboard: Dashboard, words: str) -> None:
+    """The flight board, tasks and decisions are the session's own variant's (the left
+    map's): a line above them says so, in the window, and the panels are marked with the
+    left map's label's colour."""
+    shown = dashboard.page.evaluate(
+        """() => {
+            const follow = document.querySelector('[data-testid=compare-follow]');
+            const r = follow.getBoundingClientRect();
+            const board = document.querySelector('.panel-flights').getBoundingClientRect();
+            const side = document.querySelector('.side').getBoundingClientRect();
+            const accent = (el) => getComputedStyle(el).borderColor;
+            return {text: follow.innerText, top: r.top, bottom: r.bottom, left: r.left,
+                    right: r.right, boardTop: board.top, sideLeft: side.left,
+                    sideRight: side.right, window: window.innerHeight,
+                    leftLabel: accent(document.querySelector('[data-testid=compare-label-left]')),
+                    followAccent: getComputedStyle(follow).borderLeftColor,
+                    panelMark: getComputedStyle(document.querySelector('.panel-tasks')).boxShadow};
+        }"""
+    )
+    assert shown["text"] == f"{words} · {DEFAULT_VARIANT}", shown
+    assert shown["bottom"] <= shown["boardTop"] + 1 and shown["top"] >= 0, shown  # above them
+    assert shown["left"] >= shown["sideLeft"] - 1 and shown["right"] <= shown["sideRight"] + 1
+    assert shown["followAccent"] == shown["leftLabel"], shown
+    assert shown["followAccent"] in shown["panelMark"], shown
 
 
 def _number(text: str) -> float | None:

@@ -35,6 +35,7 @@ ARTEFACTS = REPO / "test-artifacts" / "screenshots"
 README_ZH = REPO / "docs" / "img" / "dashboard-zh.png"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 SMALL: ViewportSize = {"width": 1024, "height": 768}
+WIDE: ViewportSize = {"width": 1600, "height": 900}
 PORTRAIT: ViewportSize = {"width": 768, "height": 1024}
 MINUTE_MS = 60_000
 CONTROL_URL = re.compile(r"/api/replay/sessions/[^/]+/control$")
@@ -527,12 +528,82 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
+# Every text shown, as laid out, against the window and every box that clips it: a text
+# wider than an ancestor with overflow other than visible (ellipsis, hidden, a scroller's
+# sideways overflow), or taller than one that hides it, or off the window's sides, is cut.
+TEXT_CUT = """() => {
+    const cut = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!n.textContent.trim()) continue;
+        const el = n.parentElement;
+        if (!el || el.getClientRects().length === 0) continue; // not shown
+        if (el.closest('[hidden], option, select, script, style, template, textarea')) continue;
+        if (getComputedStyle(el).visibility === 'hidden') continue;
+        const range = document.createRange();
+        range.selectNodeContents(n);
+        const r = range.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        const words = n.textContent.trim().slice(0, 60);
+        const what = `${el.tagName.toLowerCase()}.${el.className} "${words}"`;
+        if (r.left < -1 || r.right > window.innerWidth + 1) {
+            cut.push(`off the window: ${what}`);
+            continue;
+        }
+        for (let a = el; a && a !== document.body; a = a.parentElement) {
+            const s = getComputedStyle(a);
+            const box = a.getBoundingClientRect();
+            if (box.width <= 1 || box.height <= 1) break; // hidden on purpose (screen readers)
+            const left = box.left + (parseFloat(s.borderLeftWidth) || 0);
+            const right = box.right - (parseFloat(s.borderRightWidth) || 0);
+            if (s.overflowX !== 'visible' && (r.left < left - 1 || r.right > right + 1)) {
+                cut.push(`cut sideways by ${a.tagName.toLowerCase()}.${a.className}: ${what}`);
+                break;
+            }
+            const hides = ['hidden', 'clip'].includes(s.overflowY);
+            if (hides && (r.top < box.top - 1 || r.bottom > box.bottom + 1)) {
+                cut.push(`cut vertically by ${a.tagName.toLowerCase()}.${a.className}: ${what}`);
+                break;
+            }
+        }
+    }
+    return cut;
+}"""
+
+
+def assert_no_text_cut(dashboard: Dashboard) -> None:
+    """No text on the page is cut by the window or by a box that clips it (the airport's
+    name beside the day picker at 1280 px, the keys' help at 1600 px, a legend label)."""
+    cut: list[str] = dashboard.page.evaluate(TEXT_CUT)
+    assert cut == [], cut
+
+
 def assert_laid_out(dashboard: Dashboard) -> None:
     """What the last stop's screenshots showed wrong, as boxes: the timeline's legend whole
-    (every kind and swatch inside it and the window), the notifications given the panel's
-    whole width (decisions are a tab of their own), the map's legend over no runway label,
-    and no callsign written over a stand number, a terminal name or another callsign."""
+    (every kind and swatch inside it and the window, every label's text in full), no text
+    cut anywhere, the notifications given the panel's whole width (decisions are a tab of
+    their own), the map's legend over no runway label, and no callsign written over a
+    stand number, a terminal name or another callsign."""
     page = dashboard.page
+    dashboard.wait("s.eventsLoaded")  # the legend's counts, not its "…" placeholder
+    labels: list[dict[str, Any]] = page.eval_on_selector_all(
+        "[data-testid=timeline-legend] .legend-kind > span:last-child,"
+        " [data-testid=timeline-legend] .legend-item > span:last-child",
+        """els => els.map((el) => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            const text = range.getBoundingClientRect();
+            const box = el.getBoundingClientRect();
+            return {text: el.innerText, scroll: el.scrollWidth, client: el.clientWidth,
+                    left: text.left, right: text.right, boxLeft: box.left, boxRight: box.right};
+        })""",
+    )
+    assert len(labels) >= 8, labels  # six marker kinds and the histogram's two
+    for label in labels:
+        assert label["scroll"] <= label["client"], label
+        assert label["left"] >= label["boxLeft"] - 0.5 and label["right"] <= label["boxRight"] + 0.5
+        assert not label["text"].endswith("…") and re.search(r"\S", label["text"]), label
+    assert_no_text_cut(dashboard)
     boxes = page.evaluate(
         """() => {
             const box = (el) => { const r = el.getBoundingClientRect();
@@ -595,11 +666,27 @@ def assert_laid_out(dashboard: Dashboard) -> None:
 
 
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
-def test_1024x768_is_usable(open_page: OpenPage, locale: str) -> None:
+def test_1024x768_1280x800_and_1600x900_are_usable(open_page: OpenPage, locale: str) -> None:
     dashboard = open_page(SMALL, locale)
     dashboard.wait("s.taskIds.length > 0 && s.frames > 5")
     assert_nothing_cut(dashboard)
     screenshot(dashboard, f"small-1024x768-{locale[:2]}")
+    # The same page wider: the desktop, and a wide screen where the keys' help is a line
+    # of its own (it ran off the window at 1600 px in English).
+    for size in (DESKTOP, WIDE):
+        dashboard.page.set_viewport_size(size)
+        frames = dashboard.state()["frames"]
+        dashboard.wait("s.frames > arg + 2", frames)
+        assert_laid_out(dashboard)
+        name = f"{size['width']}x{size['height']}-{locale[:2]}"
+        if size == WIDE:
+            keys = dashboard.page.locator(".keys")
+            assert keys.is_visible()
+            box = keys.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= WIDE["width"]
+            assert box["y"] + box["height"] <= WIDE["height"], box  # on screen, not below it
+            assert "Esc" in keys.inner_text()  # its last key, in either language
+        screenshot(dashboard, f"wider-{name}")
     assert dashboard.errors == []
 
 

@@ -149,15 +149,15 @@ def test_stands_show_their_label_not_the_id_and_unnamed_ones_last(
     page = open_map(context, lfpg, 0, 1)
     stands = {s["stand_id"]: s for s in lfpg["layout"]["stands"]}
 
-    def focus(stand_id: str) -> list[dict[str, Any]]:
+    def focus(stand_id: str, zoom: float = 10) -> list[dict[str, Any]]:
         page.evaluate(
-            """(id) => {
+            """([id, zoom]) => {
                 const map = window.__map;
                 map.resetView();
                 const s = map.screen(map.layout.stands.find((st) => st.stand_id === id).at);
-                map.zoomBy(10, s.x, s.y);
+                map.zoomBy(zoom, s.x, s.y);
             }""",
-            stand_id,
+            [stand_id, zoom],
         )
         frames_pass(page, 3)
         shown: list[dict[str, Any]] = page.evaluate(
@@ -168,7 +168,7 @@ def test_stands_show_their_label_not_the_id_and_unnamed_ones_last(
     slash = focus("W06_W07")
     assert {"id": "W06_W07", "text": "W06/W07", "named": True} in slash
     unnamed_id = "osm-w152634698"
-    near = focus(unnamed_id)
+    near = focus(unnamed_id, 20)  # labelled last, where named ones leave room
     page.screenshot(path=str(ARTEFACTS / "lfpg-unnamed-stand.png"))
     by_id = {label["id"]: label for label in near}
     assert by_id[unnamed_id]["text"] == stands[unnamed_id]["label"]
@@ -187,3 +187,8 @@ def test_stands_show_their_label_not_the_id_and_unnamed_ones_last(
     }
     place = stands[unnamed_id]["label"].removeprefix("Stand near ")
     assert zh[unnamed_id] == f"{place} 附近机位"
+    # A stand 150 m or more from any designated one is not "near" it (docs/data-format.md).
+    far_id = "osm-w237392452"
+    assert stands[far_id]["label"] == "Stand 1 (unnamed)" and not stands[far_id]["named"]
+    zh = {label["id"]: label["text"] for label in focus(far_id, 20)}
+    assert zh[far_id] == "未命名机位 1"

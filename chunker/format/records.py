@@ -421,7 +421,8 @@ class Stand(BaseModel):
         description="What a person sees for this stand where it differs from the id or "
         "the id was made up: the source's own ref (`W06/W07`, which the id pattern "
         "does not allow), a repeated ref told apart (`F70 (2)`), or for a stand the "
-        "source names nothing a label from where it is (`Stand near F70`). Absent: "
+        "source names nothing a label from where it is (`Stand near F70`, within 150 m "
+        "of it; farther `Stand 3 (unnamed)`). Absent: "
         "the id is the label.",
     )
     named: bool = Field(

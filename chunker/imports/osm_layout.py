@@ -11,8 +11,9 @@ What comes from where (docs/data-format.md, "Importing an OpenStreetMap layout")
   from the taxiway to the nose wheel: the last node is the position, the last segment the
   nose heading; a line whose last node meets another way and whose first meets none was
   drawn the other way round, and its first node is the position). The id is the ``ref``
-  (else ``name``, else the ref of an ``aeroway=gate`` within ``contact_distance_m``, else
-  ``osm-w<id>``) normalised to the contract's id pattern. ``contact`` when a terminal
+  (else a ``name`` that looks like a designator, ``STAND_DESIGNATOR``; else the ref of an
+  ``aeroway=gate`` within ``contact_distance_m``, else ``osm-w<id>``) normalised to the
+  contract's id pattern. ``contact`` when a terminal
   outline, jet bridge or gate is within ``contact_distance_m`` (its terminal then becomes
   ``terminal_id``), else ``remote``.
 - **road graph**: ``aeroway=taxiway``/``taxilane`` ways and ``highway=service`` ways
@@ -78,6 +79,16 @@ MAX_RUNWAY_ID = 16
 # Aeroway features the raw contract has no place for (counted in the report, not imported).
 # An unnamed terminal this close to a named one is labelled after it ("Building by D-pier").
 UNNAMED_NEAR_M = 500.0
+# A stand with no designator is "Stand near <a stand with one>" only this close to it: two
+# to three stand widths (wide-body stands are 60-80 m apart), so the stand named is in
+# sight of it on the apron and on the map. Farther, "near" would send a controller to the
+# wrong apron (EHAM has one 543 m from the nearest ref): "Stand <n> (unnamed)" instead.
+STAND_NEAR_M = 150.0
+# A stand's OSM ``name`` is its designator only when it looks like one: one word with a
+# digit, at most 12 characters ("A6", "E32", "W06/W07"). Longer, descriptive names
+# ("Axe de repoussage E5", a pushback axis; "Entrée de poste E05", a lead-in line) name
+# a part of a stand, not the stand; they stay in the report (``stand_labels``).
+STAND_DESIGNATOR = re.compile(r"^(?=\S*\d)\S{1,12}$")
 NOT_IN_CONTRACT = ("holding_position", "apron", "gate", "jet_bridge", "taxilane_area")
 
 
@@ -443,6 +454,7 @@ class _StandCandidate:
     base_id: str
     position: LatLon
     heading: float | None
+    osm_name: str | None = None  # a descriptive ``name`` that is not a designator
 
 
 @dataclass
@@ -829,8 +841,9 @@ class _Importer:
                 self.report.skip(name, "stand", "unsupported_geometry", "a relation stand")
                 continue
             raw, source = element.tags.get("ref"), "ref"
-            if not raw and element.tags.get("name"):
-                raw, source = element.tags["name"], "name"
+            osm_name = element.tags.get("name")
+            if not raw and osm_name and STAND_DESIGNATOR.match(osm_name.strip()):
+                raw, source, osm_name = osm_name, "name", None
             if not raw:
                 xy = self.frame.xy(position)
                 near = [
@@ -853,6 +866,7 @@ class _Importer:
                     base_id=base or f"osm-{name[0]}{element.osm_id}",
                     position=position,
                     heading=heading,
+                    osm_name=osm_name,
                 )
             )
         return candidates
@@ -915,6 +929,7 @@ class _Importer:
                     }
                 )
             placed += kept
+        placed = self._drop_undesignated_twins(placed)
         found: list[tuple[_StandCandidate, str, dict[str, Any]]] = []
         for candidate, stand_id in sorted(placed, key=lambda cs: cs[1]):
             xy = frame.xy(candidate.position)
@@ -974,16 +989,67 @@ class _Importer:
                 "label": labels[stand_id],
                 "from": candidate.label_source,
             }
+            if candidate.osm_name:  # a descriptive name: kept beside the label
+                report.labels[stand_id]["osm_name"] = candidate.osm_name
             if candidate.raw_label and candidate.raw_label != stand_id:
                 report.renamed[f"{candidate.raw_label} ({candidate.element})"] = stand_id
         return stands
 
+    def _drop_undesignated_twins(
+        self, placed: list[tuple[_StandCandidate, str]]
+    ) -> list[tuple[_StandCandidate, str]]:
+        """A stand with no designator of its own (no ref or designator name; a gate's ref
+        is borrowed) within ``duplicate_merge_m`` of one with its own is that stand mapped
+        twice (CDG's "Entrée de poste E05", E05's lead-in line ending on E05): skipped as
+        ``duplicate_mapping``, not drawn as a second stand on top. So is an undesignated
+        line that shares a node with a designated stand's line (a lead-in drawn on to the
+        stand's own line), however far apart their positions end up."""
+        frame, limit = self.frame, self.overlay.duplicate_merge_m
+        own = ("ref", "name")
+        designated = [(c, sid) for c, sid in placed if c.label_source in own]
+        on_line = {
+            node: sid for c, sid in designated for node in self._way_nodes(c)
+        }  # node id -> the designated stand whose line holds it
+        kept = []
+        for candidate, stand_id in placed:
+            twin = None
+            if candidate.label_source not in own:
+                twin = min(
+                    (
+                        (frame.distance(c.position, candidate.position), sid)
+                        for c, sid in designated
+                    ),
+                    default=None,
+                )
+            joined = next((on_line[n] for n in self._way_nodes(candidate) if n in on_line), None)
+            if candidate.label_source not in own and joined is not None:
+                where = f"its line joins stand {joined!r}'s"
+            elif twin is not None and twin[0] <= limit:
+                where = f"{twin[0]:.1f} m from stand {twin[1]!r}"
+            else:
+                kept.append((candidate, stand_id))
+                continue
+            self.report.skip(
+                candidate.element,
+                "stand",
+                "duplicate_mapping",
+                "no designator"
+                + (f" (name {candidate.osm_name!r})" if candidate.osm_name else "")
+                + f" and {where}: the same stand mapped twice",
+            )
+        return kept
+
+    def _way_nodes(self, candidate: _StandCandidate) -> tuple[int, ...]:
+        """The node ids of a stand candidate's way (none for a node stand)."""
+        way = self.doc.ways.get(candidate.osm_id) if candidate.kind_order == 1 else None
+        return way.node_ids if way is not None else ()
+
     def _stand_labels(self, placed: list[tuple[_StandCandidate, str]]) -> dict[str, str]:
         """What a person sees for each stand: its OSM ref as written (``W06/W07``, not the
         id's ``W06_W07``); the second, third... of a repeated ref ``F70 (2)``, ``F70 (3)``
-        in id order; a stand OSM gives no ref or name "Stand near <the nearest stand with a
-        ref>" (more near the same one "(2)", "(3)" west to east), or "Stand <n>" west to
-        east when no stand has a ref; never the OSM element id."""
+        in id order; a stand OSM gives no designator "Stand near <the nearest stand with
+        one>" when that is within ``STAND_NEAR_M`` (more near the same one "(2)", "(3)"
+        west to east), else "Stand <n> (unnamed)" west to east; never the OSM element id."""
         labels: dict[str, str] = {}
         repeats: dict[str, int] = defaultdict(int)
         refd: dict[str, tuple[float, float]] = {}
@@ -1005,7 +1071,7 @@ class _Importer:
                 ((math.hypot(q[0] - xy[0], q[1] - xy[1]), sid) for sid, q in refd.items()),
                 default=None,
             )
-            if nearest is None:
+            if nearest is None or nearest[0] > STAND_NEAR_M:
                 alone.append((xy[0], stand_id))
             else:
                 near[f"Stand near {labels[nearest[1]]}"].append((xy[0], stand_id))
@@ -1013,7 +1079,7 @@ class _Importer:
             for n, (_, sid) in enumerate(sorted(group), start=1):
                 labels[sid] = label if n == 1 else f"{label} ({n})"
         for n, (_, sid) in enumerate(sorted(alone), start=1):
-            labels[sid] = f"Stand {n}"
+            labels[sid] = f"Stand {n} (unnamed)"
         return labels
 
     # -- depots and fleet -----------------------------------------------------------

@@ -138,6 +138,7 @@ export class CompareView {
     if (!this.active) return;
     this.labels[0].textContent = t("compare.left", { variant: this.left });
     this.labels[1].textContent = t("compare.right", { variant: this.right });
+    this.follow.textContent = t("compare.follows", { variant: this.left });
     this.renderQuality();
   }
 
@@ -165,6 +166,13 @@ export class CompareView {
     halfB.append(this.labels[1]);
     this.panel = el("div", { class: "compare-kpis", "data-testid": "compare-kpis" });
     halfB.append(this.panel);
+    // The flight board, tasks and decisions are the session's own variant's (the left
+    // map's): said above them, and marked in the left map's colour, so no one reads the
+    // right map's vehicles against the left's tasks without knowing it.
+    const side = document.querySelector(".side");
+    side.classList.add("comparing");
+    this.follow = el("div", { class: "compare-follow", role: "note", "data-testid": "compare-follow" });
+    side.prepend(this.follow);
     app.map.resize();
     this.map = new ApronMap(canvas, app.manifest); // its view follows the left map's (draw)
     this.state = new ReplayState((lat, lon) => this.map.project(lat, lon));

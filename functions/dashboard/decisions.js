@@ -69,7 +69,9 @@ export function drawDecision(ctx, map, decision, time) {
       [at.x - w / 2, at.y - 13],
       [at.x - w / 2, at.y + 13],
     ];
-    const spot = spots.find(([x, y]) => grid.place({ x: x - 2, y: y - 7, w: w + 4, h: 14 }));
+    // Whole on the map or not at all (one cut at the map's edge read "BT-06 06:28:").
+    const inside = ([x, y]) => x - 2 >= 0 && x + w + 2 <= map.width && y - 7 >= 0 && y + 7 <= map.height;
+    const spot = spots.find((xy) => inside(xy) && grid.place({ x: xy[0] - 2, y: xy[1] - 7, w: w + 4, h: 14 }));
     if (spot) {
       ctx.fillStyle = CHIP;
       ctx.fillRect(spot[0] - 2, spot[1] - 7, w + 4, 14);
@@ -229,6 +231,11 @@ export class DecisionsPanel {
     if (signature === this.lastSignature) return;
     this.lastSignature = signature;
     this.renderCard(decision);
+    // A newly chosen decision is shown from its card's top (the pane may have been
+    // scrolled down the feed); the same one re-rendered stays where the reader is.
+    const shownKey = `${this.selectedTask}|${decision ? decision.t : ""}`;
+    if (shownKey !== this.shownKey) this.card.parentElement.scrollTop = 0;
+    this.shownKey = shownKey;
     this.map.overlay = decision ? (ctx, map) => drawDecision(ctx, map, decision, this.time) : null;
     if (!decision) delete this.map.lastModel.decision;
     this.renderFeed([...state.decisionFeed.values()].slice(-FEED_SHOWN).reverse());
@@ -259,7 +266,9 @@ export class DecisionsPanel {
     go.type = "button";
     go.dataset.t = String(decision.t);
     go.setAttribute("data-testid", "decision-go");
-    const nodes = [head, go];
+    // What the controller reads first, in view without scrolling at 1280 x 800: what was
+    // decided, what if, what happened; then the way there and the candidates.
+    const nodes = [head];
     const candidates = [...(decision.candidates ?? [])].sort(
       (a, b) => (a.eta ?? Infinity) - (b.eta ?? Infinity) || a.vehicle_id.localeCompare(b.vehicle_id),
     );
@@ -281,6 +290,7 @@ export class DecisionsPanel {
       nodes.push(whatIf);
       if (decision.vehicle_id) nodes.push(this.outcomeLine(decision, best));
     }
+    nodes.push(go);
     const table = el("table", "grid decision-candidates");
     table.setAttribute("data-testid", "decision-candidates");
     const body = el("tbody");

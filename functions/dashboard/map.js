@@ -79,7 +79,8 @@ const standsById = new Map();
 
 /**
  * What a person sees for a stand: the layout's label (the source's ref as written,
- * "W06/W07"; a repeat "F70 (2)"; an unnamed stand "Stand near F70"), else its id; the
+ * "W06/W07"; a repeat "F70 (2)"; an unnamed stand "Stand near F70" or, far from any
+ * designated stand, "Stand 3 (unnamed)"), else its id; the
  * importer's made-up labels in the page's language (chunker/imports/osm_layout.py).
  */
 export function standName(stand) {
@@ -87,7 +88,9 @@ export function standName(stand) {
   if (language() !== "zh" || stand.named !== false) return text;
   const near = /^Stand near (.+?)( \(\d+\))?$/.exec(text);
   if (near) return `${near[1]} 附近机位${near[2] ?? ""}`;
-  const nth = /^Stand (\d+)$/.exec(text);
+  const unnamed = /^Stand (\d+) \(unnamed\)$/.exec(text);
+  if (unnamed) return `未命名机位 ${unnamed[1]}`;
+  const nth = /^Stand (\d+)$/.exec(text); // layouts imported before "(unnamed)"
   if (nth) return `机位 ${nth[1]}`;
   return text;
 }
