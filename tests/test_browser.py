@@ -339,6 +339,18 @@ def test_screenshot_mid_replay_with_a_vehicle_card(dashboard: Dashboard, tmp_pat
     assert card.get_attribute("data-vehicle-id") == vehicle
     text = card.inner_text()
     assert vehicle and vehicle in text and flight in text and "Type" in text and "Task" in text
+    # The picture shows what a controller reads once the page has it, not its placeholders:
+    # the legend's counts (the last one showed "Conflict …"), the decision's outcome.
+    dashboard.wait(
+        "s.eventsLoaded && ![...document.querySelectorAll('[data-testid=event-kind]')]"
+        ".some((b) => b.innerText.endsWith('…'))",
+        timeout=60_000,
+    )
+    dashboard.wait(
+        "[...document.querySelectorAll('[data-testid=decision-outcome]')]"
+        ".every((o) => o.innerText !== '…')",
+        timeout=60_000,
+    )
 
     artefact = tmp_path / "dashboard.png"
     dashboard.page.screenshot(path=str(artefact))
