@@ -16,9 +16,12 @@ the clean day's peak, plus what reading the object costs (a raw object is held w
 design, at most ``MAX_COMPRESSED_BYTES``), plus ``READING_MARGIN`` (from the piece and line
 caps of ``chunker.batch.raw_inputs``), plus twice the rejected lines the case quarantines (at most
 ``MAX_REJECTED_BYTES``, beyond which ``chunker.batch.validate`` refuses the file). Bombs inflate
-to 0.2-1 GiB from objects of about 1 MB, so memory proportional to the inflated size
-could not pass. The real ``MAX_INFLATED_BYTES`` (8 GiB) is exercised once, in a child
-process measured by its peak resident set size.
+to 64-128 MiB from objects of ~100 KB: at least 3.5x the ~18 MiB a case without rejects
+may use, so memory proportional to the inflated size could not pass (they inflated to
+0.2-1 GiB until the suite's time budget was cut: the same bound at 4-8x the seconds). The
+real ``MAX_INFLATED_BYTES`` (8 GiB) is exercised once, in a child process measured by its
+peak resident set size; the real ``MAX_REJECTED_BYTES`` (32 MiB) once, by
+``64MiB-of-short-garbage-lines``.
 
 Run ``pytest tests/test_hostile_raw.py -s`` to see the measured peaks per case.
 """
@@ -46,6 +49,7 @@ import pytest
 from moto import mock_aws
 
 from chunker.batch import raw_inputs as sources
+from chunker.batch import validate
 from chunker.batch.raw_inputs import _PIECE, MAX_INFLATED_BYTES, InputError
 from chunker.batch.run import chunk_day
 from chunker.batch.validate import (
@@ -53,7 +57,6 @@ from chunker.batch.validate import (
     INVALID_JSON,
     LINE_TOO_LONG,
     MAX_LINE_BYTES,
-    MAX_REJECTED_BYTES,
     QUARANTINE_RAW_BYTES,
     SCHEMA_VIOLATION,
 )
@@ -186,6 +189,7 @@ class Case:
     error: str | None = None
     inflates_to: int = 0
     lowered_cap: int | None = None  # MAX_INFLATED_BYTES for this case (the real one: child)
+    lowered_rejects: int | None = None  # MAX_REJECTED_BYTES for this case
     # The day's chunks must be byte-equal to the clean day's (None: when no line is accepted).
     same_chunks: bool | None = None
 
@@ -255,11 +259,11 @@ DEEP_OBJECTS = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
 LINE_CASES = [
     # --- huge lines: cut to MAX_LINE_BYTES + 1 while reading, rejected, 4 KiB quarantined
     Case(
-        "200MiB-line-without-newline",
+        "64MiB-line-without-newline",
         "positions/05.jsonl.gz",
-        lambda _: gzip_repeat(b"a" * MiB, 200),
+        lambda _: gzip_repeat(b"a" * MiB, 64),
         quarantined=[(1, LINE_TOO_LONG)],
-        inflates_to=200 * MiB,
+        inflates_to=64 * MiB,
     ),
     Case(
         "50MiB-line-across-gzip-members-then-valid-lines",
@@ -273,11 +277,11 @@ LINE_CASES = [
         inflates_to=50 * MiB,
     ),
     Case(
-        "512-lines-of-1MiB",
+        "128-lines-of-1MiB",
         "positions/05.jsonl.gz",
-        lambda _: gzip_repeat(b"b" * (MiB - 1) + b"\n", 512),
-        quarantined=[(n, LINE_TOO_LONG) for n in range(1, 513)],
-        inflates_to=512 * MiB,
+        lambda _: gzip_repeat(b"b" * (MiB - 1) + b"\n", 128),
+        quarantined=[(n, LINE_TOO_LONG) for n in range(1, 129)],
+        inflates_to=128 * MiB,
     ),
     mixed(
         "lines-at-the-length-limit",
@@ -391,18 +395,18 @@ LINE_CASES = [
     ),
     # --- zip bombs that are valid gzip: read in bounded pieces, never held whole
     Case(
-        "1GiB-of-zeros",
+        "128MiB-of-zeros",
         "positions/05.jsonl.gz",
-        lambda _: gzip_repeat(bytes(MiB), 1024),
+        lambda _: gzip_repeat(bytes(MiB), 128),
         quarantined=[(1, LINE_TOO_LONG)],
-        inflates_to=GiB,
+        inflates_to=128 * MiB,
     ),
     Case(
-        "1GiB-of-newlines",
+        "128MiB-of-newlines",
         "positions/05.jsonl.gz",
-        lambda _: gzip_repeat(b"\n" * MiB, 1024),
+        lambda _: gzip_repeat(b"\n" * MiB, 128),
         quarantined=[],
-        inflates_to=GiB,
+        inflates_to=128 * MiB,
     ),
     Case(
         "20k-concatenated-empty-gzip-members",
@@ -434,24 +438,25 @@ FILE_CASES = [
     Case(
         "over-the-inflation-cap-in-hour-5",
         "positions/05.jsonl.gz",
-        lambda _: gzip_repeat(bytes(MiB), 512),
-        error=r"inflates beyond 268435456 bytes",
-        inflates_to=512 * MiB,
-        lowered_cap=256 * MiB,
+        lambda _: gzip_repeat(bytes(MiB), 128),
+        error=r"inflates beyond 67108864 bytes",
+        inflates_to=128 * MiB,
+        lowered_cap=64 * MiB,
     ),
-    Case(
-        "1GiB-of-short-garbage-lines",
+    Case(  # the real MAX_REJECTED_BYTES: its 32 MiB are reached within ~110k lines (330 KB)
+        "64MiB-of-short-garbage-lines",
         "positions/00.jsonl.gz",
-        lambda _: gzip_repeat(b"xy\n" * (MiB // 3), 1024),
+        lambda _: gzip_repeat(b"xy\n" * (MiB // 3), 64),
         error=rf"more than 32 MiB of rejected lines by line \d+ \({INVALID_JSON}: \d+\)",
-        inflates_to=GiB,
+        inflates_to=64 * MiB,
     ),
-    Case(
-        "1GiB-of-one-repeated-record",
+    Case(  # the same refusal for duplicates, at a lowered cap (the real one: above)
+        "64MiB-of-one-repeated-record",
         "positions/00.jsonl.gz",
-        lambda _: gzip_repeat(REPEATED * 8_000, GiB // (8_000 * len(REPEATED))),
-        error=rf"more than 32 MiB of rejected lines by line \d+ \({DUPLICATE}: \d+\)",
-        inflates_to=GiB,
+        lambda _: gzip_repeat(REPEATED * 8_000, 64 * MiB // (8_000 * len(REPEATED))),
+        error=rf"more than 8 MiB of rejected lines by line \d+ \({DUPLICATE}: \d+\)",
+        inflates_to=64 * MiB,
+        lowered_rejects=8 * MiB,
     ),
     # --- unreadable gzip
     Case(
@@ -703,6 +708,8 @@ def test_unreadable_files_stop_the_run_and_keep_the_published_version(
     assert case.error is not None
     if case.lowered_cap is not None:
         monkeypatch.setattr(sources, "MAX_INFLATED_BYTES", case.lowered_cap)
+    if case.lowered_rejects is not None:
+        monkeypatch.setattr(validate, "MAX_REJECTED_BYTES", case.lowered_rejects)
     hostile = case.body(clean.objects)
     publish_clean(s3, clean)
     before = ChunkReader(s3, BUCKET).published(KEYS.airport, KEYS.service_date)
@@ -710,7 +717,7 @@ def test_unreadable_files_stop_the_run_and_keep_the_published_version(
 
     run, read_peak = run_hostile(s3, case, hostile)
     refused = "rejected lines" in case.error  # the file was refused for its rejected lines
-    held = MAX_REJECTED_BYTES if refused else 0
+    held = validate.MAX_REJECTED_BYTES if refused else 0
     assert_bounded(case, clean, run, read_peak, held, len(hostile))
     assert isinstance(run.outcome, InputError), run.outcome
     message = str(run.outcome)
