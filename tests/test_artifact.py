@@ -302,8 +302,14 @@ def handler_spec(function: str) -> tuple[str, str]:
     return module, attribute
 
 
-def function_environment(server: MotoServer | None) -> dict[str, str]:
+# The template's own values for these, as they are: which route groups the function's
+# app serves (functions.app.application), so each twin is tested serving what it serves.
+FROM_TEMPLATE = ("APP_ROUTES",)
+
+
+def function_environment(function: str, server: MotoServer | None) -> dict[str, str]:
     """What the template and the Lambda runtime put into a function's environment."""
+    variables = FUNCTIONS[function].get("Environment", {}).get("Variables", {})
     env = {
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_LAMBDA_FUNCTION_NAME": "dispatch-replay-artifact-test",
@@ -321,6 +327,7 @@ def function_environment(server: MotoServer | None) -> dict[str, str]:
         "CHUNK_BUCKET_MS": "600000",
         "CHUNK_HISTOGRAM_BIN_MS": "600000",
     }
+    env.update({name: variables[name] for name in FROM_TEMPLATE if name in variables})
     if server is not None:
         env["AWS_ENDPOINT_URL"] = server.endpoint
     return env
@@ -358,7 +365,7 @@ def test_every_handler_imports_from_its_own_folder_alone(twin: Artifacts, functi
     result = lambda_python(
         twin[function],
         IMPORT_PROBE.format(module=module, attribute=attribute),
-        function_environment(None),
+        function_environment(function, None),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
@@ -464,7 +471,7 @@ def stack(twin: Artifacts) -> Iterator[Stack]:
         chunker = Driver(
             twin["ChunkerFunction"],
             FUNCTIONS["ChunkerFunction"]["Handler"],
-            function_environment(server),
+            function_environment("ChunkerFunction", server),
         )
         try:
             results = {
@@ -508,7 +515,7 @@ def test_the_control_artifact_answers_every_http_event_file(twin: Artifacts, sta
     control = Driver(
         twin["ControlFunction"],
         FUNCTIONS["ControlFunction"]["Handler"],
-        function_environment(stack.server),
+        function_environment("ControlFunction", stack.server),
     )
     try:
         for name in sorted(EXPECTED_STATUS):
@@ -519,6 +526,11 @@ def test_the_control_artifact_answers_every_http_event_file(twin: Artifacts, sta
             if response["statusCode"] >= 400:
                 assert headers["content-type"] == "application/problem+json", name
             assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+        # Its app serves no stream (APP_ROUTES): the stream function's routes are not there.
+        for name in ("stream-open.json", "stream-legacy.json"):
+            response = control.invoke(load(name))
+            assert response["statusCode"] == 404, (name, response.get("body"))
+            assert json.loads(response["body"])["type"].endswith("not-found"), name
     finally:
         control.close()
 
@@ -536,7 +548,7 @@ def test_the_stream_artifact_streams_through_its_exec_wrapper(
     runtime_python.write_text(f'#!/bin/sh\nexec "{PYTHON312}" -S "$@"\n')
     runtime_python.chmod(0o755)
     env = {
-        **function_environment(stack.server),
+        **function_environment("StreamFunction", stack.server),
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(artifact),
         "STREAM_POLL_MS": "100",
@@ -565,8 +577,13 @@ def test_the_stream_artifact_streams_through_its_exec_wrapper(
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.01)
             recorded.wait(30)
+            # Its app serves only the streams (APP_ROUTES): a control route is not there.
+            control_route = emulator.invoke(load("control-get-session.json")).wait()
         finally:
             stop_process(process)
+    prelude, body = control_route.split()
+    assert prelude["statusCode"] == 404, body[:500]
+    assert json.loads(body)["type"].endswith("not-found")
     assert recorded.headers["lambda-runtime-function-response-mode"] == "streaming"
     prelude, body = recorded.split()
     assert prelude["statusCode"] == 200, body[:500]

@@ -13,12 +13,23 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The app's route groups (functions.app.application.ROUTE_GROUPS): what one process serves.
+RouteGroup = Literal["control", "history", "stream"]
+ROUTE_GROUPS: tuple[RouteGroup, ...] = ("control", "history", "stream")
+
 
 class AppSettings(BaseSettings):
     """Every knob of the control API and the stream."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
+    # Which route groups this process serves (comma-separated): all of them locally (one
+    # uvicorn serves the dashboard everything); in AWS each function serves what API
+    # Gateway and its Function URL route to it, and importing and declaring the other
+    # routes would only lengthen its cold start (docs/architecture.md, "One app, composed").
+    app_routes: Annotated[list[RouteGroup], NoDecode] = Field(
+        default_factory=lambda: list(ROUTE_GROUPS), min_length=1
+    )
     replay_bucket: str = Field(min_length=3, max_length=63, description="Chunks bucket.")
     replay_table: str = Field(default="dispatch-replay-sessions", description="Sessions table.")
 
@@ -87,6 +98,13 @@ class AppSettings(BaseSettings):
         if self.mover_hide_after_s < self.mover_fade_after_s:
             raise ValueError("MOVER_HIDE_AFTER_S must be at least MOVER_FADE_AFTER_S")
         return self
+
+    @field_validator("app_routes", mode="before")
+    @classmethod
+    def _route_groups(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [g.strip() for g in value.split(",") if g.strip()]
+        return value
 
     @field_validator("jwt_audience", mode="before")
     @classmethod
