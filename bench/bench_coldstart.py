@@ -142,10 +142,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def template_environment(function: str) -> dict[str, str]:
     """The template's values the artifact tests also take as they are (the route groups a
-    function's app serves): an init is timed as that function runs it."""
-    from tests.test_artifact import FROM_TEMPLATE, FUNCTIONS
+    function's app serves, pydantic's plugin scan off): an init is timed as that function
+    runs it."""
+    from tests.test_artifact import FROM_TEMPLATE, function_environment
 
-    variables = FUNCTIONS[function].get("Environment", {}).get("Variables", {})
+    variables = function_environment(function, None)
     return {name: variables[name] for name in FROM_TEMPLATE if name in variables}
 
 

@@ -43,7 +43,7 @@ from tests.streaming import SECRET, settings
 from tests.test_bridge import load
 from tests.test_control_handler import EXPECTED_STATUS, SESSION_ID, event_sample_session
 from tests.test_iam import granted_to_code
-from tests.test_template import FUNCTIONS, _CfnLoader
+from tests.test_template import FUNCTIONS, TEMPLATE, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
 
@@ -259,6 +259,19 @@ def test_each_folder_ships_botocore_models_for_the_services_its_role_grants(
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_no_shipped_distribution_is_a_pydantic_plugin(aarch64: Artifacts, function: str) -> None:
+    """The template sets PYDANTIC_DISABLE_PLUGINS for every function (pydantic would scan
+    every distribution's entry points at each cold start): that must disable nothing."""
+    entry_points = sorted(aarch64[function].glob("*.dist-info/entry_points.txt"))
+    assert entry_points, "the scan found no entry points file at all"
+    for path in entry_points:
+        groups = re.findall(r"^\[([^\]]+)\]", path.read_text(), re.M)
+        assert "pydantic" not in groups, path.parent.name
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_every_module_has_unchecked_byte_code_for_python_3_12(
     aarch64: Artifacts, function: str
 ) -> None:
@@ -304,12 +317,16 @@ def handler_spec(function: str) -> tuple[str, str]:
 
 # The template's own values for these, as they are: which route groups the function's
 # app serves (functions.app.application), so each twin is tested serving what it serves.
-FROM_TEMPLATE = ("APP_ROUTES",)
+# And pydantic's plugin scan, which the template turns off for every function.
+FROM_TEMPLATE = ("APP_ROUTES", "PYDANTIC_DISABLE_PLUGINS")
 
 
 def function_environment(function: str, server: MotoServer | None) -> dict[str, str]:
     """What the template and the Lambda runtime put into a function's environment."""
-    variables = FUNCTIONS[function].get("Environment", {}).get("Variables", {})
+    variables = {
+        **TEMPLATE["Globals"]["Function"]["Environment"]["Variables"],
+        **FUNCTIONS[function].get("Environment", {}).get("Variables", {}),
+    }
     env = {
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_LAMBDA_FUNCTION_NAME": "dispatch-replay-artifact-test",
