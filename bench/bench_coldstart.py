@@ -33,6 +33,8 @@ emulator; chunker: ``chunker-on-demand-hours.json``, a two-hour job).
 archive main | tar -x -C /tmp/main && make -C /tmp/main build-ControlFunction ARCH=x86_64
 ARTIFACTS_DIR=/tmp/base/ControlFunction``), started alternately with this tree's in the
 same loop: a before/after comparison under the same load.
+Every process of a function gets the template's values the artifact tests take as they
+are (``APP_ROUTES``, ``PYDANTIC_DISABLE_PLUGINS``), the baseline folders the same.
 Results: bench/results/coldstart.json.
 """
 

@@ -99,19 +99,13 @@ class AppSettings(BaseSettings):
             raise ValueError("MOVER_HIDE_AFTER_S must be at least MOVER_FADE_AFTER_S")
         return self
 
-    @field_validator("app_routes", mode="before")
+    @field_validator("app_routes", "jwt_audience", mode="before")
     @classmethod
-    def _route_groups(cls, value: object) -> object:
+    def _comma_separated(cls, value: object) -> object:
+        # The template passes lists joined with commas (JwtAudience, a CommaDelimitedList
+        # parameter; APP_ROUTES).
         if isinstance(value, str):
-            return [g.strip() for g in value.split(",") if g.strip()]
-        return value
-
-    @field_validator("jwt_audience", mode="before")
-    @classmethod
-    def _audiences(cls, value: object) -> object:
-        # The template passes the CommaDelimitedList parameter joined with commas.
-        if isinstance(value, str):
-            return [a.strip() for a in value.split(",") if a.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
 
