@@ -33,6 +33,8 @@ emulator; chunker: ``chunker-on-demand-hours.json``, a two-hour job).
 archive main | tar -x -C /tmp/main && make -C /tmp/main build-ControlFunction ARCH=x86_64
 ARTIFACTS_DIR=/tmp/base/ControlFunction``), started alternately with this tree's in the
 same loop: a before/after comparison under the same load.
+Every process of a function gets the template's values the artifact tests take as they
+are (``APP_ROUTES``, ``PYDANTIC_DISABLE_PLUGINS``), the baseline folders the same.
 Results: bench/results/coldstart.json.
 """
 
@@ -140,6 +142,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def template_environment(function: str) -> dict[str, str]:
+    """The template's values the artifact tests also take as they are (the route groups a
+    function's app serves, pydantic's plugin scan off): an init is timed as that function
+    runs it."""
+    from tests.test_artifact import FROM_TEMPLATE, function_environment
+
+    variables = function_environment(function, None)
+    return {name: variables[name] for name in FROM_TEMPLATE if name in variables}
+
+
 def build_twin(function: str, folder: Path) -> None:
     subprocess.run(
         ["make", "-s", f"build-{function}", "ARCH=x86_64", f"ARTIFACTS_DIR={folder}"],
@@ -236,7 +248,7 @@ class FirstRequests:
         self.python = python
         self._server_context = moto_server()
         self.server = self._server_context.__enter__()
-        self.env = function_environment(self.server)
+        self.env = {f: function_environment(f, self.server) for f in FUNCTIONS}
         s3, dynamodb = moto_client(self.server, "s3"), moto_client(self.server, "dynamodb")
         s3.create_bucket(Bucket=BUCKET)
         ensure_table(dynamodb, TABLE)
@@ -286,7 +298,7 @@ class FirstRequests:
             event=(EVENTS / event).read_text(),
             check=check,
         )
-        return start(self.python, artifact, INIT[function], first=first, env=self.env)
+        return start(self.python, artifact, INIT[function], first=first, env=self.env[function])
 
     def first(self, artifact: Path, function: str) -> tuple[float, float]:
         """(init ms, init + first request ms) of one cold start of ``function``."""
@@ -318,7 +330,7 @@ class FirstRequests:
                     cwd=scratch,
                     env={
                         **ENVIRONMENT,
-                        **self.env,
+                        **self.env["StreamFunction"],
                         "LAMBDA_TASK_ROOT": str(artifact),
                         "AWS_LAMBDA_RUNTIME_API": emulator.address,
                     },
@@ -368,21 +380,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             uncompiled = base / f"{function}-no-pyc"
             shutil.copytree(artifact, uncompiled, ignore=shutil.ignore_patterns("__pycache__"))
             init = INIT[function]
-            start(python, artifact, init)  # warm the page cache, as a deployed image is
+            env = template_environment(function)
+            start(python, artifact, init, env=env)  # warm the page cache, as a deployed image is
             if baseline:
-                start(python, baseline, init)
+                start(python, baseline, init, env=env)
             cold: list[Cold] = []
             before: list[Cold] = []
             workload: list[float] = []
             for _ in range(args.runs):  # alternate, so all see the same machine
-                cold.append(start(python, artifact, init))
+                cold.append(start(python, artifact, init, env=env))
                 if baseline:
-                    before.append(start(python, baseline, init))
+                    before.append(start(python, baseline, init, env=env))
                 workload.append(start(python, base, STDLIB_WORKLOAD).init_ms)
             without_pyc = [
-                start(python, uncompiled, init, "-B") for _ in range(max(3, args.runs // 3))
+                start(python, uncompiled, init, "-B", env=env)
+                for _ in range(max(3, args.runs // 3))
             ]
-            profile = start(python, artifact, init, "-X", "importtime").stderr
+            profile = start(python, artifact, init, "-X", "importtime", env=env).stderr
             init_ms = [c.init_ms for c in cold]
             result: dict[str, Any] = {
                 "init_ms": summary(init_ms),

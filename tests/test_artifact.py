@@ -43,7 +43,7 @@ from tests.streaming import SECRET, settings
 from tests.test_bridge import load
 from tests.test_control_handler import EXPECTED_STATUS, SESSION_ID, event_sample_session
 from tests.test_iam import granted_to_code
-from tests.test_template import FUNCTIONS, _CfnLoader
+from tests.test_template import FUNCTIONS, TEMPLATE, _CfnLoader
 
 pytestmark = pytest.mark.end_to_end
 
@@ -259,6 +259,19 @@ def test_each_folder_ships_botocore_models_for_the_services_its_role_grants(
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_no_shipped_distribution_is_a_pydantic_plugin(aarch64: Artifacts, function: str) -> None:
+    """The template sets PYDANTIC_DISABLE_PLUGINS for every function (pydantic would scan
+    every distribution's entry points at each cold start): that must disable nothing."""
+    entry_points = sorted(aarch64[function].glob("*.dist-info/entry_points.txt"))
+    assert entry_points, "the scan found no entry points file at all"
+    for path in entry_points:
+        groups = re.findall(r"^\[([^\]]+)\]", path.read_text(), re.M)
+        assert "pydantic" not in groups, path.parent.name
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_every_module_has_unchecked_byte_code_for_python_3_12(
     aarch64: Artifacts, function: str
 ) -> None:
@@ -302,8 +315,18 @@ def handler_spec(function: str) -> tuple[str, str]:
     return module, attribute
 
 
-def function_environment(server: MotoServer | None) -> dict[str, str]:
+# The template's own values for these, as they are: which route groups the function's
+# app serves (functions.app.application), so each twin is tested serving what it serves.
+# And pydantic's plugin scan, which the template turns off for every function.
+FROM_TEMPLATE = ("APP_ROUTES", "PYDANTIC_DISABLE_PLUGINS")
+
+
+def function_environment(function: str, server: MotoServer | None) -> dict[str, str]:
     """What the template and the Lambda runtime put into a function's environment."""
+    variables = {
+        **TEMPLATE["Globals"]["Function"]["Environment"]["Variables"],
+        **FUNCTIONS[function].get("Environment", {}).get("Variables", {}),
+    }
     env = {
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_LAMBDA_FUNCTION_NAME": "dispatch-replay-artifact-test",
@@ -321,6 +344,7 @@ def function_environment(server: MotoServer | None) -> dict[str, str]:
         "CHUNK_BUCKET_MS": "600000",
         "CHUNK_HISTOGRAM_BIN_MS": "600000",
     }
+    env.update({name: variables[name] for name in FROM_TEMPLATE if name in variables})
     if server is not None:
         env["AWS_ENDPOINT_URL"] = server.endpoint
     return env
@@ -358,7 +382,7 @@ def test_every_handler_imports_from_its_own_folder_alone(twin: Artifacts, functi
     result = lambda_python(
         twin[function],
         IMPORT_PROBE.format(module=module, attribute=attribute),
-        function_environment(None),
+        function_environment(function, None),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
@@ -464,7 +488,7 @@ def stack(twin: Artifacts) -> Iterator[Stack]:
         chunker = Driver(
             twin["ChunkerFunction"],
             FUNCTIONS["ChunkerFunction"]["Handler"],
-            function_environment(server),
+            function_environment("ChunkerFunction", server),
         )
         try:
             results = {
@@ -508,7 +532,7 @@ def test_the_control_artifact_answers_every_http_event_file(twin: Artifacts, sta
     control = Driver(
         twin["ControlFunction"],
         FUNCTIONS["ControlFunction"]["Handler"],
-        function_environment(stack.server),
+        function_environment("ControlFunction", stack.server),
     )
     try:
         for name in sorted(EXPECTED_STATUS):
@@ -519,6 +543,11 @@ def test_the_control_artifact_answers_every_http_event_file(twin: Artifacts, sta
             if response["statusCode"] >= 400:
                 assert headers["content-type"] == "application/problem+json", name
             assert headers["x-request-id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+        # Its app serves no stream (APP_ROUTES): the stream function's routes are not there.
+        for name in ("stream-open.json", "stream-legacy.json"):
+            response = control.invoke(load(name))
+            assert response["statusCode"] == 404, (name, response.get("body"))
+            assert json.loads(response["body"])["type"].endswith("not-found"), name
     finally:
         control.close()
 
@@ -536,7 +565,7 @@ def test_the_stream_artifact_streams_through_its_exec_wrapper(
     runtime_python.write_text(f'#!/bin/sh\nexec "{PYTHON312}" -S "$@"\n')
     runtime_python.chmod(0o755)
     env = {
-        **function_environment(stack.server),
+        **function_environment("StreamFunction", stack.server),
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": str(artifact),
         "STREAM_POLL_MS": "100",
@@ -565,8 +594,13 @@ def test_the_stream_artifact_streams_through_its_exec_wrapper(
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.01)
             recorded.wait(30)
+            # Its app serves only the streams (APP_ROUTES): a control route is not there.
+            control_route = emulator.invoke(load("control-get-session.json")).wait()
         finally:
             stop_process(process)
+    prelude, body = control_route.split()
+    assert prelude["statusCode"] == 404, body[:500]
+    assert json.loads(body)["type"].endswith("not-found")
     assert recorded.headers["lambda-runtime-function-response-mode"] == "streaming"
     prelude, body = recorded.split()
     assert prelude["statusCode"] == 200, body[:500]

@@ -24,6 +24,7 @@ import pytest
 
 from chunker.format.read import ChunkReader, NotPublished
 from chunker.format.s3 import object_exists
+from functions.app.application import ROUTERS
 from functions.app.settings import get_settings
 from functions.aws_lambda import handlers
 from tests.conftest import BUCKET
@@ -315,9 +316,14 @@ def granted_to_code(*functions: str) -> set[str]:
     ("import_name", "functions"),
     [
         ("chunker.batch.lambda_handler", ("ChunkerFunction",)),
-        # One app serves both (the stream function through the bridge): its modules are
-        # the same, each function's own share is what test_*_calls_exactly_* records.
-        ("functions.app.application", ("ControlFunction", "StreamFunction")),
+        # One app factory serves both (the stream function through the bridge), each
+        # function importing its route groups' modules (APP_ROUTES); together they are
+        # every route module. Each function's own share is what test_*_calls_exactly_*
+        # records.
+        (
+            ", ".join(["functions.app.application", *(module for module, _ in ROUTERS)]),
+            ("ControlFunction", "StreamFunction"),
+        ),
     ],
 )
 def test_every_client_call_in_the_shipped_code_is_granted_and_nothing_else(

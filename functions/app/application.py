@@ -2,12 +2,18 @@
 
 Served by uvicorn locally (``dispatch-replay serve`` / ``demo``), by Mangum in the control
 Lambda and by the streaming bridge in the stream Lambda. Local and cloud differ only in
-configuration (``functions.app.settings``).
+configuration (``functions.app.settings``): which route groups a process serves is one
+such setting (``APP_ROUTES``). Locally one process serves them all; in AWS each function
+serves the groups API Gateway and its Function URL route to it, and imports only their
+modules: a route module declares its routes when imported (FastAPI analyses each
+endpoint's signature and builds a validator per parameter), which is most of what a
+cold start spends outside the frameworks' own imports (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,15 +29,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from functions.app.control import legacy as legacy_routes
-from functions.app.control import routes as control_routes
-from functions.app.control.schema import SessionView
 from functions.app.dependencies import Services
 from functions.app.domain.errors import DomainError, describe, foreign_types
 from functions.app.domain.sessions import VersionConflict
-from functions.app.history import routes as history_routes
-from functions.app.settings import get_settings
-from functions.app.stream import routes as stream_routes
+from functions.app.settings import RouteGroup, get_settings
 from functions.app.threads import CHUNK_STORE, SESSION_STORE, run_in
 from functions.app.web import problems
 from functions.app.web.identity import caller, jwt_verifier
@@ -45,6 +46,16 @@ from functions.app.web.middleware import (
 from functions.app.web.problems import Problem, problem_response
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
+
+# The modules declaring each route group's routes, in the order the app includes them (the
+# order of docs/openapi.json's paths). A group is imported only where it is served.
+ROUTERS: tuple[tuple[str, RouteGroup], ...] = (
+    ("functions.app.control.routes", "control"),
+    ("functions.app.stream.legacy", "stream"),  # the legacy POST stream: a stream
+    ("functions.app.control.legacy", "control"),  # the legacy control and set-params
+    ("functions.app.history.routes", "history"),
+    ("functions.app.stream.routes", "stream"),
+)
 
 DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
 # Swagger UI 5 (OpenAPI 3.1, which FastAPI writes) from the swagger-ui-bundle-v2 wheel, so
@@ -67,6 +78,9 @@ def _register_domain_errors(app: FastAPI) -> None:
         problem = Problem.of(entry)
         if isinstance(exc, VersionConflict) and exc.current is not None:
             # The session now, as this caller may see it: they retry without a re-read.
+            # (Only the control routes write with a version; they imported the schema.)
+            from functions.app.control.schema import SessionView
+
             services: Services = request.app.state.services
             subject = caller(request, services)
             view = SessionView.of(exc.current, subject, services.now_ms(), None)
@@ -137,7 +151,8 @@ def _add_docs_page(app: FastAPI) -> None:
 
 
 def create_app(services: Services | None = None) -> FastAPI:
-    """The app; ``services`` default to real clients built from the environment."""
+    """The app serving the route groups of ``settings.app_routes`` (and the health, docs
+    and dashboard pages); ``services`` default to real clients built from the environment."""
     services = services or Services.from_settings(get_settings())
     settings = services.settings
     app = FastAPI(
@@ -175,10 +190,9 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(ResponseHeaders, csp=dashboard_csp(connect))
     # Outermost: every answer is logged and carries its id, 413s and preflights included.
     app.add_middleware(RequestLog)
-    app.include_router(control_routes.router)
-    app.include_router(legacy_routes.router)
-    app.include_router(history_routes.router)
-    app.include_router(stream_routes.router)
+    for module, group in ROUTERS:
+        if group in settings.app_routes:
+            app.include_router(importlib.import_module(module).router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -13,12 +13,23 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The app's route groups (functions.app.application.ROUTE_GROUPS): what one process serves.
+RouteGroup = Literal["control", "history", "stream"]
+ROUTE_GROUPS: tuple[RouteGroup, ...] = ("control", "history", "stream")
+
 
 class AppSettings(BaseSettings):
     """Every knob of the control API and the stream."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
+    # Which route groups this process serves (comma-separated): all of them locally (one
+    # uvicorn serves the dashboard everything); in AWS each function serves what API
+    # Gateway and its Function URL route to it, and importing and declaring the other
+    # routes would only lengthen its cold start (docs/architecture.md, "One app, composed").
+    app_routes: Annotated[list[RouteGroup], NoDecode] = Field(
+        default_factory=lambda: list(ROUTE_GROUPS), min_length=1
+    )
     replay_bucket: str = Field(min_length=3, max_length=63, description="Chunks bucket.")
     replay_table: str = Field(default="dispatch-replay-sessions", description="Sessions table.")
 
@@ -88,12 +99,13 @@ class AppSettings(BaseSettings):
             raise ValueError("MOVER_HIDE_AFTER_S must be at least MOVER_FADE_AFTER_S")
         return self
 
-    @field_validator("jwt_audience", mode="before")
+    @field_validator("app_routes", "jwt_audience", mode="before")
     @classmethod
-    def _audiences(cls, value: object) -> object:
-        # The template passes the CommaDelimitedList parameter joined with commas.
+    def _comma_separated(cls, value: object) -> object:
+        # The template passes lists joined with commas (JwtAudience, a CommaDelimitedList
+        # parameter; APP_ROUTES).
         if isinstance(value, str):
-            return [a.strip() for a in value.split(",") if a.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
 

@@ -1,66 +1,44 @@
-"""The legacy client's routes, so the client the seed note describes (``fetch-stream.ts`` +
-two POSTs) works unchanged. "Legacy" throughout: "seed" in this code base means a random
-seed.
+"""The legacy client's control routes, so the client the seed note describes
+(``fetch-stream.ts`` + two POSTs) works unchanged. "Legacy" throughout: "seed" in this code
+base means a random seed.
 
-- ``POST /api/auto_dispatch/replay/stream`` with ``{airportId, startTime, endTime,
-  playbackSpeed}`` creates a playing session and streams it; the first event, ``session``,
-  tells the client the session id (and a stream URL for EventSource-style resumes).
 - ``POST /api/auto_dispatch/replay/control`` (play / pause / jump) and
-  ``POST /api/auto_dispatch/replay/set-params`` (range, speed, filters) address that
-  session by ``sessionId`` and map onto the same operations as the REST resource.
+  ``POST /api/auto_dispatch/replay/set-params`` (range, speed, filters) address the session
+  by ``sessionId`` and map onto the same operations as the REST resource.
+- ``POST /api/auto_dispatch/replay/stream``, which creates that session and streams it, is
+  the stream's (``functions.app.stream.legacy``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-import orjson
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter
+from pydantic import Field, model_validator
 
-from chunker.format.records import AIRPORT_ID_PATTERN
 from functions.app import paths
-from functions.app.control.routes import ERRORS, Sessions, view
+from functions.app.control.resource import ERRORS, Sessions, view
 from functions.app.control.schema import (
     Command,
     Instant,
+    LegacyBody,
     Pause,
     Play,
     Seek,
-    SessionCreate,
     SessionView,
     SetFilters,
     SetRange,
     SetSpeed,
     Speed,
 )
-from functions.app.dependencies import Services, get_services
 from functions.app.domain.sessions import Filters
-from functions.app.stream import sse
-from functions.app.stream.player import StreamRuntime
-from functions.app.stream.routes import open_stream, stream_runtime
 from functions.app.threads import SESSION_STORE, run_in
 from functions.app.web.identity import Caller
-from functions.app.web.problems import documented
 
 router = APIRouter(prefix=paths.LEGACY, tags=["legacy"])
 
 
-class _LegacyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class LegacyStreamRequest(_LegacyBody):
-    """The legacy client's stream request."""
-
-    airport_id: str = Field(alias="airportId", pattern=AIRPORT_ID_PATTERN)
-    start_time: Instant = Field(alias="startTime")
-    end_time: Instant = Field(alias="endTime")
-    playback_speed: Speed = Field(default=1.0, alias="playbackSpeed")
-
-
-class LegacyControlRequest(_LegacyBody):
+class LegacyControlRequest(LegacyBody):
     """Play / pause / jump, as the legacy control route takes them."""
 
     session_id: str = Field(alias="sessionId", max_length=64)
@@ -75,7 +53,7 @@ class LegacyControlRequest(_LegacyBody):
         return self
 
 
-class LegacyParamsRequest(_LegacyBody):
+class LegacyParamsRequest(LegacyBody):
     """Range, speed and filters, as the legacy set-params route takes them."""
 
     session_id: str = Field(alias="sessionId", max_length=64)
@@ -83,41 +61,6 @@ class LegacyParamsRequest(_LegacyBody):
     end_time: Instant | None = Field(default=None, alias="endTime")
     playback_speed: Speed | None = Field(default=None, alias="playbackSpeed")
     filters: Filters | None = None
-
-
-@router.post(
-    paths.STREAM_SUFFIX,
-    response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Events"},
-        **ERRORS,
-        **documented(e429="Too many concurrent streams for this user (Retry-After)."),
-    },
-    summary="Legacy client: create a playing session and stream it",
-)
-async def legacy_stream(
-    request: Request,
-    body: LegacyStreamRequest,
-    caller: Caller,
-    service: Sessions,
-    services: Annotated[Services, Depends(get_services)],
-    runtime: Annotated[StreamRuntime, Depends(stream_runtime)],
-    last_event_id: Annotated[str | None, Header(max_length=256)] = None,
-) -> StreamingResponse:
-    """The legacy client's fetch-based stream: POST with a JSON body, SSE back."""
-    create = SessionCreate(
-        airport=body.airport_id,
-        start=body.start_time,
-        end=body.end_time,
-        speed=body.playback_speed,
-        state="playing",
-    )
-    session = await run_in(SESSION_STORE, service.create, caller, create)
-    session_view = await view(service, caller, session)
-    prelude = sse.event("session", orjson.dumps(session_view.model_dump(mode="json")))
-    return await open_stream(
-        request, services, runtime, session.session_id, caller, last_event_id, [prelude]
-    )
 
 
 @router.post(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
 from fastapi.responses import StreamingResponse
 
 from functions.app import paths
-from functions.app.control.actions import SessionService
+from functions.app.control.resource import ERRORS, Sessions, view
 from functions.app.control.schema import (
     BookmarksView,
     Command,
@@ -32,7 +32,6 @@ from functions.app.domain.bookmarks import (
     BookmarkDraft,
     BookmarkNotFound,
 )
-from functions.app.domain.sessions import Session
 from functions.app.history import report
 from functions.app.history.queries import History
 from functions.app.threads import CHUNK_STORE, SESSION_STORE, run_in
@@ -40,29 +39,6 @@ from functions.app.web.identity import Caller
 from functions.app.web.problems import Problem, documented
 
 router = APIRouter(prefix=paths.SESSIONS, tags=["sessions"])
-
-ERRORS = documented(
-    e400="Malformed JSON; a `variant` or `compare` that is not a variant name.",
-    e401="No caller identity.",
-    e404="No such session (or not yours), or nothing published.",
-    e413="Body over the size limit.",
-    e422="Invalid values (types, range, speed, seek target).",
-)
-
-
-def session_service(services: Annotated[Services, Depends(get_services)]) -> SessionService:
-    """FastAPI dependency: the session operations over the app's services."""
-    return SessionService(services)
-
-
-Sessions = Annotated[SessionService, Depends(session_service)]
-
-
-async def view(service: SessionService, caller: str, session: Session) -> SessionView:
-    """The session as ``caller`` sees it, with a fresh stream token."""
-    return SessionView.of(
-        session, caller, service.services.now_ms(), service.stream_access(caller, session)
-    )
 
 
 def _if_match(value: str | None) -> int | None:

@@ -282,3 +282,9 @@ class PresenceView(BaseModel):
 
     session_id: str
     presence_until: int = Field(description="Epoch ms until which streams keep running.")
+
+
+class LegacyBody(BaseModel):
+    """What every legacy-client body shares: its camelCase names (or ours), nothing else."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
