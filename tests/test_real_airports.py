@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import math
 import os
 import random
 import re
@@ -334,6 +335,53 @@ def check_drawn(
     return truth
 
 
+def check_unrecorded_leg_card(
+    dashboard: Dashboard, rows: dict[str, list[dict[str, Any]]], day: Any
+) -> None:
+    """An aircraft parked before its leg's first flight row: its card names the leg (who
+    it is) but shows none of the leg's times or status — the day's catalogue has them
+    from later in the day, the future at this instant."""
+    first_row = {}
+    for row in sorted(rows["flights"], key=lambda r: r["t"]):
+        first_row.setdefault(row["id"], row["t"])
+    fix = next(
+        f
+        for f in sorted(rows["aircraft"], key=lambda r: r["t"])
+        if f["flight_id"] and first_row.get(f["flight_id"], 0) > f["t"] + 120_000
+    )
+    at = fix["t"] // 1000 * 1000 + 1000
+    truth = check_drawn(dashboard, rows, day, at, "unrecorded leg")
+    assert fix["flight_id"] not in {row["id"] for row in truth["flights"]}
+    page = dashboard.page
+    box = zoom_on(page, fix["id"])
+    model = page.evaluate("window.__replayModel()")
+    mark = model["aircraft"][fix["id"]]
+    # Clicked where no vehicle is (a vehicle there would win the click): of points on the
+    # aircraft, the one farthest from every drawn vehicle.
+    cars = [(m["x"], m["y"]) for m in model["movers"].values() if m["drawn"]]
+    reach = 0.3 * mark["length"]
+    spots = [(mark["x"], mark["y"])] + [
+        (mark["x"] + reach * dx, mark["y"] + reach * dy)
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (0.7, 0.7), (-0.7, 0.7), (0.7, -0.7))
+    ]
+    x, y = max(spots, key=lambda p: min((math.dist(p, c) for c in cars), default=1e9))
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    card = page.get_by_test_id("aircraft-card")
+    card.wait_for(state="visible")
+    assert card.get_attribute("data-aircraft-id") == fix["id"]
+    values = dict(
+        card.evaluate(
+            """el => [...el.querySelectorAll('[data-testid]')]
+                .map((e) => [e.dataset.testid, e.textContent])"""
+        )
+    )
+    assert values["aircraft-status"] == "Not recorded yet", values
+    assert "aircraft-scheduled" not in values and "aircraft-actual" not in values, values
+    leg = next(r for r in rows["flights"] if r["id"] == fix["flight_id"])
+    assert values["aircraft-flight"].startswith(leg["callsign"]), values
+    page.keyboard.press("Escape")
+
+
 def zoom_on(page: Page, aircraft_id: str) -> dict[str, float]:
     """Wheel-zoom the map in on an aircraft until it is drawn over 30 px long; the map's
     box."""
@@ -371,6 +419,7 @@ def test_a_real_airport_replays_the_generated_day_as_its_raw_records_say(
             truth = check_drawn(dashboard, rows, day, instant, f"@{instant}")
             occupied += len(truth["stands"])
         assert occupied > 0  # the instants had aircraft on stands to compare
+        check_unrecorded_leg_card(dashboard, rows, day)
         truth = check_drawn(dashboard, rows, day, at, "pushback")
         plane = next(r for r in truth["aircraft"] if r["id"] == pushed)
         car = next(r for r in truth["vehicles"] if r["id"] == tug)

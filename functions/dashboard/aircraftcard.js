@@ -44,27 +44,39 @@ export class AircraftCard {
       return;
     }
     const row = aircraft.row;
-    const flight = row.flight_id ? (state.flights.get(row.flight_id) ?? this.flights.get(row.flight_id)) : null;
+    // The leg as recorded up to the replay time. A leg the fix links to but not recorded
+    // yet is named from the catalogue (who it is), never with the catalogue's times or
+    // status: those are the end of the day's, the future at this instant.
+    const flight = row.flight_id ? state.flights.get(row.flight_id) ?? null : null;
+    const known = !flight && row.flight_id ? this.flights.get(row.flight_id) ?? null : null;
     const stand = occupiedStand(state, id, row);
-    const key = JSON.stringify([id, row.t, flight?.t ?? null, stand, language()]);
+    const key = JSON.stringify([id, row.t, flight?.t ?? null, Boolean(known), stand, language()]);
     if (key !== this.key) {
       this.key = key;
-      this.render(id, row, flight, stand);
+      this.render(id, row, flight, stand, known);
     }
     card.hidden = false;
     placeCard(card, this.map.screen(state.positionOf(aircraft, performance.now())), this.map);
   }
 
-  render(id, row, flight, stand) {
+  render(id, row, flight, stand, known = null) {
     const none = t("vehicle.none");
     const time = (ms) => (ms === null || ms === undefined ? none : this.time.hm(ms));
+    const leg = flight ?? known;
+    const legName = (l) => (l.flight_number ? `${l.callsign} (${l.flight_number})` : l.callsign);
     const rows = [
-      [t("aircraft.registration"), row.registration ?? flight?.registration ?? none, "aircraft-registration"],
+      [t("aircraft.registration"), row.registration ?? leg?.registration ?? none, "aircraft-registration"],
       [t("aircraft.icao24"), row.icao24 ?? none, "aircraft-icao24"],
-      [t("vehicle.type"), flight?.aircraft_type ?? none, "aircraft-type"],
+      [t("vehicle.type"), leg?.aircraft_type ?? none, "aircraft-type"],
     ];
-    if (flight) {
-      const name = flight.flight_number ? `${flight.callsign} (${flight.flight_number})` : flight.callsign;
+    if (known) {
+      const notYet = t("aircraft.notRecorded");
+      rows.push(
+        [t("vehicle.flight"), `${legName(known)} · ${t(`aircraft.${known.movement}`)}`, "aircraft-flight"],
+        [t("aircraft.status"), notYet, "aircraft-status"],
+      );
+    } else if (flight) {
+      const name = legName(flight);
       rows.push(
         [t("vehicle.flight"), `${name} · ${t(`aircraft.${flight.movement}`)}`, "aircraft-flight"],
         [t("aircraft.flightStand"), standText(flight.stand), "aircraft-flight-stand"],
@@ -84,7 +96,7 @@ export class AircraftCard {
     const head = document.createElement("div");
     head.className = "vc-head";
     const name = document.createElement("strong");
-    name.textContent = row.callsign ?? flight?.callsign ?? row.registration ?? id;
+    name.textContent = row.callsign ?? flight?.callsign ?? row.registration ?? id; // as the map labels it
     name.dataset.testid = "aircraft-callsign";
     const sub = document.createElement("span");
     sub.className = "muted";
