@@ -460,17 +460,19 @@ def stands(
 
     Aircraft (``aircraft``: the fixes visible): a turnaround one of whose legs a fix links
     to is tracked: its aircraft is on the stand its latest linked fix is on (the claim's
-    time: when it got there), else on none; an aircraft linked to no leg holds the stand
-    it is on by itself."""
+    time: when it got there), else on none; an aircraft linked to no leg, or to a leg with
+    no row yet, holds the stand it is on by itself."""
     turnarounds: dict[str, list[Row]] = {}
     for leg in flights:
         turnarounds.setdefault(leg.get("turnaround_id") or leg["id"], []).append(leg)
     fixes = aircraft or []
     tracked = {row["flight_id"] for row in fixes if row["flight_id"]}
+    recorded = {leg["id"] for leg in flights}
     where = _where_aircraft_are(fixes, tick_ms, origin)
     held: dict[str, tuple[tuple[int, str], Row]] = {}
     for aircraft_id, fix in where.items():
-        if fix["flight_id"] is None and fix["at_stand"]:
+        # Linked to no leg, or to one with no row yet: it holds its stand by itself.
+        if fix["flight_id"] not in recorded and fix["at_stand"]:
             claim = {
                 "id": fix["at_stand"], "t": fix["t"], "occupied": True, "turnaround_id": None,
                 "flight_id": None, "arrival_id": None, "departure_id": None,

@@ -338,20 +338,23 @@ def check_drawn(
 def check_unrecorded_leg_card(
     dashboard: Dashboard, rows: dict[str, list[dict[str, Any]]], day: Any
 ) -> None:
-    """An aircraft parked before its leg's first flight row: its card names the leg (who
-    it is) but shows none of the leg's times or status — the day's catalogue has them
-    from later in the day, the future at this instant."""
+    """An aircraft parked on a stand before its leg's first flight row: it holds the stand
+    (map, card), and its card names the leg (who it is) but shows none of the leg's times
+    or status — the day's catalogue has them from later in the day, the future here."""
     first_row = {}
     for row in sorted(rows["flights"], key=lambda r: r["t"]):
         first_row.setdefault(row["id"], row["t"])
     fix = next(
         f
         for f in sorted(rows["aircraft"], key=lambda r: r["t"])
-        if f["flight_id"] and first_row.get(f["flight_id"], 0) > f["t"] + 120_000
+        if f["flight_id"] and f["at_stand"] and first_row.get(f["flight_id"], 0) > f["t"] + 120_000
     )
     at = fix["t"] // 1000 * 1000 + 1000
     truth = check_drawn(dashboard, rows, day, at, "unrecorded leg")
     assert fix["flight_id"] not in {row["id"] for row in truth["flights"]}
+    # Parked on a stand, it holds that stand by itself until its leg is recorded.
+    held = {row["id"]: row.get("aircraft_id") for row in truth["stands"]}
+    assert held.get(fix["at_stand"]) == fix["id"], (fix, truth["stands"])
     page = dashboard.page
     box = zoom_on(page, fix["id"])
     model = page.evaluate("window.__replayModel()")
@@ -376,6 +379,7 @@ def check_unrecorded_leg_card(
         )
     )
     assert values["aircraft-status"] == "Not recorded yet", values
+    assert values["aircraft-on-stand"] == fix["at_stand"], values
     assert "aircraft-scheduled" not in values and "aircraft-actual" not in values, values
     leg = next(r for r in rows["flights"] if r["id"] == fix["flight_id"])
     assert values["aircraft-flight"].startswith(leg["callsign"]), values

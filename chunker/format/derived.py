@@ -30,8 +30,10 @@ fixes to legs and says which stand, if any, a fix is on: ``at_stand``). A tracke
 turnaround's aircraft is on the stand its latest linked fix is on, from the first fix on
 that stand (its ``t``), and on no stand when that fix is on none — whatever the flight
 statuses say. Such a stand row also names the aircraft (``aircraft_id``) and says
-``"source": "aircraft"``. An aircraft whose fixes link to no leg is a turnaround of its own
-(key ``aircraft:{id}``) with no flight ids.
+``"source": "aircraft"``. An aircraft whose fix links to no leg — or to a leg with no row
+recorded yet (an aircraft parked at dawn for a departure first recorded later) — is a
+turnaround of its own (key ``aircraft:{id}``) with no flight ids, until its leg's first
+row.
 
 **A vehicle's current task** — among the vehicle's tasks whose latest row is ``en_route``,
 ``arrived`` or ``in_progress`` (it is driving to, waiting at or doing the work), the most
@@ -215,6 +217,9 @@ class Derivation:
         self.leg_turnaround[leg_id] = key
         self.legs.setdefault(key, {})[leg_id] = row
         self._claim(key, stands)
+        if old is None:  # its aircraft held their stands by themselves until now
+            for aircraft_id in sorted(self.leg_aircraft.get(leg_id, ())):
+                self._claim(AIRCRAFT_KEY + aircraft_id, stands)
 
     def _claim(self, key: str, stands: set[str]) -> None:
         old = self.claim_stand.pop(key, None)
@@ -224,7 +229,12 @@ class Derivation:
         legs = self.legs.get(key)
         if key.startswith(AIRCRAFT_KEY):
             fix = self.aircraft.get(key.removeprefix(AIRCRAFT_KEY))
-            on_stand = fix is not None and not fix["flight_id"] and fix["at_stand"]
+            # Linked to no leg, or to one not recorded yet: it holds its stand by itself.
+            on_stand = (
+                fix is not None
+                and (not fix["flight_id"] or fix["flight_id"] not in self.leg_turnaround)
+                and fix["at_stand"]
+            )
             claim = aircraft_claim(fix, {}) if on_stand and fix is not None else None
         elif legs and not self.tracked_legs.isdisjoint(legs):
             claim = self._tracked_claim(legs)
@@ -268,7 +278,7 @@ class Derivation:
             self.tracked_legs.add(leg_id)
             self.leg_aircraft.setdefault(leg_id, set()).add(aircraft_id)
             keys.add(self.leg_turnaround.get(leg_id, ""))
-        else:
+        if leg_id is None or leg_id not in self.leg_turnaround:
             keys.add(AIRCRAFT_KEY + aircraft_id)
         for key in sorted(keys - {""}):
             self._claim(key, stands)
