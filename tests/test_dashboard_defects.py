@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Request, ViewportSize
 
 from tests.browser_page import Dashboard, chromium, open_dashboard
-from tests.demo_server import DemoServer, demo_server
+from tests.demo_server import DemoServer, day_server
 
 pytestmark = pytest.mark.end_to_end
 
@@ -54,7 +54,7 @@ OpenPage = Callable[..., Dashboard]
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, DemoServer]]:
     """Chromium and the demo (small day: 06:00-09:00 local), once for the module."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
-    with chromium() as browser, demo_server(log) as server:
+    with chromium() as browser, day_server(log) as server:
         yield browser, server
 
 
