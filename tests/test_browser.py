@@ -1,4 +1,5 @@
-"""The dashboard in a real browser, against the real demo (moto server, uvicorn, SSE).
+"""The dashboard in a real browser, against the real demo (moto server, uvicorn, SSE; the
+run's prebuilt demo day, tests/day_prebuild.py, served by an app for the module).
 
 Headless Chromium at ``/usr/bin/chromium`` drives the page as a user would; assertions read
 the DOM and the page's read-only test hook ``window.__replay.state()`` (vehicle positions,
