@@ -1,9 +1,10 @@
 """The dashboard's defects of issue #17 (items 6, 7, 8), each checked in a real browser.
 
 Against the real demo day (moto server, uvicorn, SSE: the run's prebuilt day,
-tests/day_prebuild.py) in headless Chromium, one app for the module. Assertions read the DOM and the page's read-only hook ``window.__replay.state()``;
-expected values come from the rule a controller reads (the milestone a flight's status
-names, the service day's local calendar, the stand layout), not from the page's own code.
+tests/day_prebuild.py) in headless Chromium, one app for the module. Assertions read the
+DOM and the page's read-only hook ``window.__replay.state()``; expected values come from
+the rule a controller reads (the milestone a flight's status names, the service day's local
+calendar, the stand layout), not from the page's own code.
 Screenshots of the small viewports, in English and Chinese, are written to
 ``test-artifacts/screenshots/`` (``UPDATE_SCREENSHOT=1`` also refreshes the README's
 Chinese picture, docs/img/dashboard-zh.png).
