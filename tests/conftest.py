@@ -41,15 +41,17 @@ botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 # the heaviest files go first (longest processing time first), so that no long file
 # starts when the other worker is nearly done and then runs alone. A file missing here
 # counts as DEFAULT_FILE_SECONDS; refresh the table when a file's weight changes a lot.
+# The four demo-day browser files: those values less the set-up tests/day_prebuild.py took
+# off them (docs/reliability.md, "The suite's own budget").
 FILE_SECONDS = {
     "test_abuse_stream.py": 280,
-    "test_browser.py": 235,
+    "test_browser.py": 200,
     "test_hostile_raw.py": 200,
-    "test_page_truth.py": 167,
-    "test_compare_browser.py": 140,
+    "test_page_truth.py": 155,
+    "test_real_airports.py": 130,
+    "test_compare_browser.py": 40,
     "test_demo.py": 122,
-    "test_dashboard_defects.py": 121,
-    "test_real_airports.py": 95,
+    "test_dashboard_defects.py": 100,
     "test_abuse_sessions.py": 93,
     "test_chunker.py": 72,
     "test_stream.py": 57,
@@ -89,12 +91,18 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 ARTIFACTS_FOLDER = "lambda-artifacts"
+DAY_CACHE_FOLDER = "demo-day-cache"
+# The test files that start a demo of each day tests.day_prebuild builds (tests.demo_server).
+DAY_USERS = {
+    "small": ("test_browser.py", "test_page_truth.py", "test_dashboard_defects.py", "test_demo.py"),
+    "compare": ("test_compare_browser.py",),
+}
 _PREBUILD: list[subprocess.Popen[bytes]] = []
 
 
-def _runs_artifact_tests(config: pytest.Config) -> bool:
-    """Whether the run's arguments take in tests/test_artifact.py."""
-    target = Path(__file__).resolve().parent / "test_artifact.py"
+def _runs(config: pytest.Config, filename: str) -> bool:
+    """Whether the run's arguments take in tests/``filename``."""
+    target = Path(__file__).resolve().parent / filename
     for argument in config.args:
         path = (config.invocation_params.dir / argument.split("::")[0]).resolve()
         if path == target or (path.is_dir() and target.is_relative_to(path)):
@@ -103,12 +111,19 @@ def _runs_artifact_tests(config: pytest.Config) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Start building the Lambda artifacts in the background (tests.artifact_prebuild),
-    once per run: in the xdist controller, or in the only process without xdist."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or not _runs_artifact_tests(session.config):
+    """Start building the Lambda artifacts (tests.artifact_prebuild) and the demo days
+    (tests.day_prebuild) in the background, once per run: in the xdist controller, or in
+    the only process without xdist; each only if the run has tests that use it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
-    _PREBUILD.append(artifact_prebuild.start(run_folder(factory) / ARTIFACTS_FOLDER))
+    if _runs(session.config, "test_artifact.py"):
+        _PREBUILD.append(artifact_prebuild.start(run_folder(factory) / ARTIFACTS_FOLDER))
+    days = [day for day, users in DAY_USERS.items() if any(_runs(session.config, f) for f in users)]
+    if days:
+        from tests import day_prebuild  # it imports tests.demo_server, which imports this
+
+        _PREBUILD.append(day_prebuild.start(run_folder(factory) / DAY_CACHE_FOLDER, days))
 
 
 def pytest_sessionfinish() -> None:
@@ -123,8 +138,8 @@ def demo_day_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One ``demo --cache`` folder for the whole run, shared by the xdist workers: the
     demo processes the browser tests start generate and chunk each day once per run, not
     once per test module (``tests.demo_server``). Under pytest's run folder, which pytest
-    rotates."""
-    os.environ[DAY_CACHE_VARIABLE] = str(run_folder(tmp_path_factory) / "demo-day-cache")
+    rotates; tests.day_prebuild fills it from the start of the run."""
+    os.environ[DAY_CACHE_VARIABLE] = str(run_folder(tmp_path_factory) / DAY_CACHE_FOLDER)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import boto3
 
-from functions.local.stack import free_port, stop_process, wait_for_http
+from functions.local.demo import local_app_environment
+from functions.local.stack import LOCAL_CREDENTIALS, free_port, stop_process, wait_for_http
 from tests.conftest import DAY_CACHE_VARIABLE
 
 # A small but busy morning: three hours of the 06:00 bank with a few dozen vehicles; the
@@ -32,6 +33,10 @@ class DemoServer:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    # Where the day is stored (``day_server``); None: the demo's own moto server, named in
+    # its log.
+    endpoint: str | None = None
+    bucket: str | None = None
 
     def child_pids(self) -> list[int]:
         """Processes the demo started (the moto server, chunk jobs)."""
@@ -50,17 +55,25 @@ def demo_server(
     on top of this process's); always stop it (SIGINT, like Ctrl-C).
 
     ``cached``: with the run's ``--cache`` folder (tests.conftest.demo_day_cache), so only
-    the first demo of a day in a run generates and chunks it; ``False`` for the tests of
-    what a first ``make demo`` does.
+    the first demo of a day in a run generates and chunks it (most often the background
+    prebuild, tests.day_prebuild, which this waits for); ``False`` for the tests of what a
+    first ``make demo`` does.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(environment or {})
     cache = os.environ.get(DAY_CACHE_VARIABLE) if cached else None
+    days = extra if extra is not None else SMALL_DAY
+    if cache:
+        from tests import day_prebuild  # it imports this module
+
+        name = day_prebuild.day_name(days)
+        if name:
+            day_prebuild.stack(Path(cache), name)  # waits while the run's prebuild builds it
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "functions.local.cli", "demo", "--port", str(port)]
-            + (extra if extra is not None else SMALL_DAY)
+            + days
             + (["--cache", cache] if cache else []),
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -74,14 +87,61 @@ def demo_server(
         stop_process(process, signal.SIGINT, timeout_s=20)
 
 
+@contextmanager
+def day_server(
+    log: Path, day: str = "small", environment: dict[str, str] | None = None
+) -> Iterator[DemoServer]:
+    """The demo's app (``dispatch-replay serve``, as ``demo`` serves it) over the run's
+    prebuilt ``day`` (tests.day_prebuild: ``small`` is SMALL_DAY, ``compare`` COMPARE_DAY),
+    with ``environment`` on top; always stopped. The whole demo (``demo_server``) if the run
+    has no prebuilt day (it then builds the day itself, and says so if it cannot)."""
+    from tests import day_prebuild  # it imports this module
+
+    cache = os.environ.get(DAY_CACHE_VARIABLE)
+    where = day_prebuild.stack(Path(cache), day) if cache else None
+    if where is None:
+        with demo_server(log, day_prebuild.DAYS[day], environment) as whole:
+            yield whole
+        return
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= LOCAL_CREDENTIALS | {"AWS_ENDPOINT_URL": where.endpoint}
+    env |= local_app_environment(where.bucket, where.table) | (environment or {})
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "functions.local.cli", "serve", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    server = DemoServer(f"http://127.0.0.1:{port}", process, log, where.endpoint, where.bucket)
+    try:
+        wait_for_http(f"{server.url}/healthz", 120, process)
+        yield server
+    finally:
+        stop_process(process, signal.SIGINT, timeout_s=20)
+
+
+def server_objects(server: DemoServer, prefix: str, bucket: str) -> dict[str, bytes]:
+    """Every object under ``prefix`` where ``server``'s day is stored (its own bucket, else
+    ``bucket`` in the moto server the demo's log names): what the demo stored, the
+    independent side of the tests that compare the page with the raw day."""
+    if server.endpoint is not None and server.bucket is not None:
+        return _objects(server.endpoint, server.bucket, prefix)
+    return stored_objects(server.log.read_text(), bucket, prefix)
+
+
 def stored_objects(log_text: str, bucket: str, prefix: str) -> dict[str, bytes]:
-    """Every object under ``prefix`` in the moto server a demo's log names (what the demo
-    stored: the independent side of the tests that compare the page with the raw day)."""
+    """Every object under ``prefix`` in the moto server a demo's log names."""
     endpoint = re.search(r"local AWS \(moto server\) at (\S+)", log_text)
     assert endpoint, "the demo log names its moto server"
+    return _objects(endpoint.group(1), bucket, prefix)
+
+
+def _objects(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
     s3 = boto3.client(
         "s3",
-        endpoint_url=endpoint.group(1),
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",

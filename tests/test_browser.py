@@ -1,4 +1,5 @@
-"""The dashboard in a real browser, against the real demo (moto server, uvicorn, SSE).
+"""The dashboard in a real browser, against the real demo (moto server, uvicorn, SSE; the
+run's prebuilt demo day, tests/day_prebuild.py, served by an app for the module).
 
 Headless Chromium at ``/usr/bin/chromium`` drives the page as a user would; assertions read
 the DOM and the page's read-only test hook ``window.__replay.state()`` (vehicle positions,
@@ -27,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from tests.browser_page import CHROMIUM, Dashboard, chromium, open_dashboard
-from tests.demo_server import DemoServer, demo_server
+from tests.demo_server import DemoServer, day_server
 
 pytestmark = pytest.mark.end_to_end
 
@@ -47,9 +48,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def server(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    """The demo (small day: 06:00-09:00 local), once for the module."""
+    """The demo (small day: 06:00-09:00 local, the run's prebuilt one), once for the module."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
-    with demo_server(log) as running:
+    with day_server(log) as running:
         yield running
 
 
@@ -365,10 +366,10 @@ def test_screenshot_mid_replay_with_a_vehicle_card(dashboard: Dashboard, tmp_pat
 def test_stream_lifetime_limit_is_invisible_to_the_viewer(browser: Browser, tmp_path: Path) -> None:
     # Streams end themselves before Lambda's deadline (here: after 3 s) with a `reconnect`
     # event; the page comes back at once with a fresh token and misses nothing.
-    # The run's cached demo day (no day of its own to generate and chunk), served with the
-    # short limit.
+    # The run's prebuilt demo day (no day of its own to generate, chunk or upload), served
+    # by an app of its own with the short limit.
     limited = {"STREAM_MAX_SECONDS": "3"}
-    with demo_server(tmp_path / "demo.log", environment=limited) as short_lived:
+    with day_server(tmp_path / "demo.log", environment=limited) as short_lived:
         ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
         try:
             viewer = open_dashboard(ctx, f"{short_lived.url}/")
@@ -502,7 +503,7 @@ def raw_events(server: DemoServer) -> tuple[dict[str, list[Any]], Any]:
     from tests.ground_truth import valid_rows
     from tests.test_page_truth import KEYS, _raw_objects
 
-    objects = _raw_objects(server.log.read_text())
+    objects = _raw_objects(server)
     return valid_rows({k: v for k, v in objects.items() if "/positions" not in k}, KEYS)
 
 

@@ -27,7 +27,7 @@ from playwright.sync_api import Browser
 from chunker.format.keys import DEFAULT_VARIANT, DayKeys
 from tests import ground_truth
 from tests.browser_page import Dashboard, chromium, open_dashboard
-from tests.demo_server import COMPARE_DAY, DemoServer, demo_server, stored_objects
+from tests.demo_server import DemoServer, day_server, server_objects
 from tests.test_dashboard_defects import assert_no_text_cut
 from tests.test_decision_quality import truth
 
@@ -58,14 +58,14 @@ class Variant:
         return {v["id"]: (v["lat"], v["lon"]) for v in state["vehicles"]}
 
 
-def _raw_objects(log_text: str) -> dict[str, bytes]:
-    return stored_objects(log_text, BUCKET, KEYS.raw_prefix)
+def _raw_objects(server: DemoServer) -> dict[str, bytes]:
+    return server_objects(server, KEYS.raw_prefix, BUCKET)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, DemoServer]]:
     log = tmp_path_factory.mktemp("demo") / "demo.log"
-    with chromium() as browser, demo_server(log, COMPARE_DAY) as server:
+    with chromium() as browser, day_server(log, "compare") as server:
         yield browser, server
 
 
@@ -95,7 +95,7 @@ def test_compare_mode_plays_two_variants_in_sync(
     stack: tuple[Browser, DemoServer], tmp_path: Path
 ) -> None:
     browser, server = stack
-    objects = _raw_objects(server.log.read_text())
+    objects = _raw_objects(server)
     variants = {name: Variant(name, objects) for name in (DEFAULT_VARIANT, VARIANT)}
     day_start = variants[DEFAULT_VARIANT].day.start_ms
     at = day_start + 7 * HOUR + 25 * 60_000  # 07:25 local: the morning bank under way

@@ -1,9 +1,10 @@
 """The dashboard's defects of issue #17 (items 6, 7, 8), each checked in a real browser.
 
-Against the real demo (moto server, uvicorn, SSE) in headless Chromium, one demo for the
-module. Assertions read the DOM and the page's read-only hook ``window.__replay.state()``;
-expected values come from the rule a controller reads (the milestone a flight's status
-names, the service day's local calendar, the stand layout), not from the page's own code.
+Against the real demo day (moto server, uvicorn, SSE: the run's prebuilt day,
+tests/day_prebuild.py) in headless Chromium, one app for the module. Assertions read the
+DOM and the page's read-only hook ``window.__replay.state()``; expected values come from
+the rule a controller reads (the milestone a flight's status names, the service day's local
+calendar, the stand layout), not from the page's own code.
 Screenshots of the small viewports, in English and Chinese, are written to
 ``test-artifacts/screenshots/`` (``UPDATE_SCREENSHOT=1`` also refreshes the README's
 Chinese picture, docs/img/dashboard-zh.png).
@@ -26,7 +27,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Request, ViewportSize
 
 from tests.browser_page import Dashboard, chromium, open_dashboard
-from tests.demo_server import DemoServer, demo_server
+from tests.demo_server import DemoServer, day_server
 
 pytestmark = pytest.mark.end_to_end
 
@@ -55,7 +56,7 @@ OpenPage = Callable[..., Dashboard]
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, DemoServer]]:
     """Chromium and the demo (small day: 06:00-09:00 local), once for the module."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
-    with chromium() as browser, demo_server(log) as server:
+    with chromium() as browser, day_server(log) as server:
         yield browser, server
 
 

@@ -45,7 +45,7 @@ from chunker.format.keys import DayKeys
 from chunker.format.records import Reference
 from tests import ground_truth
 from tests.browser_page import Dashboard, chromium, open_dashboard
-from tests.demo_server import DemoServer, demo_server, stored_objects
+from tests.demo_server import DemoServer, day_server, server_objects
 
 pytestmark = pytest.mark.end_to_end
 
@@ -137,8 +137,8 @@ class Truth:
         return from_ms(t).astimezone(self.zone).strftime("%H:%M:%S")
 
 
-def _raw_objects(log_text: str) -> dict[str, bytes]:
-    return stored_objects(log_text, BUCKET, KEYS.raw_prefix)
+def _raw_objects(server: DemoServer) -> dict[str, bytes]:
+    return server_objects(server, KEYS.raw_prefix, BUCKET)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +146,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Browser, D
     """Chromium, the demo with short staleness ages, and the raw day it stored."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     environment = {"MOVER_FADE_AFTER_S": str(FADE_S), "MOVER_HIDE_AFTER_S": str(HIDE_S)}
-    with chromium() as browser, demo_server(log, environment=environment) as server:
-        yield browser, server, Truth.of(_raw_objects(log.read_text()))
+    with chromium() as browser, day_server(log, environment=environment) as server:
+        yield browser, server, Truth.of(_raw_objects(server))
 
 
 @pytest.fixture

@@ -140,8 +140,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> d
         return _run(args, say)
 
 
-def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[str, Any]:
-    report = say or (lambda text: print(text, file=sys.stderr, flush=True))
+def day_settings(args: argparse.Namespace) -> tuple[GeneratorSettings, list[GeneratorSettings]]:
+    """The demo day's generator settings, and those of its second dispatch run if any."""
     settings = GeneratorSettings(
         service_date=dt.date.fromisoformat(args.date),
         seed=args.seed,
@@ -161,6 +161,12 @@ def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[st
                 }
             )
         )
+    return settings, variants
+
+
+def _run(args: argparse.Namespace, say: Callable[[str], None] | None) -> dict[str, Any]:
+    report = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    settings, variants = day_settings(args)
     if not args.no_serve and not port_is_free(args.host, args.port):
         raise LocalStackError(f"{args.host}:{args.port} is already in use (choose --port)")
     started = time.monotonic()
