@@ -352,9 +352,15 @@ def silent_clients(s3: S3Client, day_start: int, attack: Attack) -> None:
                 assert current is not None
                 server.update(session.session_id, timeline=current.timeline + 1)
             time.sleep(0.05)  # a co-watcher's pace: one seek per session per poll
-        # Their streams ended, so the poller no longer reads them; each with a write
-        # still blocked (cut by the send timeout, or by the duration limit before it).
-        assert runtime_of(server).stats.send_timeouts == attack.count
+        # Their streams ended, so the poller no longer reads them.
+        timeouts = runtime_of(server).stats.send_timeouts
+        if "stream_max_seconds" in attack.settings:
+            # Ended within the 60 s above, half the 120 s send timeout: the duration limit
+            # ended them, each either with a write blocked (counted as a send timeout) or,
+            # on a loaded machine whose writes had not filled the buffers yet, cleanly.
+            assert timeouts <= attack.count
+        else:  # each cut by the send timeout of a blocked write
+            assert timeouts == attack.count
         rest.unaffected(frames=5)
         for silent in clients:
             silent.close()

@@ -112,12 +112,13 @@ class FilterPlan:
 
     # Derived rows: a stand's occupant is the aircraft of a flight on its stand, checked as
     # that flight is (FILTER_RULE: its stand, and any leg of its turnaround; a vacated stand
-    # always passes, so the page clears it); a vehicle's task goes with the vehicle (its
-    # card is of a vehicle on the map).
+    # always passes, so the page clears it; an aircraft holding a stand with no leg passes
+    # no flight filter); a vehicle's task goes with the vehicle (its card is of a vehicle
+    # on the map).
     def stand(self, stand: DerivedEntry) -> bool:
         return (self.stands is None or stand.id in self.stands) and (
             self.flights is None
-            or not stand.flight_ids
+            or not stand.present
             or not self.flights.isdisjoint(stand.flight_ids)
         )
 
