@@ -7,6 +7,7 @@ Each writes what it observed to stderr so the test can read it from the bridge's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -58,6 +59,10 @@ async def endless(scope: MutableMapping[str, Any], receive: Receive, send: Send)
             _note("send failed after disconnect")
             break
         await asyncio.wait({disconnected}, timeout=0.1)
+    # A send that failed may come just before the disconnect reaches receive(): the bridge
+    # must still deliver it (what the test checks), so wait for it a little.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(disconnected), timeout=5)
     if disconnected.done():
         _note(f"saw {disconnected.result()['type']} after {n} ticks")
 
