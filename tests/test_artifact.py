@@ -351,10 +351,15 @@ def function_environment(function: str, server: MotoServer | None) -> dict[str, 
 
 
 IMPORT_PROBE = """
-import importlib, json, os, pathlib, sys, sysconfig
+import gc, importlib, json, os, pathlib, sys, sysconfig
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
 module = importlib.import_module({module!r})
 handler = getattr(module, {attribute!r})
 assert callable(handler)
+# The init ran with the collector paused (chunker.init_phase) and resumed it after.
+assert not collections, f"{{len(collections)}} collections during the init"
+assert gc.isenabled() and gc.get_freeze_count() > 0, (gc.isenabled(), gc.get_freeze_count())
 task_root = pathlib.Path(os.environ["LAMBDA_TASK_ROOT"])
 first_party = sorted(
     ".".join(p.relative_to(task_root).with_suffix("").parts).removesuffix(".__init__")

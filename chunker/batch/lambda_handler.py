@@ -40,6 +40,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chunker.batch import init_finished
 from chunker.batch.run import chunk_day, chunk_hours, plan_day
 from chunker.batch.settings import ChunkerSettings
 from chunker.batch.validate import DUPLICATE
@@ -53,6 +54,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "D
 SETTINGS = ChunkerSettings()  # type: ignore[call-arg]  # read from the environment
 S3 = s3_client()
 _lambda_client: Any = None
+init_finished()  # chunker/batch/__init__.py paused the collector for the init
 
 
 def lambda_client() -> Any:

@@ -27,6 +27,7 @@ from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 from functions.app import paths
 from functions.app.application import create_app
 from functions.app.metrics import flushed
+from functions.aws_lambda import init_finished
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
 
@@ -80,3 +81,4 @@ def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 # request would take; only the moment differs.
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
     _mangum()
+    init_finished()  # functions/aws_lambda/__init__.py paused the collector for the init

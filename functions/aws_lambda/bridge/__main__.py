@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from functions.app.metrics import flush
+from functions.aws_lambda import init_finished
 from functions.aws_lambda.bridge.invoke import ASGIApp, handle
 from functions.aws_lambda.bridge.runtime_api import RuntimeApi
 
@@ -47,6 +48,7 @@ async def serve(runtime: RuntimeApi, spec: str) -> None:
         logger.exception("init failed")
         await runtime.init_error(f"Runtime.{type(exc).__name__}", str(exc))
         raise SystemExit(1) from exc
+    init_finished()  # functions/aws_lambda/__init__.py paused the collector for the init
     environment = dict(os.environ)
     while True:
         invocation = await runtime.next_invocation()
