@@ -351,10 +351,25 @@ def function_environment(function: str, server: MotoServer | None) -> dict[str, 
 
 
 IMPORT_PROBE = """
-import gc, importlib, json, os, pathlib, sys, sysconfig
+import collections as counters, gc, importlib, json, os, pathlib, sys, sysconfig
 collections = []
 gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+searches = counters.Counter()
+
+class Searches:  # first on the meta path: sees every module the import system looks for
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        searches[name] += 1
+        return None
+
+sys.meta_path.insert(0, Searches)
 module = importlib.import_module({module!r})
+sys.meta_path.remove(Searches)
+# A missing module that code asks for again and again (FastAPI asked for pydantic.v1, which
+# the folders do not ship, 183 times) is marked missing instead. Twice is urllib3's two
+# modules each trying the optional brotli.
+again = {{name: n for name, n in searches.items() if n > 2}}
+assert not again, f"looked for again and again during the init: {{again}}"
 handler = getattr(module, {attribute!r})
 assert callable(handler)
 # The init ran with the collector paused (chunker.init_phase) and resumed it after.
@@ -665,3 +680,33 @@ def test_dependency_caches_unused_for_a_day_are_pruned(tmp_path: Path) -> None:
 
     assert sorted(p.name for p in removed) == [".x86_64-key-partial", "old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "recent"]
+
+
+# Modules whose annotations FastAPI (route signatures) and pydantic (models) evaluate while
+# the HTTP functions initialize. With ``from __future__ import annotations`` each one is
+# a string that typing compiles and evaluates again (1,300 ForwardRefs, 640 evals: ~4 % of the
+# control init's instructions, docs/performance.md), so these modules do without it.
+EVALUATED_AT_INIT = (
+    "chunker/format/encoding.py",
+    "chunker/format/records.py",
+    "chunker/format/rows.py",
+    "functions/app/control/legacy.py",
+    "functions/app/control/resource.py",
+    "functions/app/control/routes.py",
+    "functions/app/control/schema.py",
+    "functions/app/domain/bookmarks.py",
+    "functions/app/history/queries.py",
+    "functions/app/history/routes.py",
+    "functions/app/settings.py",
+    "functions/app/stream/legacy.py",
+    "functions/app/stream/routes.py",
+)
+
+
+def test_annotations_evaluated_at_init_are_not_strings() -> None:
+    stringified = [
+        name
+        for name in EVALUATED_AT_INIT
+        if "from __future__ import annotations" in (ROOT / name).read_text()
+    ]
+    assert stringified == []

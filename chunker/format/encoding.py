@@ -19,8 +19,6 @@ that changed. Encoding: JSON (orjson) compressed with zstd — chosen by
 ``bench/bench_encoding.py``, see docs/performance.md.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from typing import Any, Literal
 
@@ -124,7 +122,7 @@ class ChunkerConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _aligned(self) -> ChunkerConfig:
+    def _aligned(self) -> "ChunkerConfig":
         if self.bucket_ms % self.tick_ms:
             raise ValueError("bucket_ms must be a multiple of tick_ms")
         if HOUR_MS % self.bucket_ms:
@@ -170,7 +168,7 @@ class KindCounts(BaseModel):
     rejected: dict[str, int] = Field(default_factory=dict)
     amended: dict[str, int] = Field(default_factory=dict)
 
-    def add(self, other: KindCounts) -> KindCounts:
+    def add(self, other: "KindCounts") -> "KindCounts":
         """Sum of two counts."""
         return KindCounts(
             accepted=self.accepted + other.accepted,

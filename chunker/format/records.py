@@ -8,8 +8,6 @@ chunker validates every line against exactly these rules. The hot path for posit
 anything it does not recognise, so the two can never disagree (tested).
 """
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -223,7 +221,7 @@ class AircraftPosition(RawRecord):
     )
 
     @model_validator(mode="after")
-    def _named(self) -> AircraftPosition:
+    def _named(self) -> "AircraftPosition":
         if self.icao24 is None and self.registration is None:
             raise ValueError("an aircraft fix needs icao24 or registration")
         return self

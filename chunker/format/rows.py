@@ -8,8 +8,6 @@ never mutated once built (states share them), so code that handles rows of any k
 a ``Row``: a read-only mapping, one of the shapes below by its kind.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any, TypedDict
 

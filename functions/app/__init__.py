@@ -8,10 +8,17 @@ coldstart``). No Lambda request needs them: API Gateway routes only ``/api/*`` t
 control function, and neither page is under it. The other models FastAPI defines while
 the window is open (security schemes' credentials, validation errors) are built right
 after, as they would have been, so no request pays for a deferred build.
+
+Where ``pydantic.v1`` is not shipped (the Lambda folders drop it: lambda_build.py), it is
+marked missing in ``sys.modules`` once, so that FastAPI's "is this a pydantic 1 model?"
+checks, which import it for every parameter and type of every route, fail at once
+instead of searching the package's folder again each time (183 searches in the control
+function's init).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 
@@ -42,5 +49,7 @@ def _import_fastapi_with_deferred_openapi_models() -> None:
                 value.model_rebuild()
 
 
+if "pydantic.v1" not in sys.modules and importlib.util.find_spec("pydantic.v1") is None:
+    sys.modules["pydantic.v1"] = None  # type: ignore[assignment]  # import fails at once
 if "fastapi" not in sys.modules:
     _import_fastapi_with_deferred_openapi_models()

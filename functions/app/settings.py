@@ -4,8 +4,6 @@ Local and cloud differ only in these values (e.g. ``AUTH_MODE=local`` on a lapto
 ``jwt`` behind API Gateway), never in code paths.
 """
 
-from __future__ import annotations
-
 import os
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -94,7 +92,7 @@ class AppSettings(BaseSettings):
     mover_hide_after_s: int = Field(default=600, ge=1, le=86_400)
 
     @model_validator(mode="after")
-    def _fade_before_hide(self) -> AppSettings:
+    def _fade_before_hide(self) -> "AppSettings":
         if self.mover_hide_after_s < self.mover_fade_after_s:
             raise ValueError("MOVER_HIDE_AFTER_S must be at least MOVER_FADE_AFTER_S")
         return self

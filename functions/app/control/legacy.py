@@ -9,8 +9,6 @@ base means a random seed.
   the stream's (``functions.app.stream.legacy``).
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from fastapi import APIRouter
@@ -47,7 +45,7 @@ class LegacyControlRequest(LegacyBody):
     expected_version: int | None = Field(default=None, alias="expectedVersion", ge=1)
 
     @model_validator(mode="after")
-    def _target(self) -> LegacyControlRequest:
+    def _target(self) -> "LegacyControlRequest":
         if self.action in ("jump", "seek") and self.time is None:
             raise ValueError(f"'{self.action}' needs 'time'")
         return self

@@ -7,8 +7,6 @@ legacy POST stream creates a session, imports it without declaring the control A
 routes (each declaration costs its share of a cold start: ``functions.app.application``).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import Depends

@@ -4,8 +4,6 @@ Blocking boto3 calls run in a thread so the event loop (shared with open streams
 waits on DynamoDB or S3.
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from typing import Annotated
 

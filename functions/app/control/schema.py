@@ -1,7 +1,5 @@
 """HTTP bodies of the control API (requests and the session view)."""
 
-from __future__ import annotations
-
 import datetime as dt
 from typing import Annotated, Any, Literal
 
@@ -217,7 +215,7 @@ class SessionView(BaseModel):
     @classmethod
     def of(
         cls, session: Session, caller: str, now: int, stream: StreamAccess | None
-    ) -> SessionView:
+    ) -> "SessionView":
         """The view of ``session`` for ``caller`` at wall time ``now``."""
         clock = session.clock
         return cls(

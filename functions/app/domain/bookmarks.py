@@ -11,8 +11,6 @@ Bounded: at most ``MAX_BOOKMARKS`` per session, ``MAX_NOTE_CHARS`` of note each,
 item (read by every stream's poll) stays small: about 30 KB at the worst.
 """
 
-from __future__ import annotations
-
 import secrets
 from typing import Any
 
@@ -92,7 +90,7 @@ class BookmarkDraft(BaseModel):
     selection: Selection | None = None
 
     @model_validator(mode="after")
-    def _sane(self) -> BookmarkDraft:
+    def _sane(self) -> "BookmarkDraft":
         if not self.text.strip():
             raise ValueError("text must not be blank")
         if self.end is not None and self.end <= self.at:

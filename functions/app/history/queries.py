@@ -4,8 +4,6 @@ Everything is read from the same chunks the stream uses, through the reader's sh
 byte-bounded cache. Queries that scan deltas are bounded in replay time.
 """
 
-from __future__ import annotations
-
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence

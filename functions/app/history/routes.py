@@ -1,8 +1,6 @@
 """History endpoints: published airports and days, manifests, state at t, tracks, flights,
 task events. Read-only; any authenticated caller may use them."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator, Iterator
 from itertools import islice
 from typing import Annotated, Any

@@ -6,8 +6,6 @@ API's (``functions.app.control.legacy``): in AWS this one is served by the strea
 (its Function URL), those by the control function.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import orjson

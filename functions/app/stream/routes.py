@@ -13,8 +13,6 @@ Metrics: ``StreamsOpened`` once the first write is built, ``StreamsEnded`` with 
 (``send_timeout``, ``client_gone``).
 """
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
