@@ -99,22 +99,24 @@ CONTAINER_ONLY = "functions/container"  # the container's server: never in a Lam
 CHUNKER_JOB = "chunker/batch"  # the chunk job: the chunker function's alone
 
 FUNCTIONS = {
+    # No function imports boto3: their clients are botocore's (chunker.format.clients), so
+    # boto3 and its S3 transfer manager (s3transfer) stay out of every folder.
     # The HTTP functions read chunks (chunker.format) and never run the chunker itself
     # (chunker.batch), nor so need numpy, its columnar path's dependency (45 MB).
     "ControlFunction": Function(
         packages=("functions", "chunker"),
         exclude=("functions/aws_lambda/bridge", CONTAINER_ONLY, CHUNKER_JOB),
-        unused_dependencies=("numpy",),
+        unused_dependencies=("numpy", "boto3"),
     ),
     "StreamFunction": Function(
         packages=("functions", "chunker"),
         exclude=(CONTAINER_ONLY, CHUNKER_JOB),
-        unused_dependencies=("numpy",),
+        unused_dependencies=("numpy", "boto3"),
     ),
     # The chunker serves no HTTP: no web framework, no API docs assets, no JWT checks.
     "ChunkerFunction": Function(
         packages=("chunker",),
-        unused_dependencies=("fastapi", "mangum", "swagger-ui-bundle-v2", "pyjwt"),
+        unused_dependencies=("boto3", "fastapi", "mangum", "swagger-ui-bundle-v2", "pyjwt"),
     ),
     # Not a Lambda function: the image's app (Dockerfile), served by uvicorn, so without
     # the Lambda adapters (handlers, bridge). Its runtime wheels are the stream function's
@@ -123,7 +125,7 @@ FUNCTIONS = {
         packages=("functions", "chunker"),
         exclude=("functions/aws_lambda", CHUNKER_JOB),
         extras=("container",),
-        unused_dependencies=("numpy",),
+        unused_dependencies=("numpy", "boto3"),
     ),
 }
 

@@ -1,17 +1,20 @@
-"""chunker.format.clients: every boto3 client from one session whose model loader decodes
+"""chunker.format.clients: every AWS client from one botocore session whose model loader decodes
 with orjson. What it decodes must be what botocore's own loader decodes, for every model
 file of every service the functions ship (lambda_build.py prunes the rest)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import OrderedDict
 from typing import Any
 
-import boto3
 import botocore.loaders
 import pytest
 from moto import mock_aws
 
+from chunker.format import clients
 from chunker.format.clients import OrjsonFileLoader, aws_client
 from lambda_build import CREDENTIAL_SERVICES
 
@@ -62,20 +65,36 @@ def test_what_orjson_refuses_is_decoded_by_botocores_json(tmp_path: Any) -> None
     assert decoded["max"] != decoded["max"] and decoded["b"] == [1.5]
 
 
-def test_clients_share_boto3s_default_session_and_moto_still_resets_it(
+def test_clients_come_from_one_botocore_session_which_moto_still_intercepts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         s3 = aws_client("s3")
         dynamodb = aws_client("dynamodb")
-        session = boto3.DEFAULT_SESSION
-        assert session is not None
-        loader = session._session.get_component("data_loader")
+        session = clients._default_session()
+        loader = session.get_component("data_loader")
         assert isinstance(loader.file_loader, OrjsonFileLoader)
         s3.create_bucket(Bucket="clients-test")
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["clients-test"]
         assert dynamodb.list_tables()["TableNames"] == []
-    with mock_aws():  # a fresh mock: a fresh default session, with the loader again
+    with mock_aws():  # a fresh mock: the same session, and its clients see the new mock
         assert aws_client("s3").list_buckets()["Buckets"] == []
-        assert boto3.DEFAULT_SESSION is not session
+        assert clients._default_session() is session
+
+
+def test_making_clients_imports_no_boto3() -> None:
+    """What the Lambda folders leave out (lambda_build.py): making and using a client
+    must not need boto3 or its S3 transfer manager."""
+    probe = (
+        "import sys\n"
+        "from chunker.format.clients import aws_client\n"
+        "for service in ('s3', 'dynamodb', 'secretsmanager', 'lambda'):\n"
+        "    aws_client(service)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 's3transfer')))\n"
+    )
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.strip() == "[]"
