@@ -16,6 +16,7 @@
 
 import { t } from "./i18n.js";
 import { ApronMap } from "./map.js";
+import { mapOverlays } from "./overlays.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
 
@@ -112,6 +113,7 @@ export class CompareView {
       transport: this.stream ? this.stream.transport : null,
       at: this.map ? this.map.lastModel.at : null,
       movers: this.map ? this.map.lastModel.movers : {},
+      view: this.map ? this.map.viewModel() : null,
       quality: this.quality,
     };
   }
@@ -175,6 +177,14 @@ export class CompareView {
     side.prepend(this.follow);
     app.map.resize();
     this.map = new ApronMap(canvas, app.manifest); // its view follows the left map's (draw)
+    // One view for both maps: the left map's initial view keeps clear of the overlays over
+    // either (the comparison covers the right map's bottom); each map's labels and scale
+    // bar keep clear of its own.
+    app.map.followers.push(this.map);
+    this.map.onCoversChange = () => {
+      if (!app.map.userMoved) app.map.fit();
+    };
+    for (const map of [app.map, this.map]) map.watchCovers(mapOverlays());
     this.state = new ReplayState((lat, lon) => this.map.project(lat, lon));
     this.stream = new ReplayStream({
       api: this.api,

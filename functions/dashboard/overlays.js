@@ -25,6 +25,14 @@ function legendItem(svgPath, text) {
   return item;
 }
 
+/** What floats over the map for good (not the cards, which follow the pointer): the tools,
+ * the status chips, the legend, and in compare mode each map's label and the comparison.
+ * The maps keep their initial view, labels and scale bar clear of them (ApronMap.watchCovers). */
+export function mapOverlays() {
+  const pane = document.querySelector(".map-pane");
+  return [...pane.querySelectorAll(".map-tools, .map-status, .legend, .compare-label, .compare-kpis")];
+}
+
 /** (Re)build the legend in the current language; returns its height in pixels. Its title
  * folds and unfolds it (`legend.dataset.collapsed`), then calls `onToggle`. */
 export function buildLegend(legend, onToggle = () => {}) {
