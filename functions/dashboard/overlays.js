@@ -94,7 +94,14 @@ export function cardList(rows) {
 export function placeCard(card, at, map) {
   const width = card.offsetWidth;
   const height = card.offsetHeight;
-  const left = at.x + 16 + width > map.width ? at.x - 16 - width : at.x + 16;
+  // Right of the point, else left of it; where neither side has room in the map (a half
+  // map in compare mode at 1024 px), right of it over what else the pane shows, never
+  // cut by the pane's left edge.
+  const pane = card.offsetParent?.clientWidth ?? map.width;
+  const right = at.x + 16;
+  const onLeft = at.x - 16 - width;
+  let left = right + width <= map.width ? right : onLeft >= 0 ? onLeft : right;
+  left = Math.max(8, Math.min(left, pane - width - 8));
   const top = Math.min(Math.max(8, at.y - height / 2), map.height - height - 8);
   card.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
 }
