@@ -10,7 +10,7 @@ import { applyTranslations, language, onLanguageChange, setLanguage, t } from ".
 import { ApronMap } from "./map.js";
 import { KpiPanel } from "./kpipanel.js";
 import { bindNotifications, EventNavigator, Follower } from "./navigate.js";
-import { buildLegend, cardTaskText, VehicleCard } from "./overlays.js";
+import { buildLegend, cardTaskText, mapOverlays, VehicleCard } from "./overlays.js";
 import { AircraftCard } from "./aircraftcard.js";
 import { DecisionsPanel } from "./decisions.js";
 import { CompareView } from "./compare.js";
@@ -176,6 +176,7 @@ window.__replayModel = () => {
     standLabels: app.map ? (app.map.lastStandLabels ?? []).map(({ id, text, named, x, y }) => ({ id, text, named, x, y })) : [],
     terminalLabels: app.map ? (app.map.lastTerminalLabels ?? []) : [],
     callouts: model.callouts ?? [], // callsigns written: {callsign, x, y, w, h} in CSS px
+    view: app.map ? app.map.viewModel() : null, // labels, scale bar, overlays, layout on screen (ApronMap.viewModel)
     cards,
     frames: app.frames,
   };
@@ -428,9 +429,9 @@ function relayoutLegend() {
   const legend = $("legend");
   // A small map starts with its legend folded: open, it would cover a quarter of the apron.
   legend.dataset.collapsed ??= String(app.map.width < 700 || app.map.height < 540);
-  const height = buildLegend(legend, relayoutLegend);
-  // The initial view keeps clear of the legend, and no map label goes under it.
-  app.map.setInsets({ bottom: height + 24, legend: { w: $("legend").offsetWidth, h: height } });
+  // The map sees the legend's new size (ApronMap.watchCovers): its initial view keeps
+  // clear of it, and no map label goes under it.
+  buildLegend(legend, relayoutLegend);
 }
 
 function bindMap() {
@@ -543,6 +544,7 @@ function start(view, manifest, airports, moment) {
   renderHeader();
   fillDays(airports);
   relayoutLegend();
+  app.map.watchCovers(mapOverlays());
   app.controls.buildFilters();
   app.controls.bind();
   app.bookmarks.bind();

@@ -74,12 +74,17 @@ export class LabelGrid {
         }
       }
     }
-    for (const key of cells) {
+    this.reserve(box);
+    return true;
+  }
+
+  /** Hold `box` whatever it overlaps: what no label may go under (an overlay, say). */
+  reserve(box) {
+    for (const key of this.cellsOf(box)) {
       const bucket = this.buckets.get(key);
       if (bucket) bucket.push(box);
       else this.buckets.set(key, [box]);
     }
-    return true;
   }
 
   cellsOf(box) {

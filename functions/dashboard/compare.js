@@ -16,6 +16,7 @@
 
 import { t } from "./i18n.js";
 import { ApronMap } from "./map.js";
+import { mapOverlays } from "./overlays.js";
 import { ReplayState } from "./state.js";
 import { ReplayStream } from "./stream.js";
 
@@ -112,6 +113,7 @@ export class CompareView {
       transport: this.stream ? this.stream.transport : null,
       at: this.map ? this.map.lastModel.at : null,
       movers: this.map ? this.map.lastModel.movers : {},
+      view: this.map ? this.map.viewModel() : null,
       quality: this.quality,
     };
   }
@@ -166,6 +168,8 @@ export class CompareView {
     halfB.append(this.labels[1]);
     this.panel = el("div", { class: "compare-kpis", "data-testid": "compare-kpis" });
     halfB.append(this.panel);
+    this.folded = null; // the reader's choice (the panel's title): null, the panel's size decides
+    new ResizeObserver(() => this.fold()).observe(halfB);
     // The flight board, tasks and decisions are the session's own variant's (the left
     // map's): said above them, and marked in the left map's colour, so no one reads the
     // right map's vehicles against the left's tasks without knowing it.
@@ -175,6 +179,14 @@ export class CompareView {
     side.prepend(this.follow);
     app.map.resize();
     this.map = new ApronMap(canvas, app.manifest); // its view follows the left map's (draw)
+    // One view for both maps: the left map's initial view keeps clear of the overlays over
+    // either (the comparison covers the right map's bottom); each map's labels and scale
+    // bar keep clear of its own.
+    app.map.followers.push(this.map);
+    this.map.onCoversChange = () => {
+      if (!app.map.userMoved) app.map.fit();
+    };
+    for (const map of [app.map, this.map]) map.watchCovers(mapOverlays());
     this.state = new ReplayState((lat, lon) => this.map.project(lat, lon));
     this.stream = new ReplayStream({
       api: this.api,
@@ -302,11 +314,13 @@ export class CompareView {
       this.panel.replaceChildren(el("p", { class: "muted" }, t("compare.failed")));
       return;
     }
-    const time = this.app.time;
-    const head = el("div", { class: "compare-kpis-head" }, t("compare.title", {
-      start: time.hms(quality.start).slice(0, 5),
-      end: time.hms(quality.end).slice(0, 5),
-    }));
+    // The title folds the table away and back, as the legend's does (a half map at
+    // 1024 px is smaller than the table).
+    const head = el("button", { type: "button", class: "compare-kpis-head", "data-testid": "compare-toggle" });
+    head.addEventListener("click", () => {
+      this.folded = this.panel.dataset.collapsed !== "true";
+      this.fold();
+    });
     const table = el("table", { class: "compare-table", "data-testid": "compare-table" });
     const header = el("tr");
     header.append(el("th"), el("th", {}, this.left), el("th", {}, this.right), el("th", {}, t("compare.difference")));
@@ -332,5 +346,28 @@ export class CompareView {
       table.append(row);
     }
     this.panel.replaceChildren(head, table);
+    this.fold();
+  }
+
+  /** Fold or unfold the comparison's table: as the reader chose with its title, else
+   * folded where open it would cover much of its map (a half map in a small window). */
+  fold() {
+    const head = this.panel?.querySelector(".compare-kpis-head");
+    if (!head || !this.quality || this.quality.failed) return;
+    let folded = this.folded;
+    if (folded === null) {
+      const half = this.panel.parentElement;
+      this.panel.dataset.collapsed = "false"; // measured open
+      folded = this.panel.offsetHeight > 0.45 * half.clientHeight || this.panel.offsetWidth > half.clientWidth - 24;
+    }
+    this.panel.dataset.collapsed = String(folded);
+    const time = this.app.time;
+    const title = t("compare.title", {
+      start: time.hms(this.quality.start).slice(0, 5),
+      end: time.hms(this.quality.end).slice(0, 5),
+    });
+    head.textContent = `${folded ? "▸" : "▾"} ${title}`;
+    head.title = t(folded ? "compare.show" : "compare.hide");
+    head.setAttribute("aria-expanded", String(!folded));
   }
 }

@@ -4,7 +4,6 @@
 // stand, on-time verdict and, for an excluded one, the reason. Rows come from the stream
 // as stored (docs/api.md, `dispatch_decision`); nothing is recomputed here.
 
-import { LabelGrid } from "./canvas.js";
 import { label, t } from "./i18n.js";
 
 const FEED_SHOWN = 30;
@@ -33,11 +32,9 @@ export function drawDecision(ctx, map, decision, time) {
   ctx.textBaseline = "middle";
   ctx.textAlign = "left";
   // The selected decision is on top: its labels go on a dark chip over stand numbers and
-  // callsigns, apart from each other and the legend (the chosen one first, then by ETA);
-  // one with no room is left to the card's table.
-  const grid = new LabelGrid(map.width, map.height);
-  const legend = map.legendBox();
-  if (legend) grid.place(legend);
+  // callsigns, apart from each other and from the overlays and scale bar (the chosen one
+  // first, then by ETA); one with no room is left to the card's table.
+  const grid = map.coverGrid();
   const order = [...(decision.candidates ?? [])].sort(
     (a, b) =>
       (b.vehicle_id === decision.vehicle_id) - (a.vehicle_id === decision.vehicle_id) ||

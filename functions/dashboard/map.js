@@ -58,6 +58,9 @@ const STAND_BOX_M = 44;
 const STAND_LABEL_PX = 10;
 const STAND_LABEL_GAP_PX = 4;
 const MIN_LABELLED_BOX_PX = 14; // stand boxes at least this big get labels wherever there is room
+const EDGE_PX = 16; // the initial view's margin at an edge no overlay takes
+const COVER_GAP_PX = 4; // labels and the scale bar stay this far from an overlay
+const FIT_GAP_PX = 12; // and the initial view this far
 
 /** A terminal's name on the map in the page's language ("Terminal 1" -> "T1 航站楼"). */
 export function terminalName(terminal) {
@@ -108,6 +111,11 @@ export function depotName(depot) {
   return `${label("vehicle_type", depot.vehicle_type)}停车场`;
 }
 
+/** Whether boxes {x, y, w, h} `a` and `b` overlap. */
+function overlaps(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
 /** The area (m²) of a closed outline (shoelace). */
 function polygonArea(outline) {
   let twice = 0;
@@ -139,7 +147,17 @@ export class ApronMap {
     this.height = 1;
     this.dpr = 1;
     this.userMoved = false;
-    this.insets = { top: 52, right: 16, bottom: 16, left: 56 };
+    // The page's overlays over this map (tools, chips, legend, panels) and where they
+    // cover it ({x, y, w, h} in CSS px, COVER_GAP_PX wider each side): measured when any
+    // of them or the map changes size (watchCovers), so the initial view, the labels and
+    // the scale bar keep clear of them.
+    this.coverElements = [];
+    this.covers = [];
+    this.coversKey = "";
+    this.coverObserver = new ResizeObserver(() => this.measureCovers());
+    this.followers = []; // maps whose view follows this one's (compare mode): fit() keeps clear of their covers too
+    this.onCoversChange = () => {};
+    this.lastScaleBar = null; // where the scale bar was drawn: {x, y, w, h} in CSS px (test hook)
     this.hoverId = null;
     this.selectedId = null;
     this.selectedAircraftId = null; // the aircraft whose card is open
@@ -174,6 +192,7 @@ export class ApronMap {
     link.textContent = attribution.license;
     credit.append(`${attribution.text} · `, link);
     pane.append(credit);
+    this.watchCovers([credit]);
   }
 
   /** World metres of a position. */
@@ -244,12 +263,73 @@ export class ApronMap {
 
   resize() {
     ({ dpr: this.dpr, width: this.width, height: this.height } = fitCanvasToParent(this.canvas));
+    this.measureCovers();
     if (!this.userMoved) this.fit();
+  }
+
+  /** Keep clear of `elements` (overlays positioned over the map): see `covers`. */
+  watchCovers(elements) {
+    for (const element of elements) {
+      if (this.coverElements.includes(element)) continue;
+      this.coverElements.push(element);
+      this.coverObserver.observe(element);
+    }
+    this.measureCovers();
+  }
+
+  /** Where the watched overlays cover the map now; a hidden one covers nothing. */
+  measureCovers() {
+    const canvas = this.canvas.getBoundingClientRect();
+    const covers = [];
+    this.coverElements = this.coverElements.filter((element) => element.isConnected);
+    for (const element of this.coverElements) {
+      const r = element.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const box = {
+        x: Math.floor(r.left - canvas.left) - COVER_GAP_PX,
+        y: Math.floor(r.top - canvas.top) - COVER_GAP_PX,
+        w: Math.ceil(r.width) + 2 * COVER_GAP_PX,
+        h: Math.ceil(r.height) + 2 * COVER_GAP_PX,
+      };
+      const left = r.left - canvas.left;
+      const top = r.top - canvas.top;
+      if (left + r.width <= 0 || top + r.height <= 0 || left >= canvas.width || top >= canvas.height) continue;
+      covers.push(box);
+    }
+    const key = covers.map((c) => `${c.x},${c.y},${c.w},${c.h}`).join(";");
+    if (key === this.coversKey) return;
+    this.covers = covers;
+    this.coversKey = key; // part of the static layer's key: labels are placed again
+    if (!this.userMoved) this.fit();
+    this.onCoversChange();
+  }
+
+  /** The initial view's margins: EDGE_PX, and past each cover (this map's and its
+   * followers') on the edge where it takes the least of the map; an axis the covers would
+   * squeeze to under 40 % of the map keeps only the plain margins. */
+  fitInsets() {
+    const inset = { top: EDGE_PX, right: EDGE_PX, bottom: EDGE_PX, left: EDGE_PX };
+    for (const map of [this, ...this.followers]) {
+      for (const c of map.covers) {
+        const gap = FIT_GAP_PX - COVER_GAP_PX;
+        const edges = [
+          ["left", c.x + c.w + gap, map.width],
+          ["right", map.width - c.x + gap, map.width],
+          ["top", c.y + c.h + gap, map.height],
+          ["bottom", map.height - c.y + gap, map.height],
+        ];
+        const [edge, need] = edges.reduce((best, e) => (e[1] / e[2] < best[1] / best[2] ? e : best));
+        inset[edge] = Math.max(inset[edge], need);
+      }
+    }
+    if (this.width - inset.left - inset.right < 0.4 * this.width) inset.left = inset.right = EDGE_PX;
+    if (this.height - inset.top - inset.bottom < 0.4 * this.height) inset.top = inset.bottom = EDGE_PX;
+    return inset;
   }
 
   fit() {
     const b = this.layout.bounds;
-    const inset = this.insets;
+    const inset = this.fitInsets();
     const width = Math.max(1, this.width - inset.left - inset.right);
     const height = Math.max(1, this.height - inset.top - inset.bottom);
     const scale = Math.min(width / (b.maxX - b.minX), height / (b.maxY - b.minY));
@@ -258,10 +338,25 @@ export class ApronMap {
     this.ty = inset.top + height / 2 - ((b.minY + b.maxY) / 2) * this.scale;
   }
 
-  /** Screen space taken by overlays (tools, legend): the initial view keeps clear of it. */
-  setInsets(insets) {
-    this.insets = { ...this.insets, ...insets };
-    if (!this.userMoved) this.fit();
+  /** Test hook: where the last static layer put its labels and scale bar, what the
+   * overlays cover, and where the layout's bounds are on screen ({x, y, w, h}, CSS px). */
+  viewModel() {
+    const labels = [
+      ...(this.lastRunwayLabels ?? []).map(({ id, x, y, w, h }) => ({ kind: "runway", text: id, x, y, w, h })),
+      ...this.lastTerminalBoxes.map(({ name, x, y, w, h }) => ({ kind: "terminal", text: name, x, y, w, h })),
+      ...(this.lastDepotLabels ?? []).map(({ name, x, y, w, h }) => ({ kind: "depot", text: name, x, y, w, h })),
+      ...this.lastStandLabels.map(({ text, box }) => ({ kind: "stand", text, ...box })),
+      ...this.lastModel.callouts.map(({ callsign, x, y, w, h }) => ({ kind: "callsign", text: callsign, x, y, w, h })),
+    ];
+    return { width: this.width, height: this.height, scaleBar: this.lastScaleBar, covers: this.covers, layout: this.layoutBox(), labels };
+  }
+
+  /** The layout's bounds (the apron, as fit() frames it) on screen. */
+  layoutBox() {
+    const b = this.layout.bounds;
+    const a = this.screen({ x: b.minX, y: b.minY });
+    const z = this.screen({ x: b.maxX, y: b.maxY });
+    return { x: a.x, y: a.y, w: z.x - a.x, h: z.y - a.y };
   }
 
   resetView() {
@@ -400,8 +495,7 @@ export class ApronMap {
   draw(state, options) {
     const ctx = this.ctx;
     const now = performance.now();
-    const legend = this.insets.legend;
-    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), legend?.w, legend?.h].join("|");
+    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), this.coversKey].join("|");
     this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
@@ -433,8 +527,9 @@ export class ApronMap {
     this.drawTerminals(ctx);
     this.drawStandBoxes(ctx);
     this.drawDepots(ctx);
+    this.lastScaleBar = this.scaleBarPlace();
     this.drawLabels(ctx);
-    this.drawScaleBar(ctx);
+    this.drawScaleBar(ctx, this.lastScaleBar);
   }
 
   /** A faint metric grid: scale and orientation at a glance. */
@@ -455,15 +550,37 @@ export class ApronMap {
     ctx.stroke();
   }
 
-  /** The scale bar, bottom right, over the layout (the grid's step). */
-  drawScaleBar(ctx) {
+  /**
+   * Where the scale bar (the grid's step) goes: bottom right; where an overlay covers
+   * that corner, left of it along the bottom edge, else above it up the right edge; the
+   * first place no cover touches. {x, y, w, h} (what it takes), x1 its right end, line
+   * its line's y, px its length, text.
+   */
+  scaleBarPlace() {
     const step = GRID_STEPS_M.find((m) => m * this.scale >= 70) ?? GRID_STEPS_M[GRID_STEPS_M.length - 1];
     const px = step * this.scale;
-    ctx.lineWidth = 1;
-    const label = step >= 1000 ? `${step / 1000} km` : `${step} m`;
-    const x1 = this.width - 16;
+    const text = step >= 1000 ? `${step / 1000} km` : `${step} m`;
+    // The bar with its label above it (10 px text, its bottom 3 px above the line).
+    const at = (x1, line) => ({ x: x1 - px - 2, y: line - 15, w: px + 4, h: 17, x1, line, px, text });
+    const blocker = (box) => this.covers.find((c) => overlaps(c, box));
+    const start = at(this.width - EDGE_PX, this.height - 18);
+    for (const move of [(c, p) => at(c.x - 2, p.line), (c, p) => at(p.x1, c.y - 3)]) {
+      let place = start;
+      for (let tries = 0; tries <= this.covers.length; tries += 1) {
+        const c = blocker(place);
+        if (!c) return place;
+        place = move(c, place);
+        if (place.x < 0 || place.y < 0) break;
+      }
+    }
+    return start; // nowhere clear: the corner, as before there were overlays
+  }
+
+  /** The scale bar where scaleBarPlace() put it. */
+  drawScaleBar(ctx, place) {
+    const { x1, line: y, px, text: label } = place;
     const x0 = x1 - px;
-    const y = this.height - 18;
+    ctx.lineWidth = 1;
     ctx.strokeStyle = COLORS.standLabel;
     ctx.beginPath();
     ctx.moveTo(x0, y - 4);
@@ -577,13 +694,8 @@ export class ApronMap {
    * side (alternating along a row) first, then the other side.
    */
   drawLabels(ctx) {
-    const grid = new LabelGrid(this.width, this.height);
+    const grid = this.coverGrid();
     const placed = (box) => grid.place(box);
-    // The scale bar and the attribution's corner stay readable: no label goes under them.
-    const corner = this.attribution ? 250 : 130;
-    placed({ x: this.width - corner, y: this.height - (this.attribution ? 52 : 34), w: corner, h: 52 });
-    const legend = this.legendBox();
-    if (legend) placed(legend);
     ctx.fillStyle = COLORS.standLabel;
     ctx.font = `600 11px ${FONT_MONO}`;
     ctx.textAlign = "left";
@@ -608,6 +720,7 @@ export class ApronMap {
     this.lastTerminalLabels = [];
     this.lastTerminalBoxes = [];
     this.drawTerminalLabels(ctx, placed, true);
+    this.lastDepotLabels = [];
     const depotSize = Math.max(7, 26 * this.scale);
     if (this.scale > 0.45) {
       ctx.fillStyle = COLORS.depotLabel;
@@ -617,7 +730,10 @@ export class ApronMap {
         const s = this.screen(depot.at);
         const name = depotName(depot);
         const x = s.x + depotSize / 2 + 4;
-        if (placed({ x, y: s.y - 6, w: ctx.measureText(name).width, h: 12 })) ctx.fillText(name, x, s.y);
+        const box = { x, y: s.y - 6, w: ctx.measureText(name).width, h: 12 };
+        if (!placed(box)) continue;
+        ctx.fillText(name, x, s.y);
+        this.lastDepotLabels.push({ id: depot.depot_id, name, ...box });
       }
     }
     this.lastStandLabels = [];
@@ -687,17 +803,18 @@ export class ApronMap {
     }
   }
 
-  /** Where the legend covers the map (CSS: 12 px from its bottom left), or null. */
-  legendBox() {
-    const legend = this.insets.legend;
-    return legend ? { x: 0, y: this.height - legend.h - 16, w: legend.w + 16, h: legend.h + 16 } : null;
+  /** A label grid holding what no label may go under: the overlays (tools, chips,
+   * legend, panels, the layout's credit) and the scale bar. */
+  coverGrid() {
+    const grid = new LabelGrid(this.width, this.height);
+    for (const c of this.covers) grid.reserve(c);
+    if (this.lastScaleBar) grid.reserve(this.lastScaleBar);
+    return grid;
   }
 
-  /** A label grid holding the legend and the static layer's stand and terminal labels. */
+  /** A label grid holding the covers and the static layer's stand and terminal labels. */
   calloutGrid() {
-    const grid = new LabelGrid(this.width, this.height);
-    const legend = this.legendBox();
-    if (legend) grid.place(legend);
+    const grid = this.coverGrid();
     for (const l of this.lastStandLabels) grid.place({ x: l.box.x - 1, y: l.box.y, w: l.box.w + 2, h: l.box.h });
     for (const b of this.lastTerminalBoxes ?? []) grid.place(b);
     return grid;

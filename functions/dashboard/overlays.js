@@ -25,6 +25,14 @@ function legendItem(svgPath, text) {
   return item;
 }
 
+/** What floats over the map for good (not the cards, which follow the pointer): the tools,
+ * the status chips, the legend, and in compare mode each map's label and the comparison.
+ * The maps keep their initial view, labels and scale bar clear of them (ApronMap.watchCovers). */
+export function mapOverlays() {
+  const pane = document.querySelector(".map-pane");
+  return [...pane.querySelectorAll(".map-tools, .map-status, .legend, .compare-label, .compare-kpis")];
+}
+
 /** (Re)build the legend in the current language; returns its height in pixels. Its title
  * folds and unfolds it (`legend.dataset.collapsed`), then calls `onToggle`. */
 export function buildLegend(legend, onToggle = () => {}) {
@@ -86,7 +94,14 @@ export function cardList(rows) {
 export function placeCard(card, at, map) {
   const width = card.offsetWidth;
   const height = card.offsetHeight;
-  const left = at.x + 16 + width > map.width ? at.x - 16 - width : at.x + 16;
+  // Right of the point, else left of it; where neither side has room in the map (a half
+  // map in compare mode at 1024 px), right of it over what else the pane shows, never
+  // cut by the pane's left edge.
+  const pane = card.offsetParent?.clientWidth ?? map.width;
+  const right = at.x + 16;
+  const onLeft = at.x - 16 - width;
+  let left = right + width <= map.width ? right : onLeft >= 0 ? onLeft : right;
+  left = Math.max(8, Math.min(left, pane - width - 8));
   const top = Math.min(Math.max(8, at.y - height / 2), map.height - height - 8);
   card.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
 }
