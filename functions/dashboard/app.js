@@ -318,13 +318,19 @@ function frameSpan() {
   return spans.length ? spans[Math.floor(spans.length / 2)] : app.manifest.config.tick_ms;
 }
 
-/** A frame event at replay time `t`: the data time moves on; remember the frame's span. */
+/**
+ * A frame event at replay time `t`: the data time moves on; remember the frame's span. A
+ * frame sent after the stream's playback event of the clock's version proves the session's
+ * clock was at `t`: the page's estimate catches up if it fell behind (older frames, still
+ * in flight when a control answer moved the clock, prove nothing about the new clock).
+ */
 function dataAt(t) {
   if (app.streamPosition !== null && t > app.streamPosition) {
     app.frameSpans.push(t - app.streamPosition);
     if (app.frameSpans.length > 8) app.frameSpans.shift();
   }
   app.streamPosition = t;
+  if (app.streamPlayback && app.streamPlayback.version === app.clock.version) app.clock.reached(t);
 }
 
 function drawClock(position, source) {

@@ -47,6 +47,24 @@ export class PlaybackClock {
     });
   }
 
+  /**
+   * The stream delivered a frame at `position`, rendered at this clock's version: the
+   * session's clock had reached `position` when the frame was sent, so an estimate behind
+   * it is late, and moves up to it. It falls behind when its anchor event was handled late
+   * (a busy page takes its events late: at 1024x each 100 ms of that is 102 s of replay,
+   * for as long as the anchor stands). Returns whether it moved.
+   */
+  reached(position) {
+    if (this.status !== "playing") return false;
+    const now = this.now();
+    if (position <= now) return false;
+    // Looping, a frame more than half a pass ahead is from before a wrap this estimate made.
+    if (this.loop && position - now > (this.rangeEnd - this.rangeStart) / 2) return false;
+    this.anchorPosition = Math.min(position, this.rangeEnd - 1);
+    this.anchorPerf = performance.now();
+    return true;
+  }
+
   /** The stream reached the end of the range. */
   markEnded(position) {
     this.status = "ended";
