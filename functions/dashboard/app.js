@@ -291,24 +291,26 @@ function renewPresence() {
  * the time of the newest data shown when the clock runs ahead of it (high speed merges
  * many ticks into one frame, so the map is up to a frame behind the estimated clock); the
  * newest data's time, stopped, while the stream is down (the map is frozen too).
- * Returns {position, source: "clock" | "data" | "offline"}.
+ * Returns {position, source: "clock" | "data" | "offline", clock}: `clock` is the playback
+ * clock the choice was made against. It is read once: at 1024x one step of the page's
+ * coarse performance clock (100 µs) is 102 ms of replay, so a second read can disagree.
  */
 function shownTime() {
   const clock = app.clock.now();
   const data = app.streamPosition;
-  if (data === null) return { position: clock, source: "clock" };
+  if (data === null) return { position: clock, source: "clock", clock };
   const transport = app.stream ? app.stream.transport : "connecting";
-  if (transport !== "live") return { position: Math.min(clock, data), source: "offline" };
-  if (app.clock.status !== "playing") return { position: clock, source: "clock" };
+  if (transport !== "live") return { position: Math.min(clock, data), source: "offline", clock };
+  if (app.clock.status !== "playing") return { position: clock, source: "clock", clock };
   // A frame at `data` shows the state of its whole tick.
   const tick = app.manifest.config.tick_ms;
   const newest = data + tick - 1;
-  if (clock <= newest) return { position: clock, source: "clock" };
+  if (clock <= newest) return { position: clock, source: "clock", clock };
   // A lag of up to a couple of frames is the merging: the map is at `newest`, say so. A
   // longer one is a stretch without data (nothing moved, or outside the recording): the
   // state is unchanged there, so the playback clock is the truth.
-  if (clock - newest > Math.max(2 * tick, 2.5 * frameSpan())) return { position: clock, source: "clock" };
-  return { position: newest, source: clock - newest > tick ? "data" : "clock" };
+  if (clock - newest > Math.max(2 * tick, 2.5 * frameSpan())) return { position: clock, source: "clock", clock };
+  return { position: newest, source: clock - newest > tick ? "data" : "clock", clock };
 }
 
 /** Replay ms between the stream's recent frames (median of the last few). */
@@ -317,13 +319,19 @@ function frameSpan() {
   return spans.length ? spans[Math.floor(spans.length / 2)] : app.manifest.config.tick_ms;
 }
 
-/** A frame event at replay time `t`: the data time moves on; remember the frame's span. */
+/**
+ * A frame event at replay time `t`: the data time moves on; remember the frame's span. A
+ * frame sent after the stream's playback event of the clock's version proves the session's
+ * clock was at `t`: the page's estimate catches up if it fell behind (older frames, still
+ * in flight when a control answer moved the clock, prove nothing about the new clock).
+ */
 function dataAt(t) {
   if (app.streamPosition !== null && t > app.streamPosition) {
     app.frameSpans.push(t - app.streamPosition);
     if (app.frameSpans.length > 8) app.frameSpans.shift();
   }
   app.streamPosition = t;
+  if (app.streamPlayback && app.streamPlayback.version === app.clock.version) app.clock.reached(t);
 }
 
 function drawClock(position, source) {
@@ -364,8 +372,7 @@ function drawClock(position, source) {
 function frame() {
   app.frames += 1;
   const shown = shownTime();
-  shown.clock = app.clock.now(); // the playback clock it was drawn against (test hook)
-  app.shown = shown;
+  app.shown = shown; // the test hook reads what was drawn, and the clock it was drawn against
   const position = shown.position;
   drawClock(position, shown.source);
   app.timeline.draw(position);

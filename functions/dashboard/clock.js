@@ -19,9 +19,16 @@ export class PlaybackClock {
     this.anchorPerf = performance.now();
   }
 
-  /** From a `playback` event's data. Older versions than the one shown are ignored. */
+  /**
+   * From a `playback` event's data. Older versions than the one shown are ignored. Each
+   * message's position is the clock when it was sent, anchored when it is handled: the
+   * estimate is never ahead, and the later of two views of one version (the control answer,
+   * the stream's event) can be the one handled last, so the estimate keeps the further.
+   */
   fromPlayback(p) {
     if (p.version < this.version) return false;
+    const same = p.version === this.version && p.state === "playing" && this.status === "playing";
+    const before = same ? this.now() : null;
     this.version = p.version;
     this.state = p.state === "paused" ? "paused" : "playing";
     this.status = p.state;
@@ -31,6 +38,7 @@ export class PlaybackClock {
     this.loop = p.loop;
     this.anchorPosition = p.position;
     this.anchorPerf = performance.now();
+    if (before !== null) this.reached(before);
     return true;
   }
 
@@ -45,6 +53,24 @@ export class PlaybackClock {
       loop: c.loop,
       version: view.version,
     });
+  }
+
+  /**
+   * The session's clock at this version has reached `position` (a frame rendered there was
+   * sent, or an earlier view said so): an estimate behind it is late, and moves up to it.
+   * It falls behind when its anchor event was handled late (a busy page takes its events
+   * late: at 1024x each 100 ms of that is 102 s of replay, for as long as the anchor
+   * stands). Returns whether it moved.
+   */
+  reached(position) {
+    if (this.status !== "playing") return false;
+    const now = this.now();
+    if (position <= now) return false;
+    // Looping, a frame more than half a pass ahead is from before a wrap this estimate made.
+    if (this.loop && position - now > (this.rangeEnd - this.rangeStart) / 2) return false;
+    this.anchorPosition = Math.min(position, this.rangeEnd - 1);
+    this.anchorPerf = performance.now();
+    return true;
   }
 
   /** The stream reached the end of the range. */
