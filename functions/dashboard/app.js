@@ -434,8 +434,11 @@ function fillDays(airports) {
 
 function relayoutLegend() {
   const legend = $("legend");
-  // A small map starts with its legend folded: open, it would cover a quarter of the apron.
-  legend.dataset.collapsed ??= String(app.map.width < 700 || app.map.height < 540);
+  // A small map has its legend folded until the reader opens or folds it (its title): open,
+  // it would cover a quarter of the apron. Decided again when compare mode halves the map.
+  if (legend.dataset.chosen !== "true") {
+    legend.dataset.collapsed = String(app.map.width < 700 || app.map.height < 540);
+  }
   // The map sees the legend's new size (ApronMap.watchCovers): its initial view keeps
   // clear of it, and no map label goes under it.
   buildLegend(legend, relayoutLegend);
@@ -515,7 +518,7 @@ function start(view, manifest, airports, moment) {
   app.events = new EventNavigator({ api, app, seek: (at) => app.controls.seek(at), toast });
   app.follower = new Follower(app);
   app.kpis = new KpiPanel({ api, app });
-  app.compare = new CompareView({ api, app });
+  app.compare = new CompareView({ api, app, onSplit: relayoutLegend });
 
 
   // The day's history views (a turnaround, a vehicle's day) read the same day.

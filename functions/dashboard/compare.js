@@ -71,9 +71,10 @@ export async function dayVariants(api, airport, date) {
 
 export class CompareView {
   /** @param {object} deps {api, app}: the page's API client and shared state */
-  constructor({ api, app }) {
+  constructor({ api, app, onSplit = () => {} }) {
     this.api = api;
     this.app = app;
+    this.onSplit = onSplit; // the pane is split: what sizes itself to the map, again
     this.variants = [];
     this.active = false;
     this.map = null;
@@ -178,6 +179,7 @@ export class CompareView {
     this.follow = el("div", { class: "compare-follow", role: "note", "data-testid": "compare-follow" });
     side.prepend(this.follow);
     app.map.resize();
+    this.onSplit();
     this.map = new ApronMap(canvas, app.manifest); // its view follows the left map's (draw)
     // One view for both maps: the left map's initial view keeps clear of the overlays over
     // either (the comparison covers the right map's bottom); each map's labels and scale

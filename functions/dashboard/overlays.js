@@ -53,6 +53,7 @@ export function buildLegend(legend, onToggle = () => {}) {
   title.textContent = `${collapsed ? "▸" : "▾"} ${t("map.legend")}`;
   title.addEventListener("click", () => {
     legend.dataset.collapsed = String(!collapsed);
+    legend.dataset.chosen = "true"; // the reader's choice stands from now on
     onToggle();
   });
   const grid = document.createElement("div");
