@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from chunker.format.read import ChunkReader
+from chunker.format.records import RECORD_KINDS
 from functions.app.dependencies import Services
 from functions.app.domain.session_store import SessionStore
 from functions.app.domain.sessions import Session
@@ -370,6 +371,11 @@ sys.meta_path.remove(Searches)
 # modules each trying the optional brotli.
 again = {{name: n for name, n in searches.items() if n > 2}}
 assert not again, f"looked for again and again during the init: {{again}}"
+records = sys.modules.get("chunker.format.records")
+built = sorted(
+    name for name, model in {{**records.RECORD_MODELS, "reference": records.Reference}}.items()
+    if model.__pydantic_complete__
+) if records else []
 handler = getattr(module, {attribute!r})
 assert callable(handler)
 # The init ran with the collector paused (chunker.init_phase) and resumed it after.
@@ -390,7 +396,7 @@ outside = sorted(
     and not m.__file__.startswith(str(task_root))
     and (not m.__file__.startswith(paths["stdlib"]) or m.__file__.startswith(paths["purelib"]))
 )
-print(json.dumps({{"outside": outside, "modules": first_party}}))
+print(json.dumps({{"outside": outside, "modules": first_party, "built": built}}))
 """
 
 
@@ -408,6 +414,10 @@ def test_every_handler_imports_from_its_own_folder_alone(twin: Artifacts, functi
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["outside"] == [], "imported from outside the artifact and the stdlib"
     assert module in probe["modules"]
+    # The raw-record and reference validators (deferred) are built by the chunker's init,
+    # which validates them, and by no HTTP function's, which never does.
+    inputs = ["reference", *RECORD_KINDS] if function == "ChunkerFunction" else []
+    assert probe["built"] == sorted(inputs)
 
 
 DRIVER = """

@@ -46,6 +46,7 @@ from chunker.batch.settings import ChunkerSettings
 from chunker.batch.validate import DUPLICATE
 from chunker.format.clients import aws_client
 from chunker.format.keys import DEFAULT_VARIANT, check_airport, check_date, check_variant
+from chunker.format.records import build_input_models
 from chunker.format.s3 import s3_client
 
 logger = Logger()  # service: POWERTOOLS_SERVICE_NAME
@@ -54,6 +55,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "D
 SETTINGS = ChunkerSettings()  # type: ignore[call-arg]  # read from the environment
 S3 = s3_client()
 _lambda_client: Any = None
+build_input_models()  # the job validates raw records: their validators are built now
 init_finished()  # chunker/batch/__init__.py paused the collector for the init
 
 

@@ -134,7 +134,10 @@ class RawRecord(BaseModel):
 
     # Exports grow fields over time: a field the contract does not name is ignored (neither
     # an error nor stored); the fields it names are validated (docs/data-format.md).
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Validators built on first use (``defer_build``): the HTTP functions import this module
+    # for its enums and reference models and never validate a raw record; the chunker
+    # builds them in its init (``build_input_models``).
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     t: AwareDatetime = Field(description="Event time, ISO 8601 with offset (e.g. 'Z').")
 
@@ -311,7 +314,7 @@ class DecisionCandidate(BaseModel):
     decision is kept.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # as RawRecord
     vehicle_id: EntityId
     state: VehicleState | None = Field(default=None, description="Vehicle state, if known.")
     lat: Latitude | None = Field(default=None, description="Where the vehicle was (or starts).")
@@ -552,7 +555,7 @@ class Reference(BaseModel):
     skipped; only an unusable airport entry or no usable stand refuses the day.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # as RawRecord
     airport: Airport
     vehicles: list[Vehicle]
     stands: list[Stand]
@@ -576,3 +579,11 @@ RECORD_MODELS: dict[str, type[RawRecord]] = {
 RECORD_KINDS: tuple[str, ...] = (
     "positions", "tasks", "flights", "notifications", "decisions", "aircraft",
 )  # fmt: skip
+
+
+def build_input_models() -> None:
+    """Build the validators of the chunker's input models now (they are deferred: see
+    ``RawRecord``), so that a chunk job's first record does not pay for them."""
+    models: list[type[BaseModel]] = [*RECORD_MODELS.values(), DecisionCandidate, Reference]
+    for model in models:
+        model.model_rebuild()
