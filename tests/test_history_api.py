@@ -10,12 +10,8 @@ from fastapi.testclient import TestClient
 
 from chunker.format.keys import DayKeys
 from functions.app.application import create_app
-from functions.app.history.queries import (
-    DEFAULT_TASK_LIMIT,
-    FlightAmbiguous,
-    FlightNotFound,
-    resolve_leg,
-)
+from functions.app.history.errors import FlightAmbiguous, FlightNotFound
+from functions.app.history.queries import DEFAULT_TASK_LIMIT, resolve_leg
 from tests.ground_truth import state_at, valid_rows
 from tests.streaming import CONFIG, build_services, publish_tiny_day
 

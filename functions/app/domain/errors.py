@@ -11,9 +11,9 @@ secrets or AWS internals. Code raises these inside; each edge translates them on
 - SSE: the final ``error`` event of a stream (``functions.app.stream.sse.error_event``);
 - CLI: one line on stderr and an exit status (``functions.local.cli``).
 
-Exceptions defined where this package does not reach (the chunk format's, botocore's, and
-for now the history queries' and the chunk source's) get their entry in ``FOREIGN``, so the
-edges still have one place to ask.
+Exceptions defined where this package does not reach (the chunk format's, botocore's, the
+history queries' in ``functions.app.history.errors`` and the chunk source's) get their entry
+in ``FOREIGN``, so the edges still have one place to ask.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from chunker.format.day import InvalidServiceDay
 from chunker.format.encoding import CorruptChunk
 from chunker.format.keys import InvalidIdentifier, InvalidVariant
 from chunker.format.read import NotPublished, OutsideDay
-from functions.app.history.queries import (
+from functions.app.history.errors import (
     BadCursor,
     FlightAmbiguous,
     FlightNotFound,

@@ -18,6 +18,14 @@ from chunker.format.rows import Row
 from chunker.format.state import ReplayState
 from functions.app.history import turnarounds
 from functions.app.history.decision_quality import LOOKAHEAD_MS, DecisionQualityFold
+from functions.app.history.errors import (
+    BadCursor,
+    FlightAmbiguous,
+    FlightNotFound,
+    HistoryError,
+    TurnaroundNotFound,
+    VehicleNotFound,
+)
 from functions.app.history.export import MAX_EXPORT_MS, ExportKind, turnaround_row
 from functions.app.history.kpis import KpiFilters, KpiFold
 from functions.app.history.navigation import EventFold
@@ -48,30 +56,6 @@ class RowFold(Protocol):
     def task(self, row: Row) -> None: ...
     def flight(self, row: Row) -> None: ...
     def notification(self, row: Row) -> None: ...
-
-
-class HistoryError(ValueError):
-    """A query that cannot be answered as asked (window reversed or too long)."""
-
-
-class FlightNotFound(LookupError):
-    """No such flight leg in the day's catalogue."""
-
-
-class FlightAmbiguous(LookupError):
-    """A flight number or callsign that names more than one leg of the day."""
-
-
-class VehicleNotFound(LookupError):
-    """No such vehicle in the fleet of the days a query covers."""
-
-
-class TurnaroundNotFound(LookupError):
-    """No turnaround of the day has that id, or a leg with that id, number or callsign."""
-
-
-class BadCursor(ValueError):
-    """A paging cursor that does not lie in the query's window."""
 
 
 # An entity named in a path (a vehicle, a flight, a turnaround) that the day's catalogue
