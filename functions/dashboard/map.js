@@ -495,7 +495,16 @@ export class ApronMap {
   draw(state, options) {
     const ctx = this.ctx;
     const now = performance.now();
-    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), this.coversKey].join("|");
+    const staticKey = () =>
+      [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), this.coversKey].join("|");
+    let key = staticKey();
+    if (key !== this.staticLayer.key) {
+      // The layer is redrawn anyway: measure the overlays now rather than when their
+      // observer reports after this frame (a language switch resizes them too), so the
+      // labels are placed once, clear of their new sizes, not twice.
+      this.measureCovers();
+      key = staticKey();
+    }
     this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
