@@ -154,6 +154,7 @@ export class ApronMap {
     this.coverElements = [];
     this.covers = [];
     this.coversKey = "";
+    this.coversLanguage = null; // the language the covers were last measured in (draw)
     this.coverObserver = new ResizeObserver(() => this.measureCovers());
     this.followers = []; // maps whose view follows this one's (compare mode): fit() keeps clear of their covers too
     this.onCoversChange = () => {};
@@ -495,16 +496,14 @@ export class ApronMap {
   draw(state, options) {
     const ctx = this.ctx;
     const now = performance.now();
-    const staticKey = () =>
-      [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), this.coversKey].join("|");
-    let key = staticKey();
-    if (key !== this.staticLayer.key) {
-      // The layer is redrawn anyway: measure the overlays now rather than when their
-      // observer reports after this frame (a language switch resizes them too), so the
-      // labels are placed once, clear of their new sizes, not twice.
+    if (language() !== this.coversLanguage) {
+      // A language switch resizes the overlays too: measure them now rather than when their
+      // observer reports after this frame, so the labels are placed once, clear of their
+      // new sizes, not twice. (Only then: measuring forces a layout.)
+      this.coversLanguage = language();
       this.measureCovers();
-      key = staticKey();
     }
+    const key = [this.width, this.height, this.dpr, this.scale, this.tx, this.ty, language(), this.coversKey].join("|");
     this.staticLayer.update(key, this.canvas, (layer) => this.drawStatic(layer));
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
